@@ -1,0 +1,67 @@
+# sitegm build. Two set-up commands matter: `make run` and `make test`.
+GO       ?= go
+BIN      := bin
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD_DATE := $(shell date -u +%Y-%m-%d)
+LDFLAGS  := -X sitegm/internal/version.BuildDate=$(BUILD_DATE)
+# Debian packages the tests use as real peers (see docs/testing in README).
+TEST_DEBS := linuxptp chrony tshark iproute2 systemd sntp ntpsec-ntpdig socat
+# Commands that prove each package is present.
+TEST_CMDS := ptp4l chronyd tshark ip journalctl sntp ntpdig socat
+FUZZTIME ?= 60s
+
+.PHONY: all build run test test-deps unit fuzz lint install clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+# The embedded default: simulated receiver, virtual clock, loopback, no root.
+run: build
+	$(BIN)/sitegm demo --bin $(BIN)
+
+# Install what the tests need (only when missing, and only as root), then run
+# every test. Tests that need root skip with a message when not root.
+test: test-deps lint build
+	$(GO) test -count=1 -timeout 30m ./...
+
+test-deps:
+	@missing=""; for c in $(TEST_CMDS); do command -v $$c >/dev/null 2>&1 || PATH=$$PATH:/usr/sbin:/sbin command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "test-deps: missing$$missing; installing: $(TEST_DEBS)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $(TEST_DEBS) >/dev/null; \
+	  else \
+	    echo "test-deps: missing$$missing (not root or no apt-get): the tests that need them will skip"; \
+	  fi; \
+	fi
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Longer fuzzing of every decoder of outside input ($(FUZZTIME) each).
+fuzz:
+	@grep -r --include='*_test.go' -o '^func Fuzz[A-Za-z0-9_]*' . | sort | \
+	while IFS=: read -r file fn; do \
+	  pkg=./$$(dirname $${file#./}); fn=$${fn#func }; \
+	  echo "== $$pkg $$fn"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/sitegm $(DESTDIR)/lib/systemd/system
+	install -m 0755 $(BIN)/sitegm $(BIN)/gnss-sim $(DESTDIR)$(PREFIX)/bin/
+	@if [ -e $(DESTDIR)/etc/sitegm/sitegm.toml ]; then \
+	  echo "keeping existing /etc/sitegm/sitegm.toml (new example: /etc/sitegm/sitegm.toml.example)"; \
+	  install -m 0644 configs/sitegm.toml $(DESTDIR)/etc/sitegm/sitegm.toml.example; \
+	else install -m 0644 configs/sitegm.toml $(DESTDIR)/etc/sitegm/sitegm.toml; fi
+	@if [ -f configs/sitegm.service ]; then install -m 0644 configs/sitegm.service $(DESTDIR)/lib/systemd/system/; fi
+
+clean:
+	rm -rf $(BIN)

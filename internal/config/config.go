@@ -1,0 +1,243 @@
+// Package config loads and checks sitegm's one TOML configuration file.
+//
+// The file is parsed with BurntSushi/toml into a generic tree, then bound to
+// the Config struct by this package so that every problem in the file (an
+// unknown key, a wrong type, an out-of-range value, an inconsistent
+// combination) is reported at once, each with file:line, the key and what was
+// expected. Operators fix a file in one pass instead of one error per restart.
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration. Field tags:
+//
+//	toml:"name"           the key in the file
+//	check:"range=A..B"    an inclusive integer range
+//	check:"oneof=a|b|c"   one of the listed strings
+//	check:"nonempty"      a string that must not be empty
+type Config struct {
+	GNSS   GNSS   `toml:"gnss"`
+	Clock  Clock  `toml:"clock"`
+	PTP    []PTP  `toml:"ptp"`
+	NTP    []NTP  `toml:"ntp"`
+	Log    Log    `toml:"log"`
+	Status Status `toml:"status"`
+}
+
+// GNSS is the receiver: where its bytes come from and where its PPS comes from.
+type GNSS struct {
+	// Device is a serial device path (or a pty symlink), or tcp://HOST:PORT.
+	Device string `toml:"device" check:"nonempty"`
+	// Baud is the serial line rate; ignored for TCP and ptys.
+	Baud int `toml:"baud" check:"range=300..4000000"`
+	// PPS is "/dev/ppsN", "phc:IFACE_OR_/dev/ptpN[:CHANNEL]", "sock:PATH" or "none".
+	PPS string `toml:"pps" check:"nonempty"`
+	// Leapfile is an IERS/NIST leap-seconds.list.
+	Leapfile string `toml:"leapfile"`
+	// DateFloor is the earliest date the receiver can legitimately report
+	// (YYYY-MM-DD). Dates before it are taken as a GPS week-number rollover
+	// and moved forward by 1024 weeks. Empty means the build date.
+	DateFloor string `toml:"date_floor"`
+}
+
+// Clock is the one disciplined timebase.
+type Clock struct {
+	Discipline string   `toml:"discipline" check:"oneof=phc|system|virtual"`
+	PHC        string   `toml:"phc"`
+	DriftFile  string   `toml:"drift_file"`
+	Oscillator string   `toml:"oscillator" check:"oneof=tcxo|ocxo|rubidium"`
+	Holdover   Duration `toml:"holdover"`
+}
+
+// PTP is one audio interface (VLAN) served with PTPv2 and optionally PTPv1.
+type PTP struct {
+	Interface    string `toml:"interface" check:"nonempty"`
+	Profile      string `toml:"profile" check:"oneof=aes67|smpte2059-2|default"`
+	Domain       int    `toml:"domain" check:"range=0..127"`
+	Priority1    int    `toml:"priority1" check:"range=0..255"`
+	Priority2    int    `toml:"priority2" check:"range=0..255"`
+	Transport    string `toml:"transport" check:"oneof=udp4|l2"`
+	Timestamping string `toml:"timestamping" check:"oneof=auto|hardware|software"`
+	DanteV1      bool   `toml:"dante_v1"`
+	EventPort    int    `toml:"event_port" check:"range=1..65535"`
+	GeneralPort  int    `toml:"general_port" check:"range=1..65535"`
+}
+
+// NTP is one video interface (VLAN) served with NTP.
+type NTP struct {
+	Interface string `toml:"interface" check:"nonempty"`
+	Port      int    `toml:"port" check:"range=1..65535"`
+}
+
+// Log controls logging.
+type Log struct {
+	Level string `toml:"level" check:"oneof=debug|info|notice|warning|error"`
+	// Target is where logs go: "auto" picks journald under systemd (see
+	// internal/logging), "journald" or "stderr" force one.
+	Target         string   `toml:"target" check:"oneof=auto|journald|stderr"`
+	StatusInterval Duration `toml:"status_interval"`
+}
+
+// Status is the operator interface (sitegm status).
+type Status struct {
+	Socket string `toml:"socket" check:"nonempty"`
+}
+
+// Default returns the configuration used for every key a file leaves out.
+// configs/sitegm.toml documents the same values; a test keeps them equal.
+func Default() Config {
+	return Config{
+		GNSS: GNSS{
+			Device:   "/dev/ttyUSB0",
+			Baud:     9600,
+			PPS:      "/dev/pps0",
+			Leapfile: "/usr/share/zoneinfo/leap-seconds.list",
+		},
+		Clock: Clock{
+			Discipline: "phc",
+			PHC:        "eth0",
+			DriftFile:  "/var/lib/sitegm/drift",
+			Oscillator: "tcxo",
+			Holdover:   Duration{4 * time.Hour},
+		},
+		Log: Log{
+			Level:          "info",
+			Target:         "auto",
+			StatusInterval: Duration{60 * time.Second},
+		},
+		Status: Status{Socket: "/run/sitegm/status.sock"},
+	}
+}
+
+// DefaultPTP is the starting point of every [[ptp]] table.
+func DefaultPTP() PTP {
+	return PTP{
+		Profile:      "aes67",
+		Priority1:    128,
+		Priority2:    128,
+		Transport:    "udp4",
+		Timestamping: "auto",
+		DanteV1:      true,
+		EventPort:    319,
+		GeneralPort:  320,
+	}
+}
+
+// DefaultNTP is the starting point of every [[ntp]] table.
+func DefaultNTP() NTP { return NTP{Port: 123} }
+
+// Duration is a time.Duration written as a Go duration string ("4h", "250ms").
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration")
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the shortest form ("4h" rather than "4h0m0s").
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func (d Duration) String() string {
+	s := d.Duration.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// PPSKind says where PPS edges come from.
+type PPSKind string
+
+// The PPS source kinds accepted in gnss.pps.
+const (
+	PPSKernel PPSKind = "kernel" // /dev/ppsN
+	PPSPHC    PPSKind = "phc"    // a PHC external timestamp channel
+	PPSSock   PPSKind = "sock"   // chrony/gpsd SOCK datagrams
+	PPSNone   PPSKind = "none"   // NMEA only
+)
+
+// PPSSpec is gnss.pps, parsed.
+type PPSSpec struct {
+	Kind PPSKind
+	// Path is the /dev/ppsN device, the socket path, or for PHC the
+	// interface name or /dev/ptpN device.
+	Path string
+	// Channel is the PHC external timestamp channel (SDP pin index).
+	Channel int
+}
+
+// ParsePPS parses the gnss.pps syntax.
+func ParsePPS(s string) (PPSSpec, error) {
+	switch {
+	case s == "none":
+		return PPSSpec{Kind: PPSNone}, nil
+	case strings.HasPrefix(s, "sock:"):
+		p := strings.TrimPrefix(s, "sock:")
+		if p == "" {
+			return PPSSpec{}, fmt.Errorf("sock: needs a socket path")
+		}
+		return PPSSpec{Kind: PPSSock, Path: p}, nil
+	case strings.HasPrefix(s, "phc:"):
+		rest := strings.TrimPrefix(s, "phc:")
+		spec := PPSSpec{Kind: PPSPHC}
+		if i := strings.LastIndexByte(rest, ':'); i >= 0 {
+			var ch int
+			if _, err := fmt.Sscanf(rest[i+1:], "%d", &ch); err != nil || ch < 0 || ch > 63 ||
+				fmt.Sprint(ch) != rest[i+1:] {
+				return PPSSpec{}, fmt.Errorf("phc channel %q is not a number 0..63", rest[i+1:])
+			}
+			spec.Channel = ch
+			rest = rest[:i]
+		}
+		if rest == "" {
+			return PPSSpec{}, fmt.Errorf("phc: needs an interface or /dev/ptpN")
+		}
+		spec.Path = rest
+		return spec, nil
+	case strings.HasPrefix(s, "/dev/"):
+		return PPSSpec{Kind: PPSKernel, Path: s}, nil
+	}
+	return PPSSpec{}, fmt.Errorf("not a PPS source")
+}
+
+// DeviceSpec is gnss.device, parsed.
+type DeviceSpec struct {
+	TCP  bool
+	Addr string // host:port for TCP, else the device path
+}
+
+// ParseDevice parses the gnss.device syntax.
+func ParseDevice(s string) (DeviceSpec, error) {
+	if strings.HasPrefix(s, "tcp://") {
+		a := strings.TrimPrefix(s, "tcp://")
+		i := strings.LastIndexByte(a, ':')
+		if i <= 0 || i == len(a)-1 {
+			return DeviceSpec{}, fmt.Errorf("tcp:// needs HOST:PORT")
+		}
+		return DeviceSpec{TCP: true, Addr: a}, nil
+	}
+	if strings.Contains(s, "://") {
+		return DeviceSpec{}, fmt.Errorf("only tcp:// is supported as a network source")
+	}
+	return DeviceSpec{Addr: s}, nil
+}
+
+// DateFloorTime parses gnss.date_floor, falling back to fallback when empty.
+func (g GNSS) DateFloorTime(fallback time.Time) (time.Time, error) {
+	if g.DateFloor == "" {
+		return fallback, nil
+	}
+	return time.Parse("2006-01-02", g.DateFloor)
+}

@@ -1,0 +1,256 @@
+package config
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"sitegm/configs"
+)
+
+// The example file documents every default: parsing it must give Default()
+// plus one [[ptp]] and one [[ntp]] entry holding only their defaults.
+func TestExampleDocumentsDefaults(t *testing.T) {
+	cfg, err := Parse("configs/sitegm.toml", configs.Example)
+	if err != nil {
+		t.Fatalf("example does not parse:\n%v", err)
+	}
+	want := Default()
+	p := DefaultPTP()
+	p.Interface = "eth0.10"
+	want.PTP = []PTP{p}
+	n := DefaultNTP()
+	n.Interface = "eth0.20"
+	want.NTP = []NTP{n}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("example differs from defaults:\n got %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestExampleMentionsEveryKey(t *testing.T) {
+	// Every key of every section must appear in the example, so that the
+	// example stays "every key with its default".
+	ex := string(configs.Example)
+	var walk func(rt reflect.Type)
+	walk = func(rt reflect.Type) {
+		for i := 0; i < rt.NumField(); i++ {
+			f := rt.Field(i)
+			tag := f.Tag.Get("toml")
+			ft := f.Type
+			if ft.Kind() == reflect.Slice {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct && ft != reflect.TypeOf(Duration{}) {
+				walk(ft)
+				continue
+			}
+			if !strings.Contains(ex, "\n"+tag+" = ") {
+				t.Errorf("configs/sitegm.toml does not show key %q", tag)
+			}
+		}
+	}
+	walk(reflect.TypeOf(Config{}))
+}
+
+func TestDemoParses(t *testing.T) {
+	cfg, err := Parse("configs/demo.toml", configs.Demo)
+	if err != nil {
+		t.Fatalf("demo does not parse:\n%v", err)
+	}
+	if cfg.Clock.Discipline != "virtual" {
+		t.Errorf("demo must use the virtual clock, got %q", cfg.Clock.Discipline)
+	}
+}
+
+func TestEmptyFileIsDefaults(t *testing.T) {
+	cfg, err := Parse("empty.toml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg, Default()) {
+		t.Errorf("empty file: got %+v", cfg)
+	}
+}
+
+func TestAllErrorsAtOnceWithLines(t *testing.T) {
+	src := `# a bad file
+[gnss]
+device = "/dev/ttyS0"
+baud = "fast"
+pps = "gps"
+colour = "blue"
+
+[clock]
+discipline = "atomic"
+holdover = "forever"
+
+[[ptp]]
+interface = "eth1"
+domain = 200
+priority1 = 128
+
+[[ptp]]
+interface = "eth1"
+event_port = 70000
+
+[log]
+status_interval = 5
+`
+	_, err := Parse("bad.toml", []byte(src))
+	var es Errors
+	if !errors.As(err, &es) {
+		t.Fatalf("want Errors, got %v", err)
+	}
+	want := []string{
+		`bad.toml:4: gnss.baud: expected an integer in 300..4000000, got "fast"`,
+		`bad.toml:5: gnss.pps: expected "/dev/ppsN", "phc:IFACE_OR_/dev/ptpN[:CHANNEL]", "sock:PATH" or "none": not a PPS source`,
+		`bad.toml:6: gnss.colour: unknown key; [gnss] accepts: device, baud, pps, leapfile, date_floor`,
+		`bad.toml:9: clock.discipline: expected one of "phc" | "system" | "virtual", got "atomic"`,
+		`bad.toml:10: clock.holdover: expected a duration such as "250ms", "60s" or "4h", got "forever"`,
+		`bad.toml:14: ptp[0].domain: expected an integer in 0..127, got 200`,
+		`bad.toml:19: ptp[1].event_port: expected an integer in 1..65535, got 70000`,
+		`bad.toml:22: log.status_interval: expected a duration such as "250ms", "60s" or "4h", got 5`,
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Error())
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestCrossKeyChecks(t *testing.T) {
+	src := `
+[clock]
+discipline = "phc"
+phc = ""
+holdover = "10s"
+
+[[ptp]]
+interface = "eth0.10"
+event_port = 3000
+general_port = 3000
+
+[[ptp]]
+interface = "eth0.10"
+
+[[ntp]]
+interface = "eth0.20"
+[[ntp]]
+interface = "eth0.20"
+`
+	_, err := Parse("x.toml", []byte(src))
+	for _, frag := range []string{
+		`x.toml:4: clock.phc: discipline = "phc" needs`,
+		`x.toml:5: clock.holdover: expected a duration from "1m" to "720h", got "10s"`,
+		`x.toml:10: ptp[0].general_port: must differ from event_port (3000)`,
+		`x.toml:13: ptp[1].interface: interface "eth0.10" with domain 0 is already served by ptp[0]`,
+		`x.toml:18: ntp[1].interface: interface "eth0.20" port 123 is already served by ntp[0]`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), frag) {
+			t.Errorf("missing %q in:\n%v", frag, err)
+		}
+	}
+}
+
+func TestSyntaxErrorHasLine(t *testing.T) {
+	_, err := Parse("s.toml", []byte("[gnss]\nbaud = 9600\ndevice = \"/dev/x\n"))
+	if err == nil || !strings.HasPrefix(err.Error(), "s.toml:3: syntax:") {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestTablesOfWrongShape(t *testing.T) {
+	_, err := Parse("w.toml", []byte("gnss = 3\nptp = \"x\"\n[[log]]\nlevel = \"info\"\n"))
+	for _, frag := range []string{
+		"w.toml:1: gnss: expected a table [gnss], got 3",
+		"w.toml:2: ptp: expected an array of tables written [[ptp]], got \"x\"",
+		"w.toml:3: log: expected a table [log], got an array of tables",
+	} {
+		if err == nil || !strings.Contains(err.Error(), frag) {
+			t.Errorf("missing %q in:\n%v", frag, err)
+		}
+	}
+}
+
+func TestParsePPS(t *testing.T) {
+	for in, want := range map[string]PPSSpec{
+		"/dev/pps0":          {Kind: PPSKernel, Path: "/dev/pps0"},
+		"phc:eth0":           {Kind: PPSPHC, Path: "eth0"},
+		"phc:eth0.10:1":      {Kind: PPSPHC, Path: "eth0.10", Channel: 1},
+		"phc:/dev/ptp1:2":    {Kind: PPSPHC, Path: "/dev/ptp1", Channel: 2},
+		"sock:/run/pps.sock": {Kind: PPSSock, Path: "/run/pps.sock"},
+		"none":               {Kind: PPSNone},
+	} {
+		got, err := ParsePPS(in)
+		if err != nil || got != want {
+			t.Errorf("ParsePPS(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "pps0", "phc:", "phc:eth0:x", "phc:eth0:99", "sock:", "phc:eth0:+1"} {
+		if _, err := ParsePPS(bad); err == nil {
+			t.Errorf("ParsePPS(%q) accepted", bad)
+		}
+	}
+}
+
+func TestFormatRoundTrips(t *testing.T) {
+	cfg, err := Parse("ex", configs.Example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := Format(cfg)
+	back, err := Parse("formatted", []byte(out))
+	if err != nil {
+		t.Fatalf("formatted config does not parse: %v\n%s", err, out)
+	}
+	if !reflect.DeepEqual(back, cfg) {
+		t.Errorf("round trip differs:\n%s", out)
+	}
+	if !strings.Contains(out, `holdover = "4h"`) {
+		t.Errorf("durations should print short:\n%s", out)
+	}
+}
+
+func TestDurationString(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		4 * time.Hour: "4h", 90 * time.Minute: "1h30m", 60 * time.Second: "1m", 1500 * time.Millisecond: "1.5s", 0: "0s",
+	} {
+		if got := (Duration{d}).String(); got != want {
+			t.Errorf("%v: got %q want %q", d, got, want)
+		}
+	}
+}
+
+// FuzzParse: no input makes the loader panic, and whatever it accepts
+// formats and parses back to the same configuration.
+func FuzzParse(f *testing.F) {
+	f.Add(configs.Example)
+	f.Add(configs.Demo)
+	f.Add([]byte("[gnss]\nbaud = \"x\"\n[[ptp]]\ndomain = -1\n"))
+	f.Add([]byte("a = [1,\n2]\n[b]\nc = \"\"\"\nx\n\"\"\"\n"))
+	f.Add([]byte("[[ntp]]\nport = 0\n[[ntp]]\ninterface = 3\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse("fuzz.toml", data)
+		if err != nil {
+			return
+		}
+		back, err := Parse("formatted", []byte(Format(cfg)))
+		if err != nil {
+			t.Fatalf("accepted config does not re-parse: %v", err)
+		}
+		if !reflect.DeepEqual(back, cfg) {
+			t.Fatalf("round trip differs")
+		}
+	})
+}
+
+func TestRequiredKeys(t *testing.T) {
+	_, err := Parse("r.toml", []byte("[log]\nlevel = \"info\"\n\n[[ntp]]\nport = 123\n"))
+	if err == nil || err.Error() != "r.toml:4: ntp[0].interface: missing: this key is required here" {
+		t.Errorf("got %v", err)
+	}
+}

@@ -1,0 +1,72 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// Load reads and checks the configuration file at path.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Default(), Errors{{File: path, Msg: err.Error()}}
+	}
+	return Parse(path, data)
+}
+
+// validate checks what single-key tags cannot: syntax inside strings, limits
+// that depend on meaning, and combinations of keys.
+func (b *binder) validate(c *Config) {
+	if _, err := ParseDevice(c.GNSS.Device); err != nil {
+		b.errorf("gnss.device", "expected a device path or tcp://HOST:PORT: %v", err)
+	}
+	if _, err := ParsePPS(c.GNSS.PPS); err != nil {
+		b.errorf("gnss.pps", `expected "/dev/ppsN", "phc:IFACE_OR_/dev/ptpN[:CHANNEL]", "sock:PATH" or "none": %v`, err)
+	}
+	if c.GNSS.DateFloor != "" {
+		t, err := time.Parse("2006-01-02", c.GNSS.DateFloor)
+		if err != nil || t.Year() < 1999 || t.Year() > 2099 {
+			b.errorf("gnss.date_floor", "expected a date YYYY-MM-DD between 1999 and 2099, got %q", c.GNSS.DateFloor)
+		}
+	}
+	if c.Clock.Discipline == "phc" && c.Clock.PHC == "" {
+		b.errorf("clock.phc", `discipline = "phc" needs the interface or /dev/ptpN of the clock`)
+	}
+	// Less than a minute of holdover is no holdover; more than 30 days is
+	// beyond what any oscillator class this box can carry keeps within
+	// microseconds.
+	if h := c.Clock.Holdover.Duration; h < time.Minute || h > 30*24*time.Hour {
+		b.errorf("clock.holdover", `expected a duration from "1m" to "720h", got %q`, c.Clock.Holdover.String())
+	}
+	if s := c.Log.StatusInterval.Duration; s != 0 && (s < time.Second || s > 24*time.Hour) {
+		b.errorf("log.status_interval", `expected "0s" (off) or a duration from "1s" to "24h", got %q`, c.Log.StatusInterval.String())
+	}
+	type ifDomain struct {
+		iface  string
+		domain int
+	}
+	seenPTP := map[ifDomain]int{}
+	for i, p := range c.PTP {
+		key := fmt.Sprintf("ptp[%d]", i)
+		if j, dup := seenPTP[ifDomain{p.Interface, p.Domain}]; dup {
+			b.errorf(key+".interface", "interface %q with domain %d is already served by ptp[%d]", p.Interface, p.Domain, j)
+		}
+		seenPTP[ifDomain{p.Interface, p.Domain}] = i
+		if p.EventPort == p.GeneralPort {
+			b.errorf(key+".general_port", "must differ from event_port (%d)", p.EventPort)
+		}
+	}
+	type ifPort struct {
+		iface string
+		port  int
+	}
+	seenNTP := map[ifPort]int{}
+	for i, n := range c.NTP {
+		key := fmt.Sprintf("ntp[%d]", i)
+		if j, dup := seenNTP[ifPort{n.Interface, n.Port}]; dup {
+			b.errorf(key+".interface", "interface %q port %d is already served by ntp[%d]", n.Interface, n.Port, j)
+		}
+		seenNTP[ifPort{n.Interface, n.Port}] = i
+	}
+}
