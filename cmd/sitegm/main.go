@@ -1,0 +1,56 @@
+// Command sitegm is the site grandmaster daemon and its operator commands.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `sitegm: GNSS-disciplined PTP/NTP site grandmaster
+
+usage:
+  sitegm run [-c FILE]                 run the daemon
+  sitegm check-config [-c FILE]        print the effective configuration, or every error
+  sitegm gnss decode [--json] FILE|-   decode a receiver capture into time reports
+  sitegm demo [--dir D] [--bin DIR]    run the embedded demo (what make run does)
+  sitegm version
+
+FILE defaults to /etc/sitegm/sitegm.toml.
+`
+
+// defaultConfig is where an installed sitegm keeps its configuration.
+const defaultConfig = "/etc/sitegm/sitegm.toml"
+
+func main() {
+	os.Exit(dispatch(os.Args[1:]))
+}
+
+func dispatch(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	rest := args[1:]
+	switch args[0] {
+	case "run":
+		return cmdRun(rest)
+	case "check-config":
+		return cmdCheckConfig(rest)
+	case "gnss":
+		if len(rest) > 0 && rest[0] == "decode" {
+			return cmdGNSSDecode(rest[1:])
+		}
+		fmt.Fprintln(os.Stderr, "usage: sitegm gnss decode [--json] FILE|-")
+		return 2
+	case "demo":
+		return cmdDemo(rest)
+	case "version":
+		fmt.Println(versionString())
+		return 0
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "sitegm: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
