@@ -25,15 +25,15 @@ type Reject uint8
 
 // Rejection reasons.
 const (
-	RejectNoise        Reject = iota // bytes outside any frame
-	RejectNMEAChecksum               // '*hh' present but wrong
-	RejectNMEANoSum                  // no '*hh' (NMEA 0183 makes it optional; a timing source must not)
-	RejectNMEATooLong                // longer than MaxSentence before its terminator
-	RejectNMEATruncated              // cut by a new '$' or binary data before its terminator
-	RejectNMEABadChar                // a control or 8-bit byte inside a sentence
-	RejectUBXChecksum                // UBX Fletcher checksum wrong
-	RejectUBXHeader                  // UBX sync followed by an unknown class or impossible length
-	RejectSiRF                       // SiRF binary framing or checksum wrong
+	RejectNoise         Reject = iota // bytes outside any frame
+	RejectNMEAChecksum                // '*hh' present but wrong
+	RejectNMEANoSum                   // no '*hh' (NMEA 0183 makes it optional; a timing source must not)
+	RejectNMEATooLong                 // longer than MaxSentence before its terminator
+	RejectNMEATruncated               // cut by a new '$' or binary data before its terminator
+	RejectNMEABadChar                 // a control or 8-bit byte inside a sentence
+	RejectUBXChecksum                 // UBX Fletcher checksum wrong
+	RejectUBXHeader                   // UBX sync followed by an unknown class or impossible length
+	RejectSiRF                        // SiRF binary framing or checksum wrong
 	numRejects
 )
 
