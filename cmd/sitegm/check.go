@@ -3,7 +3,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"os"
 
 	"sitegm/internal/config"
 	"sitegm/internal/version"
@@ -23,16 +22,8 @@ func cmdCheckConfig(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		if es, ok := err.(config.Errors); ok {
-			for _, e := range es {
-				fmt.Fprintln(os.Stderr, e)
-			}
-			fmt.Fprintf(os.Stderr, "%s: %d error(s)\n", *path, len(es))
-		} else {
-			fmt.Fprintln(os.Stderr, err)
-		}
+	cfg, ok := loadConfig(*path)
+	if !ok {
 		return 1
 	}
 	fmt.Print(config.Format(cfg))

@@ -142,8 +142,10 @@ interface = "eth0.20"
 [[ntp]]
 interface = "eth0.20"
 `
+	src += "[gnss]\nbaud = 9601\n"
 	_, err := Parse("x.toml", []byte(src))
 	for _, frag := range []string{
+		"x.toml:20: gnss.baud: expected a standard serial rate (300 600 1200 2400 4800 9600 19200",
 		`x.toml:4: clock.phc: discipline = "phc" needs`,
 		`x.toml:5: clock.holdover: expected a duration from "1m" to "720h", got "10s"`,
 		`x.toml:10: ptp[0].general_port: must differ from event_port (3000)`,

@@ -3,8 +3,19 @@ package config
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
+
+	"sitegm/hw/serial"
 )
+
+func rateList() string {
+	var s []string
+	for _, r := range serial.RateList() {
+		s = append(s, fmt.Sprint(r))
+	}
+	return strings.Join(s, " ")
+}
 
 // Load reads and checks the configuration file at path.
 func Load(path string) (Config, error) {
@@ -20,6 +31,9 @@ func Load(path string) (Config, error) {
 func (b *binder) validate(c *Config) {
 	if _, err := ParseDevice(c.GNSS.Device); err != nil {
 		b.errorf("gnss.device", "expected a device path or tcp://HOST:PORT: %v", err)
+	}
+	if _, ok := serial.Rates[c.GNSS.Baud]; !ok && c.GNSS.Baud >= 300 && c.GNSS.Baud <= 4000000 {
+		b.errorf("gnss.baud", "expected a standard serial rate (%s), got %d", rateList(), c.GNSS.Baud)
 	}
 	if _, err := ParsePPS(c.GNSS.PPS); err != nil {
 		b.errorf("gnss.pps", `expected "/dev/ppsN", "phc:IFACE_OR_/dev/ptpN[:CHANNEL]", "sock:PATH" or "none": %v`, err)

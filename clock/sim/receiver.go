@@ -1,0 +1,307 @@
+// Package sim models what sitegm cannot have in a test: a GNSS timing
+// receiver with its PPS jitter, quantisation sawtooth, NMEA latency, faults
+// and leap seconds (and, later, oscillators and networks). Models are pure:
+// they compute what happens at what time and never sleep, so the same model
+// drives gnss-sim in real time and `sitegm sim` in simulated time.
+package sim
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"strings"
+	"time"
+)
+
+// FaultKind names a receiver fault.
+type FaultKind string
+
+// Receiver faults (gnss-sim --fault KIND@START+LENGTH).
+const (
+	FaultOutage      FaultKind = "outage"       // no NMEA, no PPS (antenna cable cut, receiver unplugged)
+	FaultNMEASilence FaultKind = "nmea-silence" // PPS continues, no sentences
+	FaultPPSSilence  FaultKind = "pps-silence"  // sentences continue, no PPS
+	FaultNoFix       FaultKind = "nofix"        // sentences say status V / quality 0; PPS keeps coming (free-running receiver)
+	FaultGarbage     FaultKind = "garbage"      // random bytes before each burst
+	FaultBadSum      FaultKind = "badsum"       // every sentence's checksum is wrong
+	FaultJump        FaultKind = "jump"         // the receiver's time is off by Jump (spoofing, a firmware bug)
+)
+
+// Fault is one fault over a window of host time relative to the start.
+type Fault struct {
+	Kind          FaultKind
+	Start, Length time.Duration
+	Jump          time.Duration // for FaultJump
+}
+
+// ParseFault reads KIND@START+LENGTH, with KIND jump=DUR for a jump.
+func ParseFault(s string) (Fault, error) {
+	kind, win, ok := strings.Cut(s, "@")
+	if !ok {
+		return Fault{}, fmt.Errorf("fault %q: want KIND@START+LENGTH", s)
+	}
+	var f Fault
+	if d, found := strings.CutPrefix(kind, "jump="); found {
+		j, err := time.ParseDuration(d)
+		if err != nil {
+			return Fault{}, fmt.Errorf("fault %q: jump: %v", s, err)
+		}
+		f.Kind, f.Jump = FaultJump, j
+	} else {
+		f.Kind = FaultKind(kind)
+		switch f.Kind {
+		case FaultOutage, FaultNMEASilence, FaultPPSSilence, FaultNoFix, FaultGarbage, FaultBadSum:
+		default:
+			return Fault{}, fmt.Errorf("fault %q: unknown kind %q (outage, nmea-silence, pps-silence, nofix, garbage, badsum, jump=DUR)", s, kind)
+		}
+	}
+	st, ln, ok := strings.Cut(win, "+")
+	if !ok {
+		return Fault{}, fmt.Errorf("fault %q: want START+LENGTH", s)
+	}
+	var err error
+	if f.Start, err = time.ParseDuration(st); err != nil || f.Start < 0 {
+		return Fault{}, fmt.Errorf("fault %q: bad start %q", s, st)
+	}
+	if f.Length, err = time.ParseDuration(ln); err != nil || f.Length <= 0 {
+		return Fault{}, fmt.Errorf("fault %q: bad length %q", s, ln)
+	}
+	return f, nil
+}
+
+// Leap is a leap second at the end of Day (UTC): Sign +1 inserts 23:59:60,
+// -1 deletes 23:59:59.
+type Leap struct {
+	Day  time.Time
+	Sign int
+}
+
+// ParseLeap reads YYYY-MM-DD[:+1|:-1].
+func ParseLeap(s string) (Leap, error) {
+	d, sign, _ := strings.Cut(s, ":")
+	t, err := time.Parse("2006-01-02", d)
+	if err != nil {
+		return Leap{}, fmt.Errorf("leap %q: %v", s, err)
+	}
+	switch sign {
+	case "", "+1":
+		return Leap{Day: t, Sign: 1}, nil
+	case "-1":
+		return Leap{Day: t, Sign: -1}, nil
+	}
+	return Leap{}, fmt.Errorf("leap %q: sign must be +1 or -1", s)
+}
+
+// ReceiverConfig describes the simulated receiver against a reference
+// ("host") clock. The receiver's notion of time runs at
+//
+//	true(h) = h + Offset + DriftPPM*1e-6 * (h - Start)
+//
+// on a continuous scale (no leap seconds); its UTC labels follow Leap.
+type ReceiverConfig struct {
+	Start    time.Time
+	Offset   time.Duration
+	DriftPPM float64
+	// PPSJitter is the standard deviation of Gaussian noise on each PPS
+	// timestamp (the capture's jitter).
+	PPSJitter time.Duration
+	// QErr is the amplitude of the pulse quantisation sawtooth: each pulse
+	// leaves up to ±QErr from the ideal edge, and TIM-TP reports it.
+	QErr time.Duration
+	// Latency and LatencyJitter place the start of the NMEA burst for second
+	// S after the edge of S: Latency + uniform[0, LatencyJitter).
+	Latency, LatencyJitter time.Duration
+	Faults                 []Fault
+	Leap                   *Leap
+	Sats, InView           int // default 9 and 12
+	Seed                   int64
+}
+
+// Second is everything about one PPS edge and the sentences that name it.
+type Second struct {
+	N int // index since the start
+	// Label is the UTC second the receiver gives this edge (normalised: a
+	// leap second 23:59:60 is the next 00:00:00 with Leap60 set).
+	Label  time.Time
+	Leap60 bool
+	// EdgeHost is the host time of the edge the receiver produces (its own
+	// view, including any jump); TrueEdgeHost of the real second's edge.
+	EdgeHost time.Time
+	// PulseHost is where the quantised pulse really is; Stamp is what a
+	// capture of it reads (PulseHost plus jitter).
+	PulseHost, Stamp time.Time
+	// QErrPS is TIM-TP's qErr for this pulse: ideal minus actual, in
+	// picoseconds, so that ideal = actual + qErr.
+	QErrPS int32
+	// TrueMinusHost is the truth at the edge: true (continuous) time minus
+	// host time.
+	TrueMinusHost time.Duration
+	// UTCMinusHost is true UTC minus host time at the edge (differs from
+	// TrueMinusHost by the leap seconds inserted since the start).
+	UTCMinusHost time.Duration
+	Jump         time.Duration // receiver error in force
+	PPS, NMEA    bool
+	Valid        bool
+	Garbage      bool
+	BadSum       bool
+	NMEAAt       time.Time // host time the burst for this label starts
+	Faults       []FaultKind
+}
+
+// Receiver steps through a simulated receiver's seconds.
+type Receiver struct {
+	cfg      ReceiverConfig
+	rng      *rand.Rand
+	drift    float64
+	n        int
+	lastEdge time.Time
+	qPhase   float64
+	leapAt   int64 // continuous Unix second of the leap instant (midnight after Day), 0 none
+}
+
+// NewReceiver starts a receiver; its first edge is at least half a second
+// after cfg.Start.
+func NewReceiver(cfg ReceiverConfig) *Receiver {
+	if cfg.Sats == 0 {
+		cfg.Sats = 9
+	}
+	if cfg.InView == 0 {
+		cfg.InView = 12
+	}
+	r := &Receiver{cfg: cfg, rng: rand.New(rand.NewSource(cfg.Seed)), drift: cfg.DriftPPM * 1e-6}
+	r.lastEdge = cfg.Start.Add(-500 * time.Millisecond)
+	if cfg.Leap != nil {
+		r.leapAt = cfg.Leap.Day.AddDate(0, 0, 1).Unix()
+	}
+	return r
+}
+
+// trueAt is the continuous true time at host time h. Arithmetic is done
+// relative to Start in integer nanoseconds (a float64 of Unix nanoseconds
+// would only resolve 256 ns).
+func (r *Receiver) trueAt(h time.Time) time.Time {
+	dt := h.Sub(r.cfg.Start)
+	return r.cfg.Start.Add(dt + r.cfg.Offset + time.Duration(math.Round(r.drift*float64(dt))))
+}
+
+// hostAt inverts trueAt.
+func (r *Receiver) hostAt(c time.Time) time.Time {
+	dtTrue := c.Sub(r.cfg.Start) - r.cfg.Offset
+	return r.cfg.Start.Add(time.Duration(math.Round(float64(dtTrue) / (1 + r.drift))))
+}
+
+func (r *Receiver) active(h time.Time) (kinds []FaultKind, jump time.Duration) {
+	rel := h.Sub(r.cfg.Start)
+	for _, f := range r.cfg.Faults {
+		if rel >= f.Start && rel < f.Start+f.Length {
+			kinds = append(kinds, f.Kind)
+			if f.Kind == FaultJump {
+				jump += f.Jump
+			}
+		}
+	}
+	return kinds, jump
+}
+
+// label turns a continuous second into the receiver's UTC label.
+func (r *Receiver) label(n int64) (time.Time, bool) {
+	if r.leapAt == 0 {
+		return time.Unix(n, 0).UTC(), false
+	}
+	if r.cfg.Leap.Sign > 0 {
+		switch {
+		case n < r.leapAt:
+			return time.Unix(n, 0).UTC(), false
+		case n == r.leapAt:
+			return time.Unix(n, 0).UTC(), true
+		}
+		return time.Unix(n-1, 0).UTC(), false
+	}
+	if n < r.leapAt-1 {
+		return time.Unix(n, 0).UTC(), false
+	}
+	return time.Unix(n+1, 0).UTC(), false
+}
+
+// leapsBefore is how many seconds UTC has fallen behind the continuous
+// scale at continuous second n.
+func (r *Receiver) leapsBefore(n int64) int64 {
+	if r.leapAt == 0 {
+		return 0
+	}
+	if r.cfg.Leap.Sign > 0 && n > r.leapAt {
+		return 1
+	}
+	if r.cfg.Leap.Sign < 0 && n >= r.leapAt-1 {
+		return -1
+	}
+	return 0
+}
+
+// Next returns the next second.
+func (r *Receiver) Next() Second {
+	// The receiver's view is true time plus any jump in force; find its next
+	// whole second after the last edge, re-evaluating the jump at the new
+	// edge (it may start or end in between).
+	_, jump := r.active(r.lastEdge.Add(time.Second))
+	var n int64
+	var edge time.Time
+	for i := 0; i < 2; i++ {
+		// The view at the last edge is a whole second give or take the
+		// rounding of the inverse; the nanosecond of slack absorbs it.
+		view := r.trueAt(r.lastEdge).Add(jump + time.Nanosecond)
+		n = view.Unix() + 1
+		edge = r.hostAt(time.Unix(n, 0).Add(-jump))
+		if _, j2 := r.active(edge); j2 == jump {
+			break
+		} else {
+			jump = j2
+		}
+	}
+	r.lastEdge = edge
+	kinds, _ := r.active(edge)
+	s := Second{N: r.n, EdgeHost: edge, Jump: jump, PPS: true, NMEA: true, Valid: true, Faults: kinds}
+	r.n++
+	s.Label, s.Leap60 = r.label(n)
+	trueEdge := r.trueAt(edge)
+	s.TrueMinusHost = trueEdge.Sub(edge)
+	s.UTCMinusHost = s.TrueMinusHost - time.Duration(r.leapsBefore(trueEdge.Add(500*time.Millisecond).Unix()))*time.Second
+	for _, k := range kinds {
+		switch k {
+		case FaultOutage:
+			s.PPS, s.NMEA = false, false
+		case FaultNMEASilence:
+			s.NMEA = false
+		case FaultPPSSilence:
+			s.PPS = false
+		case FaultNoFix:
+			s.Valid = false
+		case FaultGarbage:
+			s.Garbage = true
+		case FaultBadSum:
+			s.BadSum = true
+		}
+	}
+	var q time.Duration
+	if r.cfg.QErr > 0 {
+		// A sawtooth: the receiver's clock slips against the second by a
+		// fraction of a tick each pulse.
+		r.qPhase = math.Mod(r.qPhase+0.2371, 1)
+		q = time.Duration((2*r.qPhase - 1) * float64(r.cfg.QErr))
+	}
+	s.PulseHost = edge.Add(q)
+	s.QErrPS = int32(-q.Nanoseconds() * 1000)
+	s.Stamp = s.PulseHost
+	if r.cfg.PPSJitter > 0 {
+		s.Stamp = s.Stamp.Add(time.Duration(r.rng.NormFloat64() * float64(r.cfg.PPSJitter)))
+	}
+	lat := r.cfg.Latency
+	if r.cfg.LatencyJitter > 0 {
+		lat += time.Duration(r.rng.Int63n(int64(r.cfg.LatencyJitter)))
+	}
+	s.NMEAAt = edge.Add(lat)
+	return s
+}
+
+// Config returns the receiver's configuration (with defaults filled in).
+func (r *Receiver) Config() ReceiverConfig { return r.cfg }

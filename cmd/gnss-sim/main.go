@@ -1,0 +1,435 @@
+// Command gnss-sim plays a GNSS timing receiver: NMEA (and optionally UBX)
+// paced like a serial line, to a pty, TCP clients or stdout, and each PPS
+// edge as a chrony/gpsd SOCK sample. Its "true time" is the host clock plus
+// an offset and a drift; it writes that truth as JSON lines so tests can
+// measure what sitegm makes of it.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"sitegm/clock/sim"
+	"sitegm/hw/gnss"
+	"sitegm/hw/pps"
+	"sitegm/hw/serial"
+)
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+type options struct {
+	ptyLink, tcpAddr string
+	stdout           bool
+	baud             int
+	ppsSock          string
+	offset           time.Duration
+	drift            float64
+	ppsJitter        time.Duration
+	qerr             time.Duration
+	latency, latJit  time.Duration
+	truth            string
+	faults           multiFlag
+	leap             string
+	duration         time.Duration
+	talker           string
+	sentences        string
+	ubx              bool
+	seed             int64
+	sats             int
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func parseLatency(s string) (fixed, jitter time.Duration, err error) {
+	a, b, hasJit := strings.Cut(s, ":")
+	if fixed, err = time.ParseDuration(a); err != nil || fixed < 0 {
+		return 0, 0, fmt.Errorf("--nmea-latency %q: want DUR[:JITTER]", s)
+	}
+	if hasJit {
+		if jitter, err = time.ParseDuration(b); err != nil || jitter < 0 {
+			return 0, 0, fmt.Errorf("--nmea-latency %q: bad jitter", s)
+		}
+	}
+	return fixed, jitter, nil
+}
+
+func run(args []string) int {
+	var o options
+	fs := flag.NewFlagSet("gnss-sim", flag.ContinueOnError)
+	fs.StringVar(&o.ptyLink, "pty-link", "", "create a pty and symlink its slave side to `PATH`")
+	fs.StringVar(&o.tcpAddr, "tcp", "", "serve NMEA to TCP clients on `ADDR`")
+	fs.BoolVar(&o.stdout, "stdout", false, "write NMEA to stdout")
+	fs.IntVar(&o.baud, "baud", 9600, "pace output as a serial line at `N` baud (10 bits a byte)")
+	fs.StringVar(&o.ppsSock, "pps-sock", "", "send each PPS edge as a SOCK sample to the unix datagram socket `PATH`")
+	fs.DurationVar(&o.offset, "offset", 0, "true time minus host time at start")
+	fs.Float64Var(&o.drift, "drift", 0, "true time runs faster than the host clock by `PPM`")
+	fs.DurationVar(&o.ppsJitter, "pps-jitter", 0, "standard deviation of the PPS timestamp noise")
+	fs.DurationVar(&o.qerr, "qerr", 0, "amplitude of the pulse quantisation sawtooth (reported in TIM-TP with --ubx)")
+	lat := fs.String("nmea-latency", "100ms", "NMEA burst start after the edge it names: `DUR[:JITTER]` (uniform jitter)")
+	fs.StringVar(&o.truth, "truth", "", "write the truth of every edge as JSON lines to `FILE`")
+	fs.Var(&o.faults, "fault", "inject `KIND@START+LENGTH` (outage, nmea-silence, pps-silence, nofix, garbage, badsum, jump=DUR); repeatable")
+	fs.StringVar(&o.leap, "leap", "", "a leap second at the end of `YYYY-MM-DD[:+1|:-1]`")
+	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (default: run until SIGINT/SIGTERM)")
+	fs.StringVar(&o.talker, "talker", "GN", "talker ID of time sentences")
+	fs.StringVar(&o.sentences, "sentences", "RMC,GGA,GSA,GSV,ZDA", "sentences of each epoch, in order")
+	fs.BoolVar(&o.ubx, "ubx", false, "also send UBX TIM-TP (qErr of the next pulse) and NAV-TIMELS")
+	fs.Int64Var(&o.seed, "seed", 1, "random seed")
+	fs.IntVar(&o.sats, "sats", 9, "satellites used")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var err error
+	if o.latency, o.latJit, err = parseLatency(*lat); err != nil {
+		fmt.Fprintln(os.Stderr, "gnss-sim:", err)
+		return 2
+	}
+	outs := 0
+	for _, b := range []bool{o.ptyLink != "", o.tcpAddr != "", o.stdout} {
+		if b {
+			outs++
+		}
+	}
+	if outs != 1 {
+		fmt.Fprintln(os.Stderr, "gnss-sim: choose exactly one of --pty-link PATH, --tcp ADDR, --stdout")
+		return 2
+	}
+	if _, ok := serial.Rates[o.baud]; !ok {
+		fmt.Fprintf(os.Stderr, "gnss-sim: --baud %d is not a standard rate\n", o.baud)
+		return 2
+	}
+	cfg := sim.ReceiverConfig{Offset: o.offset, DriftPPM: o.drift, PPSJitter: o.ppsJitter, QErr: o.qerr,
+		Latency: o.latency, LatencyJitter: o.latJit, Seed: o.seed, Sats: o.sats}
+	for _, f := range o.faults {
+		ft, err := sim.ParseFault(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gnss-sim:", err)
+			return 2
+		}
+		cfg.Faults = append(cfg.Faults, ft)
+	}
+	if o.leap != "" {
+		l, err := sim.ParseLeap(o.leap)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gnss-sim:", err)
+			return 2
+		}
+		cfg.Leap = &l
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	if err := simulate(ctx, o, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "gnss-sim:", err)
+		return 1
+	}
+	return 0
+}
+
+// sink is where NMEA goes.
+type sink interface {
+	write(p []byte) // may drop when nobody reads: a serial line does too
+	close()
+}
+
+type fileSink struct {
+	f       *os.File
+	link    string
+	dropped int
+}
+
+func (s *fileSink) write(p []byte) {
+	s.f.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := s.f.Write(p); err != nil {
+		s.dropped++
+	}
+}
+
+func (s *fileSink) close() {
+	if s.link != "" {
+		os.Remove(s.link)
+	}
+	s.f.Close()
+}
+
+type stdoutSink struct{}
+
+func (stdoutSink) write(p []byte) { os.Stdout.Write(p) }
+func (stdoutSink) close()         {}
+
+type tcpSink struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+}
+
+func (s *tcpSink) accept() {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		s.conns[c] = true
+		s.mu.Unlock()
+	}
+}
+
+func (s *tcpSink) write(p []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := c.Write(p); err != nil {
+			c.Close()
+			delete(s.conns, c)
+		}
+	}
+}
+
+func (s *tcpSink) close() {
+	s.ln.Close()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+}
+
+func openSink(o options) (sink, error) {
+	switch {
+	case o.ptyLink != "":
+		m, slave, err := serial.OpenPTY()
+		if err != nil {
+			return nil, err
+		}
+		os.Remove(o.ptyLink)
+		if err := os.Symlink(slave, o.ptyLink); err != nil {
+			m.Close()
+			return nil, err
+		}
+		fmt.Printf("gnss-sim: NMEA on %s (link %s)\n", slave, o.ptyLink)
+		return &fileSink{f: m, link: o.ptyLink}, nil
+	case o.tcpAddr != "":
+		ln, err := net.Listen("tcp", o.tcpAddr)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Printf("gnss-sim: NMEA on tcp://%s\n", ln.Addr())
+		s := &tcpSink{ln: ln, conns: map[net.Conn]bool{}}
+		go s.accept()
+		return s, nil
+	}
+	return stdoutSink{}, nil
+}
+
+// truthLine is one edge of the truth file. Times are host-clock Unix
+// nanoseconds; "true" is the receiver's ideal time without its faults.
+type truthLine struct {
+	N             int      `json:"n"`
+	Label         string   `json:"label"` // the UTC second the receiver names (23:59:60 for a leap second)
+	EdgeHostNS    int64    `json:"edge_host_ns"`
+	StampHostNS   int64    `json:"stamp_host_ns"`
+	TrueMinusHost int64    `json:"true_minus_host_ns"`
+	UTCMinusHost  int64    `json:"utc_minus_host_ns"`
+	JumpNS        int64    `json:"jump_ns"`
+	QErrPS        int32    `json:"qerr_ps"`
+	PPS           bool     `json:"pps"`
+	NMEA          bool     `json:"nmea"`
+	Valid         bool     `json:"valid"`
+	Faults        []string `json:"faults,omitempty"`
+}
+
+func labelString(s sim.Second) string {
+	r := gnss.Report{Time: s.Label, HasDate: true, Leap60: s.Leap60}
+	return r.UTCString()
+}
+
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+type burst struct {
+	at    time.Time
+	bytes []byte
+}
+
+func simulate(ctx context.Context, o options, cfg sim.ReceiverConfig) error {
+	out, err := openSink(o)
+	if err != nil {
+		return err
+	}
+	defer out.close()
+	var truth *json.Encoder
+	if o.truth != "" {
+		f, err := os.Create(o.truth)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		truth = json.NewEncoder(f)
+	}
+	var pc net.Conn
+	ppsWarned := false
+	sendPPS := func(b []byte) {
+		if pc == nil {
+			c, err := net.Dial("unixgram", o.ppsSock)
+			if err != nil {
+				if !ppsWarned {
+					fmt.Fprintf(os.Stderr, "gnss-sim: PPS socket %s: %v (retrying each edge)\n", o.ppsSock, err)
+					ppsWarned = true
+				}
+				return
+			}
+			pc = c
+		}
+		if _, err := pc.Write(b); err != nil {
+			pc.Close()
+			pc = nil
+		}
+	}
+	defer func() {
+		if pc != nil {
+			pc.Close()
+		}
+	}()
+
+	types := strings.Split(o.sentences, ",")
+	bursts := make(chan burst, 64)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		writeBursts(ctx, out, bursts, o.baud)
+	}()
+	defer wg.Wait()
+	defer close(bursts)
+
+	rng := rand.New(rand.NewSource(cfg.Seed + 1))
+	cfg.Start = time.Now()
+	rx := sim.NewReceiver(cfg)
+	next := rx.Next()
+	for {
+		s := next
+		next = rx.Next()
+		if !sleepUntil(ctx, s.EdgeHost) {
+			return nil
+		}
+		leapFlag := 0
+		if cfg.Leap != nil {
+			if d := cfg.Leap.Day; !s.Label.Before(d) && s.Label.Before(d.AddDate(0, 0, 1)) {
+				leapFlag = map[int]int{1: 1, -1: 2}[cfg.Leap.Sign]
+			}
+		}
+		if s.PPS && o.ppsSock != "" {
+			sendPPS(pps.NewEdgeSample(s.Stamp, s.Label, leapFlag).Marshal())
+		}
+		if truth != nil {
+			tl := truthLine{N: s.N, Label: labelString(s), EdgeHostNS: s.EdgeHost.UnixNano(), StampHostNS: s.Stamp.UnixNano(),
+				TrueMinusHost: int64(s.TrueMinusHost), UTCMinusHost: int64(s.UTCMinusHost), JumpNS: int64(s.Jump),
+				QErrPS: s.QErrPS, PPS: s.PPS, NMEA: s.NMEA, Valid: s.Valid}
+			for _, f := range s.Faults {
+				tl.Faults = append(tl.Faults, string(f))
+			}
+			truth.Encode(tl)
+		}
+		if !s.NMEA {
+			continue
+		}
+		var b []byte
+		if s.Garbage {
+			g := make([]byte, 20+rng.Intn(60))
+			rng.Read(g)
+			b = append(b, g...)
+		}
+		ep := gnss.SimEpoch{Time: s.Label, Leap60: s.Leap60, Valid: s.Valid, Sats: cfg.Sats, InView: max(cfg.Sats+3, 12), Talker: o.talker}
+		b = gnss.AppendSimSentences(b, ep, types)
+		if o.ubx {
+			// TIM-TP goes out after an edge and describes the next one.
+			b = gnss.AppendTimTP(b, next.Label, next.QErrPS)
+			if cfg.Leap != nil {
+				end := cfg.Leap.Day.AddDate(0, 0, 1)
+				b = gnss.AppendNavTimeLS(b, 18, int8(cfg.Leap.Sign), int32(end.Sub(s.Label)/time.Second))
+			}
+		}
+		if s.BadSum {
+			b = corruptChecksums(b)
+		}
+		select {
+		case bursts <- burst{at: s.NMEAAt, bytes: b}:
+		default: // the writer is far behind (a huge latency): drop, as a full UART would
+		}
+	}
+}
+
+// corruptChecksums flips the first checksum digit of every sentence.
+func corruptChecksums(b []byte) []byte {
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '*' && b[i+2] != '*' {
+			if b[i+1] == '0' {
+				b[i+1] = '1'
+			} else {
+				b[i+1] = '0'
+			}
+		}
+	}
+	return b
+}
+
+// writeBursts writes each burst at its time, one byte-time (10 bits) per
+// byte at the line rate, a sentence at a time. A burst that starts late
+// (the previous one still going) starts when the line is free, as on a
+// real UART.
+func writeBursts(ctx context.Context, out sink, bursts <-chan burst, baud int) {
+	byteTime := time.Duration(10 * float64(time.Second) / float64(baud))
+	for bu := range bursts {
+		if !sleepUntil(ctx, bu.at) {
+			return
+		}
+		t := time.Now()
+		rest := bu.bytes
+		for len(rest) > 0 {
+			// One sentence (to its LF) or binary frame per write.
+			n := len(rest)
+			if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+				n = i + 1
+			}
+			out.write(rest[:n])
+			t = t.Add(time.Duration(n) * byteTime)
+			rest = rest[n:]
+			if !sleepUntil(ctx, t) {
+				return
+			}
+		}
+	}
+}

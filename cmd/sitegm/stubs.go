@@ -1,4 +1,0 @@
-package main
-
-func cmdRun(args []string) int  { return 0 }
-func cmdDemo(args []string) int { return 0 }

@@ -1,0 +1,149 @@
+package gnss
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// This file writes what a receiver sends, for gnss-sim and for tests: the
+// same formats the decoder reads, so the two can be checked against each
+// other.
+
+// AppendNMEA appends "$body*hh\r\n".
+func AppendNMEA(dst []byte, body string) []byte {
+	var sum byte
+	for i := 0; i < len(body); i++ {
+		sum ^= body[i]
+	}
+	dst = append(dst, '$')
+	dst = append(dst, body...)
+	return fmt.Appendf(dst, "*%02X\r\n", sum)
+}
+
+// SimEpoch is one epoch a simulated receiver describes.
+type SimEpoch struct {
+	// Time is the UTC second being labelled (plus any fraction); for a leap
+	// second it is the normalised next-day 00:00:00 and Leap60 is set.
+	Time   time.Time
+	Leap60 bool
+	Valid  bool
+	Sats   int // used
+	InView int
+	Talker string // "GN", "GP"...
+}
+
+func (e SimEpoch) clock() (hms string, y int, mo time.Month, d int) {
+	t := e.Time
+	sec := t.Second()
+	if e.Leap60 {
+		t = t.Add(-time.Second)
+		sec = 60
+	}
+	y, mo, d = t.Date()
+	hms = fmt.Sprintf("%02d%02d%02d.%02d", t.Hour(), t.Minute(), sec, t.Nanosecond()/1e7)
+	return hms, y, mo, d
+}
+
+// Fixed position of the simulated antenna (a field site in the Alps).
+const (
+	simLat = "4608.1234"
+	simLon = "00736.5432"
+)
+
+// AppendSimSentences appends the sentences of one epoch, in the order a
+// u-blox receiver sends them, for each type in types (RMC, GGA, GSA, GSV,
+// ZDA, GLL).
+func AppendSimSentences(dst []byte, e SimEpoch, types []string) []byte {
+	hms, y, mo, d := e.clock()
+	status, mode, quality, gsaMode := "V", "N", 0, 1
+	sats := 0
+	if e.Valid {
+		status, mode, quality, gsaMode = "A", "A", 1, 3
+		sats = e.Sats
+	}
+	tk := e.Talker
+	for _, typ := range types {
+		switch typ {
+		case "RMC":
+			dst = AppendNMEA(dst, fmt.Sprintf("%sRMC,%s,%s,%s,N,%s,E,0.01,,%02d%02d%02d,,,%s", tk, hms, status, simLat, simLon, d, mo, y%100, mode))
+		case "GGA":
+			dst = AppendNMEA(dst, fmt.Sprintf("%sGGA,%s,%s,N,%s,E,%d,%02d,0.80,1210.5,M,47.9,M,,", tk, hms, simLat, simLon, quality, sats))
+		case "GSA":
+			prns := ""
+			for i := 0; i < 12; i++ {
+				if i < sats {
+					prns += strconv.Itoa(i*3 + 2)
+				}
+				prns += ","
+			}
+			dst = AppendNMEA(dst, fmt.Sprintf("%sGSA,A,%d,%s1.50,0.80,1.27", tk, gsaMode, prns))
+		case "GSV":
+			n := e.InView
+			msgs := max(1, (n+3)/4)
+			for m := 0; m < msgs; m++ {
+				body := fmt.Sprintf("GPGSV,%d,%d,%02d", msgs, m+1, n)
+				for i := m * 4; i < min(n, m*4+4); i++ {
+					snr := ""
+					if i < sats {
+						snr = strconv.Itoa(30 + i%15)
+					}
+					body += fmt.Sprintf(",%02d,%02d,%03d,%s", i*3+2, 10+i*7%70, i*37%360, snr)
+				}
+				dst = AppendNMEA(dst, body)
+			}
+		case "ZDA":
+			dst = AppendNMEA(dst, fmt.Sprintf("%sZDA,%s,%02d,%02d,%04d,00,00", tk, hms, d, mo, y))
+		case "GLL":
+			dst = AppendNMEA(dst, fmt.Sprintf("%sGLL,%s,N,%s,E,%s,%s,%s", tk, simLat, simLon, hms, status, mode))
+		}
+	}
+	return dst
+}
+
+// AppendUBX appends a UBX frame: sync, class, id, little-endian length,
+// payload, 8-bit Fletcher checksum over class..payload.
+func AppendUBX(dst []byte, class, id byte, payload []byte) []byte {
+	start := len(dst)
+	dst = append(dst, 0xB5, 0x62, class, id, byte(len(payload)), byte(len(payload)>>8))
+	dst = append(dst, payload...)
+	var a, b byte
+	for _, x := range dst[start+2:] {
+		a += x
+		b += a
+	}
+	return append(dst, a, b)
+}
+
+// gpsEpoch is the start of GPS time (IS-GPS-200 clause 3.3.4).
+var gpsEpoch = time.Date(1980, 1, 6, 0, 0, 0, 0, time.UTC)
+
+// AppendTimTP appends a TIM-TP describing a pulse at UTC time t (aligned to
+// UTC, so the time base flag and UTC flag are set) with quantisation error
+// qErr in picoseconds.
+func AppendTimTP(dst []byte, t time.Time, qErrPS int32) []byte {
+	p := make([]byte, 16)
+	d := t.Sub(gpsEpoch)
+	week := int64(d / (7 * 24 * time.Hour))
+	tow := d - time.Duration(week)*7*24*time.Hour
+	binary.LittleEndian.PutUint32(p[0:], uint32(tow/time.Millisecond))
+	binary.LittleEndian.PutUint32(p[8:], uint32(qErrPS))
+	binary.LittleEndian.PutUint16(p[12:], uint16(week))
+	p[14] = 0x03
+	return AppendUBX(dst, ubxClassTIM, ubxTimTP, p)
+}
+
+// AppendNavTimeLS appends a NAV-TIMELS: currLS GPS-UTC seconds, and an
+// announced change of lsChange seconds in timeToEvent seconds (0 for none).
+func AppendNavTimeLS(dst []byte, currLS int8, lsChange int8, timeToEvent int32) []byte {
+	p := make([]byte, 24)
+	p[8], p[9] = 2, byte(currLS)
+	if lsChange != 0 {
+		p[10] = 2
+	}
+	p[11] = byte(lsChange)
+	binary.LittleEndian.PutUint32(p[12:], uint32(timeToEvent))
+	p[23] = 0x03
+	return AppendUBX(dst, ubxClassNAV, ubxNavTimeLS, p)
+}

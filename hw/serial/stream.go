@@ -1,0 +1,121 @@
+package serial
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+)
+
+// Chunk is bytes from the receiver and the local time the read returned.
+type Chunk struct {
+	Data []byte
+	At   time.Time
+}
+
+// Link reports the receiver stream going up or down.
+type Link struct {
+	Up  bool
+	Err error // why it is down (open or read error)
+}
+
+// Reader keeps one receiver stream open, reopening it after errors.
+type Reader struct {
+	// Device is a device path, or tcp://HOST:PORT.
+	Device string
+	Baud   int
+	// Now timestamps each read; time.Now when nil.
+	Now func() time.Time
+	// Backoff between attempts grows from MinBackoff to MaxBackoff (250 ms
+	// and 10 s when zero): quick when a USB receiver re-enumerates, gentle
+	// when it is gone for good.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Run reads until ctx ends, sending every chunk to out and every change of
+// the link to link. It returns ctx.Err().
+func (r *Reader) Run(ctx context.Context, out chan<- Chunk, link chan<- Link) error {
+	now := r.Now
+	if now == nil {
+		now = time.Now
+	}
+	minB, maxB := r.MinBackoff, r.MaxBackoff
+	if minB == 0 {
+		minB = 250 * time.Millisecond
+	}
+	if maxB == 0 {
+		maxB = 10 * time.Second
+	}
+	backoff := minB
+	reported := false // a down state was sent for the current outage
+	send := func(l Link) {
+		select {
+		case link <- l:
+		case <-ctx.Done():
+		}
+	}
+	for ctx.Err() == nil {
+		s, err := r.open(ctx)
+		if err != nil {
+			if !reported {
+				send(Link{Up: false, Err: err})
+				reported = true
+			}
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			backoff = min(2*backoff, maxB)
+			continue
+		}
+		backoff = minB
+		reported = false
+		send(Link{Up: true})
+		err = r.read(ctx, s, out, now)
+		s.Close()
+		if ctx.Err() != nil {
+			break
+		}
+		send(Link{Up: false, Err: err})
+		reported = true
+		// A device that vanished usually needs a moment before it can be
+		// opened again; the backoff wait above covers it.
+	}
+	return ctx.Err()
+}
+
+func (r *Reader) open(ctx context.Context) (io.ReadCloser, error) {
+	if addr, ok := strings.CutPrefix(r.Device, "tcp://"); ok {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	return Open(r.Device, r.Baud)
+}
+
+func (r *Reader) read(ctx context.Context, s io.ReadCloser, out chan<- Chunk, now func() time.Time) error {
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
+	buf := make([]byte, 4096)
+	for {
+		n, err := s.Read(buf)
+		at := now()
+		if n > 0 {
+			c := Chunk{Data: append([]byte(nil), buf[:n]...), At: at}
+			select {
+			case out <- c:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("%s: end of stream (hung up)", r.Device)
+			}
+			return err
+		}
+	}
+}

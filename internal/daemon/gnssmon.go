@@ -1,0 +1,187 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"sitegm/hw/gnss"
+	"sitegm/hw/serial"
+	"sitegm/internal/logging"
+)
+
+// GNSSState is what the operator needs to know about the receiver.
+type GNSSState string
+
+// Receiver states, in the order things go right.
+const (
+	GNSSAbsent GNSSState = "absent" // the device cannot be opened or was unplugged
+	GNSSSilent GNSSState = "silent" // open, but no time sentences (wrong baud, wrong port, receiver booting)
+	GNSSNoFix  GNSSState = "nofix"  // time sentences saying the receiver has no fix
+	GNSSFix    GNSSState = "fix"    // valid, dated time reports
+)
+
+// Silence after which an open receiver is "silent" and a fix is "lost":
+// receivers send every second, three missed epochs is not jitter.
+const gnssSilence = 3 * time.Second
+
+// GNSSSnapshot is the receiver's state for status output.
+type GNSSSnapshot struct {
+	Device     string    `json:"device"`
+	State      GNSSState `json:"state"`
+	Fix        string    `json:"fix"`
+	Sats       int       `json:"sats"`
+	InView     int       `json:"in_view"`
+	LastTime   string    `json:"last_time,omitempty"` // UTC of the last report
+	LastReport time.Time `json:"-"`
+	Since      time.Time `json:"-"` // when State was entered
+	Reports    uint64    `json:"reports"`
+	Valid      uint64    `json:"valid_reports"`
+	Rejected   uint64    `json:"rejected_bytes"`
+	LinkErr    string    `json:"link_error,omitempty"`
+}
+
+// GNSSMonitor turns receiver events into one state and logs each change
+// as an event. It is driven by explicit inputs (no clock reads).
+type GNSSMonitor struct {
+	log     *slog.Logger
+	s       GNSSSnapshot
+	linkUp  bool
+	lastAny time.Time // last report of any kind
+	quietOK bool      // the current silence was already logged
+	texts   map[string]time.Time
+}
+
+// NewGNSSMonitor starts with the receiver absent.
+func NewGNSSMonitor(log *slog.Logger, device string, now time.Time) *GNSSMonitor {
+	return &GNSSMonitor{log: log, s: GNSSSnapshot{Device: device, State: GNSSAbsent, Fix: "unknown", Sats: -1, InView: -1, Since: now},
+		texts: map[string]time.Time{}}
+}
+
+// Snapshot returns the current state.
+func (m *GNSSMonitor) Snapshot() GNSSSnapshot { return m.s }
+
+func (m *GNSSMonitor) event(level slog.Level, name, msg string, now time.Time, attrs ...any) {
+	attrs = append([]any{"event", name, "gnss_device", m.s.Device, "gnss_state", string(m.s.State)}, attrs...)
+	m.log.Log(context.Background(), level, msg, attrs...)
+}
+
+func (m *GNSSMonitor) enter(st GNSSState, now time.Time) (prev GNSSState, held time.Duration) {
+	prev, held = m.s.State, now.Sub(m.s.Since)
+	m.s.State, m.s.Since = st, now
+	return prev, held
+}
+
+// Link records the stream going up or down.
+func (m *GNSSMonitor) Link(l serial.Link, now time.Time) {
+	if l.Up == m.linkUp && (l.Up || m.s.State == GNSSAbsent) {
+		return
+	}
+	m.linkUp = l.Up
+	if l.Up {
+		m.s.LinkErr = ""
+		m.lastAny = time.Time{}
+		m.quietOK = false
+		prev, held := m.enter(GNSSSilent, now)
+		if prev == GNSSAbsent && !m.s.LastReport.IsZero() {
+			m.event(logging.LevelNotice, "receiver_back", "GNSS receiver back", now, "gone_for", held.Round(time.Second).String())
+		} else {
+			m.event(logging.LevelNotice, "receiver_open", "GNSS receiver open", now)
+		}
+		return
+	}
+	if l.Err != nil {
+		m.s.LinkErr = l.Err.Error()
+	}
+	prev, _ := m.enter(GNSSAbsent, now)
+	m.s.Fix, m.s.Sats, m.s.InView = "none", -1, -1
+	if prev == GNSSFix {
+		m.event(slog.LevelWarn, "gnss_fix_lost", "GNSS fix lost: receiver gone", now, "reason", "receiver gone")
+	}
+	m.event(slog.LevelWarn, "receiver_gone", "GNSS receiver gone; retrying", now, "error", m.s.LinkErr)
+}
+
+// Report records one epoch.
+func (m *GNSSMonitor) Report(r gnss.Report, now time.Time) {
+	m.s.Reports++
+	m.lastAny = now
+	m.quietOK = false
+	m.s.LastReport = now
+	m.s.Sats, m.s.InView, m.s.Fix = r.Sats, r.InView, r.Fix.String()
+	if r.HasDate {
+		m.s.LastTime = r.UTCString()
+	}
+	usable := r.Valid && r.HasDate
+	if usable {
+		m.s.Valid++
+	}
+	if r.Rollover && usable && m.s.State != GNSSFix {
+		m.event(slog.LevelWarn, "gnss_week_rollover", "GNSS date was 1024 weeks early (GPS week rollover); corrected", now,
+			"gnss_time", r.UTCString())
+	}
+	switch {
+	case usable && m.s.State != GNSSFix:
+		m.enter(GNSSFix, now)
+		m.event(logging.LevelNotice, "gnss_fix_gained", "GNSS fix gained", now,
+			"gnss_fix", r.Fix.String(), "gnss_sats", r.Sats, "gnss_time", r.UTCString(), "gnss_talker", r.Talker)
+	case !usable && m.s.State == GNSSFix:
+		m.enter(GNSSNoFix, now)
+		reason := "receiver reports no fix"
+		if !r.HasDate {
+			reason = "no date"
+		}
+		m.event(slog.LevelWarn, "gnss_fix_lost", "GNSS fix lost", now, "reason", reason, "gnss_sats", r.Sats)
+	case !usable && m.s.State == GNSSSilent:
+		m.enter(GNSSNoFix, now)
+		m.event(logging.LevelNotice, "gnss_no_fix", "GNSS receiver talking, no fix yet", now, "gnss_sats", r.Sats)
+	}
+}
+
+// Text logs a receiver TXT message, each distinct text at most once a
+// minute (u-blox repeats antenna status every few seconds).
+func (m *GNSSMonitor) Text(t gnss.Text, now time.Time) {
+	key := fmt.Sprint(t.Severity, t.Text)
+	if last, ok := m.texts[key]; ok && now.Sub(last) < time.Minute {
+		return
+	}
+	if len(m.texts) > 256 {
+		clear(m.texts)
+	}
+	m.texts[key] = now
+	level := slog.LevelInfo
+	if t.Severity <= 1 {
+		level = slog.LevelWarn
+	}
+	m.log.Log(context.Background(), level, "GNSS receiver says: "+t.Text, "event", "gnss_text", "gnss_text_severity", t.Severity)
+}
+
+// Tick notices silence: an open receiver without reports, or a fix whose
+// reports stopped.
+func (m *GNSSMonitor) Tick(now time.Time, rejected uint64) {
+	m.s.Rejected = rejected
+	if !m.linkUp {
+		return
+	}
+	since := m.lastAny
+	if since.IsZero() {
+		since = m.s.Since // opened, nothing yet
+	}
+	quiet := now.Sub(since)
+	if quiet < gnssSilence || m.quietOK {
+		return
+	}
+	m.quietOK = true
+	silent := quiet.Round(time.Second).String()
+	switch m.s.State {
+	case GNSSFix:
+		m.enter(GNSSSilent, now)
+		m.event(slog.LevelWarn, "gnss_fix_lost", "GNSS fix lost: no time reports", now, "reason", "silence", "silent_for", silent)
+	case GNSSNoFix:
+		m.enter(GNSSSilent, now)
+		m.event(slog.LevelWarn, "gnss_silent", "GNSS receiver open but silent", now, "silent_for", silent)
+	case GNSSSilent:
+		m.event(slog.LevelWarn, "gnss_silent", "GNSS receiver open but no time sentences (check baud rate and port)", now,
+			"silent_for", silent, "rejected_bytes", rejected)
+	}
+}

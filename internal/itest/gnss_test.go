@@ -1,0 +1,116 @@
+package itest
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The whole GNSS input path: gnss-sim writes NMEA into a pty, `sitegm run`
+// opens it (the receiver appears after sitegm started, and goes away at the
+// end), and every epoch sitegm decodes matches the emulator's truth: the
+// same UTC seconds, the same validity, arriving after the configured
+// latency.
+func TestGNSSSimThroughPTYToSitegm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	dir := t.TempDir()
+	cfg := WriteFile(t, dir, "sitegm.toml", fmt.Sprintf(`
+[gnss]
+device = "%[1]s/gnss"
+baud = 115200
+pps = "none"
+[clock]
+discipline = "virtual"
+[log]
+level = "debug"
+target = "stderr"
+status_interval = "2s"
+[status]
+socket = "%[1]s/status.sock"
+`, dir))
+	sitegm := Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
+	sitegm.WaitOutput(t, 5*time.Second, "event=start")
+	time.Sleep(500 * time.Millisecond) // the receiver is not there yet: sitegm must wait for it
+
+	truthPath := filepath.Join(dir, "truth.json")
+	sim := Start(t, Bin(t, "gnss-sim"), "--pty-link", filepath.Join(dir, "gnss"), "--baud", "115200",
+		"--truth", truthPath, "--nmea-latency", "200ms:100ms", "--offset", "-3s",
+		"--fault", "nofix@4s+2s", "--fault", "badsum@8s+1s", "--fault", "garbage@10s+2s", "--duration", "13s")
+	if exited, _ := sim.Wait(20 * time.Second); !exited {
+		t.Fatal("gnss-sim did not stop")
+	}
+	sitegm.WaitOutput(t, 5*time.Second, "event=receiver_gone")
+	if !sitegm.Stop(3 * time.Second) {
+		t.Fatal("sitegm did not stop on SIGTERM")
+	}
+	if err := sitegm.Cmd.ProcessState; err == nil || !err.Success() {
+		t.Fatalf("sitegm exit: %v", sitegm.Cmd.ProcessState)
+	}
+
+	out := sitegm.Output()
+	got := map[string]map[string]string{}
+	for _, r := range LogfmtLines(out, "gnss report") {
+		got[r["gnss_time"]] = r
+	}
+	truth := ReadTruth(t, truthPath)
+	checked := 0
+	for i, tr := range truth {
+		if i == 0 || i >= len(truth)-1 {
+			continue // the first burst may have gone before sitegm opened; the last may be cut
+		}
+		r, ok := got[tr.Label]
+		delete(got, tr.Label)
+		bad := contains(tr.Faults, "badsum")
+		switch {
+		case !tr.NMEA || bad:
+			if ok {
+				t.Errorf("%s: reported although its sentences were not sent or corrupt: %v", tr.Label, r)
+			}
+			continue
+		case !ok:
+			t.Errorf("%s: sent, not reported", tr.Label)
+			continue
+		}
+		checked++
+		if r["gnss_valid"] != strconv.FormatBool(tr.Valid) {
+			t.Errorf("%s: valid=%s, truth %v", tr.Label, r["gnss_valid"], tr.Valid)
+		}
+		first, _ := strconv.ParseInt(r["gnss_first_ns"], 10, 64)
+		lat := time.Duration(first - tr.EdgeHostNS)
+		if lat < 190*time.Millisecond || lat > 400*time.Millisecond {
+			t.Errorf("%s: arrived %v after its edge, configured 200-300 ms", tr.Label, lat)
+		}
+	}
+	for label, r := range got {
+		if label != truth[0].Label && label != truth[len(truth)-1].Label {
+			t.Errorf("reported %s, which gnss-sim never sent: %v", label, r)
+		}
+	}
+	t.Logf("%d epochs matched the truth", checked)
+	if checked < 8 {
+		t.Errorf("only %d epochs checked", checked)
+	}
+	for _, ev := range []string{"event=receiver_open", "event=gnss_fix_gained", "event=gnss_fix_lost", "event=receiver_gone", "msg=status"} {
+		if !strings.Contains(out, ev) {
+			t.Errorf("no %s in the log", ev)
+		}
+	}
+	if n := strings.Count(out, "event=gnss_fix_gained"); n != 2 {
+		t.Errorf("fix gained %d times, want 2 (start, after the nofix window)", n)
+	}
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
