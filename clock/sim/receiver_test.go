@@ -109,7 +109,7 @@ func TestJitterQErrAndLatency(t *testing.T) {
 			t.Fatalf("quantisation %v", q)
 		}
 		// ideal = actual + qErr
-		if !s.PulseHost.Add(time.Duration(s.QErrPS/1000)).Equal(s.EdgeHost) {
+		if !s.PulseHost.Add(time.Duration(s.QErrPS / 1000)).Equal(s.EdgeHost) {
 			t.Fatalf("qErr %d ps does not correct %v", s.QErrPS, q)
 		}
 		j := float64(s.Stamp.Sub(s.PulseHost))

@@ -113,4 +113,3 @@ func contains(s []string, x string) bool {
 	}
 	return false
 }
-

@@ -1,0 +1,78 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"sitegm/hw/gnss"
+	"sitegm/hw/serial"
+	"sitegm/internal/logging"
+)
+
+func events(buf *bytes.Buffer) []string {
+	var ev []string
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if i := strings.Index(l, "event="); i >= 0 {
+			ev = append(ev, strings.Fields(l[i:])[0][len("event="):])
+		}
+	}
+	buf.Reset()
+	return ev
+}
+
+func TestGNSSMonitorLifecycle(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(logging.TextHandler(&buf, slog.LevelDebug))
+	t0 := time.Unix(1000, 0)
+	m := NewGNSSMonitor(log, "/dev/gnss0", t0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	rep := func(valid bool) gnss.Report {
+		return gnss.Report{Valid: valid, HasDate: true, Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Sats: 8, Fix: gnss.Fix3D}
+	}
+	expect := func(want ...string) {
+		t.Helper()
+		if got := events(&buf); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("events %v, want %v", got, want)
+		}
+	}
+	m.Link(serial.Link{Up: false, Err: errors.New("no such file")}, at(0))
+	expect() // starts absent: nothing changed
+	m.Link(serial.Link{Up: true}, at(1))
+	expect("receiver_open")
+	m.Tick(at(4.5), 123)
+	expect("gnss_silent")
+	m.Tick(at(5), 123)
+	expect() // once per silence
+	m.Report(rep(false), at(6))
+	expect("gnss_no_fix")
+	m.Report(rep(true), at(7))
+	expect("gnss_fix_gained")
+	m.Report(rep(true), at(8))
+	m.Tick(at(9), 0)
+	expect()
+	m.Report(rep(false), at(10))
+	expect("gnss_fix_lost")
+	m.Report(rep(true), at(11))
+	expect("gnss_fix_gained")
+	m.Tick(at(14.5), 0)
+	expect("gnss_fix_lost")
+	if m.Snapshot().State != GNSSSilent {
+		t.Errorf("state %s", m.Snapshot().State)
+	}
+	m.Report(rep(true), at(15))
+	expect("gnss_fix_gained")
+	m.Link(serial.Link{Up: false, Err: errors.New("EIO")}, at(16))
+	expect("gnss_fix_lost", "receiver_gone")
+	m.Link(serial.Link{Up: false, Err: errors.New("ENOENT")}, at(17))
+	expect()
+	m.Link(serial.Link{Up: true}, at(20))
+	expect("receiver_back")
+	for i := 0; i < 3; i++ {
+		m.Text(gnss.Text{Severity: 1, Text: "ANTENNA OPEN"}, at(21+float64(i)))
+	}
+	expect("gnss_text")
+}
