@@ -1,0 +1,68 @@
+// Package clock holds the one disciplined timebase and what steers it: the
+// Clock interface and its implementations (system, PHC, virtual), the
+// oscillator models, and the sub-packages servo, refclock, quality, leap
+// and sim.
+package clock
+
+import (
+	"errors"
+	"time"
+)
+
+// Timescale is what a clock counts.
+type Timescale uint8
+
+// Timescales. A PHC counts TAI by PTP convention; so does the virtual clock,
+// which stands in for a PHC. CLOCK_REALTIME counts UTC (POSIX).
+const (
+	TAI Timescale = iota
+	UTC
+)
+
+func (s Timescale) String() string {
+	if s == UTC {
+		return "UTC"
+	}
+	return "TAI"
+}
+
+// Clock is a clock sitegm can steer.
+type Clock interface {
+	// Name says which clock this is ("virtual", "system", "/dev/ptp0").
+	Name() string
+	// Timescale is what Now counts.
+	Timescale() Timescale
+	// Now reads the clock.
+	Now() (time.Time, error)
+	// Frequency is the current frequency adjustment, ppb (positive: the
+	// clock runs faster than its oscillator alone would).
+	Frequency() (float64, error)
+	// SetFrequency sets the frequency adjustment, ppb.
+	SetFrequency(ppb float64) error
+	// Step moves the clock by d at once.
+	Step(d time.Duration) error
+	// MaxFrequency is the largest |adjustment| the clock accepts, ppb.
+	MaxFrequency() float64
+}
+
+// LeapSetter is a clock that applies leap seconds itself (the kernel's
+// CLOCK_REALTIME with STA_INS/STA_DEL). sign: +1 insert at the end of the
+// current UTC day, -1 delete, 0 none.
+type LeapSetter interface {
+	SetLeap(sign int) error
+}
+
+// ErrNotSupported is returned where a clock cannot do something here.
+var ErrNotSupported = errors.New("not supported by this clock")
+
+// Clamp limits ppb to the clock's range.
+func Clamp(c Clock, ppb float64) float64 {
+	m := c.MaxFrequency()
+	switch {
+	case ppb > m:
+		return m
+	case ppb < -m:
+		return -m
+	}
+	return ppb
+}

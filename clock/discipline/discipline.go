@@ -1,0 +1,367 @@
+// Package discipline joins the clock's sans-I/O cores into one: PPS edges
+// and receiver labels go in, clock adjustments and log events come out.
+// The daemon drives it with real devices and sockets, `sitegm sim` with a
+// simulated receiver and oscillator; both run exactly this code.
+package discipline
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"sitegm/clock"
+	"sitegm/clock/leap"
+	"sitegm/clock/quality"
+	"sitegm/clock/refclock"
+	"sitegm/clock/servo"
+)
+
+// LevelNotice mirrors internal/logging's NOTICE level (syslog 5).
+const LevelNotice = slog.Level(2)
+
+// Config of a discipline.
+type Config struct {
+	Osc       clock.Oscillator
+	Timescale clock.Timescale
+	// NMEAOnly: no PPS; samples come from sentence arrival minus NMEADelay.
+	NMEAOnly  bool
+	NMEADelay time.Duration
+	// MeasNoise is the expected sample noise of the PPS source.
+	MeasNoise time.Duration
+	// LatencyLo/Hi: the window in which the sentences for second S start
+	// after the edge of S (used until the clock is on GNSS time).
+	LatencyLo, LatencyHi time.Duration
+	// Servo is "kalman" (sitegm's) or "pi" (the linuxptp baseline).
+	Servo                         string
+	Holdover, HoldoverMaxError    time.Duration
+	JumpThreshold, FollowJumps    time.Duration
+	InitialFreq, InitialFreqSigma float64
+	MaxFreq                       float64
+	Leap                          *leap.Table
+}
+
+// Label is a receiver epoch that names a UTC second.
+type Label struct {
+	UTC     time.Time // normalised (23:59:60 is the next 00:00:00 with Leap60)
+	Leap60  bool
+	Valid   bool
+	Arrival time.Time // first sentence of the epoch, on the disciplined clock
+	Now     time.Time // the clock's time now, when the resulting action applies
+}
+
+// Action is what the caller applies to the clock, in this order.
+type Action struct {
+	Step    time.Duration
+	SetFreq bool
+	Freq    float64 // ppb
+	// SetLeap asks a clock that applies leap seconds itself (UTC system
+	// clock) to insert (+1) or delete (-1) one at the end of the day, or to
+	// clear (0).
+	SetLeap bool
+	Leap    int
+}
+
+func (a *Action) merge(b Action) {
+	a.Step += b.Step
+	if b.SetFreq {
+		a.SetFreq, a.Freq = true, b.Freq
+	}
+	if b.SetLeap {
+		a.SetLeap, a.Leap = true, b.Leap
+	}
+}
+
+// Event is something to log.
+type Event struct {
+	Name  string
+	Level slog.Level
+	Msg   string
+	Attrs []any
+}
+
+// Discipline is the clock's brain.
+type Discipline struct {
+	cfg        Config
+	pair       *refclock.Pairer
+	srv        servo.Servo
+	q          *quality.Machine
+	leapTable  *leap.Table
+	receiverLS bool // the receiver confirmed the current leap count
+	pending    int  // leap flag last announced
+	leapSet    int  // leap flag last given to a UTC clock
+	latency    time.Duration
+	latencyOff bool
+	problems   map[string]uint64
+	lastWarn   time.Time
+	outliers   uint64
+	steps      uint64
+	lastStep   time.Duration
+	events     []Event
+}
+
+// New builds a discipline; now is the clock's time.
+func New(cfg Config, now time.Time) *Discipline {
+	if cfg.Leap == nil {
+		cfg.Leap = leap.Builtin()
+	}
+	if cfg.LatencyHi == 0 {
+		cfg.LatencyHi = 990 * time.Millisecond
+	}
+	lockErr, srcErr := time.Microsecond, 100*time.Nanosecond
+	if cfg.NMEAOnly {
+		lockErr, srcErr = 50*time.Millisecond, 10*time.Millisecond
+	}
+	var srv servo.Servo
+	if cfg.Servo == "pi" {
+		srv = servo.NewPI(cfg.InitialFreq, cfg.MaxFreq)
+	} else {
+		srv = servo.NewKalman(servo.Config{
+			Osc: cfg.Osc, MeasNoise: cfg.MeasNoise, MaxFreq: cfg.MaxFreq,
+			InitialFreq: cfg.InitialFreq, InitialFreqSigma: cfg.InitialFreqSigma,
+			JumpThreshold: cfg.JumpThreshold, FollowJumps: cfg.FollowJumps,
+		})
+	}
+	return &Discipline{
+		cfg:       cfg,
+		pair:      refclock.New(cfg.LatencyLo, cfg.LatencyHi),
+		srv:       srv,
+		leapTable: cfg.Leap,
+		q: quality.New(quality.Config{Osc: cfg.Osc, Holdover: cfg.Holdover, HoldoverMaxError: cfg.HoldoverMaxError,
+			LockError: lockErr, SourceError: srcErr, NMEAOnly: cfg.NMEAOnly, Timescale: cfg.Timescale}, now),
+		problems: map[string]uint64{},
+	}
+}
+
+func (d *Discipline) emit(level slog.Level, name, msg string, attrs ...any) {
+	d.events = append(d.events, Event{Name: name, Level: level, Msg: msg, Attrs: attrs})
+}
+
+func (d *Discipline) take() []Event {
+	ev := d.events
+	d.events = nil
+	return ev
+}
+
+// Edge records a PPS edge at clock time t.
+func (d *Discipline) Edge(t time.Time) []Event {
+	if d.pair.Edge(t) {
+		d.problem("extra_pulse")
+	}
+	return d.take()
+}
+
+// TimePulse records a u-blox TIM-TP: the pulse at UTC second utc has
+// quantisation error qErrPS.
+func (d *Discipline) TimePulse(utc time.Time, qErrPS int32) { d.pair.QErr(utc, qErrPS) }
+
+// ReceiverLeap merges a receiver's leap second knowledge (NAV-TIMELS).
+func (d *Discipline) ReceiverLeap(utcNow time.Time, currLS int, valid bool, change int, eventIn time.Duration, eventValid bool) []Event {
+	if valid {
+		d.receiverLS = true
+	}
+	if msg := d.leapTable.MergeReceiver(utcNow, currLS, valid, change, eventIn, eventValid); msg != "" {
+		d.emit(slog.LevelWarn, "leap_table_receiver", "leap second table corrected from the receiver: "+msg)
+	}
+	return d.take()
+}
+
+// toScale puts a UTC label on the clock's timescale.
+func (d *Discipline) toScale(utc time.Time, leap60 bool) time.Time {
+	if d.cfg.Timescale == clock.UTC {
+		return utc
+	}
+	return d.leapTable.UTCToTAI(utc, leap60)
+}
+
+// Label takes a receiver epoch.
+func (d *Discipline) Label(l Label) (Action, []Event) {
+	var a Action
+	if !l.Valid {
+		return a, d.take()
+	}
+	if d.cfg.Timescale == clock.UTC && (l.Leap60 || d.nearLeap(l.UTC)) {
+		// A UTC clock repeats a second at a leap: no sample is unambiguous
+		// around it.
+		return a, d.take()
+	}
+	tru := d.toScale(l.UTC, l.Leap60)
+	var s refclock.Sample
+	if d.cfg.NMEAOnly {
+		s = refclock.Sample{Local: l.Arrival.Add(-d.cfg.NMEADelay), True: tru, Latency: d.cfg.NMEADelay}
+	} else {
+		var r refclock.Reason
+		s, r = d.pair.Label(l.UTC, tru, l.Arrival, d.srv.State() >= servo.StateTrack)
+		if r != refclock.OK {
+			d.problem(r.String())
+			return a, d.take()
+		}
+		d.watchLatency(s.Latency)
+	}
+	now := l.Now
+	if now.IsZero() {
+		now = l.Arrival
+	}
+	sa := d.srv.Sample(s.Local, s.Offset(), now)
+	d.note(sa)
+	if sa.Step != 0 {
+		d.pair.Shift(sa.Step)
+	}
+	a.merge(Action{Step: sa.Step, SetFreq: sa.SetFreq, Freq: sa.Freq})
+	return a, d.take()
+}
+
+func (d *Discipline) nearLeap(utc time.Time) bool {
+	y, m, dd := utc.Date()
+	mid := time.Date(y, m, dd, 0, 0, 0, 0, time.UTC)
+	if utc.Sub(mid) > 2*time.Second {
+		return false
+	}
+	return d.leapTable.Pending(mid.Add(-time.Hour)) != 0
+}
+
+func (d *Discipline) note(a servo.Action) {
+	switch a.Note {
+	case servo.NoteStepped:
+		d.steps++
+		d.lastStep = a.Step
+		d.emit(LevelNotice, "clock_stepped", "clock stepped onto GNSS time", "step", a.Step.String())
+	case servo.NoteOutlier:
+		d.outliers++
+	case servo.NoteJump:
+		d.emit(slog.LevelError, "jump_alarm", fmt.Sprintf("GNSS time jumped by %v: not followed, holding over", a.Offset),
+			"jump", a.Offset.String(), "follow_after", followText(d.cfg.FollowJumps))
+	case servo.NoteJumpOver:
+		d.emit(LevelNotice, "jump_over", "GNSS time agrees with the clock again")
+	case servo.NoteJumpFollow:
+		d.steps++
+		d.lastStep = a.Step
+		d.emit(slog.LevelWarn, "jump_followed", fmt.Sprintf("followed a persistent new GNSS time: stepped %v", a.Step),
+			"step", a.Step.String())
+	}
+}
+
+func followText(d time.Duration) string {
+	if d <= 0 {
+		return "never (operator resync only)"
+	}
+	return d.String()
+}
+
+// watchLatency notices the sentences' latency jumping by half a second or
+// more (the receiver added messages, or its time is a second off).
+func (d *Discipline) watchLatency(l time.Duration) {
+	if d.latency == 0 {
+		d.latency = l
+		return
+	}
+	off := (l - d.latency).Abs() > 500*time.Millisecond
+	if off && !d.latencyOff {
+		d.emit(slog.LevelWarn, "nmea_latency_jump", fmt.Sprintf("NMEA now starts %v after its edge (was %v)", l.Round(time.Millisecond), d.latency.Round(time.Millisecond)),
+			"latency", l.String(), "was", d.latency.String())
+	}
+	d.latencyOff = off
+	if !off {
+		d.latency += (l - d.latency) / 16
+	}
+}
+
+// problem counts a pairing problem and warns at most once a minute.
+func (d *Discipline) problem(kind string) { d.problems[kind]++ }
+
+// Tick runs timeouts at clock time now (call it a few times a second).
+func (d *Discipline) Tick(now time.Time) (Action, []Event) {
+	var a Action
+	sa := d.srv.Tick(now)
+	a.merge(Action{SetFreq: sa.SetFreq, Freq: sa.Freq})
+	est := d.srv.Estimate(now)
+	if tr, ok := d.q.Update(now, d.srv.State(), est); ok {
+		d.transition(now, tr)
+	}
+	utc := now
+	if d.cfg.Timescale == clock.TAI {
+		utc, _ = d.leapTable.TAIToUTC(now)
+	}
+	if p := d.leapTable.Pending(utc); p != d.pending {
+		switch {
+		case p != 0:
+			d.emit(slog.LevelWarn, "leap_scheduled", fmt.Sprintf("leap second (%+d) at the end of today, UTC", p), "leap", p)
+		case d.pending != 0:
+			d.emit(LevelNotice, "leap_applied", "leap second done", "tai_utc", d.leapTable.Offset(utc))
+		}
+		d.pending = p
+	}
+	if d.cfg.Timescale == clock.UTC && d.pending != d.leapSet {
+		a.SetLeap, a.Leap = true, d.pending
+		d.leapSet = d.pending
+	}
+	if len(d.problems) > 0 && now.Sub(d.lastWarn) >= time.Minute {
+		d.lastWarn = now
+		attrs := []any{}
+		for k, n := range d.problems {
+			attrs = append(attrs, k, n)
+		}
+		hint := ""
+		if d.problems["ambiguous"] > 0 {
+			hint = " (two PPS edges fit the latency window: set gnss.nmea_latency narrower than a second)"
+		}
+		d.emit(slog.LevelWarn, "pairing_problems", "PPS/NMEA pairing rejected labels"+hint, attrs...)
+		clear(d.problems)
+	}
+	return a, d.take()
+}
+
+func (d *Discipline) transition(now time.Time, tr quality.Transition) {
+	level := LevelNotice
+	if tr.To == quality.Holdover || (tr.To == quality.Freerun && d.q.EverLocked()) {
+		level = slog.LevelWarn
+	}
+	est := d.q.Estimate()
+	d.emit(level, "clock_state", fmt.Sprintf("clock %s -> %s: %s", tr.From, tr.To, tr.Reason),
+		"clock_state", string(tr.To), "clock_prev_state", string(tr.From), "reason", tr.Reason,
+		"clock_class", d.q.ClockClass(), "held", tr.Held.Round(time.Second).String(),
+		"est_error_ns", est.Offset.Abs().Nanoseconds()+3*est.OffsetSigma.Nanoseconds())
+	switch {
+	case tr.To == quality.Holdover:
+		d.emit(slog.LevelWarn, "holdover_entered", "holdover: running on the "+d.cfg.Osc.Name+" oscillator",
+			"holdover_limit", d.cfg.Holdover.String(), "freq_ppb", est.Freq)
+	case tr.From == quality.Holdover:
+		d.emit(level, "holdover_left", "holdover ended: "+tr.Reason, "holdover_elapsed", tr.Held.Round(time.Second).String())
+	}
+}
+
+// Resync asks the servo to accept GNSS time as it is at the next sample.
+func (d *Discipline) Resync() { d.srv.Resync() }
+
+// Quality is the quality machine (for advertised values).
+func (d *Discipline) Quality() *quality.Machine { return d.q }
+
+// Leap is the leap second table in use.
+func (d *Discipline) Leap() *leap.Table { return d.leapTable }
+
+// ReceiverLS tells whether the receiver confirmed the UTC offset.
+func (d *Discipline) ReceiverLS() bool { return d.receiverLS }
+
+// Status is a snapshot for status output.
+type Status struct {
+	State             quality.State
+	Since             time.Time
+	ServoState        servo.State
+	ClockClass        uint8
+	EstError          time.Duration
+	Estimate          servo.Estimate
+	HoldoverElapsed   time.Duration
+	HoldoverRemaining time.Duration
+	Pairing           refclock.Stats
+	Outliers, Steps   uint64
+	Latency           time.Duration
+}
+
+// Status reports the discipline at clock time now.
+func (d *Discipline) Status(now time.Time) Status {
+	return Status{
+		State: d.q.State(), Since: d.q.Since(), ServoState: d.srv.State(), ClockClass: d.q.ClockClass(),
+		EstError: d.q.EstError(), Estimate: d.srv.Estimate(now),
+		HoldoverElapsed: d.q.HoldoverElapsed(now), HoldoverRemaining: d.q.HoldoverRemaining(now),
+		Pairing: d.pair.Stats, Outliers: d.outliers, Steps: d.steps, Latency: d.latency,
+	}
+}

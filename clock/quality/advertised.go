@@ -1,0 +1,102 @@
+package quality
+
+import (
+	"time"
+
+	"sitegm/clock"
+	"sitegm/clock/leap"
+)
+
+// TimeProperties is PTP's timePropertiesDS (IEEE 1588-2019 8.2.4).
+type TimeProperties struct {
+	CurrentUTCOffset   int16
+	UTCOffsetValid     bool
+	Leap59, Leap61     bool
+	TimeTraceable      bool
+	FrequencyTraceable bool
+	PTPTimescale       bool
+	TimeSource         uint8
+}
+
+// TimeProperties derives timePropertiesDS at UTC time utc. The UTC offset
+// is valid when the leap table is current or the receiver confirmed it
+// (receiverLS); the leap flags are set for the whole UTC day that ends with
+// the leap second, and only while the clock is synchronized.
+func (m *Machine) TimeProperties(utc time.Time, t *leap.Table, receiverLS bool) TimeProperties {
+	tp := TimeProperties{
+		CurrentUTCOffset:   int16(t.Offset(utc)),
+		UTCOffsetValid:     m.Synchronized() && (receiverLS || !t.Expired(utc)),
+		TimeTraceable:      m.Traceable(),
+		FrequencyTraceable: m.Traceable(),
+		PTPTimescale:       true,
+		TimeSource:         m.TimeSource(),
+	}
+	if m.Synchronized() {
+		switch t.Pending(utc) {
+		case 1:
+			tp.Leap61 = true
+		case -1:
+			tp.Leap59 = true
+		}
+	}
+	return tp
+}
+
+// NTP is what an NTP server derives from the clock (RFC 5905 7.3).
+type NTP struct {
+	LI             uint8 // 0 none, 1 insert at the end of the day, 2 delete, 3 unsynchronized
+	Stratum        uint8 // 1 synchronized to GNSS; 0 (unspecified) when not
+	RefID          [4]byte
+	RootDispersion time.Duration
+	RefTime        time.Time // last GNSS correction (UTC); zero if none
+}
+
+// NTP derives the NTP header fields at UTC time utc. While locked or in
+// holdover within spec: stratum 1, refid GPS (NMEA when there is no PPS),
+// root dispersion the estimated error bound (which grows through holdover
+// at the oscillator model's rate). Otherwise LI 3 and stratum 0, so clients
+// drop sitegm rather than follow a clock it does not believe.
+func (m *Machine) NTP(utc time.Time, t *leap.Table) NTP {
+	if !m.Synchronized() {
+		return NTP{LI: 3, Stratum: 0, RefID: [4]byte{'I', 'N', 'I', 'T'}, RootDispersion: 16 * time.Second}
+	}
+	n := NTP{Stratum: 1, RefID: [4]byte{'G', 'P', 'S', 0}, RootDispersion: m.EstError()}
+	if m.cfg.NMEAOnly {
+		n.RefID = [4]byte{'N', 'M', 'E', 'A'}
+	}
+	switch t.Pending(utc) {
+	case 1:
+		n.LI = 1
+	case -1:
+		n.LI = 2
+	}
+	if !m.lastSample.IsZero() {
+		n.RefTime = m.lastSample
+		if m.cfg.Timescale == clock.TAI {
+			n.RefTime, _ = t.TAIToUTC(m.lastSample)
+		}
+	}
+	return n
+}
+
+// V1 is the grandmaster description of IEEE 1588-2002 (PTPv1, Dante).
+type V1 struct {
+	Stratum    uint8
+	Identifier [4]byte
+	Variance   int16
+	Preferred  bool
+}
+
+// V1 maps the state onto 1588-2002's best-master fields: the best the
+// 2002 algorithm allows while locked (stratum 1, "GPS", preferred), then
+// worse in holdover and free-run so that a Dante device configured as
+// preferred leader takes over from a free-running sitegm.
+func (m *Machine) V1() V1 {
+	switch m.st {
+	case Locked:
+		return V1{Stratum: 1, Identifier: [4]byte{'G', 'P', 'S', 0}, Variance: -16000, Preferred: true}
+	case Holdover:
+		return V1{Stratum: 2, Identifier: [4]byte{'G', 'P', 'S', 0}, Variance: -8000, Preferred: true}
+	}
+	return V1{Stratum: 4, Identifier: [4]byte{'D', 'F', 'L', 'T'}, Variance: 0x7FFF, Preferred: false}
+}

@@ -1,0 +1,276 @@
+// Package quality is the one state machine that says how good the
+// disciplined clock is, and derives from it, and only from it, everything
+// sitegm advertises: PTP clockQuality and time properties, the PTPv1
+// grandmaster fields, and the NTP header fields.
+package quality
+
+import (
+	"math"
+	"time"
+
+	"sitegm/clock"
+	"sitegm/clock/servo"
+)
+
+// State of the disciplined clock.
+type State string
+
+// States.
+const (
+	Freerun   State = "FREERUN"   // no usable reference (never had one, or holdover ran out)
+	Acquiring State = "ACQUIRING" // samples flow, not yet within the lock threshold
+	Locked    State = "LOCKED"    // following GNSS within the lock threshold
+	Holdover  State = "HOLDOVER"  // reference lost; predicted error within spec
+)
+
+// PTP clockClass values (IEEE 1588-2019 Table 4; same in 1588-2008).
+const (
+	ClassLocked       = 6   // synchronized to a primary reference (PTP timescale)
+	ClassHoldover     = 7   // was 6, in holdover within specification
+	ClassDegradedA    = 52  // was 7, out of holdover specification (alternative A: may not become a slave)
+	ClassDefault      = 248 // default: never synchronized
+	TimeSourceGNSS    = 0x20
+	TimeSourceOsc     = 0xA0
+	AccuracyUnknown   = 0xFE
+	VarianceUnknown   = 0xFFFF
+	lockRunNeeded     = 5 // consecutive good updates to call the clock locked
+	referenceSilentOK = 3 * time.Second
+)
+
+// Config of the machine.
+type Config struct {
+	Osc clock.Oscillator
+	// Holdover is how long holdover may last (clock.holdover).
+	Holdover time.Duration
+	// HoldoverMaxError ends holdover early when the predicted error exceeds
+	// it (clock.holdover_max_error).
+	HoldoverMaxError time.Duration
+	// LockError is the estimated error under which the clock counts as
+	// locked: 1 µs with a PPS, more for NMEA alone.
+	LockError time.Duration
+	// SourceError is what the reference itself may be off by, which no
+	// filtering removes: a timing receiver's PPS (tens of ns), an
+	// uncalibrated antenna cable, NMEA latency uncertainty without a PPS.
+	SourceError time.Duration
+	// NMEAOnly: no PPS (refid "NMEA" instead of "GPS").
+	NMEAOnly bool
+	// Timescale of the clock whose times Update receives.
+	Timescale clock.Timescale
+}
+
+// Machine is the quality state machine.
+type Machine struct {
+	cfg          Config
+	st           State
+	since        time.Time
+	everLocked   bool
+	lockRun      int
+	holdoverFrom time.Time
+	lastSample   time.Time // last accepted sample (NTP reference timestamp)
+	est          servo.Estimate
+	lockedSigma  time.Duration // the filter's phase deviation while locked
+}
+
+// New starts in FREERUN at now.
+func New(cfg Config, now time.Time) *Machine {
+	return &Machine{cfg: cfg, st: Freerun, since: now}
+}
+
+// State is the current state.
+func (m *Machine) State() State { return m.st }
+
+// Since is when the state was entered.
+func (m *Machine) Since() time.Time { return m.since }
+
+// EverLocked tells whether the clock was ever locked.
+func (m *Machine) EverLocked() bool { return m.everLocked }
+
+// Transition is a state change for the log.
+type Transition struct {
+	From, To State
+	Held     time.Duration // time spent in From
+	Reason   string
+}
+
+// EstError is the error bound the machine advertises: the estimated offset
+// plus three standard deviations of the estimate and the source together.
+func (m *Machine) EstError() time.Duration {
+	if m.est.OffsetSigma == time.Duration(math.MaxInt64) {
+		return time.Duration(math.MaxInt64)
+	}
+	s := math.Hypot(float64(m.est.OffsetSigma), float64(m.cfg.SourceError))
+	return m.est.Offset.Abs() + time.Duration(3*s)
+}
+
+// Update feeds the servo's state and estimate at now; it returns a
+// transition when the state changed.
+func (m *Machine) Update(now time.Time, st servo.State, est servo.Estimate) (Transition, bool) {
+	m.est = est
+	tracking := st == servo.StateTrack && est.SinceSample < referenceSilentOK
+	if tracking && est.SinceSample >= 0 {
+		m.lastSample = now.Add(-est.SinceSample)
+	}
+	good := tracking && m.EstError() < m.cfg.LockError
+	if good {
+		m.lockRun++
+		if m.st == Locked {
+			m.lockedSigma = est.OffsetSigma
+		}
+	} else {
+		m.lockRun = 0
+	}
+	to, reason := m.st, ""
+	switch m.st {
+	case Freerun, Acquiring:
+		switch {
+		case m.lockRun >= lockRunNeeded:
+			to, reason = Locked, "within the lock threshold"
+		case m.st == Freerun && st >= servo.StateStart && st != servo.StateHoldover:
+			to, reason = Acquiring, "reference samples arriving"
+		case m.st == Acquiring && (st == servo.StateHoldover || st == servo.StateGuard || st == servo.StateInit):
+			to, reason = Freerun, "reference lost while acquiring"
+		}
+	case Locked:
+		switch {
+		case st == servo.StateGuard:
+			to, reason = Holdover, "reference jumped: not followed"
+		case !tracking:
+			to, reason = Holdover, "reference lost"
+		}
+	case Holdover:
+		elapsed := now.Sub(m.holdoverFrom)
+		switch {
+		case m.lockRun >= lockRunNeeded:
+			to, reason = Locked, "reference back"
+		case elapsed >= m.cfg.Holdover:
+			to, reason = Freerun, "holdover limit reached"
+		case m.EstError() > m.cfg.HoldoverMaxError:
+			to, reason = Freerun, "predicted error beyond the holdover specification"
+		}
+	}
+	if to == m.st {
+		return Transition{}, false
+	}
+	tr := Transition{From: m.st, To: to, Held: now.Sub(m.since), Reason: reason}
+	m.st, m.since = to, now
+	switch to {
+	case Locked:
+		m.everLocked = true
+	case Holdover:
+		m.holdoverFrom = now
+	}
+	return tr, true
+}
+
+// HoldoverElapsed and HoldoverRemaining while in HOLDOVER (zero otherwise).
+func (m *Machine) HoldoverElapsed(now time.Time) time.Duration {
+	if m.st != Holdover {
+		return 0
+	}
+	return now.Sub(m.holdoverFrom)
+}
+
+// HoldoverRemaining is the time left before the holdover limit.
+func (m *Machine) HoldoverRemaining(now time.Time) time.Duration {
+	if m.st != Holdover {
+		return 0
+	}
+	return max(0, m.cfg.Holdover-now.Sub(m.holdoverFrom))
+}
+
+// ClockClass is the PTP clockClass of the state.
+func (m *Machine) ClockClass() uint8 {
+	switch m.st {
+	case Locked:
+		return ClassLocked
+	case Holdover:
+		return ClassHoldover
+	}
+	if m.everLocked {
+		return ClassDegradedA
+	}
+	return ClassDefault
+}
+
+// accuracyTable is IEEE 1588-2019 Table 5 (clockAccuracy): each code's
+// upper bound.
+var accuracyTable = []struct {
+	code  uint8
+	bound time.Duration
+}{
+	{0x20, 25 * time.Nanosecond}, {0x21, 100 * time.Nanosecond}, {0x22, 250 * time.Nanosecond},
+	{0x23, time.Microsecond}, {0x24, 2500 * time.Nanosecond}, {0x25, 10 * time.Microsecond},
+	{0x26, 25 * time.Microsecond}, {0x27, 100 * time.Microsecond}, {0x28, 250 * time.Microsecond},
+	{0x29, time.Millisecond}, {0x2A, 2500 * time.Microsecond}, {0x2B, 10 * time.Millisecond},
+	{0x2C, 25 * time.Millisecond}, {0x2D, 100 * time.Millisecond}, {0x2E, 250 * time.Millisecond},
+	{0x2F, time.Second}, {0x30, 10 * time.Second},
+}
+
+// AccuracyCode maps an error bound to clockAccuracy.
+func AccuracyCode(bound time.Duration) uint8 {
+	for _, a := range accuracyTable {
+		if bound <= a.bound {
+			return a.code
+		}
+	}
+	return 0x31 // > 10 s
+}
+
+// ClockAccuracy is the clockAccuracy of the estimated error; unknown
+// before the first lock.
+func (m *Machine) ClockAccuracy() uint8 {
+	if !m.everLocked && m.st != Locked {
+		return AccuracyUnknown
+	}
+	return AccuracyCode(m.EstError())
+}
+
+// OffsetScaledLogVariance (IEEE 1588-2019 7.6.3.5): log2 of the PTP variance
+// in s², scaled by 2^8 and offset by 0x8000. The variance describes short-
+// term stability, not accuracy: the filtered phase deviation while locked,
+// the oscillator's own σ_x(1 s)² = ADEV(1 s)²/3 otherwise (the larger).
+func (m *Machine) OffsetScaledLogVariance() uint16 {
+	if !m.everLocked && m.st != Locked {
+		return VarianceUnknown
+	}
+	osc := m.cfg.Osc.ADEV(1)
+	v := osc * osc / 3
+	if s := m.lockedSigma.Seconds(); s*s > v {
+		v = s * s
+	}
+	return ScaledLogVariance(v)
+}
+
+// ScaledLogVariance encodes a variance in s².
+func ScaledLogVariance(v float64) uint16 {
+	if v <= 0 {
+		return 0
+	}
+	x := math.Log2(v)*256 + 0x8000
+	return uint16(math.Max(0, math.Min(0xFFFE, math.Round(x))))
+}
+
+// TimeSource is GNSS while locked, the internal oscillator otherwise.
+func (m *Machine) TimeSource() uint8 {
+	if m.st == Locked {
+		return TimeSourceGNSS
+	}
+	return TimeSourceOsc
+}
+
+// Traceable: time and frequency are traceable to GNSS while locked and in
+// holdover within specification.
+func (m *Machine) Traceable() bool { return m.st == Locked || m.st == Holdover }
+
+// Synchronized: the clock serves time it believes (NTP stratum 1, PTP
+// traceability). False before the first lock and after holdover ran out.
+func (m *Machine) Synchronized() bool { return m.Traceable() }
+
+// LastSample is when GNSS last corrected the clock.
+func (m *Machine) LastSample() time.Time { return m.lastSample }
+
+// Estimate is the last servo estimate seen.
+func (m *Machine) Estimate() servo.Estimate { return m.est }
+
+// Config returns the configuration.
+func (m *Machine) Config() Config { return m.cfg }

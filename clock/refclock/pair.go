@@ -1,0 +1,180 @@
+// Package refclock pairs PPS edges with the UTC seconds the receiver's
+// messages name, producing samples: "the clock read L when true time was T".
+//
+// The receiver's sentences for second S follow the edge of S, after a
+// latency that depends on the receiver, its configuration and the line rate
+// (tens of milliseconds to more than a second) and can jump when messages
+// are added or the line backs up. Two regimes:
+//
+//   - unaligned (the clock does not know the second yet): an edge is paired
+//     with a label only if exactly one edge lies in the configured latency
+//     window before the label's arrival. The window must be shorter than a
+//     second, or two edges could fit: such a pair is rejected as ambiguous,
+//     never guessed. A receiver whose latency exceeds a second needs a
+//     window that says so (gnss.nmea_latency = "1s..1.9s").
+//   - aligned (the servo has stepped the clock onto GNSS time): the edge
+//     whose clock time is nearest to the label's time is paired, whatever
+//     the latency, as long as it arrived before the label. A label naming a
+//     second no received edge can be is paired with the nearest edge anyway
+//     and the servo sees a whole-second offset: that is a time jump, and the
+//     servo's guard decides, not the pairer.
+//
+// A u-blox TIM-TP, sent before the pulse it describes, gives that pulse's
+// quantisation error; the paired edge is corrected by it (ideal = actual +
+// qErr).
+package refclock
+
+import (
+	"time"
+)
+
+// Sample is one paired edge.
+type Sample struct {
+	Local   time.Time     // the edge on the disciplined clock (qErr applied)
+	True    time.Time     // the labelled second on the clock's timescale
+	Latency time.Duration // label arrival minus edge
+	QErr    bool          // a TIM-TP correction was applied
+}
+
+// Offset is clock minus truth.
+func (s Sample) Offset() time.Duration { return s.Local.Sub(s.True) }
+
+// Reason says why a label produced no sample.
+type Reason uint8
+
+// Rejection reasons.
+const (
+	OK        Reason = iota
+	NoEdge           // no edge could belong to this label (PPS missing, or latency outside the window)
+	Ambiguous        // more than one edge fits the latency window
+	Stale            // the label arrived too long after any fitting edge
+	numReasons
+)
+
+func (r Reason) String() string {
+	return [...]string{"ok", "no_edge", "ambiguous", "stale"}[r]
+}
+
+// Stats counts what the pairer did.
+type Stats struct {
+	Edges, Paired  uint64
+	Rejected       [numReasons]uint64
+	Missing, Extra uint64 // pulses missing between edges, extra pulses dropped
+	QErrApplied    uint64
+}
+
+type edge struct {
+	local time.Time
+	used  bool
+}
+
+// Pairer keeps the recent edges and pairs labels with them.
+type Pairer struct {
+	lo, hi time.Duration // latency window of the unaligned regime
+	maxAge time.Duration // an edge older than this at the label's arrival is stale
+	edges  []edge
+	qerr   map[int64]int32 // UTC second (Unix) -> qErr ps, from TIM-TP
+	Stats  Stats
+}
+
+// History is how many edges are kept.
+const History = 8
+
+// New returns a pairer with the latency window [lo, hi].
+func New(lo, hi time.Duration) *Pairer {
+	return &Pairer{lo: lo, hi: hi, maxAge: max(hi, time.Second) + 2*time.Second, qerr: map[int64]int32{}}
+}
+
+// Edge records a PPS edge at local clock time t. An edge less than 0.9 s
+// after the previous one is an extra pulse (a glitch, a doubled edge) and
+// is dropped; gaps of n seconds count n-1 missing pulses.
+func (p *Pairer) Edge(t time.Time) (extra bool) {
+	p.Stats.Edges++
+	if n := len(p.edges); n > 0 {
+		gap := t.Sub(p.edges[n-1].local)
+		switch {
+		case gap < 900*time.Millisecond:
+			p.Stats.Extra++
+			return true
+		case gap > 1500*time.Millisecond:
+			p.Stats.Missing += uint64((gap+500*time.Millisecond)/time.Second - 1)
+		}
+	}
+	p.edges = append(p.edges, edge{local: t})
+	if len(p.edges) > History {
+		p.edges = p.edges[len(p.edges)-History:]
+	}
+	return false
+}
+
+// Shift moves every stored edge by d (the clock was stepped by d).
+func (p *Pairer) Shift(d time.Duration) {
+	for i := range p.edges {
+		p.edges[i].local = p.edges[i].local.Add(d)
+	}
+}
+
+// QErr records a TIM-TP: the pulse at UTC second utc has quantisation
+// error qErrPS (ideal minus actual).
+func (p *Pairer) QErr(utc time.Time, qErrPS int32) {
+	p.qerr[utc.Unix()] = qErrPS
+	if len(p.qerr) > 2*History {
+		cut := utc.Unix() - History
+		for k := range p.qerr {
+			if k < cut {
+				delete(p.qerr, k)
+			}
+		}
+	}
+}
+
+// Label pairs the label "true second tru (UTC second utc)" that arrived at
+// local time arrival. aligned says the clock already counts the right
+// seconds.
+func (p *Pairer) Label(utc, tru, arrival time.Time, aligned bool) (Sample, Reason) {
+	best := -1
+	var bestDist time.Duration
+	if aligned {
+		for i, e := range p.edges {
+			lat := arrival.Sub(e.local)
+			if lat < 0 || e.used {
+				continue
+			}
+			d := e.local.Sub(tru).Abs()
+			if best < 0 || d < bestDist {
+				best, bestDist = i, d
+			}
+		}
+		if best >= 0 && arrival.Sub(p.edges[best].local) > p.maxAge {
+			p.Stats.Rejected[Stale]++
+			return Sample{}, Stale
+		}
+	} else {
+		n := 0
+		for i, e := range p.edges {
+			lat := arrival.Sub(e.local)
+			if lat >= p.lo && lat <= p.hi && !e.used {
+				best = i
+				n++
+			}
+		}
+		if n > 1 {
+			p.Stats.Rejected[Ambiguous]++
+			return Sample{}, Ambiguous
+		}
+	}
+	if best < 0 {
+		p.Stats.Rejected[NoEdge]++
+		return Sample{}, NoEdge
+	}
+	e := &p.edges[best]
+	e.used = true
+	s := Sample{Local: e.local, True: tru, Latency: arrival.Sub(e.local)}
+	if q, ok := p.qerr[utc.Unix()]; ok {
+		s.Local = s.Local.Add(time.Duration(q) * time.Nanosecond / 1000)
+		s.QErr = true
+		p.Stats.QErrApplied++
+	}
+	p.Stats.Paired++
+	return s, OK
+}

@@ -1,0 +1,87 @@
+package refclock
+
+import (
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+func sec(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+
+func TestUnalignedWindow(t *testing.T) {
+	p := New(0, 900*time.Millisecond)
+	// The clock is 0.3 s off and knows nothing: edges at local n+0.3.
+	for n := 0; n < 3; n++ {
+		p.Edge(sec(n).Add(300 * time.Millisecond))
+	}
+	s, r := p.Label(sec(2), sec(2), sec(2).Add(450*time.Millisecond), false)
+	if r != OK || s.Offset() != 300*time.Millisecond || s.Latency != 150*time.Millisecond {
+		t.Errorf("%v %+v", r, s)
+	}
+	// A window longer than a second holds two edges: refused.
+	p = New(0, 1500*time.Millisecond)
+	for n := 0; n < 3; n++ {
+		p.Edge(sec(n))
+	}
+	if _, r := p.Label(sec(2), sec(2), sec(2).Add(200*time.Millisecond), false); r != Ambiguous {
+		t.Errorf("want ambiguous, got %v", r)
+	}
+	// Latency above a second, with a window that says so.
+	p = New(time.Second, 1900*time.Millisecond)
+	for n := 0; n < 4; n++ {
+		p.Edge(sec(n))
+	}
+	s, r = p.Label(sec(2), sec(2), sec(3).Add(300*time.Millisecond), false)
+	if r != OK || s.Local != sec(2) {
+		t.Errorf("late NMEA: %v %+v", r, s)
+	}
+	if _, r := p.Label(sec(9), sec(9), sec(9).Add(300*time.Millisecond), false); r != NoEdge {
+		t.Errorf("no edge in window: %v", r)
+	}
+}
+
+func TestAlignedFollowsLatencyAndSeesJumps(t *testing.T) {
+	p := New(0, 900*time.Millisecond)
+	for n := 0; n < 5; n++ {
+		p.Edge(sec(n).Add(20 * time.Nanosecond))
+	}
+	// Latency 1.3 s: the label for 3 arrives after edge 4; aligned pairing
+	// still finds edge 3.
+	s, r := p.Label(sec(3), sec(3), sec(4).Add(300*time.Millisecond), true)
+	if r != OK || s.Offset() != 20*time.Nanosecond {
+		t.Errorf("%v %+v", r, s)
+	}
+	// A label one second ahead (edge 5 has not come): paired with the
+	// nearest edge, a whole-second offset for the servo's guard.
+	s, r = p.Label(sec(5), sec(5), sec(4).Add(100*time.Millisecond), true)
+	if r != OK || s.Offset().Round(time.Second) != -time.Second {
+		t.Errorf("jump: %v %+v", r, s)
+	}
+	// Too old.
+	if _, r := p.Label(sec(0), sec(0), sec(9), true); r != Stale {
+		t.Errorf("stale: %v", r)
+	}
+}
+
+func TestQErrMissingExtraShift(t *testing.T) {
+	p := New(0, 900*time.Millisecond)
+	p.Edge(sec(0))
+	p.Edge(sec(1))
+	if !p.Edge(sec(1).Add(10 * time.Millisecond)) {
+		t.Error("extra pulse kept")
+	}
+	p.Edge(sec(4)) // 2 and 3 missing
+	if p.Stats.Missing != 2 || p.Stats.Extra != 1 {
+		t.Errorf("stats %+v", p.Stats)
+	}
+	p.QErr(sec(4), -4500) // the pulse at 4 was 4.5 ns late
+	s, r := p.Label(sec(4), sec(4), sec(4).Add(100*time.Millisecond), true)
+	if r != OK || !s.QErr || s.Offset() != -4*time.Nanosecond {
+		t.Errorf("qErr: %v %+v", r, s)
+	}
+	p.Shift(-time.Second)
+	if p.edges[len(p.edges)-1].local != sec(3) {
+		t.Errorf("shift: %v", p.edges)
+	}
+}

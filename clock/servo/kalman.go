@@ -1,0 +1,560 @@
+package servo
+
+import (
+	"math"
+	"sort"
+	"time"
+
+	"sitegm/clock"
+)
+
+// Kalman is sitegm's servo: a three-state Kalman filter (phase, frequency,
+// frequency drift) over the oscillator model of clock.oscillator, steering
+// the clock by frequency only once started.
+//
+// Why a Kalman filter and not linuxptp's PI: the PI loop's gains are fixed
+// (kp 0.7, ki 0.3 at one sample a second), so it follows much of the PPS
+// jitter into the clock and its frequency (the integrator) wanders with it;
+// that frequency is what holdover inherits. The Kalman gain is derived from
+// the two noise sources actually present (the oscillator's, from its class,
+// and the samples', estimated as it runs), so it averages as long as the
+// oscillator allows and no longer; its frequency estimate, and the
+// uncertainty of that estimate, are what holdover and the advertised
+// quality use.
+//
+// Model (state s = [x, y, d], applied adjustment u):
+//
+//	x' = x + (y + u)·Δ + d·Δ²/2     clock minus reference, s
+//	y' = y + d·Δ                    oscillator frequency error, s/s
+//	d' = d                          frequency drift, 1/s
+//	z  = x + noise                  each sample
+//
+// Steering: u = -(y + d·Δ/2) - x/τ (the phase part limited to MaxSlew),
+// i.e. cancel the oscillator's error and remove the remaining phase with
+// time constant τ.
+type Kalman struct {
+	cfg     Config
+	st      State
+	s       [3]float64
+	P       [3][3]float64
+	u       float64 // applied adjustment, fraction (the latest)
+	uLog    []uChange
+	tState  time.Time
+	tSample time.Time
+	R       float64 // measurement variance, s², adapted as samples come
+	nR      int
+	ring    [32]float64 // recent |innovation|
+	uBefore float64     // the adjustment in force before uLog's first entry
+	tSeen   time.Time   // last sample seen, accepted or not
+	tStart  time.Time   // first sample
+	// jump guard
+	cands     []cand
+	agreeRow  int
+	outlerRow int
+	resync    bool
+}
+
+// uChange records when the caller applied a new adjustment: samples are
+// older than the moment their action takes effect, so the phase model
+// integrates the adjustment piecewise, not as if it had applied since the
+// sample.
+type uChange struct {
+	at time.Time
+	u  float64
+}
+
+type cand struct {
+	t time.Time
+	z float64 // innovation of the candidate, s
+}
+
+// Config of a Kalman servo.
+type Config struct {
+	Osc clock.Oscillator
+	// MeasNoise is the expected standard deviation of the samples (from
+	// the PPS source); the servo refines it from the samples.
+	MeasNoise time.Duration
+	MaxFreq   float64 // ppb
+	// InitialFreq is the adjustment found last time (drift file), with its
+	// uncertainty InitialFreqSigma (ppb); 0 sigma means unknown.
+	InitialFreq, InitialFreqSigma float64
+	// StepThreshold: at start, the clock is stepped when the offset is
+	// larger (default 1 µs or five sample deviations).
+	StepThreshold time.Duration
+	// JumpThreshold: while tracking, a sample disagreeing by more than this
+	// (and more than the noise allows) is a jump candidate.
+	JumpThreshold time.Duration
+	// FollowJumps: a new time that persists this long is followed by a
+	// step; 0 never (the operator may Resync).
+	FollowJumps time.Duration
+	// MaxSlew limits the phase-correcting part of the steering, ppb
+	// (default 100 ppm): after a long outage the clock slews back instead
+	// of yanking the frequency its PTP and NTP clients follow.
+	MaxSlew float64
+	// TimeConstant of the phase correction (default 8 s).
+	TimeConstant time.Duration
+}
+
+const (
+	gateSigmas   = 5   // innovation gate, standard deviations
+	jumpConfirm  = 3   // consecutive consistent jump candidates to enter guard
+	agreeConfirm = 3   // consecutive agreeing samples to leave guard
+	holdoverGap  = 2.5 // seconds without a sample before holdover
+	// reanchorAfter: consecutive samples beyond the noise gate (but below
+	// the jump threshold) after which the filter trusts them over itself.
+	reanchorAfter = 3
+)
+
+// NewKalman builds a servo.
+func NewKalman(cfg Config) *Kalman {
+	if cfg.MeasNoise <= 0 {
+		cfg.MeasNoise = time.Microsecond
+	}
+	if cfg.MaxFreq <= 0 {
+		cfg.MaxFreq = 500000
+	}
+	if cfg.StepThreshold <= 0 {
+		cfg.StepThreshold = max(time.Microsecond, 5*cfg.MeasNoise)
+	}
+	if cfg.JumpThreshold <= 0 {
+		cfg.JumpThreshold = max(10*time.Microsecond, 10*cfg.MeasNoise)
+	}
+	if cfg.MaxSlew <= 0 {
+		cfg.MaxSlew = 100000
+	}
+	if cfg.TimeConstant <= 0 {
+		cfg.TimeConstant = 8 * time.Second
+	}
+	m := cfg.MeasNoise.Seconds()
+	k := &Kalman{cfg: cfg, R: m * m, u: cfg.InitialFreq * 1e-9}
+	return k
+}
+
+// State implements Servo.
+func (k *Kalman) State() State { return k.st }
+
+// Resync implements Servo.
+func (k *Kalman) Resync() { k.resync = true }
+
+func sec(d time.Duration) float64 { return d.Seconds() }
+
+func dur(s float64) time.Duration { return time.Duration(math.Round(s * 1e9)) }
+
+// predict moves the state to t.
+func (k *Kalman) predict(t time.Time) {
+	dt := t.Sub(k.tState).Seconds()
+	if dt <= 0 {
+		return
+	}
+	k.s, k.P = propagate(k.s, k.P, k.uAt(k.tState), dt, k.cfg.Osc)
+	// propagate integrated the adjustment in force at tState over the whole
+	// interval; correct for the changes made inside it.
+	k.s[0] += k.uIntegral(k.tState, t) - k.uAt(k.tState)*dt
+	k.tState = t
+	k.pruneU()
+}
+
+// uAt is the adjustment in force at t.
+func (k *Kalman) uAt(t time.Time) float64 {
+	u := k.uBefore
+	for _, c := range k.uLog {
+		if c.at.After(t) {
+			break
+		}
+		u = c.u
+	}
+	return u
+}
+
+// uIntegral is the phase the adjustments added over [a, b].
+func (k *Kalman) uIntegral(a, b time.Time) float64 {
+	sum := 0.0
+	cur, from := k.uAt(a), a
+	for _, c := range k.uLog {
+		if !c.at.After(a) {
+			continue
+		}
+		if !c.at.Before(b) {
+			break
+		}
+		sum += cur * c.at.Sub(from).Seconds()
+		cur, from = c.u, c.at
+	}
+	return sum + cur*b.Sub(from).Seconds()
+}
+
+// pruneU forgets changes before the state time (keeping the one in force).
+func (k *Kalman) pruneU() {
+	i := 0
+	for i < len(k.uLog) && !k.uLog[i].at.After(k.tState) {
+		k.uBefore = k.uLog[i].u
+		i++
+	}
+	k.uLog = k.uLog[i:]
+}
+
+// setU applies a new adjustment from time now on.
+func (k *Kalman) setU(now time.Time, u float64) {
+	k.u = u
+	if now.Before(k.tState) {
+		now = k.tState
+	}
+	k.uLog = append(k.uLog, uChange{at: now, u: u})
+	if len(k.uLog) > 64 {
+		k.uBefore = k.uLog[0].u
+		k.uLog = k.uLog[1:]
+	}
+}
+
+func propagate(s [3]float64, P [3][3]float64, u, dt float64, o clock.Oscillator) ([3]float64, [3][3]float64) {
+	s[0] += (s[1]+u)*dt + s[2]*dt*dt/2
+	s[1] += s[2] * dt
+	F := [3][3]float64{{1, dt, dt * dt / 2}, {0, 1, dt}, {0, 0, 1}}
+	var FP, FPFt [3][3]float64
+	for i := 0; i < 3; i++ {
+		for j := 0; j < 3; j++ {
+			for l := 0; l < 3; l++ {
+				FP[i][j] += F[i][l] * P[l][j]
+			}
+		}
+	}
+	for i := 0; i < 3; i++ {
+		for j := 0; j < 3; j++ {
+			for l := 0; l < 3; l++ {
+				FPFt[i][j] += FP[i][l] * F[j][l]
+			}
+		}
+	}
+	q1 := o.WhiteFM * o.WhiteFM
+	q2 := o.RandomWalkFM * o.RandomWalkFM
+	q3 := o.DriftNoise * o.DriftNoise
+	d2, d3, d4, d5 := dt*dt, dt*dt*dt, dt*dt*dt*dt, dt*dt*dt*dt*dt
+	Q := [3][3]float64{
+		{q1*dt + q2*d3/3 + q3*d5/20, q2*d2/2 + q3*d4/8, q3 * d3 / 6},
+		{q2*d2/2 + q3*d4/8, q2*dt + q3*d3/3, q3 * d2 / 2},
+		{q3 * d3 / 6, q3 * d2 / 2, q3 * dt},
+	}
+	for i := 0; i < 3; i++ {
+		for j := 0; j < 3; j++ {
+			FPFt[i][j] += Q[i][j]
+		}
+	}
+	return s, FPFt
+}
+
+// update folds in measurement z (innovation nu, its variance S).
+func (k *Kalman) update(nu, S float64) {
+	var K [3]float64
+	for i := 0; i < 3; i++ {
+		K[i] = k.P[i][0] / S
+	}
+	for i := 0; i < 3; i++ {
+		k.s[i] += K[i] * nu
+	}
+	var P [3][3]float64
+	for i := 0; i < 3; i++ {
+		for j := 0; j < 3; j++ {
+			P[i][j] = k.P[i][j] - K[i]*K[j]*S
+		}
+	}
+	// Keep P symmetric against rounding.
+	for i := 0; i < 3; i++ {
+		for j := i + 1; j < 3; j++ {
+			a := (P[i][j] + P[j][i]) / 2
+			P[i][j], P[j][i] = a, a
+		}
+	}
+	k.P = P
+}
+
+// adaptR refines the measurement variance from accepted innovations:
+// E[nu²] = P_pred + R. A robust scale (1.4826 × the median absolute
+// innovation over the last 32) so that start-up transients and the odd
+// outlier do not inflate it.
+func (k *Kalman) adaptR(nu, Ppred float64) {
+	k.ring[k.nR%len(k.ring)] = math.Abs(nu)
+	k.nR++
+	n := min(k.nR, len(k.ring))
+	if n < 8 {
+		return
+	}
+	tmp := k.ring
+	v := tmp[:n]
+	sort.Float64s(v)
+	med := v[n/2]
+	sigma := 1.4826 * med
+	r := sigma*sigma - Ppred
+	m := sec(k.cfg.MeasNoise)
+	k.R = math.Min(math.Max(r, math.Max(1e-18, m*m/1e4)), m*m*1e4)
+}
+
+func (k *Kalman) control(now time.Time) Action {
+	tau := k.cfg.TimeConstant.Seconds()
+	slew := k.cfg.MaxSlew * 1e-9
+	// Steer from the state predicted to now, when the change takes effect.
+	s := k.predicted(now)
+	phase := math.Max(-slew, math.Min(slew, s[0]/tau))
+	u := -(s[1] + s[2]/2) - phase
+	m := k.cfg.MaxFreq * 1e-9
+	k.setU(now, math.Max(-m, math.Min(m, u)))
+	return Action{Freq: k.u * 1e9, SetFreq: true}
+}
+
+// Sample implements Servo.
+func (k *Kalman) Sample(at time.Time, offset time.Duration, now time.Time) Action {
+	z := sec(offset)
+	if k.resync && k.st >= StateTrack {
+		return k.follow(at, z, now, NoteStepped)
+	}
+	if k.st == StateInit {
+		return k.first(at, z, now)
+	}
+	k.predict(at)
+	nu := z - k.s[0]
+	S := k.P[0][0] + k.R
+	gate := gateSigmas * math.Sqrt(S)
+	jumpThr := math.Max(gate, sec(k.cfg.JumpThreshold))
+	if k.st == StateHoldover {
+		// Back from an outage: the clock drifted by what the oscillator
+		// did meanwhile, which its model may not have foreseen (a
+		// temperature change). Offsets the oscillator can explain are
+		// corrected, not taken for a jump.
+		out := at.Sub(k.tSeen).Seconds()
+		if lim := k.cfg.Osc.MaxFreqError * out; math.Abs(nu) <= math.Max(jumpThr, lim) {
+			if math.Abs(nu) > gate {
+				k.P[0][0] += nu * nu
+				k.P[1][1] += (nu / out) * (nu / out)
+				S = k.P[0][0] + k.R
+			}
+			k.tSeen = at
+			k.accept(at, nu, S)
+			k.st = StateTrack
+			return k.control(now)
+		}
+	}
+	k.tSeen = at
+	jump := math.Abs(nu) > jumpThr
+	if k.st == StateGuard {
+		return k.guard(at, z, nu, gate, jump, now)
+	}
+	switch {
+	case math.Abs(nu) <= gate:
+		k.accept(at, nu, S)
+		if k.st == StateStart {
+			return k.startStep(now)
+		}
+		return k.control(now)
+	case jump:
+		k.outlerRow = 0
+		k.addCand(at, nu)
+		a := k.control(now)
+		if len(k.cands) >= jumpConfirm {
+			k.st = StateGuard
+			k.agreeRow = 0
+			a.Note, a.Offset = NoteJump, dur(nu)
+			return a
+		}
+		a.Note, a.Offset = NoteOutlier, dur(nu)
+		return a
+	}
+	// Beyond the noise but not a jump. One is an outlier; several in a row
+	// mean the filter is overconfident (the oscillator did something the
+	// model did not expect, e.g. a temperature step): widen the estimate
+	// by what the samples say and take them.
+	k.cands = k.cands[:0]
+	k.outlerRow++
+	if k.outlerRow >= reanchorAfter {
+		k.P[0][0] += nu * nu
+		k.P[1][1] += (nu / 10) * (nu / 10)
+		k.accept(at, nu, k.P[0][0]+k.R)
+		return k.control(now)
+	}
+	a := k.control(now)
+	a.Note, a.Offset = NoteOutlier, dur(nu)
+	return a
+}
+
+func (k *Kalman) accept(at time.Time, nu, S float64) {
+	k.adaptR(nu, S-k.R)
+	k.update(nu, S)
+	k.tSample = at
+	k.outlerRow = 0
+	k.cands = k.cands[:0]
+}
+
+// addCand keeps consecutive jump candidates that agree with each other.
+func (k *Kalman) addCand(at time.Time, nu float64) {
+	if n := len(k.cands); n > 0 {
+		prev := k.cands[n-1].z
+		tol := gateSigmas*math.Sqrt(2*k.R) + 1e-3*math.Abs(prev)
+		if math.Abs(nu-prev) > tol {
+			k.cands = k.cands[:0]
+		}
+	}
+	k.cands = append(k.cands, cand{t: at, z: nu})
+}
+
+func (k *Kalman) guard(at time.Time, z, nu, gate float64, jump bool, now time.Time) Action {
+	if !jump {
+		k.agreeRow++
+		if k.agreeRow >= agreeConfirm {
+			k.cands = k.cands[:0]
+			k.P[0][0] += nu * nu
+			k.accept(at, nu, k.P[0][0]+k.R)
+			k.st = StateTrack
+			a := k.control(now)
+			a.Note = NoteJumpOver
+			return a
+		}
+		return k.control(now)
+	}
+	k.agreeRow = 0
+	k.addCand(at, nu)
+	if k.cfg.FollowJumps > 0 && at.Sub(k.cands[0].t) >= k.cfg.FollowJumps {
+		return k.follow(at, z, now, NoteJumpFollow)
+	}
+	return k.control(now)
+}
+
+// follow accepts the reference as it is: step to it.
+func (k *Kalman) follow(at time.Time, z float64, now time.Time, note Note) Action {
+	k.resync = false
+	k.predict(at)
+	// The offset measured at the sample, carried to now.
+	x := z + (k.predicted(now)[0] - k.s[0])
+	k.predict(now)
+	k.s[0] = 0
+	k.P[0][0] = k.R
+	k.P[0][1], k.P[1][0], k.P[0][2], k.P[2][0] = 0, 0, 0, 0
+	step := -x
+	k.shiftTime(dur(step))
+	k.tSample, k.tSeen = k.tState, k.tState
+	k.st = StateTrack
+	k.cands = k.cands[:0]
+	a := k.control(k.tState)
+	a.Step, a.Note, a.Offset = dur(step), note, dur(z)
+	return a
+}
+
+// shiftTime moves the servo's time bookkeeping by a clock step.
+func (k *Kalman) shiftTime(d time.Duration) {
+	k.tState = k.tState.Add(d)
+	k.tSeen = k.tSeen.Add(d)
+	for i := range k.uLog {
+		k.uLog[i].at = k.uLog[i].at.Add(d)
+	}
+}
+
+// freqPrior is what any clock's frequency error is before it is measured
+// (crystals are specified within ±100 ppm; TCXOs and OCXOs far better).
+const freqPrior = 100e-6
+
+// startExit: the start (when steps are allowed) ends when the frequency is
+// known this well, or after startMax.
+const (
+	startExit = 100e-9
+	startMax  = 60 * time.Second
+)
+
+// first starts the filter at the first sample: the phase is what the
+// sample says, the frequency what the drift file says or the prior. The
+// filter then learns the frequency like any other state; while it is
+// uncertain (the start), the clock may be stepped, after that never.
+func (k *Kalman) first(at time.Time, z float64, now time.Time) Action {
+	k.uBefore, k.uLog = k.u, nil
+	y0, fs := 0.0, freqPrior
+	if k.cfg.InitialFreqSigma > 0 {
+		y0, fs = -k.cfg.InitialFreq*1e-9, k.cfg.InitialFreqSigma*1e-9
+	} else {
+		y0 = -k.u
+	}
+	k.s = [3]float64{z, y0, 0}
+	k.P = [3][3]float64{{k.R, 0, 0}, {0, fs * fs, 0}, {0, 0, driftPrior(k.cfg.Osc)}}
+	k.tState = at
+	k.tStart = at
+	k.predict(now)
+	k.tSample, k.tSeen = at, at
+	k.st = StateStart
+	return k.startStep(now)
+}
+
+// startStep steers during the start: a step when the phase is beyond the
+// step threshold, then the frequency correction.
+func (k *Kalman) startStep(now time.Time) Action {
+	var step time.Duration
+	if s := k.predicted(now); math.Abs(s[0]) > sec(k.cfg.StepThreshold) {
+		k.predict(now)
+		step = dur(-k.s[0])
+		k.s[0] = 0
+		k.shiftTime(step)
+	}
+	if math.Sqrt(k.P[1][1]) < startExit || k.tState.Sub(k.tStart) > startMax {
+		k.st = StateTrack
+	}
+	c := k.control(k.tState)
+	c.Step = step
+	if step != 0 {
+		c.Note = NoteStepped
+	}
+	return c
+}
+
+// Tick implements Servo.
+func (k *Kalman) Tick(now time.Time) Action {
+	switch k.st {
+	case StateStart, StateTrack:
+		if now.Sub(k.tSeen).Seconds() < holdoverGap {
+			return Action{}
+		}
+		k.st = StateHoldover
+		fallthrough
+	case StateHoldover, StateGuard:
+		// Keep the frequency model running (the drift). The state moves
+		// only up to two seconds ago: a sample older than now may still
+		// come, and the filter cannot go back in time.
+		k.predict(now.Add(-2 * time.Second))
+		return k.control(now)
+	}
+	return Action{}
+}
+
+// predicted is the state carried to t without changing the filter.
+func (k *Kalman) predicted(t time.Time) [3]float64 {
+	s := k.s
+	dt := t.Sub(k.tState).Seconds()
+	if dt <= 0 {
+		return s
+	}
+	s, _ = propagate(s, k.P, k.uAt(k.tState), dt, k.cfg.Osc)
+	s[0] += k.uIntegral(k.tState, t) - k.uAt(k.tState)*dt
+	return s
+}
+
+// Estimate implements Servo.
+func (k *Kalman) Estimate(now time.Time) Estimate {
+	s, P := k.s, k.P
+	if dt := now.Sub(k.tState).Seconds(); dt > 0 && k.st >= StateTrack {
+		s = k.predicted(now)
+		_, P = propagate(k.s, k.P, 0, dt, k.cfg.Osc)
+	}
+	e := Estimate{
+		Offset:      dur(s[0]),
+		OffsetSigma: dur(math.Sqrt(math.Max(P[0][0], 0))),
+		Freq:        -s[1] * 1e9,
+		FreqSigma:   math.Sqrt(math.Max(P[1][1], 0)) * 1e9,
+		DriftPPBDay: s[2] * 86400e9,
+		MeasNoise:   dur(math.Sqrt(k.R)),
+	}
+	if !k.tSample.IsZero() {
+		e.SinceSample = now.Sub(k.tSample)
+	}
+	if k.st < StateTrack {
+		e.OffsetSigma = time.Duration(math.MaxInt64)
+		e.FreqSigma = math.Inf(1)
+	}
+	return e
+}
+
+// driftPrior is the variance of the drift before any measurement: the
+// class's drift magnitude is typical, not a bound.
+func driftPrior(o clock.Oscillator) float64 { return 9 * o.Drift * o.Drift }
