@@ -33,8 +33,11 @@ const (
 	TimeSourceOsc     = 0xA0
 	AccuracyUnknown   = 0xFE
 	VarianceUnknown   = 0xFFFF
-	lockRunNeeded     = 5 // consecutive good updates to call the clock locked
-	referenceSilentOK = 3 * time.Second
+	lockRunNeeded = 5 // consecutive good updates to call the clock locked
+	// referenceSilentOK: a reference silent for less than this is a glitch
+	// (missed pulses, a receiver restart) ridden through in LOCKED; the
+	// servo freewheels meanwhile, so the clock's error stays what it was.
+	referenceSilentOK = 10 * time.Second
 )
 
 // Config of the machine.
@@ -106,7 +109,7 @@ func (m *Machine) EstError() time.Duration {
 // transition when the state changed.
 func (m *Machine) Update(now time.Time, st servo.State, est servo.Estimate) (Transition, bool) {
 	m.est = est
-	tracking := st == servo.StateTrack && est.SinceSample < referenceSilentOK
+	tracking := (st == servo.StateTrack || st == servo.StateHoldover) && est.SinceSample < referenceSilentOK
 	if tracking && est.SinceSample >= 0 {
 		m.lastSample = now.Add(-est.SinceSample)
 	}

@@ -420,20 +420,28 @@ func (k *Kalman) guard(at time.Time, z, nu, gate float64, jump bool, now time.Ti
 func (k *Kalman) follow(at time.Time, z float64, now time.Time, note Note) Action {
 	k.resync = false
 	k.predict(at)
-	// The offset measured at the sample, carried to now.
-	x := z + (k.predicted(now)[0] - k.s[0])
-	k.predict(now)
-	k.s[0] = 0
+	k.s[0] = z
 	k.P[0][0] = k.R
 	k.P[0][1], k.P[1][0], k.P[0][2], k.P[2][0] = 0, 0, 0, 0
-	step := -x
-	k.shiftTime(dur(step))
+	step := k.applyStep(-k.predicted(now)[0])
 	k.tSample, k.tSeen = k.tState, k.tState
 	k.st = StateTrack
 	k.cands = k.cands[:0]
-	a := k.control(k.tState)
-	a.Step, a.Note, a.Offset = dur(step), note, dur(z)
+	a := k.control(now.Add(step))
+	a.Step, a.Note, a.Offset = step, note, dur(z)
 	return a
+}
+
+// applyStep records a step of the clock by x seconds, made now. Every
+// sample handled from here on is read on the stepped clock, even an edge
+// that happened before the step (the pairer shifts the edges it holds), so
+// the step applies to the state as it stands, and the filter's times move
+// with the clock.
+func (k *Kalman) applyStep(x float64) time.Duration {
+	step := dur(x)
+	k.s[0] += x
+	k.shiftTime(step)
+	return step
 }
 
 // shiftTime moves the servo's time bookkeeping by a clock step.
@@ -472,7 +480,6 @@ func (k *Kalman) first(at time.Time, z float64, now time.Time) Action {
 	k.P = [3][3]float64{{k.R, 0, 0}, {0, fs * fs, 0}, {0, 0, driftPrior(k.cfg.Osc)}}
 	k.tState = at
 	k.tStart = at
-	k.predict(now)
 	k.tSample, k.tSeen = at, at
 	k.st = StateStart
 	return k.startStep(now)
@@ -483,15 +490,12 @@ func (k *Kalman) first(at time.Time, z float64, now time.Time) Action {
 func (k *Kalman) startStep(now time.Time) Action {
 	var step time.Duration
 	if s := k.predicted(now); math.Abs(s[0]) > sec(k.cfg.StepThreshold) {
-		k.predict(now)
-		step = dur(-k.s[0])
-		k.s[0] = 0
-		k.shiftTime(step)
+		step = k.applyStep(-s[0])
 	}
 	if math.Sqrt(k.P[1][1]) < startExit || k.tState.Sub(k.tStart) > startMax {
 		k.st = StateTrack
 	}
-	c := k.control(k.tState)
+	c := k.control(now.Add(step))
 	c.Step = step
 	if step != 0 {
 		c.Note = NoteStepped

@@ -277,14 +277,14 @@ func sign(seed int64) float64 {
 	return -1
 }
 
-// firstOutage is when the receiver first went silent (outage, or PPS or
-// NMEA silence) in seconds since start, or +Inf.
+// firstOutage is when the receiver first went silent for ten seconds or
+// more (outage, or PPS or NMEA silence) in seconds since start, or +Inf.
 func firstOutage(sc Scenario) (start, length float64) {
 	start = math.Inf(1)
 	for _, f := range sc.Faults {
 		switch f.Kind {
 		case FaultOutage, FaultPPSSilence, FaultNMEASilence:
-			if s := f.Start.Seconds(); s < start {
+			if s := f.Start.Seconds(); s < start && f.Length >= 10*time.Second {
 				start, length = s, f.Length.Seconds()
 			}
 		}

@@ -12,6 +12,7 @@ usage:
   sitegm run [-c FILE]                 run the daemon
   sitegm check-config [-c FILE]        print the effective configuration, or every error
   sitegm gnss decode [--json] FILE|-   decode a receiver capture into time reports
+  sitegm sim [--scenario NAME] [--json] simulate the clock discipline against the PI baseline
   sitegm demo [--dir D] [--bin DIR]    run the embedded demo (what make run does)
   sitegm version
 
@@ -44,6 +45,8 @@ func dispatch(args []string) int {
 		return 2
 	case "demo":
 		return cmdDemo(rest)
+	case "sim":
+		return cmdSim(rest)
 	case "version":
 		fmt.Println(versionString())
 		return 0
