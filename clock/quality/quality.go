@@ -25,15 +25,15 @@ const (
 
 // PTP clockClass values (IEEE 1588-2019 Table 4; same in 1588-2008).
 const (
-	ClassLocked       = 6   // synchronized to a primary reference (PTP timescale)
-	ClassHoldover     = 7   // was 6, in holdover within specification
-	ClassDegradedA    = 52  // was 7, out of holdover specification (alternative A: may not become a slave)
-	ClassDefault      = 248 // default: never synchronized
-	TimeSourceGNSS    = 0x20
-	TimeSourceOsc     = 0xA0
-	AccuracyUnknown   = 0xFE
-	VarianceUnknown   = 0xFFFF
-	lockRunNeeded = 5 // consecutive good updates to call the clock locked
+	ClassLocked     = 6   // synchronized to a primary reference (PTP timescale)
+	ClassHoldover   = 7   // was 6, in holdover within specification
+	ClassDegradedA  = 52  // was 7, out of holdover specification (alternative A: may not become a slave)
+	ClassDefault    = 248 // default: never synchronized
+	TimeSourceGNSS  = 0x20
+	TimeSourceOsc   = 0xA0
+	AccuracyUnknown = 0xFE
+	VarianceUnknown = 0xFFFF
+	lockRunNeeded   = 5 // consecutive good updates to call the clock locked
 	// referenceSilentOK: a reference silent for less than this is a glitch
 	// (missed pulses, a receiver restart) ridden through in LOCKED; the
 	// servo freewheels meanwhile, so the clock's error stays what it was.

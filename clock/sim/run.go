@@ -380,7 +380,7 @@ func Scenarios() map[string]Scenario {
 			Latency: 150 * time.Millisecond, Duration: time.Hour},
 		"temperature": {Osc: clock.TCXO, FreqOffsetPPM: 10, PPSJitter: 20 * time.Nanosecond, Latency: 150 * time.Millisecond,
 			TempSteps: []TempStep{{At: 30 * time.Minute, DeltaC: 2}, {At: 2*time.Hour + 30*time.Minute, DeltaC: -3}},
-			Faults: outage(2*time.Hour, 2*time.Hour), Duration: 5 * time.Hour},
+			Faults:    outage(2*time.Hour, 2*time.Hour), Duration: 5 * time.Hour},
 		"nmea-only": {Osc: clock.TCXO, FreqOffsetPPM: 10, NMEAOnly: true, Latency: 350 * time.Millisecond,
 			LatencyJitter: 20 * time.Millisecond, Duration: time.Hour},
 	}
