@@ -79,7 +79,8 @@ type Config struct {
 	// uncertainty InitialFreqSigma (ppb); 0 sigma means unknown.
 	InitialFreq, InitialFreqSigma float64
 	// StepThreshold: at start, the clock is stepped when the offset is
-	// larger (default 1 µs or five sample deviations).
+	// larger (default: 1 µs or five sample deviations as measured so far,
+	// whichever is larger).
 	StepThreshold time.Duration
 	// JumpThreshold: while tracking, a sample disagreeing by more than this
 	// (and more than the noise allows) is a jump candidate.
@@ -112,9 +113,6 @@ func NewKalman(cfg Config) *Kalman {
 	}
 	if cfg.MaxFreq <= 0 {
 		cfg.MaxFreq = 500000
-	}
-	if cfg.StepThreshold <= 0 {
-		cfg.StepThreshold = max(time.Microsecond, 5*cfg.MeasNoise)
 	}
 	if cfg.JumpThreshold <= 0 {
 		cfg.JumpThreshold = max(10*time.Microsecond, 10*cfg.MeasNoise)
@@ -489,7 +487,7 @@ func (k *Kalman) first(at time.Time, z float64, now time.Time) Action {
 // step threshold, then the frequency correction.
 func (k *Kalman) startStep(now time.Time) Action {
 	var step time.Duration
-	if s := k.predicted(now); math.Abs(s[0]) > sec(k.cfg.StepThreshold) {
+	if s := k.predicted(now); math.Abs(s[0]) > k.stepThreshold() {
 		step = k.applyStep(-s[0])
 	}
 	if math.Sqrt(k.P[1][1]) < startExit || k.tState.Sub(k.tStart) > startMax {
@@ -562,3 +560,11 @@ func (k *Kalman) Estimate(now time.Time) Estimate {
 // driftPrior is the variance of the drift before any measurement: the
 // class's drift magnitude is typical, not a bound.
 func driftPrior(o clock.Oscillator) float64 { return 9 * o.Drift * o.Drift }
+
+// stepThreshold is the offset above which a start step is worth it.
+func (k *Kalman) stepThreshold() float64 {
+	if k.cfg.StepThreshold > 0 {
+		return sec(k.cfg.StepThreshold)
+	}
+	return math.Max(1e-6, 5*math.Sqrt(k.R))
+}

@@ -42,6 +42,14 @@ type GNSS struct {
 	// (YYYY-MM-DD). Dates before it are taken as a GPS week-number rollover
 	// and moved forward by 1024 weeks. Empty means the build date.
 	DateFloor string `toml:"date_floor"`
+	// PPSEdge is the pulse edge on time: "assert" (leading) or "clear".
+	PPSEdge string `toml:"pps_edge" check:"oneof=assert|clear"`
+	// NMEALatency is "LO..HI": when the sentences for second S start after
+	// the edge of S. Shorter than a second, or pairing is ambiguous.
+	NMEALatency string `toml:"nmea_latency"`
+	// NMEADelay is, without a PPS, the fixed delay of the sentences after
+	// the second they name (subtracted from their arrival).
+	NMEADelay Duration `toml:"nmea_delay"`
 }
 
 // Clock is the one disciplined timebase.
@@ -51,6 +59,20 @@ type Clock struct {
 	DriftFile  string   `toml:"drift_file"`
 	Oscillator string   `toml:"oscillator" check:"oneof=tcxo|ocxo|rubidium"`
 	Holdover   Duration `toml:"holdover"`
+	// HoldoverMaxError ends holdover early when the predicted error
+	// exceeds it.
+	HoldoverMaxError Duration `toml:"holdover_max_error"`
+	// JumpThreshold: GNSS time suddenly disagreeing by more than this (and
+	// more than the noise allows) is not followed.
+	JumpThreshold Duration `toml:"jump_threshold"`
+	// FollowJumps: follow a new GNSS time that persisted this long; "0s"
+	// never (an operator can still resync: SIGUSR1).
+	FollowJumps Duration `toml:"follow_jumps"`
+	// Servo is "sitegm" (the Kalman servo) or "pi" (linuxptp's PI, for
+	// comparison on site).
+	Servo string `toml:"servo" check:"oneof=sitegm|pi"`
+	// SyncSystem: with discipline = "phc", slave CLOCK_REALTIME to the PHC.
+	SyncSystem bool `toml:"sync_system"`
 }
 
 // PTP is one audio interface (VLAN) served with PTPv2 and optionally PTPv1.
@@ -94,15 +116,21 @@ func Default() Config {
 		GNSS: GNSS{
 			Device:   "/dev/ttyUSB0",
 			Baud:     9600,
-			PPS:      "/dev/pps0",
-			Leapfile: "/usr/share/zoneinfo/leap-seconds.list",
+			PPS:         "/dev/pps0",
+			Leapfile:    "/usr/share/zoneinfo/leap-seconds.list",
+			PPSEdge:     "assert",
+			NMEALatency: "0s..990ms",
 		},
 		Clock: Clock{
 			Discipline: "phc",
 			PHC:        "eth0",
 			DriftFile:  "/var/lib/sitegm/drift",
-			Oscillator: "tcxo",
-			Holdover:   Duration{4 * time.Hour},
+			Oscillator:       "tcxo",
+			Holdover:         Duration{4 * time.Hour},
+			HoldoverMaxError: Duration{100 * time.Microsecond},
+			JumpThreshold:    Duration{10 * time.Microsecond},
+			Servo:            "sitegm",
+			SyncSystem:       true,
 		},
 		Log: Log{
 			Level:          "info",
@@ -240,4 +268,27 @@ func (g GNSS) DateFloorTime(fallback time.Time) (time.Time, error) {
 		return fallback, nil
 	}
 	return time.Parse("2006-01-02", g.DateFloor)
+}
+
+// ParseLatency parses gnss.nmea_latency, "LO..HI".
+func ParseLatency(s string) (lo, hi time.Duration, err error) {
+	a, b, ok := strings.Cut(s, "..")
+	if !ok {
+		return 0, 0, fmt.Errorf("want LO..HI, e.g. \"0s..990ms\"")
+	}
+	if lo, err = time.ParseDuration(strings.TrimSpace(a)); err != nil {
+		return 0, 0, fmt.Errorf("LO: %v", err)
+	}
+	if hi, err = time.ParseDuration(strings.TrimSpace(b)); err != nil {
+		return 0, 0, fmt.Errorf("HI: %v", err)
+	}
+	switch {
+	case lo < 0 || hi <= lo:
+		return 0, 0, fmt.Errorf("want 0 <= LO < HI")
+	case hi-lo >= time.Second:
+		return 0, 0, fmt.Errorf("the window must be shorter than a second, or two PPS edges fit in it")
+	case hi > 5*time.Second:
+		return 0, 0, fmt.Errorf("HI above 5s is not a receiver latency")
+	}
+	return lo, hi, nil
 }

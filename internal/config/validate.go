@@ -44,6 +44,21 @@ func (b *binder) validate(c *Config) {
 			b.errorf("gnss.date_floor", "expected a date YYYY-MM-DD between 1999 and 2099, got %q", c.GNSS.DateFloor)
 		}
 	}
+	if _, _, err := ParseLatency(c.GNSS.NMEALatency); err != nil {
+		b.errorf("gnss.nmea_latency", "%v, got %q", err, c.GNSS.NMEALatency)
+	}
+	if d := c.GNSS.NMEADelay.Duration; d > 5*time.Second {
+		b.errorf("gnss.nmea_delay", `expected "0s" to "5s", got %q`, c.GNSS.NMEADelay.String())
+	}
+	if pps, err := ParsePPS(c.GNSS.PPS); err == nil && pps.Kind == PPSPHC && c.Clock.Discipline != "phc" {
+		b.errorf("gnss.pps", `a PHC timestamp input needs clock.discipline = "phc" (the edge is timestamped on that clock)`)
+	}
+	if d := c.Clock.HoldoverMaxError.Duration; d < 100*time.Nanosecond || d > time.Second {
+		b.errorf("clock.holdover_max_error", `expected "100ns" to "1s", got %q`, c.Clock.HoldoverMaxError.String())
+	}
+	if d := c.Clock.JumpThreshold.Duration; d < time.Microsecond || d > time.Second {
+		b.errorf("clock.jump_threshold", `expected "1us" to "1s", got %q`, c.Clock.JumpThreshold.String())
+	}
 	if c.Clock.Discipline == "phc" && c.Clock.PHC == "" {
 		b.errorf("clock.phc", `discipline = "phc" needs the interface or /dev/ptpN of the clock`)
 	}

@@ -1,58 +1,144 @@
 // Package daemon is the glue of `sitegm run`: it owns every sans-I/O core
-// (decoder, monitors, later the clock and the servers), feeds them from the
-// I/O adapters, and logs what they report. One goroutine (Run's loop) owns
-// all state; adapters talk to it over channels.
+// (decoder, discipline, monitors, later the servers), feeds them from the
+// I/O adapters, applies what they decide to the clock, and logs what they
+// report. One goroutine (Run's loop) owns all state; adapters talk to it
+// over channels.
 package daemon
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
+	"sitegm/clock"
+	"sitegm/clock/discipline"
+	"sitegm/clock/leap"
+	"sitegm/clock/servo"
 	"sitegm/hw/gnss"
+	"sitegm/hw/pps"
 	"sitegm/hw/serial"
 	"sitegm/internal/config"
 	"sitegm/internal/version"
 )
 
-// tickEvery drives timeouts: the decoder's idle close (300 ms) and the
-// monitors' silence detection.
+// tickEvery drives timeouts: the decoder's idle close (300 ms), the
+// discipline's holdover and quality, the monitors' silence detection.
 const tickEvery = 100 * time.Millisecond
+
+// driftEvery is how often the drift file is rewritten while locked.
+const driftEvery = 10 * time.Minute
 
 // Daemon is one running sitegm.
 type Daemon struct {
-	cfg  config.Config
-	log  *slog.Logger
-	dec  *gnss.Decoder
-	gnss *GNSSMonitor
+	cfg   config.Config
+	log   *slog.Logger
+	dec   *gnss.Decoder
+	gnss  *GNSSMonitor
+	ppsM  *PPSMonitor
+	tb    *timebase
+	disc  *discipline.Discipline
+	table *leap.Table
+	src   pps.Source
+	osc   clock.Oscillator
+	// drift file
+	lastDrift time.Time
+	// leap table expiry warning, once a day
+	leapWarned time.Time
+	sysServo   *servo.Kalman
 }
 
-// New checks what the configuration needs before anything starts.
+// New opens the clock and checks what the configuration needs before
+// anything starts.
 func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	floor, err := cfg.GNSS.DateFloorTime(version.DateFloor())
 	if err != nil {
 		return nil, fmt.Errorf("gnss.date_floor: %w", err)
 	}
-	return &Daemon{
-		cfg:  cfg,
-		log:  log,
+	osc, err := clock.OscillatorByName(cfg.Clock.Oscillator)
+	if err != nil {
+		return nil, err
+	}
+	table, notes := leap.Load(os.ReadFile, cfg.GNSS.Leapfile, leap.DefaultTZif)
+	for _, n := range notes {
+		log.Warn("leap second table: "+n, "event", "leap_table_fallback")
+	}
+	tb, err := openTimebase(cfg, table)
+	if err != nil {
+		return nil, fmt.Errorf("clock: %w", err)
+	}
+	src, err := ppsSource(cfg, tb)
+	if err != nil {
+		return nil, fmt.Errorf("gnss.pps: %w", err)
+	}
+	d := &Daemon{
+		cfg: cfg, log: log, tb: tb, table: table, src: src, osc: osc,
 		dec:  gnss.NewDecoder(gnss.Options{DateFloor: floor}),
 		gnss: NewGNSSMonitor(log, cfg.GNSS.Device, time.Now()),
-	}, nil
+		ppsM: NewPPSMonitor(log, cfg.GNSS.PPS),
+	}
+	d.disc = discipline.New(d.disciplineConfig(), tb.now())
+	return d, nil
+}
+
+func (d *Daemon) disciplineConfig() discipline.Config {
+	spec, _ := config.ParsePPS(d.cfg.GNSS.PPS)
+	lo, hi, _ := config.ParseLatency(d.cfg.GNSS.NMEALatency)
+	servo := "kalman"
+	if d.cfg.Clock.Servo == "pi" {
+		servo = "pi"
+	}
+	dc := discipline.Config{
+		Osc: d.osc, Timescale: d.tb.clk.Timescale(),
+		NMEAOnly: spec.Kind == config.PPSNone, NMEADelay: d.cfg.GNSS.NMEADelay.Duration,
+		MeasNoise: measNoise(spec.Kind), LatencyLo: lo, LatencyHi: hi, Servo: servo,
+		Holdover: d.cfg.Clock.Holdover.Duration, HoldoverMaxError: d.cfg.Clock.HoldoverMaxError.Duration,
+		JumpThreshold: d.cfg.Clock.JumpThreshold.Duration, FollowJumps: d.cfg.Clock.FollowJumps.Duration,
+		MaxFreq: d.tb.clk.MaxFrequency(), Leap: d.table,
+	}
+	if r, err := readDrift(d.cfg.Clock.DriftFile); err == nil && sameClock(r.Clock, d.tb.clk.Name()) {
+		dc.InitialFreq = r.FreqPPB
+		dc.InitialFreqSigma = driftSigma(r, d.osc, time.Now())
+		// Start from the remembered frequency at once: every second at
+		// the wrong rate is error the servo has to take out.
+		d.tb.clk.SetFrequency(r.FreqPPB)
+		d.log.Info("drift file read", "event", "drift_read", "freq_ppb", r.FreqPPB, "sigma_ppb", dc.InitialFreqSigma,
+			"age", time.Since(r.Written).Round(time.Second).String())
+	} else if err != nil && !os.IsNotExist(err) {
+		d.log.Warn("drift file unusable; locking without it", "event", "drift_unusable", "error", err)
+	}
+	return dc
 }
 
 // Run serves until ctx ends.
 func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info("sitegm starting", "event", "start", "version", version.BuildDate,
-		"gnss_device", d.cfg.GNSS.Device, "gnss_pps", d.cfg.GNSS.PPS, "clock_discipline", d.cfg.Clock.Discipline)
+		"gnss_device", d.cfg.GNSS.Device, "gnss_pps", d.cfg.GNSS.PPS, "clock_discipline", d.cfg.Clock.Discipline,
+		"clock", d.tb.clk.Name(), "clock_timescale", d.tb.clk.Timescale().String(), "oscillator", d.osc.Name,
+		"leap_source", d.table.Source, "tai_utc", d.table.Offset(time.Now()))
+	d.checkLeapExpiry(time.Now())
+
 	chunks, links := make(chan serial.Chunk, 64), make(chan serial.Link, 4)
 	reader := &serial.Reader{Device: d.cfg.GNSS.Device, Baud: d.cfg.GNSS.Baud}
-	readerDone := make(chan struct{})
+	edges := make(chan pps.Edge, 16)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{}, 2)
 	go func() {
-		defer close(readerDone)
+		defer func() { done <- struct{}{} }()
 		reader.Run(ctx, chunks, links)
 	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		d.runPPS(ctx, edges)
+	}()
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+
 	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
 	var status <-chan time.Time
@@ -61,23 +147,74 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer t.Stop()
 		status = t.C
 	}
+	slave := time.NewTicker(time.Second)
+	defer slave.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			<-readerDone
+			cancel()
+			<-done
+			<-done
+			d.saveDrift(true)
 			d.log.Info("sitegm stopped", "event", "stop")
 			return nil
 		case c := <-chunks:
 			d.events(d.dec.Feed(c.Data, c.At), c.At)
 		case l := <-links:
 			d.gnss.Link(l, time.Now())
+		case e := <-edges:
+			d.edge(e)
+		case <-usr1:
+			d.log.Warn("operator resync: the clock will be stepped onto GNSS time at the next sample", "event", "resync_requested")
+			d.disc.Resync()
 		case now := <-tick.C:
 			d.events(d.dec.Tick(now), now)
 			d.gnss.Tick(now, d.dec.FramerStats().Skipped)
+			d.ppsM.Tick(now)
+			a, evs := d.disc.Tick(d.tb.now())
+			d.apply(a)
+			d.logEvents(evs)
+			d.saveDrift(false)
+			d.checkLeapExpiry(now)
+		case <-slave.C:
+			d.slaveSystem()
 		case <-status:
 			d.logStatus()
 		}
 	}
+}
+
+// runPPS runs the PPS source, restarting it (with a pause) when it fails:
+// the device may appear after sitegm starts.
+func (d *Daemon) runPPS(ctx context.Context, edges chan<- pps.Edge) {
+	if d.src == nil {
+		return
+	}
+	failed := false
+	for ctx.Err() == nil {
+		err := d.src.Run(ctx, edges)
+		if ctx.Err() != nil {
+			return
+		}
+		if !failed {
+			d.log.Warn("PPS source failed; retrying", "event", "pps_source_error", "pps", d.src.Name(), "error", fmt.Sprint(err))
+			failed = true
+		}
+		select {
+		case <-time.After(2 * time.Second):
+		case <-ctx.Done():
+		}
+	}
+}
+
+func (d *Daemon) edge(e pps.Edge) {
+	t, err := d.tb.fromEdge(e)
+	if err != nil {
+		d.log.Error("PPS edge on the wrong clock", "error", err)
+		return
+	}
+	d.ppsM.Edge(time.Now())
+	d.logEvents(d.disc.Edge(t))
 }
 
 func (d *Daemon) events(evs []gnss.Event, at time.Time) {
@@ -87,9 +224,137 @@ func (d *Daemon) events(evs []gnss.Event, at time.Time) {
 			d.log.Debug("gnss report", "gnss_time", e.UTCString(), "gnss_valid", e.Valid, "gnss_fix", e.Fix.String(),
 				"gnss_sats", e.Sats, "gnss_sentence", e.Sentence, "gnss_first_ns", e.FirstAt.UnixNano())
 			d.gnss.Report(e, at)
+			if e.HasDate {
+				arrival := e.FirstAt
+				if arrival.IsZero() {
+					arrival = at
+				}
+				a, evs := d.disc.Label(discipline.Label{UTC: e.Time, Leap60: e.Leap60, Valid: e.Valid,
+					Arrival: d.tb.fromRealtime(arrival), Now: d.tb.now()})
+				d.apply(a)
+				d.logEvents(evs)
+			}
 		case gnss.Text:
 			d.gnss.Text(e, at)
+		case gnss.TimePulse:
+			if !e.QErrInvalid {
+				d.disc.TimePulse(d.pulseUTC(e), e.QErr)
+			}
+		case gnss.LeapInfo:
+			in := time.Duration(e.TimeToLSEvent) * time.Second
+			d.logEvents(d.disc.ReceiverLeap(time.Now().UTC(), int(e.CurrLS), e.CurrLSValid && e.CurrLSSource != 0,
+				int(e.LSChange), in, e.TimeToValid))
 		}
+	}
+}
+
+// pulseUTC is the UTC second a TIM-TP describes: its week and time of week
+// on the pulse's time base (UTC, or GPS time which is UTC plus GPS-UTC).
+func (d *Daemon) pulseUTC(tp gnss.TimePulse) time.Time {
+	gpsEpoch := time.Date(1980, 1, 6, 0, 0, 0, 0, time.UTC)
+	t := gpsEpoch.Add(time.Duration(tp.Week)*7*24*time.Hour + time.Duration(tp.TowMS)*time.Millisecond)
+	if !tp.TimeBaseUTC {
+		gpsMinusUTC := d.table.Offset(t) + leap.GPSMinusTAI
+		t = t.Add(-time.Duration(gpsMinusUTC) * time.Second)
+	}
+	return t.Round(time.Second)
+}
+
+// apply carries out what the discipline decided.
+func (d *Daemon) apply(a discipline.Action) {
+	if a.Step != 0 {
+		if err := d.tb.clk.Step(a.Step); err != nil {
+			d.log.Error("clock step failed", "error", err, "step", a.Step.String())
+		}
+	}
+	if a.SetFreq {
+		if err := d.tb.clk.SetFrequency(a.Freq); err != nil {
+			d.log.Error("clock frequency adjustment failed", "error", err)
+		}
+	}
+	if a.SetLeap {
+		if ls, ok := d.tb.clk.(clock.LeapSetter); ok {
+			if err := ls.SetLeap(a.Leap); err != nil {
+				d.log.Error("kernel leap second flag", "error", err)
+			}
+		}
+	}
+}
+
+func (d *Daemon) logEvents(evs []discipline.Event) {
+	for _, e := range evs {
+		d.log.Log(context.Background(), e.Level, e.Msg, append([]any{"event", e.Name}, e.Attrs...)...)
+	}
+}
+
+// saveDrift writes the drift file every driftEvery while locked, and on
+// exit when the frequency is known.
+func (d *Daemon) saveDrift(final bool) {
+	path := d.cfg.Clock.DriftFile
+	if path == "" {
+		return
+	}
+	q := d.disc.Quality()
+	if !q.EverLocked() || (!final && time.Since(d.lastDrift) < driftEvery) {
+		return
+	}
+	est := q.Estimate()
+	if final {
+		est = d.disc.Status(d.tb.now()).Estimate
+	}
+	if est.FreqSigma <= 0 || est.FreqSigma > 1000 {
+		return
+	}
+	r := driftRecord{FreqPPB: est.Freq, SigmaPPB: est.FreqSigma, Written: time.Now().UTC(), Clock: d.tb.clk.Name(), Oscillator: d.osc.Name}
+	if err := writeDrift(path, r); err != nil {
+		d.log.Warn("drift file not written", "event", "drift_write_error", "error", err)
+		return
+	}
+	d.lastDrift = time.Now()
+	d.log.Debug("drift file written", "freq_ppb", r.FreqPPB)
+}
+
+// checkLeapExpiry warns, once a day, that the leap table expired: the time
+// is still served, but a leap second announced after the expiry would be
+// missed unless the receiver reports it.
+func (d *Daemon) checkLeapExpiry(now time.Time) {
+	if !d.table.Expired(now) || now.Sub(d.leapWarned) < 24*time.Hour {
+		return
+	}
+	d.leapWarned = now
+	exp := "unknown"
+	if !d.table.Expires.IsZero() {
+		exp = d.table.Expires.Format("2006-01-02")
+	}
+	d.log.Warn("leap second table expired: update tzdata (leap-seconds.list); GNSS time is still served, "+
+		"and PTP utcOffsetValid stays false unless the receiver confirms the offset",
+		"event", "leap_table_expired", "leap_source", d.table.Source, "expired", exp)
+}
+
+// slaveSystem keeps CLOCK_REALTIME on the PHC (discipline = "phc"): the
+// PHC counts TAI, the system clock UTC. Its own servo (the same Kalman
+// servo, fed with PTP_SYS_OFFSET_PRECISE, _EXTENDED or basic readings,
+// best of several) does phc2sys's job.
+func (d *Daemon) slaveSystem() {
+	if d.tb.system == nil || d.tb.phc == nil || !d.disc.Quality().EverLocked() {
+		return
+	}
+	so, err := d.tb.phc.SysOffset()
+	if err != nil {
+		return
+	}
+	if d.sysServo == nil {
+		d.sysServo = servo.NewKalman(servo.Config{Osc: clock.TCXO, MeasNoise: max(so.Window, time.Microsecond),
+			MaxFreq: clock.SystemMaxPPB, StepThreshold: time.Millisecond})
+	}
+	utc, _ := d.table.TAIToUTC(so.PHC)
+	a := d.sysServo.Sample(so.System, so.System.Sub(utc), so.System)
+	if a.Step != 0 {
+		d.tb.system.Step(a.Step)
+		d.log.Log(context.Background(), discipline.LevelNotice, "system clock stepped onto the PHC", "event", "system_stepped", "step", a.Step.String())
+	}
+	if a.SetFreq {
+		d.tb.system.SetFrequency(a.Freq)
 	}
 }
 
@@ -101,9 +366,38 @@ func (d *Daemon) logStatus() {
 	if !g.LastReport.IsZero() {
 		age = time.Since(g.LastReport).Round(100 * time.Millisecond).String()
 	}
-	d.log.Info("status", "event", "status",
+	now := d.tb.now()
+	st := d.disc.Status(now)
+	freq, _ := d.tb.clk.Frequency()
+	attrs := []any{"event", "status",
 		"gnss_state", string(g.State), "gnss_fix", g.Fix, "gnss_sats", g.Sats, "gnss_time", g.LastTime,
 		"gnss_last_report_age", age, "gnss_reports", g.Reports, "gnss_valid_reports", g.Valid,
 		"gnss_sentences", fs.NMEA, "gnss_rejected_bytes", fs.Skipped,
-		"gnss_checksum_errors", fs.Rejects[gnss.RejectNMEAChecksum]+fs.Rejects[gnss.RejectUBXChecksum])
+		"gnss_checksum_errors", fs.Rejects[gnss.RejectNMEAChecksum] + fs.Rejects[gnss.RejectUBXChecksum],
+		"pps_ok", d.ppsM.OK(), "pps_edges", st.Pairing.Edges,
+		"clock_state", string(st.State), "clock_class", st.ClockClass, "servo_state", st.ServoState.String(),
+		"offset_ns", st.Estimate.Offset.Nanoseconds(), "est_error_ns", clampNS(st.EstError),
+		"freq_ppb", round3(freq), "meas_noise_ns", st.Estimate.MeasNoise.Nanoseconds(),
+		"paired", st.Pairing.Paired, "nmea_latency", st.Latency.Round(time.Millisecond).String(),
+	}
+	if d.tb.virtual != nil {
+		// What the virtual clock reads against the host clock, at one
+		// instant: how tests compare it with gnss-sim's truth.
+		h := time.Now()
+		attrs = append(attrs, "clock_minus_host_ns", d.tb.virtual.FromHost(h).Sub(h).Nanoseconds())
+	}
+	if st.State == "HOLDOVER" {
+		attrs = append(attrs, "holdover_elapsed", st.HoldoverElapsed.Round(time.Second).String(),
+			"holdover_remaining", st.HoldoverRemaining.Round(time.Second).String())
+	}
+	d.log.Info("status", attrs...)
 }
+
+func clampNS(d time.Duration) int64 {
+	if d == time.Duration(1<<63-1) {
+		return -1
+	}
+	return d.Nanoseconds()
+}
+
+func round3(x float64) float64 { return float64(int64(x*1000)) / 1000 }

@@ -185,3 +185,39 @@ func (m *GNSSMonitor) Tick(now time.Time, rejected uint64) {
 			"silent_for", silent, "rejected_bytes", rejected)
 	}
 }
+
+// PPSMonitor notices the PPS coming and going.
+type PPSMonitor struct {
+	log  *slog.Logger
+	name string
+	last time.Time
+	ok   bool
+}
+
+// ppsSilence: three missed pulses is a lost PPS.
+const ppsSilence = 3 * time.Second
+
+// NewPPSMonitor watches a PPS source.
+func NewPPSMonitor(log *slog.Logger, name string) *PPSMonitor {
+	return &PPSMonitor{log: log, name: name}
+}
+
+// Edge records a pulse.
+func (p *PPSMonitor) Edge(now time.Time) {
+	p.last = now
+	if !p.ok {
+		p.ok = true
+		p.log.Log(context.Background(), logging.LevelNotice, "PPS gained", "event", "pps_gained", "pps", p.name)
+	}
+}
+
+// Tick notices silence.
+func (p *PPSMonitor) Tick(now time.Time) {
+	if p.ok && now.Sub(p.last) > ppsSilence {
+		p.ok = false
+		p.log.Warn("PPS lost", "event", "pps_lost", "pps", p.name, "silent_for", now.Sub(p.last).Round(time.Second).String())
+	}
+}
+
+// OK tells whether pulses are arriving.
+func (p *PPSMonitor) OK() bool { return p.ok }

@@ -1,0 +1,140 @@
+package clock
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// This file steers kernel clocks (CLOCK_REALTIME, a PHC's dynamic clock
+// id) through clock_adjtime(2). The timex arithmetic is in pure functions
+// so it is tested without touching a clock.
+
+// ppbToTimexFreq converts ppb to timex.freq, which is in ppm with a 16-bit
+// fractional part (adjtimex(2): "frequency offset ... scaled ppm").
+func ppbToTimexFreq(ppb float64) int64 { return int64(math.Round(ppb * 65.536)) }
+
+// timexFreqToPPB is the inverse.
+func timexFreqToPPB(f int64) float64 { return float64(f) / 65.536 }
+
+// stepTimex builds an ADJ_SETOFFSET|ADJ_NANO request: with ADJ_NANO the
+// timeval's usec field carries nanoseconds, and the kernel wants it in
+// [0, 1e9), so a negative step has a negative seconds field.
+func stepTimex(d time.Duration) unix.Timex {
+	sec := int64(d / time.Second)
+	nsec := int64(d % time.Second)
+	if nsec < 0 {
+		sec--
+		nsec += int64(time.Second)
+	}
+	return unix.Timex{Modes: unix.ADJ_SETOFFSET | unix.ADJ_NANO, Time: unix.Timeval{Sec: sec, Usec: nsec}}
+}
+
+// leapStatus returns the timex status with the leap bits set for sign (+1
+// insert STA_INS, -1 delete STA_DEL, 0 neither), other bits unchanged.
+func leapStatus(cur int32, sign int) int32 {
+	st := cur &^ (unix.STA_INS | unix.STA_DEL)
+	switch sign {
+	case 1:
+		st |= unix.STA_INS
+	case -1:
+		st |= unix.STA_DEL
+	}
+	return st
+}
+
+// kernelClock is a clock steered with clock_adjtime.
+type kernelClock struct {
+	id int32
+}
+
+func (k kernelClock) adjtime(tx *unix.Timex) error {
+	_, err := unix.ClockAdjtime(k.id, tx)
+	return err
+}
+
+func (k kernelClock) now() (time.Time, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(k.id, &ts); err != nil {
+		return time.Time{}, err
+	}
+	return time.Unix(ts.Unix()), nil
+}
+
+func (k kernelClock) frequency() (float64, error) {
+	tx := unix.Timex{} // modes 0: read only
+	if err := k.adjtime(&tx); err != nil {
+		return 0, err
+	}
+	return timexFreqToPPB(tx.Freq), nil
+}
+
+func (k kernelClock) setFrequency(ppb float64) error {
+	tx := unix.Timex{Modes: unix.ADJ_FREQUENCY, Freq: ppbToTimexFreq(ppb)}
+	return k.adjtime(&tx)
+}
+
+func (k kernelClock) step(d time.Duration) error {
+	tx := stepTimex(d)
+	return k.adjtime(&tx)
+}
+
+func (k kernelClock) setLeap(sign int) error {
+	tx := unix.Timex{}
+	if err := k.adjtime(&tx); err != nil {
+		return err
+	}
+	tx = unix.Timex{Modes: unix.ADJ_STATUS, Status: leapStatus(tx.Status, sign)}
+	return k.adjtime(&tx)
+}
+
+// System is CLOCK_REALTIME, disciplined directly (clock.discipline =
+// "system"), or slaved to a PHC that leads.
+type System struct{ k kernelClock }
+
+// SystemMaxPPB is the kernel's frequency limit (MAXFREQ, 500 ppm).
+const SystemMaxPPB = 500000
+
+// NewSystem returns the system clock. It takes over from any kernel PLL
+// (STA_PLL/STA_FLL and the PPS kernel discipline off), as chrony and
+// phc2sys do: two loops steering one clock fight.
+func NewSystem() (*System, error) {
+	s := &System{k: kernelClock{id: unix.CLOCK_REALTIME}}
+	tx := unix.Timex{}
+	if err := s.k.adjtime(&tx); err != nil {
+		return nil, fmt.Errorf("system clock: %w", err)
+	}
+	tx = unix.Timex{Modes: unix.ADJ_STATUS,
+		Status: tx.Status &^ (unix.STA_PLL | unix.STA_FLL | unix.STA_PPSFREQ | unix.STA_PPSTIME)}
+	if err := s.k.adjtime(&tx); err != nil {
+		return nil, fmt.Errorf("system clock: %w (needs CAP_SYS_TIME)", err)
+	}
+	return s, nil
+}
+
+// Name implements Clock.
+func (s *System) Name() string { return "system" }
+
+// Timescale implements Clock.
+func (s *System) Timescale() Timescale { return UTC }
+
+// Now implements Clock.
+func (s *System) Now() (time.Time, error) { return s.k.now() }
+
+// Frequency implements Clock.
+func (s *System) Frequency() (float64, error) { return s.k.frequency() }
+
+// SetFrequency implements Clock.
+func (s *System) SetFrequency(ppb float64) error { return s.k.setFrequency(ppb) }
+
+// Step implements Clock.
+func (s *System) Step(d time.Duration) error { return s.k.step(d) }
+
+// MaxFrequency implements Clock.
+func (s *System) MaxFrequency() float64 { return SystemMaxPPB }
+
+// SetLeap implements LeapSetter: the kernel inserts or deletes the second
+// at the next UTC midnight.
+func (s *System) SetLeap(sign int) error { return s.k.setLeap(sign) }

@@ -1,0 +1,123 @@
+package clock
+
+import (
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// ioc is the kernel's _IOC(dir, type, nr, size) (include/uapi/asm-generic/
+// ioctl.h): dir in bits 30-31 (1 write, 2 read), size 16-29, type 8-15,
+// nr 0-7.
+func ioc(dir, typ, nr, size uintptr) uintptr { return dir<<30 | size<<16 | typ<<8 | nr }
+
+const (
+	iocW  = 1
+	iocR  = 2
+	iocWR = 3
+)
+
+// The structures and ioctl numbers sitegm uses against devices this
+// machine does not have, checked against the kernel's layouts
+// (linux/ptp_clock.h, linux/pps.h, linux/timex.h on x86-64).
+func TestKernelABI(t *testing.T) {
+	sizes := []struct {
+		name string
+		got  uintptr
+		want uintptr
+	}{
+		{"ptp_clock_time", unsafe.Sizeof(unix.PtpClockTime{}), 16},
+		{"ptp_sys_offset_precise", unsafe.Sizeof(unix.PtpSysOffsetPrecise{}), 64},
+		{"ptp_sys_offset_extended", unsafe.Sizeof(unix.PtpSysOffsetExtended{}), 16 + 25*3*16},
+		{"ptp_sys_offset", unsafe.Sizeof(unix.PtpSysOffset{}), 16 + 51*16},
+		{"ptp_extts_request", unsafe.Sizeof(unix.PtpExttsRequest{}), 16},
+		{"ptp_extts_event", unsafe.Sizeof(unix.PtpExttsEvent{}), 32},
+		{"ptp_pin_desc", unsafe.Sizeof(unix.PtpPinDesc{}), 96},
+		{"ptp_clock_caps", unsafe.Sizeof(unix.PtpClockCaps{}), 80},
+		{"pps_fdata", unsafe.Sizeof(unix.PPSFData{}), 64},
+		{"pps_kparams", unsafe.Sizeof(unix.PPSKParams{}), 40},
+		{"timex", unsafe.Sizeof(unix.Timex{}), 208},
+	}
+	for _, s := range sizes {
+		if s.got != s.want {
+			t.Errorf("sizeof(%s) = %d, kernel has %d", s.name, s.got, s.want)
+		}
+	}
+	const ptp = '='
+	nums := []struct {
+		name string
+		got  uintptr
+		want uintptr
+	}{
+		{"PTP_SYS_OFFSET_PRECISE", ptpSysOffsetPreciseV1, ioc(iocWR, ptp, 8, 64)},
+		{"PTP_SYS_OFFSET_PRECISE2", unix.PTP_SYS_OFFSET_PRECISE2, ioc(iocWR, ptp, 17, 64)},
+		{"PTP_SYS_OFFSET_EXTENDED", ptpSysOffsetExtendedV1, ioc(iocWR, ptp, 9, 1216)},
+		{"PTP_SYS_OFFSET_EXTENDED2", unix.PTP_SYS_OFFSET_EXTENDED2, ioc(iocWR, ptp, 18, 1216)},
+		{"PTP_SYS_OFFSET", ptpSysOffsetV1, ioc(iocW, ptp, 5, 832)},
+		{"PTP_EXTTS_REQUEST2", unix.PTP_EXTTS_REQUEST2, ioc(iocW, ptp, 11, 16)},
+		{"PTP_PIN_SETFUNC2", unix.PTP_PIN_SETFUNC2, ioc(iocW, ptp, 16, 96)},
+		{"PTP_CLOCK_GETCAPS2", unix.PTP_CLOCK_GETCAPS2, ioc(iocR, ptp, 10, 80)},
+		{"PPS_FETCH", unix.PPS_FETCH, ioc(iocWR, 'p', 0xa4, 8)}, // the argument is a pointer
+		{"PPS_SETPARAMS", unix.PPS_SETPARAMS, ioc(iocW, 'p', 0xa2, 8)},
+	}
+	for _, n := range nums {
+		if n.got != n.want {
+			t.Errorf("%s = %#x, _IOC gives %#x", n.name, n.got, n.want)
+		}
+	}
+}
+
+func TestTimexArithmetic(t *testing.T) {
+	if f := ppbToTimexFreq(1000); f != 65536 {
+		t.Errorf("1 ppm = %d, want 65536", f)
+	}
+	if p := timexFreqToPPB(ppbToTimexFreq(-12345.6)); p < -12345.62 || p > -12345.58 {
+		t.Errorf("round trip %v", p)
+	}
+	tx := stepTimex(-1500 * time.Millisecond)
+	if tx.Time.Sec != -2 || tx.Time.Usec != 500_000_000 || tx.Modes != unix.ADJ_SETOFFSET|unix.ADJ_NANO {
+		t.Errorf("step -1.5 s: %+v", tx.Time)
+	}
+	tx = stepTimex(2*time.Second + 3)
+	if tx.Time.Sec != 2 || tx.Time.Usec != 3 {
+		t.Errorf("step 2 s 3 ns: %+v", tx.Time)
+	}
+	if st := leapStatus(unix.STA_DEL|unix.STA_UNSYNC, 1); st != unix.STA_INS|unix.STA_UNSYNC {
+		t.Errorf("insert: %#x", st)
+	}
+	if st := leapStatus(unix.STA_INS, 0); st != 0 {
+		t.Errorf("clear: %#x", st)
+	}
+}
+
+// Reading CLOCK_REALTIME's frequency is read-only (modes 0) and safe.
+func TestSystemFrequencyReadOnly(t *testing.T) {
+	k := kernelClock{id: unix.CLOCK_REALTIME}
+	if _, err := k.frequency(); err != nil {
+		t.Fatalf("clock_adjtime(CLOCK_REALTIME, modes=0): %v", err)
+	}
+	now, err := k.now()
+	if err != nil || time.Since(now).Abs() > time.Second {
+		t.Errorf("now %v %v", now, err)
+	}
+}
+
+func TestBestSysOffset(t *testing.T) {
+	ct := func(sec int64, ns uint32) unix.PtpClockTime { return unix.PtpClockTime{Sec: sec, Nsec: ns} }
+	v := unix.PtpSysOffsetExtended{Samples: 3}
+	v.Ts[0] = [3]unix.PtpClockTime{ct(100, 0), ct(137, 500), ct(100, 3000)}
+	v.Ts[1] = [3]unix.PtpClockTime{ct(100, 10000), ct(137, 10600), ct(100, 11000)} // narrowest
+	v.Ts[2] = [3]unix.PtpClockTime{ct(100, 20000), ct(137, 20500), ct(100, 22000)}
+	b := BestExtended(&v)
+	if b.Window != 1000 || !b.System.Equal(time.Unix(100, 10500)) || !b.PHC.Equal(time.Unix(137, 10600)) {
+		t.Errorf("extended best %+v", b)
+	}
+	w := unix.PtpSysOffset{Samples: 2}
+	w.Ts[0], w.Ts[1], w.Ts[2], w.Ts[3], w.Ts[4] = ct(5, 0), ct(42, 900), ct(5, 2000), ct(42, 5500), ct(5, 6000)
+	bb := BestBasic(&w)
+	if bb.Window != 2000 || !bb.PHC.Equal(time.Unix(42, 900)) {
+		t.Errorf("basic best %+v", bb)
+	}
+}

@@ -1,0 +1,114 @@
+package pps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// ExttsSource timestamps the PPS on a NIC's PHC: the receiver's pulse wired
+// to a software-definable pin (SDP0 on an i210/i226), routed to an external
+// timestamp channel. Timestamps are on the PHC.
+//
+// i210, i225 and i226 refuse a request for one edge under
+// PTP_EXTTS_REQUEST2's strict flag checking, so both edges are requested
+// and the wanted one is kept by its place in the pulse (EdgeFilter).
+type ExttsSource struct {
+	Device  string // /dev/ptpN
+	Channel uint32 // EXTTS channel, also the pin index
+	Clear   bool   // keep the trailing edge instead of the leading one
+	stats   Stats
+}
+
+// Name implements Source.
+func (x *ExttsSource) Name() string { return fmt.Sprintf("phc:%s:%d", x.Device, x.Channel) }
+
+// Stats implements Source.
+func (x *ExttsSource) Stats() *Stats { return &x.stats }
+
+// EdgeFilter keeps one polarity out of a stream of both edges. A pulse
+// shorter than half a second (a GNSS receiver's 1PPS is 1-200 ms wide)
+// makes the gaps alternate short, long: the leading edge is the one after a
+// long gap, the trailing edge the one after a short gap. When the driver
+// says which edge it saw (event flags), that is used instead.
+type EdgeFilter struct {
+	Trailing bool
+	last     time.Time
+	have     bool
+}
+
+// Push takes one event; it returns whether it is the wanted edge.
+func (f *EdgeFilter) Push(t time.Time, flags uint32) bool {
+	if flags&(unix.PTP_RISING_EDGE|unix.PTP_FALLING_EDGE) != 0 && flags&(unix.PTP_RISING_EDGE|unix.PTP_FALLING_EDGE) != unix.PTP_RISING_EDGE|unix.PTP_FALLING_EDGE {
+		f.last, f.have = t, true
+		return (flags&unix.PTP_FALLING_EDGE != 0) == f.Trailing
+	}
+	prev, had := f.last, f.have
+	f.last, f.have = t, true
+	if !had {
+		return false // unknown polarity until we have a gap
+	}
+	long := t.Sub(prev) > 500*time.Millisecond
+	return long != f.Trailing
+}
+
+// pinAndRequest routes the pin and enables the channel (both edges).
+func (x *ExttsSource) pinAndRequest(fd int, enable bool) error {
+	if enable {
+		pd := unix.PtpPinDesc{Index: x.Channel, Func: unix.PTP_PF_EXTTS, Chan: x.Channel}
+		if err := unix.IoctlPtpPinSetfunc(fd, &pd); err != nil && !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOTTY) {
+			// Some drivers have fixed pins (no PTP_PIN_SETFUNC): go on.
+			return fmt.Errorf("PTP_PIN_SETFUNC pin %d: %w", x.Channel, err)
+		}
+	}
+	req := unix.PtpExttsRequest{Index: x.Channel}
+	if enable {
+		req.Flags = unix.PTP_ENABLE_FEATURE | unix.PTP_RISING_EDGE | unix.PTP_FALLING_EDGE
+	}
+	return unix.IoctlPtpExttsRequest(fd, &req)
+}
+
+// Run implements Source.
+func (x *ExttsSource) Run(ctx context.Context, out chan<- Edge) error {
+	fd, err := unix.Open(x.Device, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), x.Device) // pollable: reads honour deadlines
+	defer f.Close()
+	if err := x.pinAndRequest(fd, true); err != nil {
+		return fmt.Errorf("%s: %w", x.Device, err)
+	}
+	defer x.pinAndRequest(fd, false)
+	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Now()) })
+	defer stop()
+	filt := EdgeFilter{Trailing: x.Clear}
+	var ev unix.PtpExttsEvent
+	buf := make([]byte, unsafe.Sizeof(ev))
+	for {
+		if _, err := f.Read(buf); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("%s: read EXTTS: %w", x.Device, err)
+		}
+		ev = *(*unix.PtpExttsEvent)(unsafe.Pointer(&buf[0]))
+		if ev.Index != x.Channel {
+			continue
+		}
+		t := time.Unix(ev.T.Sec, int64(ev.T.Nsec))
+		if !filt.Push(t, ev.Flags) {
+			x.stats.Dropped.Add(1)
+			continue
+		}
+		x.stats.Edges.Add(1)
+		if !send(ctx, out, Edge{Time: t, Clock: x.Device}) {
+			return nil
+		}
+	}
+}

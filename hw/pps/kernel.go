@@ -1,0 +1,128 @@
+package pps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// RFC 2783 / linux/pps.h mode bits.
+const (
+	ppsCaptureAssert = 0x01
+	ppsCaptureClear  = 0x02
+	ppsCanWait       = 0x100
+	ppsTSFmtTSpec    = 0x1000
+	ppsAPIVers       = 1
+)
+
+// KernelSource reads a kernel PPS device (/dev/ppsN: pps-gpio, pps-ldisc on
+// a serial DCD line) with PPS_FETCH. Its timestamps are CLOCK_REALTIME.
+type KernelSource struct {
+	Path string
+	// Clear selects the clear (falling) edge instead of assert.
+	Clear bool
+	stats Stats
+}
+
+// Name implements Source.
+func (k *KernelSource) Name() string { return k.Path }
+
+// Stats implements Source.
+func (k *KernelSource) Stats() *Stats { return &k.stats }
+
+// seqTracker turns the kernel's edge counters into new, missed and repeated
+// edges.
+type seqTracker struct {
+	have bool
+	last uint32
+}
+
+// next reports whether seq is a new edge and how many were missed before
+// it (the counter is 32 bits and wraps).
+func (t *seqTracker) next(seq uint32) (fresh bool, missed uint32) {
+	if !t.have {
+		t.have, t.last = true, seq
+		return seq != 0, 0 // sequence 0: nothing captured yet
+	}
+	d := seq - t.last
+	t.last = seq
+	if d == 0 {
+		return false, 0
+	}
+	return true, d - 1
+}
+
+func ppsIoctl(fd int, req uintptr, arg unsafe.Pointer) error {
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(arg))
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// Run implements Source.
+func (k *KernelSource) Run(ctx context.Context, out chan<- Edge) error {
+	f, err := os.OpenFile(k.Path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	var caps int32
+	if err := ppsIoctl(fd, unix.PPS_GETCAP, unsafe.Pointer(&caps)); err != nil {
+		return fmt.Errorf("%s: PPS_GETCAP: %w", k.Path, err)
+	}
+	want := int32(ppsCaptureAssert)
+	if k.Clear {
+		want = ppsCaptureClear
+	}
+	if caps&want == 0 {
+		return fmt.Errorf("%s cannot capture the %s edge", k.Path, map[bool]string{false: "assert", true: "clear"}[k.Clear])
+	}
+	params := unix.PPSKParams{Api_version: ppsAPIVers, Mode: want | ppsTSFmtTSpec}
+	if err := ppsIoctl(fd, unix.PPS_SETPARAMS, unsafe.Pointer(&params)); err != nil && !errors.Is(err, unix.EPERM) {
+		// EPERM: not allowed to change the parameters (another user set
+		// them); fetching still works if they suit us.
+		return fmt.Errorf("%s: PPS_SETPARAMS: %w", k.Path, err)
+	}
+	canWait := caps&ppsCanWait != 0
+	var seq seqTracker
+	for ctx.Err() == nil {
+		var fd4 unix.PPSFData
+		if canWait {
+			// Block up to a second for the next edge, so that ctx is
+			// noticed within a second.
+			fd4.Timeout = unix.PPSKTime{Sec: 1}
+		}
+		err := ppsIoctl(fd, unix.PPS_FETCH, unsafe.Pointer(&fd4))
+		switch {
+		case errors.Is(err, unix.ETIMEDOUT), errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return fmt.Errorf("%s: PPS_FETCH: %w", k.Path, err)
+		}
+		s, ts := fd4.Info.Assert_sequence, fd4.Info.Assert_tu
+		if k.Clear {
+			s, ts = fd4.Info.Clear_sequence, fd4.Info.Clear_tu
+		}
+		fresh, missed := seq.next(s)
+		k.stats.Missed.Add(uint64(missed))
+		if !fresh {
+			k.stats.Repeated.Add(1)
+			if !canWait {
+				time.Sleep(100 * time.Millisecond)
+			}
+			continue
+		}
+		k.stats.Edges.Add(1)
+		if !send(ctx, out, Edge{Time: time.Unix(ts.Sec, int64(ts.Nsec)), Clock: Realtime}) {
+			return nil
+		}
+	}
+	return nil
+}

@@ -1,0 +1,114 @@
+package pps
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestSeqTracker(t *testing.T) {
+	var s seqTracker
+	steps := []struct {
+		seq    uint32
+		fresh  bool
+		missed uint32
+	}{{0, false, 0}, {1, true, 0}, {1, false, 0}, {2, true, 0}, {5, true, 2}, {0xffffffff, true, 0xffffffff - 6}, {0, true, 0}}
+	for i, st := range steps {
+		f, m := s.next(st.seq)
+		if f != st.fresh || m != st.missed {
+			t.Errorf("step %d seq %d: fresh %v missed %d", i, st.seq, f, m)
+		}
+	}
+}
+
+func TestEdgeFilter(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	var events []time.Time
+	for i := 0; i < 4; i++ {
+		lead := t0.Add(time.Duration(i) * time.Second)
+		events = append(events, lead, lead.Add(100*time.Millisecond))
+	}
+	for _, trailing := range []bool{false, true} {
+		f := EdgeFilter{Trailing: trailing}
+		var kept []time.Time
+		for _, e := range events {
+			if f.Push(e, 0) {
+				kept = append(kept, e)
+			}
+		}
+		want := 100 * time.Millisecond
+		if !trailing {
+			want = 0
+		}
+		if len(kept) < 3 {
+			t.Fatalf("trailing %v: kept %v", trailing, kept)
+		}
+		for _, k := range kept {
+			if k.Sub(t0)%time.Second != want {
+				t.Errorf("trailing %v: kept %v", trailing, k)
+			}
+		}
+	}
+	// Driver-reported polarity wins.
+	f := EdgeFilter{}
+	if !f.Push(t0, unix.PTP_RISING_EDGE) || f.Push(t0.Add(time.Second), unix.PTP_FALLING_EDGE) {
+		t.Error("flags ignored")
+	}
+	// A driver that only reports one edge: every event is a leading edge.
+	f = EdgeFilter{}
+	f.Push(t0, 0)
+	if !f.Push(t0.Add(time.Second), 0) || !f.Push(t0.Add(2*time.Second), 0) {
+		t.Error("single-edge stream")
+	}
+}
+
+func TestSockSource(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pps.sock")
+	// A stale socket from a previous run is replaced.
+	if l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"}); err == nil {
+		l.Close()
+	}
+	src := &SockSource{Path: path}
+	c, err := src.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan Edge, 4)
+	done := make(chan error, 1)
+	go func() { done <- src.Serve(ctx, c, out) }()
+
+	cl, err := net.Dial("unixgram", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	edge := time.Date(2026, 11, 24, 20, 0, 0, 999_999_950, time.UTC)
+	cl.Write([]byte("garbage"))
+	cl.Write(NewEdgeSample(edge, edge.Add(50), 1).Marshal())
+	select {
+	case e := <-out:
+		if !e.Time.Equal(edge) || e.Clock != Realtime || e.Leap != 1 {
+			t.Errorf("edge %+v", e)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no edge")
+	}
+	if src.Stats().Bad.Load() != 1 || src.Stats().Edges.Load() != 1 {
+		t.Errorf("stats bad %d edges %d", src.Stats().Bad.Load(), src.Stats().Edges.Load())
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Serve did not stop")
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("socket left behind: %v", err)
+	}
+}

@@ -1,0 +1,203 @@
+package daemon
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"sitegm/clock"
+	"sitegm/clock/leap"
+	"sitegm/hw/nic"
+	"sitegm/hw/pps"
+	"sitegm/internal/config"
+)
+
+// timebase is the disciplined clock and how timestamps taken on other
+// clocks are carried onto it.
+type timebase struct {
+	clk     clock.Clock
+	virtual *clock.Virtual
+	phc     *clock.PHC
+	system  *clock.System // slaved to the PHC (discipline = "phc", sync_system)
+}
+
+// openTimebase opens the clock clock.discipline names.
+func openTimebase(cfg config.Config, table *leap.Table) (*timebase, error) {
+	switch cfg.Clock.Discipline {
+	case "virtual":
+		// Start on TAI, like the PHC it stands in for.
+		off := time.Duration(table.Offset(time.Now())) * time.Second
+		v := clock.NewVirtual(off)
+		return &timebase{clk: v, virtual: v}, nil
+	case "system":
+		s, err := clock.NewSystem()
+		if err != nil {
+			return nil, err
+		}
+		return &timebase{clk: s}, nil
+	case "phc":
+		dev, err := nic.PHCDevice(cfg.Clock.PHC)
+		if err != nil {
+			return nil, err
+		}
+		p, err := clock.OpenPHC(dev)
+		if err != nil {
+			return nil, err
+		}
+		tb := &timebase{clk: p, phc: p}
+		if cfg.Clock.SyncSystem {
+			if s, err := clock.NewSystem(); err == nil {
+				tb.system = s
+			} else {
+				return nil, fmt.Errorf("clock.sync_system: %w", err)
+			}
+		}
+		return tb, nil
+	}
+	return nil, fmt.Errorf("unknown discipline %q", cfg.Clock.Discipline)
+}
+
+// now reads the disciplined clock.
+func (tb *timebase) now() time.Time {
+	if tb.virtual != nil {
+		return tb.virtual.NowTime()
+	}
+	t, err := tb.clk.Now()
+	if err != nil {
+		return time.Now()
+	}
+	return t
+}
+
+// fromRealtime carries a CLOCK_REALTIME timestamp (kernel PPS, SOCK,
+// serial arrival) onto the disciplined clock.
+func (tb *timebase) fromRealtime(t time.Time) time.Time {
+	switch {
+	case tb.virtual != nil:
+		return tb.virtual.FromHost(t)
+	case tb.phc != nil:
+		if so, err := tb.phc.SysOffset(); err == nil {
+			return t.Add(so.PHC.Sub(so.System))
+		}
+		return t
+	}
+	return t
+}
+
+// fromEdge carries a PPS edge onto the disciplined clock.
+func (tb *timebase) fromEdge(e pps.Edge) (time.Time, error) {
+	if e.Clock == pps.Realtime {
+		return tb.fromRealtime(e.Time), nil
+	}
+	if tb.phc != nil && e.Clock == tb.phc.Name() {
+		return e.Time, nil
+	}
+	return time.Time{}, fmt.Errorf("edge on %s cannot be carried onto %s", e.Clock, tb.clk.Name())
+}
+
+// ppsSource builds the PPS source of gnss.pps.
+func ppsSource(cfg config.Config, tb *timebase) (pps.Source, error) {
+	spec, err := config.ParsePPS(cfg.GNSS.PPS)
+	if err != nil {
+		return nil, err
+	}
+	clear := cfg.GNSS.PPSEdge == "clear"
+	switch spec.Kind {
+	case config.PPSKernel:
+		return &pps.KernelSource{Path: spec.Path, Clear: clear}, nil
+	case config.PPSSock:
+		return &pps.SockSource{Path: spec.Path}, nil
+	case config.PPSPHC:
+		dev, err := nic.PHCDevice(spec.Path)
+		if err != nil {
+			return nil, err
+		}
+		if tb.phc == nil || dev != tb.phc.Name() {
+			return nil, fmt.Errorf("gnss.pps %s: the PPS must be timestamped on the disciplined PHC", dev)
+		}
+		return &pps.ExttsSource{Device: dev, Channel: uint32(spec.Channel), Clear: clear}, nil
+	}
+	return nil, nil // none
+}
+
+// measNoise is the sample noise to expect from a PPS source, before the
+// servo has measured it: an EXTTS channel timestamps in hardware (tens of
+// ns with a timing receiver's sawtooth); kernel PPS and SOCK (which gpsd
+// feeds from kernel PPS) carry interrupt latency (microseconds).
+func measNoise(kind config.PPSKind) time.Duration {
+	switch kind {
+	case config.PPSPHC:
+		return 50 * time.Nanosecond
+	case config.PPSNone:
+		return 20 * time.Millisecond
+	}
+	return 2 * time.Microsecond
+}
+
+// driftRecord is the drift file: the frequency the clock needed last.
+type driftRecord struct {
+	FreqPPB    float64   `json:"freq_ppb"`
+	SigmaPPB   float64   `json:"sigma_ppb"`
+	Written    time.Time `json:"written"`
+	Clock      string    `json:"clock"`
+	Oscillator string    `json:"oscillator"`
+}
+
+func readDrift(path string) (driftRecord, error) {
+	var r driftRecord
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("%s: %w", path, err)
+	}
+	if math.IsNaN(r.FreqPPB) || math.Abs(r.FreqPPB) > 1e6 {
+		return r, fmt.Errorf("%s: implausible frequency %v", path, r.FreqPPB)
+	}
+	return r, nil
+}
+
+// writeDrift replaces the drift file atomically: a crash leaves the old
+// file or the new one, never half of one.
+func writeDrift(path string, r driftRecord) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(r)
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".drift-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// driftSigma is how far a drift file's frequency may be off after age:
+// what it was known to, plus the oscillator's drift since, plus a floor for
+// temperature.
+func driftSigma(r driftRecord, osc clock.Oscillator, now time.Time) float64 {
+	age := now.Sub(r.Written).Seconds()
+	if age < 0 {
+		age = 0
+	}
+	s := r.SigmaPPB + osc.Drift*age*1e9 + 10
+	return math.Min(s, 1000)
+}
+
+func sameClock(a, b string) bool { return strings.EqualFold(a, b) }

@@ -1,0 +1,105 @@
+package itest
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// truthAt interpolates gnss-sim's UTC-minus-host at host time h (ns).
+func truthAt(tr []Truth, h int64) (float64, bool) {
+	for i := 1; i < len(tr); i++ {
+		a, b := tr[i-1], tr[i]
+		if a.EdgeHostNS <= h && h <= b.EdgeHostNS {
+			f := float64(h-a.EdgeHostNS) / float64(b.EdgeHostNS-a.EdgeHostNS)
+			return float64(a.UTCMinusHost) + f*float64(b.UTCMinusHost-a.UTCMinusHost), true
+		}
+	}
+	return 0, false
+}
+
+// sitegm on a virtual clock, disciplined from gnss-sim (NMEA on a pty, PPS
+// over SOCK) that runs 250 ms and 5 ppm away from the host clock: once
+// locked, the virtual clock reads TAI = true UTC + 37 s to within a
+// microsecond, and the drift file written at exit holds the 5 ppm.
+func TestClockFollowsGNSSSim(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	dir := t.TempDir()
+	cfg := WriteFile(t, dir, "sitegm.toml", fmt.Sprintf(`
+[gnss]
+device = "%[1]s/gnss"
+baud = 115200
+pps = "sock:%[1]s/pps.sock"
+[clock]
+discipline = "virtual"
+drift_file = "%[1]s/drift"
+[log]
+target = "stderr"
+status_interval = "1s"
+[status]
+socket = "%[1]s/status.sock"
+`, dir))
+	sitegm := Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
+	sitegm.WaitOutput(t, 5*time.Second, "event=start")
+	truthPath := filepath.Join(dir, "truth.json")
+	Start(t, Bin(t, "gnss-sim"), "--pty-link", filepath.Join(dir, "gnss"), "--baud", "115200",
+		"--pps-sock", filepath.Join(dir, "pps.sock"), "--truth", truthPath,
+		"--offset", "250ms", "--drift", "5", "--pps-jitter", "50ns", "--nmea-latency", "150ms:50ms")
+	sitegm.WaitOutput(t, 30*time.Second, "clock_state=LOCKED")
+	time.Sleep(15 * time.Second)
+	if !sitegm.Stop(5 * time.Second) {
+		t.Fatal("sitegm did not stop")
+	}
+	truth := ReadTruth(t, truthPath)
+	var worst, sum float64
+	n := 0
+	locked := false
+	for _, st := range LogfmtLines(sitegm.Output(), "status") {
+		if st["clock_state"] == "LOCKED" {
+			locked = true
+		}
+		if !locked {
+			continue
+		}
+		tm, err := time.Parse(time.RFC3339Nano, st["time"])
+		if err != nil {
+			continue
+		}
+		cmh, err := strconv.ParseInt(st["clock_minus_host_ns"], 10, 64)
+		if err != nil {
+			t.Fatalf("status without clock_minus_host_ns: %v", st)
+		}
+		want, ok := truthAt(truth, tm.UnixNano())
+		if !ok {
+			continue
+		}
+		e := float64(cmh) - 37e9 - want
+		t.Logf("%s err %.0f ns offset %s meas %s freq %s", st["time"], e, st["offset_ns"], st["meas_noise_ns"], st["freq_ppb"])
+		worst = math.Max(worst, math.Abs(e))
+		sum += e * e
+		n++
+	}
+	if n < 8 {
+		t.Fatalf("only %d locked status lines to compare", n)
+	}
+	rms := math.Sqrt(sum / float64(n))
+	t.Logf("virtual clock vs gnss-sim truth over %d s: rms %.0f ns, worst %.0f ns", n, rms, worst)
+	if worst > 500 {
+		t.Errorf("virtual clock off the truth by up to %.0f ns", worst)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "drift"))
+	if err != nil {
+		t.Fatalf("no drift file at exit: %v", err)
+	}
+	var freq float64
+	fmt.Sscanf(string(b), `{"freq_ppb":%g`, &freq)
+	if math.Abs(freq-5000) > 50 {
+		t.Errorf("drift file says %v ppb, the simulation drifts 5000 ppb: %s", freq, b)
+	}
+}
