@@ -114,17 +114,17 @@ type Status struct {
 func Default() Config {
 	return Config{
 		GNSS: GNSS{
-			Device:   "/dev/ttyUSB0",
-			Baud:     9600,
+			Device:      "/dev/ttyUSB0",
+			Baud:        9600,
 			PPS:         "/dev/pps0",
 			Leapfile:    "/usr/share/zoneinfo/leap-seconds.list",
 			PPSEdge:     "assert",
 			NMEALatency: "0s..990ms",
 		},
 		Clock: Clock{
-			Discipline: "phc",
-			PHC:        "eth0",
-			DriftFile:  "/var/lib/sitegm/drift",
+			Discipline:       "phc",
+			PHC:              "eth0",
+			DriftFile:        "/var/lib/sitegm/drift",
 			Oscillator:       "tcxo",
 			Holdover:         Duration{4 * time.Hour},
 			HoldoverMaxError: Duration{100 * time.Microsecond},
