@@ -256,3 +256,23 @@ func TestRequiredKeys(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+func TestLatencyWindow(t *testing.T) {
+	for _, ok := range []string{"0s..990ms", "1s..1.9s", "100ms..800ms"} {
+		if _, _, err := ParseLatency(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"0s..1s", "1s", "500ms..200ms", "x..1s", "4.5s..6s"} {
+		if _, _, err := ParseLatency(bad); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
+	}
+	_, err := Parse("l.toml", []byte("[gnss]\nnmea_latency = \"0s..1.5s\"\npps = \"phc:eth0\"\n[clock]\ndiscipline = \"virtual\"\n"))
+	for _, frag := range []string{"l.toml:2: gnss.nmea_latency: the window must be shorter than a second",
+		"l.toml:3: gnss.pps: a PHC timestamp input needs clock.discipline = \"phc\""} {
+		if err == nil || !strings.Contains(err.Error(), frag) {
+			t.Errorf("missing %q in %v", frag, err)
+		}
+	}
+}

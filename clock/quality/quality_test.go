@@ -1,0 +1,83 @@
+package quality
+
+import (
+	"testing"
+	"time"
+
+	"sitegm/clock"
+	"sitegm/clock/leap"
+	"sitegm/clock/servo"
+)
+
+func TestAccuracyCodes(t *testing.T) {
+	for d, want := range map[time.Duration]uint8{
+		20 * time.Nanosecond: 0x20, 25 * time.Nanosecond: 0x20, 26 * time.Nanosecond: 0x21,
+		900 * time.Nanosecond: 0x23, 12 * time.Microsecond: 0x26, 3 * time.Millisecond: 0x2B,
+		2 * time.Second: 0x30, time.Minute: 0x31,
+	} {
+		if got := AccuracyCode(d); got != want {
+			t.Errorf("%v: %#x, want %#x", d, got, want)
+		}
+	}
+	// 1588-2019 7.6.3.5: a variance of 2^-64 s² (σ ≈ 0.23 ns) encodes as
+	// 0x8000 - 64*256 = 0x4000.
+	if v := ScaledLogVariance(1.0 / (1 << 32) / (1 << 32)); v != 0x4000 {
+		t.Errorf("scaled log variance %#x", v)
+	}
+}
+
+func TestLifecycleAndAdvertised(t *testing.T) {
+	t0 := time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)
+	m := New(Config{Osc: clock.TCXO, Holdover: time.Hour, HoldoverMaxError: 100 * time.Microsecond,
+		LockError: time.Microsecond, SourceError: 100 * time.Nanosecond}, t0)
+	tb := leap.Builtin()
+	tb.Entries = append(tb.Entries, leap.Entry{At: t0.AddDate(0, 0, 1), Offset: 38})
+	tb.Expires = t0.AddDate(1, 0, 0)
+	if m.ClockClass() != ClassDefault || m.NTP(t0, tb).LI != 3 || m.ClockAccuracy() != AccuracyUnknown {
+		t.Fatal("never locked must advertise nothing")
+	}
+	good := servo.Estimate{Offset: 5, OffsetSigma: 10, SinceSample: 500 * time.Millisecond}
+	now := t0
+	for i := 0; i < 6; i++ {
+		now = now.Add(time.Second)
+		m.Update(now, servo.StateTrack, good)
+	}
+	if m.State() != Locked || m.ClockClass() != ClassLocked || m.TimeSource() != TimeSourceGNSS {
+		t.Fatalf("state %s class %d", m.State(), m.ClockClass())
+	}
+	tp := m.TimeProperties(now, tb, false)
+	if !tp.Leap61 || tp.Leap59 || tp.CurrentUTCOffset != 37 || !tp.UTCOffsetValid || !tp.TimeTraceable || !tp.PTPTimescale {
+		t.Errorf("time properties on a leap day: %+v", tp)
+	}
+	n := m.NTP(now, tb)
+	if n.LI != 1 || n.Stratum != 1 || n.RefID != [4]byte{'G', 'P', 'S', 0} {
+		t.Errorf("NTP while locked: %+v", n)
+	}
+	// Reference gone: holdover after 10 s, dispersion growing.
+	lost := good
+	for i := 1; i <= 12; i++ {
+		now = now.Add(time.Second)
+		lost.SinceSample = time.Duration(i) * time.Second
+		lost.OffsetSigma = time.Duration(i) * 20 * time.Nanosecond
+		m.Update(now, servo.StateHoldover, lost)
+	}
+	if m.State() != Holdover || m.ClockClass() != ClassHoldover || m.TimeSource() != TimeSourceOsc {
+		t.Fatalf("after 12 s without samples: %s", m.State())
+	}
+	d1 := m.NTP(now, tb).RootDispersion
+	lost.OffsetSigma = 30 * time.Microsecond
+	now = now.Add(time.Minute)
+	m.Update(now, servo.StateHoldover, lost)
+	if d2 := m.NTP(now, tb).RootDispersion; d2 <= d1 {
+		t.Errorf("dispersion did not grow: %v then %v", d1, d2)
+	}
+	// Predicted error beyond holdover_max_error: free-run, class 52, LI 3.
+	lost.OffsetSigma = 50 * time.Microsecond
+	m.Update(now.Add(time.Second), servo.StateHoldover, lost)
+	if m.State() != Freerun || m.ClockClass() != ClassDegradedA || m.NTP(now, tb).LI != 3 {
+		t.Errorf("past the spec: %s class %d", m.State(), m.ClockClass())
+	}
+	if tp := m.TimeProperties(now, tb, true); tp.TimeTraceable || tp.Leap61 || tp.UTCOffsetValid {
+		t.Errorf("free-running time properties: %+v", tp)
+	}
+}
