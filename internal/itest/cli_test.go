@@ -67,3 +67,30 @@ func TestGNSSDecodeJSON(t *testing.T) {
 		}
 	}
 }
+
+// `sitegm sim --json` prints one object per servo with the agreed keys.
+func TestSimJSON(t *testing.T) {
+	out, err := exec.Command(Bin(t, "sitegm"), "sim", "--scenario", "lock", "--json").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want two objects, got:\n%s", out)
+	}
+	for i, want := range []string{"sitegm", "pi"} {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(lines[i]), &r); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"servo", "rms_te_ns", "max_te_ns", "lock_time_s", "holdover_te_ns", "clock_class"} {
+			if _, ok := r[k]; !ok {
+				t.Errorf("%s: no %q", want, k)
+			}
+		}
+		h, _ := r["holdover_te_ns"].(map[string]any)
+		if r["servo"] != want || len(h) != 3 || h["1h"] != nil {
+			t.Errorf("object %d: %v", i, r)
+		}
+	}
+}

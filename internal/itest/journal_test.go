@@ -37,17 +37,21 @@ socket = "%[1]s/status.sock"
 	pid := sitegm.Cmd.Process.Pid
 
 	var entries []map[string]any
+	// The last entry of a kind: the first status line may come before
+	// the fix.
 	find := func(field, value string) map[string]any {
+		var found map[string]any
 		for _, e := range entries {
 			if fmt.Sprint(e[field]) == value {
-				return e
+				found = e
 			}
 		}
-		return nil
+		return found
 	}
-	WaitFor(t, 10*time.Second, "a fix and a status line in the journal", func() bool {
+	WaitFor(t, 10*time.Second, "a fix and a status line with it in the journal", func() bool {
 		entries = JournalEntries(t, pid)
-		return find("EVENT", "gnss_fix_gained") != nil && find("EVENT", "status") != nil
+		st := find("EVENT", "status")
+		return find("EVENT", "gnss_fix_gained") != nil && st != nil && st["GNSS_STATE"] == "fix"
 	})
 	sitegm.Stop(3 * time.Second)
 	if sitegm.Output() != "" {
