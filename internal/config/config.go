@@ -79,7 +79,7 @@ type Clock struct {
 type PTP struct {
 	Interface    string `toml:"interface" check:"nonempty"`
 	Profile      string `toml:"profile" check:"oneof=aes67|smpte2059-2|default"`
-	Domain       int    `toml:"domain" check:"range=0..127"`
+	Domain       int    `toml:"domain" check:"range=0..255"`
 	Priority1    int    `toml:"priority1" check:"range=0..255"`
 	Priority2    int    `toml:"priority2" check:"range=0..255"`
 	Transport    string `toml:"transport" check:"oneof=udp4|l2"`
@@ -87,6 +87,17 @@ type PTP struct {
 	DanteV1      bool   `toml:"dante_v1"`
 	EventPort    int    `toml:"event_port" check:"range=1..65535"`
 	GeneralPort  int    `toml:"general_port" check:"range=1..65535"`
+	// Intervals (log2 seconds) and the announce receipt timeout; left out,
+	// they are the profile's defaults, and must lie in its ranges.
+	LogAnnounceInterval    int `toml:"log_announce_interval" check:"range=-7..7"`
+	LogSyncInterval        int `toml:"log_sync_interval" check:"range=-7..7"`
+	LogMinDelayReqInterval int `toml:"log_min_delay_req_interval" check:"range=-7..7"`
+	AnnounceReceiptTimeout int `toml:"announce_receipt_timeout" check:"range=2..255"`
+	// DSCP marks event and general messages (46, expedited forwarding, as
+	// AES67 recommends).
+	DSCP int `toml:"dscp" check:"range=0..63"`
+	// MasterOnly keeps the port MASTER even when a better master is seen.
+	MasterOnly bool `toml:"master_only"`
 }
 
 // NTP is one video interface (VLAN) served with NTP.
@@ -152,6 +163,13 @@ func DefaultPTP() PTP {
 		DanteV1:      true,
 		EventPort:    319,
 		GeneralPort:  320,
+		// The aes67 profile's; validate puts in the profile's own for the
+		// keys a file leaves out.
+		LogAnnounceInterval:    1,
+		LogSyncInterval:        -3,
+		LogMinDelayReqInterval: -3,
+		AnnounceReceiptTimeout: 3,
+		DSCP:                   46,
 	}
 }
 

@@ -109,7 +109,7 @@ status_interval = 5
 		`bad.toml:6: gnss.colour: unknown key; [gnss] accepts: device, baud, pps, leapfile, date_floor, pps_edge, nmea_latency, nmea_delay`,
 		`bad.toml:9: clock.discipline: expected one of "phc" | "system" | "virtual", got "atomic"`,
 		`bad.toml:10: clock.holdover: expected a duration such as "250ms", "60s" or "4h", got "forever"`,
-		`bad.toml:14: ptp[0].domain: expected an integer in 0..127, got 200`,
+		`bad.toml:14: ptp[0].domain: the aes67 profile allows 0..127, got 200`,
 		`bad.toml:19: ptp[1].event_port: expected an integer in 1..65535, got 70000`,
 		`bad.toml:22: log.status_interval: expected a duration such as "250ms", "60s" or "4h", got 5`,
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"sitegm/hw/serial"
+	"sitegm/ptp"
 )
 
 func rateList() string {
@@ -76,6 +77,9 @@ func (b *binder) validate(c *Config) {
 		domain int
 	}
 	seenPTP := map[ifDomain]int{}
+	for i := range c.PTP {
+		b.profileDefaults(i, &c.PTP[i])
+	}
 	for i, p := range c.PTP {
 		key := fmt.Sprintf("ptp[%d]", i)
 		if j, dup := seenPTP[ifDomain{p.Interface, p.Domain}]; dup {
@@ -97,5 +101,36 @@ func (b *binder) validate(c *Config) {
 			b.errorf(key+".interface", "interface %q port %d is already served by ntp[%d]", n.Interface, n.Port, j)
 		}
 		seenNTP[ifPort{n.Interface, n.Port}] = i
+	}
+}
+
+// profileDefaults fills the keys a [[ptp]] table left out from its
+// profile, and checks the ones it set against the profile's ranges.
+func (b *binder) profileDefaults(i int, p *PTP) {
+	prof, ok := ptp.Profiles[p.Profile]
+	if !ok {
+		return // the profile key itself is already an error
+	}
+	key := fmt.Sprintf("ptp[%d]", i)
+	for _, f := range []struct {
+		name string
+		v    *int
+		def  int
+		r    ptp.Range
+	}{
+		{"domain", &p.Domain, prof.Domain, prof.DomainRange},
+		{"log_announce_interval", &p.LogAnnounceInterval, prof.LogAnnounceInterval, prof.LogAnnounceRange},
+		{"log_sync_interval", &p.LogSyncInterval, prof.LogSyncInterval, prof.LogSyncRange},
+		{"log_min_delay_req_interval", &p.LogMinDelayReqInterval, prof.LogMinDelayReqInterval, prof.LogMinDelayReqRange},
+		{"announce_receipt_timeout", &p.AnnounceReceiptTimeout, prof.AnnounceReceiptTimeout, prof.AnnounceTimeoutRange},
+	} {
+		k := key + "." + f.name
+		if !b.set[k] {
+			*f.v = f.def
+			continue
+		}
+		if !f.r.Has(*f.v) {
+			b.errorf(k, "the %s profile allows %s, got %d", prof.Name, f.r, *f.v)
+		}
 	}
 }

@@ -1,0 +1,455 @@
+package ptp
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/facebook/time/ptp/protocol"
+)
+
+// levelNotice mirrors internal/logging's NOTICE.
+const levelNotice = slog.Level(2)
+
+// GM is what the grandmaster advertises, from clock/quality, refreshed by
+// the daemon.
+type GM struct {
+	Quality    protocol.ClockQuality
+	TimeSource protocol.TimeSource
+	UTCOffset  int16
+	// Flags: FlagLeap61, FlagLeap59, FlagCurrentUtcOffsetValid,
+	// FlagPTPTimescale, FlagTimeTraceable, FlagFrequencyTraceable.
+	Flags uint16
+}
+
+// Config of one port.
+type Config struct {
+	Interface            string
+	Profile              string
+	Domain               uint8
+	Priority1, Priority2 uint8
+	LogAnnounce          int8
+	LogSync              int8
+	LogMinDelayReq       int8
+	ReceiptTimeout       uint8
+	MasterOnly           bool
+	Identity             protocol.PortIdentity
+	// L2: the transport is Ethernet (PTP over IEEE 802.3, Annex E): no
+	// unicast replies, every message multicast.
+	L2 bool
+}
+
+// Out is a message to send.
+type Out struct {
+	Data  []byte // valid until the next call into the port
+	Event bool   // on the event port (319) rather than general (320)
+	// To is the unicast destination; the zero value means the PTP
+	// multicast group (224.0.1.129, or 01-1B-19-00-00-00 on L2).
+	To netip.AddrPort
+	// Sync asks the transport for the transmit timestamp, to be handed
+	// back with SyncSent.
+	Sync bool
+	Seq  uint16
+}
+
+// Event is something to log.
+type Event struct {
+	Name  string
+	Level slog.Level
+	Msg   string
+	Attrs []any
+}
+
+// Stats counts a port's traffic.
+type Stats struct {
+	DelayReqs, DelayResps       uint64
+	Announces, Syncs, FollowUps uint64
+	MissedTxTimestamps          uint64
+	ForeignAnnounces            uint64
+	Management                  uint64
+	Drops                       [NumDrops]uint64
+}
+
+type foreign struct {
+	ds   Dataset
+	seen [4]time.Time // last Announce arrivals, newest first
+	last time.Time
+}
+
+// foreignThreshold and foreignWindow: a foreign master is qualified after
+// two Announces within four announce intervals (1588-2019 9.3.2.4.4,
+// FOREIGN_MASTER_THRESHOLD and FOREIGN_MASTER_TIME_WINDOW).
+const (
+	foreignThreshold = 2
+	foreignWindow    = 4
+	maxForeign       = 16 // a flood of fake masters must not grow memory
+)
+
+// Port is one PTPv2 grandmaster port.
+type Port struct {
+	cfg          Config
+	gm           GM
+	state        protocol.PortState
+	listenUntil  time.Time
+	nextAnnounce time.Time
+	nextSync     time.Time
+	annSeq       uint16
+	syncSeq      uint16
+	syncPending  bool
+	foreign      map[protocol.PortIdentity]*foreign
+	best         *Dataset // the better master while PASSIVE
+	lastAlarm    time.Time
+	bufs         [8][512]byte
+	nbuf         int
+	outs         []Out
+	events       []Event
+	Stats        Stats
+}
+
+// New starts a port in LISTENING: for one announce receipt timeout it
+// only listens, so that a backup grandmaster hears its primary before it
+// ever sends (1588-2019 9.2.5: LISTENING before the first BMCA decision).
+func New(cfg Config, now time.Time) *Port {
+	p := &Port{cfg: cfg, state: protocol.PortStateListening, foreign: map[protocol.PortIdentity]*foreign{}}
+	p.listenUntil = now.Add(time.Duration(cfg.ReceiptTimeout) * logDuration(cfg.LogAnnounce))
+	p.gm.Quality = protocol.ClockQuality{ClockClass: 248, ClockAccuracy: 0xFE, OffsetScaledLogVariance: 0xFFFF}
+	p.gm.TimeSource = 0xA0
+	return p
+}
+
+func logDuration(l int8) time.Duration {
+	if l >= 0 {
+		return time.Second << uint(l)
+	}
+	return time.Second >> uint(-l)
+}
+
+// SetGM updates what the port advertises.
+func (p *Port) SetGM(gm GM) { p.gm = gm }
+
+// State is the port state.
+func (p *Port) State() protocol.PortState { return p.state }
+
+// Config returns the configuration.
+func (p *Port) Config() Config { return p.cfg }
+
+func (p *Port) buf() []byte {
+	b := p.bufs[p.nbuf%len(p.bufs)][:]
+	p.nbuf++
+	return b
+}
+
+func (p *Port) out(o Out) { p.outs = append(p.outs, o) }
+
+func (p *Port) take() []Out {
+	o := p.outs
+	p.outs = p.outs[:0]
+	p.nbuf = 0
+	return o
+}
+
+// Events returns and clears what happened since the last call.
+func (p *Port) Events() []Event {
+	e := p.events
+	p.events = nil
+	return e
+}
+
+func (p *Port) emit(level slog.Level, name, msg string, attrs ...any) {
+	attrs = append([]any{"ptp_interface", p.cfg.Interface, "ptp_domain", p.cfg.Domain}, attrs...)
+	p.events = append(p.events, Event{Name: name, Level: level, Msg: msg, Attrs: attrs})
+}
+
+// D0 is this clock's own dataset.
+func (p *Port) D0() Dataset {
+	return Dataset{Priority1: p.cfg.Priority1, Quality: p.gm.Quality, Priority2: p.cfg.Priority2,
+		GMIdentity: p.cfg.Identity.ClockIdentity, Sender: p.cfg.Identity, ReceiverPort: p.cfg.Identity, IsLocalClock: true}
+}
+
+// Foreign lists the qualified foreign masters heard.
+func (p *Port) Foreign(now time.Time) []Dataset {
+	var ds []Dataset
+	for _, f := range p.foreign {
+		if p.qualified(f, now) {
+			ds = append(ds, f.ds)
+		}
+	}
+	return ds
+}
+
+func (p *Port) qualified(f *foreign, now time.Time) bool {
+	window := foreignWindow * logDuration(int8(f.ds.LogAnnounce))
+	n := 0
+	for _, t := range f.seen {
+		if !t.IsZero() && now.Sub(t) <= window {
+			n++
+		}
+	}
+	return n >= foreignThreshold
+}
+
+// Tick runs the port's timers at now (the disciplined clock, TAI).
+func (p *Port) Tick(now time.Time) []Out {
+	p.expireForeign(now)
+	p.decide(now)
+	if p.state == protocol.PortStateMaster {
+		if !now.Before(p.nextAnnounce) {
+			p.sendAnnounce(now)
+			p.nextAnnounce = advance(p.nextAnnounce, now, logDuration(p.cfg.LogAnnounce))
+		}
+		if !now.Before(p.nextSync) {
+			if !p.syncPending {
+				p.sendSync(now)
+			} else {
+				// The last Sync's timestamp never came back (a driver
+				// that lost it): give up on it rather than stop.
+				p.syncPending = false
+				p.Stats.MissedTxTimestamps++
+			}
+			p.nextSync = advance(p.nextSync, now, logDuration(p.cfg.LogSync))
+		}
+	}
+	return p.take()
+}
+
+// advance moves a deadline past now by whole periods (no burst after a
+// stall).
+func advance(next, now time.Time, period time.Duration) time.Time {
+	if next.IsZero() || now.Sub(next) > period {
+		return now.Add(period)
+	}
+	return next.Add(period)
+}
+
+func (p *Port) expireForeign(now time.Time) {
+	for id, f := range p.foreign {
+		timeout := time.Duration(p.cfg.ReceiptTimeout) * logDuration(int8(f.ds.LogAnnounce))
+		if now.Sub(f.last) > timeout {
+			delete(p.foreign, id)
+		}
+	}
+}
+
+// decide is the state decision of a grandmaster-only port (1588-2019
+// 9.3.3): MASTER unless a qualified foreign master is better than this
+// clock, then PASSIVE; master_only overrides with an alarm.
+func (p *Port) decide(now time.Time) {
+	if p.state == protocol.PortStateListening && now.Before(p.listenUntil) {
+		return
+	}
+	var best *Dataset
+	for _, f := range p.foreign {
+		if !p.qualified(f, now) {
+			continue
+		}
+		if best == nil || Compare(f.ds, *best) < 0 {
+			d := f.ds
+			best = &d
+		}
+	}
+	better := best != nil && Compare(*best, p.D0()) < 0
+	switch {
+	case better && p.cfg.MasterOnly:
+		if now.Sub(p.lastAlarm) >= time.Minute {
+			p.lastAlarm = now
+			p.emit(slog.LevelError, "ptp_master_conflict",
+				"a better PTP master is on the network; staying MASTER (master_only): "+best.Describe(),
+				"ptp_foreign_master", best.GMIdentity.String())
+		}
+		p.setState(protocol.PortStateMaster, now, nil)
+	case better:
+		p.setState(protocol.PortStatePassive, now, best)
+	default:
+		p.setState(protocol.PortStateMaster, now, nil)
+	}
+	p.best = nil
+	if better {
+		p.best = best
+	}
+}
+
+func (p *Port) setState(s protocol.PortState, now time.Time, best *Dataset) {
+	if s == p.state {
+		return
+	}
+	prev := p.state
+	p.state = s
+	switch {
+	case s == protocol.PortStatePassive:
+		p.emit(slog.LevelWarn, "ptp_port_state", "PTP port PASSIVE: a better master is on the network: "+best.Describe(),
+			"ptp_state", s.String(), "ptp_prev_state", prev.String(), "ptp_foreign_master", best.GMIdentity.String())
+	case prev == protocol.PortStatePassive:
+		p.emit(levelNotice, "ptp_port_state", "PTP port MASTER again: the better master went silent",
+			"ptp_state", s.String(), "ptp_prev_state", prev.String())
+	default:
+		p.emit(levelNotice, "ptp_port_state", "PTP port "+s.String(), "ptp_state", s.String(), "ptp_prev_state", prev.String())
+	}
+	if s == protocol.PortStateMaster {
+		// Announce at once: slaves waiting for a master should not wait a
+		// whole interval.
+		p.nextAnnounce, p.nextSync = now, now
+	}
+}
+
+func (p *Port) header(h *protocol.Header, t protocol.MessageType, length int, seq uint16, ctrl uint8, logInt int8) {
+	*h = protocol.Header{
+		SdoIDAndMsgType:    protocol.NewSdoIDAndMsgType(t, 0),
+		Version:            2,
+		MessageLength:      uint16(length),
+		DomainNumber:       p.cfg.Domain,
+		SourcePortIdentity: p.cfg.Identity,
+		SequenceID:         seq,
+		ControlField:       ctrl,
+		LogMessageInterval: protocol.LogInterval(logInt),
+	}
+}
+
+func (p *Port) sendAnnounce(now time.Time) {
+	var a protocol.Announce
+	p.header(&a.Header, protocol.MessageAnnounce, announceLen, p.annSeq, 5, p.cfg.LogAnnounce)
+	a.FlagField = p.gm.Flags
+	a.OriginTimestamp = protocol.NewTimestamp(now)
+	a.CurrentUTCOffset = p.gm.UTCOffset
+	a.GrandmasterPriority1 = p.cfg.Priority1
+	a.GrandmasterClockQuality = p.gm.Quality
+	a.GrandmasterPriority2 = p.cfg.Priority2
+	a.GrandmasterIdentity = p.cfg.Identity.ClockIdentity
+	a.StepsRemoved = 0
+	a.TimeSource = p.gm.TimeSource
+	b := p.buf()
+	n, err := a.MarshalBinaryTo(b)
+	if err != nil {
+		return
+	}
+	p.annSeq++
+	p.Stats.Announces++
+	p.out(Out{Data: b[:n]})
+}
+
+func (p *Port) sendSync(now time.Time) {
+	var s protocol.SyncDelayReq
+	p.header(&s.Header, protocol.MessageSync, syncLen, p.syncSeq, 0, p.cfg.LogSync)
+	s.FlagField = protocol.FlagTwoStep
+	// The origin timestamp of a two-step Sync is an estimate; the
+	// Follow_Up carries the precise one.
+	s.OriginTimestamp = protocol.NewTimestamp(now)
+	b := p.buf()
+	n, err := s.MarshalBinaryTo(b)
+	if err != nil {
+		return
+	}
+	p.syncPending = true
+	p.Stats.Syncs++
+	p.out(Out{Data: b[:n], Event: true, Sync: true, Seq: p.syncSeq})
+	p.syncSeq++
+}
+
+// SyncSent hands back the transmit timestamp of the Sync with seq (on the
+// disciplined clock); the port answers with its Follow_Up.
+func (p *Port) SyncSent(seq uint16, tx time.Time) []Out {
+	if !p.syncPending || seq != p.syncSeq-1 {
+		return nil
+	}
+	p.syncPending = false
+	var f protocol.FollowUp
+	p.header(&f.Header, protocol.MessageFollowUp, followUpLen, seq, 2, p.cfg.LogSync)
+	f.PreciseOriginTimestamp = protocol.NewTimestamp(tx)
+	b := p.buf()
+	n, err := f.MarshalBinaryTo(b)
+	if err != nil {
+		return nil
+	}
+	p.Stats.FollowUps++
+	p.out(Out{Data: b[:n]})
+	return p.take()
+}
+
+// SyncFailed says the Sync with seq got no transmit timestamp.
+func (p *Port) SyncFailed(seq uint16) {
+	if p.syncPending && seq == p.syncSeq-1 {
+		p.syncPending = false
+		p.Stats.MissedTxTimestamps++
+	}
+}
+
+func (p *Port) drop(d Drop) []Out {
+	p.Stats.Drops[d]++
+	return nil
+}
+
+// Receive takes one message received at rx (the disciplined clock) from
+// from; now is the clock's time.
+func (p *Port) Receive(b []byte, rx time.Time, from netip.AddrPort, now time.Time) []Out {
+	t, d, ok := CheckHeader(b, p.cfg.Domain)
+	if !ok {
+		return p.drop(d)
+	}
+	switch t {
+	case protocol.MessageDelayReq:
+		if p.state != protocol.PortStateMaster {
+			return p.drop(DropState)
+		}
+		p.Stats.DelayReqs++
+		buf := p.buf()
+		n, ok := AppendDelayResp(buf, b, rx, p.cfg.Identity, p.cfg.LogMinDelayReq)
+		if !ok {
+			return p.drop(DropShort)
+		}
+		to := netip.AddrPort{}
+		if buf[6]&byte(protocol.FlagUnicast>>8) != 0 && !p.cfg.L2 {
+			to = from
+		}
+		p.Stats.DelayResps++
+		p.out(Out{Data: buf[:n], To: to})
+		return p.take()
+	case protocol.MessageAnnounce:
+		return p.announce(b, now)
+	case protocol.MessageManagement:
+		return p.management(b, from)
+	case protocol.MessageSync, protocol.MessageFollowUp, protocol.MessageDelayResp, protocol.MessageSignaling:
+		// Another master's traffic, or our own looped back: nothing to
+		// answer.
+		return p.drop(DropType)
+	}
+	return p.drop(DropType)
+}
+
+func (p *Port) announce(b []byte, now time.Time) []Out {
+	var a protocol.Announce
+	if err := a.UnmarshalBinary(b); err != nil {
+		return p.drop(DropShort)
+	}
+	if a.SourcePortIdentity.ClockIdentity == p.cfg.Identity.ClockIdentity {
+		return p.drop(DropOwn)
+	}
+	if a.StepsRemoved >= 255 {
+		// 1588-2019 9.3.2.5: an Announce that went through 255 boundary
+		// clocks is not considered.
+		return p.drop(DropType)
+	}
+	p.Stats.ForeignAnnounces++
+	f, ok := p.foreign[a.SourcePortIdentity]
+	if !ok {
+		if len(p.foreign) >= maxForeign {
+			return nil
+		}
+		f = &foreign{}
+		p.foreign[a.SourcePortIdentity] = f
+		p.emit(slog.LevelInfo, "ptp_foreign_master", "PTP Announce from another master: "+FromAnnounce(&a, p.cfg.Identity).Describe(),
+			"ptp_foreign_master", a.GrandmasterIdentity.String())
+	}
+	f.ds = FromAnnounce(&a, p.cfg.Identity)
+	copy(f.seen[1:], f.seen[:len(f.seen)-1])
+	f.seen[0] = now
+	f.last = now
+	// Decide at once: a better master should not get two of our Syncs
+	// in the meantime.
+	p.decide(now)
+	return p.take()
+}
+
+// Describe summarises the port for status output.
+func (p *Port) Describe() string {
+	return fmt.Sprintf("%s %s domain %d %s", p.cfg.Interface, p.cfg.Profile, p.cfg.Domain, p.state)
+}

@@ -1,0 +1,326 @@
+package ptp
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/facebook/time/ptp/protocol"
+)
+
+var (
+	t0   = time.Date(2026, 11, 24, 12, 0, 37, 0, time.UTC) // TAI
+	ours = protocol.PortIdentity{ClockIdentity: 0x001b21fffe010203, PortNumber: 1}
+)
+
+func testPort(mut ...func(*Config)) *Port {
+	c := Config{Interface: "veth0", Profile: "aes67", Domain: 0, Priority1: 128, Priority2: 128,
+		LogAnnounce: 1, LogSync: -3, LogMinDelayReq: -3, ReceiptTimeout: 3, Identity: ours}
+	for _, m := range mut {
+		m(&c)
+	}
+	p := New(c, t0)
+	p.SetGM(GM{Quality: protocol.ClockQuality{ClockClass: 6, ClockAccuracy: 0x21, OffsetScaledLogVariance: 0x4e5d},
+		TimeSource: 0x20, UTCOffset: 37, Flags: protocol.FlagPTPTimescale | protocol.FlagCurrentUtcOffsetValid | protocol.FlagTimeTraceable | protocol.FlagFrequencyTraceable})
+	return p
+}
+
+func delayReq(seq uint16, unicast bool) []byte {
+	r := protocol.SyncDelayReq{Header: protocol.Header{
+		SdoIDAndMsgType: protocol.NewSdoIDAndMsgType(protocol.MessageDelayReq, 0), Version: 2, MessageLength: 44,
+		SourcePortIdentity: protocol.PortIdentity{ClockIdentity: 0xaabbccfffeddeeff, PortNumber: 1},
+		SequenceID:         seq, ControlField: 1, LogMessageInterval: 0x7f, CorrectionField: protocol.NewCorrection(12.5),
+	}}
+	if unicast {
+		r.FlagField = protocol.FlagUnicast
+	}
+	b, _ := r.MarshalBinary()
+	return b
+}
+
+func TestDelayRespGolden(t *testing.T) {
+	rx := time.Unix(1795550817, 123456789)
+	out := make([]byte, 64)
+	n, ok := AppendDelayResp(out, delayReq(0x1234, true), rx, ours, -3)
+	if !ok || n != 54 {
+		t.Fatal(n, ok)
+	}
+	want := []byte{
+		0x09, 0x02, 0x00, 0x36, 0x00, 0x00, 0x04, 0x00, // type 9, v2, len 54, domain 0, unicast flag
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x0c, 0x80, 0x00, // correction 12.5 ns (scaled by 2^16)
+		0x00, 0x00, 0x00, 0x00,
+		0x00, 0x1b, 0x21, 0xff, 0xfe, 0x01, 0x02, 0x03, 0x00, 0x01, // our port identity
+		0x12, 0x34, 0x03, 0xfd, // sequence, control 3, logMinDelayReqInterval -3
+		0x00, 0x00, 0x6b, 0x05, 0xee, 0x61, 0x07, 0x5b, 0xcd, 0x15, // receiveTimestamp 1795550817.123456789
+		0xaa, 0xbb, 0xcc, 0xff, 0xfe, 0xdd, 0xee, 0xff, 0x00, 0x01, // requestingPortIdentity
+	}
+	if !bytes.Equal(out[:n], want) {
+		t.Errorf("Delay_Resp\n got % x\nwant % x", out[:n], want)
+	}
+	var dr protocol.DelayResp
+	if err := dr.UnmarshalBinary(out[:n]); err != nil || !dr.ReceiveTimestamp.Time().Equal(rx) || dr.SequenceID != 0x1234 {
+		t.Errorf("does not decode back: %v %+v", err, dr)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { AppendDelayResp(out, delayReq(1, false), rx, ours, -3) }); allocs > 1 {
+		// delayReq itself allocates once; AppendDelayResp must not.
+		t.Errorf("%v allocations per Delay_Resp", allocs)
+	}
+}
+
+func TestListeningThenMasterCycle(t *testing.T) {
+	p := testPort()
+	if outs := p.Tick(t0); len(outs) != 0 || p.State() != protocol.PortStateListening {
+		t.Fatalf("sent while listening: %d, %v", len(outs), p.State())
+	}
+	now := t0.Add(6 * time.Second) // 3 announce intervals of 2 s
+	outs := p.Tick(now)
+	if p.State() != protocol.PortStateMaster || len(outs) != 2 {
+		t.Fatalf("state %v, %d messages", p.State(), len(outs))
+	}
+	var a protocol.Announce
+	if err := a.UnmarshalBinary(outs[0].Data); err != nil || a.GrandmasterClockQuality.ClockClass != 6 ||
+		a.CurrentUTCOffset != 37 || a.GrandmasterIdentity != ours.ClockIdentity || a.LogMessageInterval != 1 ||
+		a.FlagField&protocol.FlagPTPTimescale == 0 || a.TimeSource != 0x20 {
+		t.Errorf("announce %+v %v", a, err)
+	}
+	sync := outs[1]
+	if !sync.Event || !sync.Sync || sync.Seq != 0 || sync.Data[6]&byte(protocol.FlagTwoStep>>8) == 0 {
+		t.Fatalf("sync %+v", sync)
+	}
+	fu := p.SyncSent(0, now.Add(12345))
+	var f protocol.FollowUp
+	if len(fu) != 1 || f.UnmarshalBinary(fu[0].Data) != nil || !f.PreciseOriginTimestamp.Time().Equal(now.Add(12345)) || f.SequenceID != 0 {
+		t.Fatalf("follow up %+v", f)
+	}
+	// Eight Syncs a second, an Announce every two.
+	syncs, anns := 0, 0
+	for i := 1; i <= 16; i++ {
+		for _, o := range p.Tick(now.Add(time.Duration(i) * 125 * time.Millisecond)) {
+			if o.Sync {
+				syncs++
+				p.SyncSent(o.Seq, now)
+			} else {
+				anns++
+			}
+		}
+	}
+	if syncs != 16 || anns != 1 {
+		t.Errorf("2 s: %d syncs, %d announces", syncs, anns)
+	}
+	// Delay_Req: multicast request, multicast reply; unicast (hybrid),
+	// unicast reply.
+	from := netip.MustParseAddrPort("10.0.0.2:319")
+	outs = p.Receive(delayReq(7, false), now, from, now)
+	if len(outs) != 1 || outs[0].To.IsValid() || outs[0].Event {
+		t.Errorf("multicast Delay_Resp %+v", outs)
+	}
+	outs = p.Receive(delayReq(8, true), now, from, now)
+	if len(outs) != 1 || outs[0].To != from {
+		t.Errorf("unicast Delay_Resp %+v", outs)
+	}
+}
+
+func announceFrom(id protocol.ClockIdentity, prio1, prio2, class uint8, seq uint16) []byte {
+	a := protocol.Announce{Header: protocol.Header{
+		SdoIDAndMsgType: protocol.NewSdoIDAndMsgType(protocol.MessageAnnounce, 0), Version: 2, MessageLength: 64,
+		SourcePortIdentity: protocol.PortIdentity{ClockIdentity: id, PortNumber: 1}, SequenceID: seq, ControlField: 5, LogMessageInterval: 1,
+	}, AnnounceBody: protocol.AnnounceBody{GrandmasterPriority1: prio1, GrandmasterPriority2: prio2, GrandmasterIdentity: id,
+		GrandmasterClockQuality: protocol.ClockQuality{ClockClass: protocol.ClockClass(class), ClockAccuracy: 0x21, OffsetScaledLogVariance: 0x4e5d}}}
+	b, _ := a.MarshalBinary()
+	return b
+}
+
+func TestPassiveWhileBetterMasterThenBack(t *testing.T) {
+	p := testPort()
+	now := t0.Add(6 * time.Second)
+	p.Tick(now)
+	better := protocol.ClockIdentity(0x1111)
+	from := netip.MustParseAddrPort("10.0.0.3:320")
+	// One Announce is not enough to qualify; the second is.
+	p.Receive(announceFrom(better, 100, 128, 6, 1), now, from, now)
+	if p.State() != protocol.PortStateMaster {
+		t.Fatal("passive after one announce")
+	}
+	now = now.Add(2 * time.Second)
+	p.Receive(announceFrom(better, 100, 128, 6, 2), now, from, now)
+	if p.State() != protocol.PortStatePassive {
+		t.Fatalf("state %v with a better priority1 master", p.State())
+	}
+	evs := p.Events()
+	if len(evs) == 0 || evs[len(evs)-1].Name != "ptp_port_state" {
+		t.Errorf("events %+v", evs)
+	}
+	// No Sync, no Announce, no Delay_Resp while passive.
+	if outs := p.Tick(now.Add(time.Second)); len(outs) != 0 {
+		t.Errorf("sent %d while passive", len(outs))
+	}
+	if outs := p.Receive(delayReq(1, false), now, from, now); len(outs) != 0 {
+		t.Error("answered Delay_Req while passive")
+	}
+	// The master goes silent: after 3 announce intervals (6 s) MASTER.
+	if p.Tick(now.Add(5900 * time.Millisecond)); p.State() != protocol.PortStatePassive {
+		t.Error("gave up on the master too early")
+	}
+	if outs := p.Tick(now.Add(6100 * time.Millisecond)); p.State() != protocol.PortStateMaster || len(outs) == 0 {
+		t.Errorf("not master again after the receipt timeout: %v", p.State())
+	}
+	// A worse master (priority1 200) does not make us passive.
+	for i := 0; i < 3; i++ {
+		now = now.Add(2 * time.Second)
+		p.Receive(announceFrom(0x2222, 200, 128, 6, uint16(i)), now, from, now)
+	}
+	if p.State() != protocol.PortStateMaster {
+		t.Error("passive for a worse master")
+	}
+}
+
+func TestMasterOnlyAlarms(t *testing.T) {
+	p := testPort(func(c *Config) { c.MasterOnly = true })
+	now := t0.Add(6 * time.Second)
+	p.Tick(now)
+	from := netip.MustParseAddrPort("10.0.0.3:320")
+	for i := 0; i < 3; i++ {
+		now = now.Add(2 * time.Second)
+		p.Receive(announceFrom(0x1111, 1, 1, 6, uint16(i)), now, from, now)
+	}
+	if p.State() != protocol.PortStateMaster {
+		t.Fatal("master_only went passive")
+	}
+	found := false
+	for _, e := range p.Events() {
+		found = found || e.Name == "ptp_master_conflict"
+	}
+	if !found {
+		t.Error("no conflict alarm")
+	}
+}
+
+func TestBackupWithWorsePriority2StaysPassive(t *testing.T) {
+	// Two sitegm boxes, same quality, priority2 127 (primary) and 128
+	// (backup, this port).
+	p := testPort()
+	now := t0
+	from := netip.MustParseAddrPort("10.0.0.4:320")
+	for i := 0; i < 3; i++ {
+		p.Receive(announceFrom(0x3333, 128, 127, 6, uint16(i)), now, from, now)
+		now = now.Add(2 * time.Second)
+		p.Tick(now)
+	}
+	if p.State() != protocol.PortStatePassive {
+		t.Fatalf("backup state %v, want PASSIVE", p.State())
+	}
+}
+
+func TestCompare(t *testing.T) {
+	a := Dataset{Priority1: 128, Quality: protocol.ClockQuality{ClockClass: 6, ClockAccuracy: 0x21, OffsetScaledLogVariance: 100}, Priority2: 128, GMIdentity: 5}
+	b := a
+	b.GMIdentity = 6
+	if Compare(a, b) >= 0 || Compare(b, a) <= 0 {
+		t.Error("identity tie-break")
+	}
+	for _, mut := range []func(*Dataset){
+		func(d *Dataset) { d.Priority1 = 127 },
+		func(d *Dataset) { d.Quality.ClockClass = 5 },
+		func(d *Dataset) { d.Quality.ClockAccuracy = 0x20 },
+		func(d *Dataset) { d.Quality.OffsetScaledLogVariance = 99 },
+		func(d *Dataset) { d.Priority2 = 127 },
+	} {
+		c := b
+		mut(&c)
+		if Compare(c, a) >= 0 {
+			t.Errorf("better %+v not preferred", c)
+		}
+	}
+	// Priority1 outranks class: a 248 with priority1 1 beats a 6 with 128.
+	c := b
+	c.Priority1, c.Quality.ClockClass = 1, 248
+	if Compare(c, a) >= 0 {
+		t.Error("priority1 does not outrank clockClass")
+	}
+}
+
+func mgmtGet(id uint16, action byte) []byte {
+	b := make([]byte, 54)
+	b[0], b[1] = byte(protocol.MessageManagement), 2
+	binary.BigEndian.PutUint16(b[2:], 54)
+	binary.BigEndian.PutUint64(b[20:], 0x0102030405060708) // pmc's identity
+	binary.BigEndian.PutUint16(b[28:], 0x1234)
+	binary.BigEndian.PutUint16(b[30:], 77)
+	b[32] = 4
+	b[33] = 0x7f
+	for i := 34; i < 44; i++ {
+		b[i] = 0xff // any clock
+	}
+	b[44], b[45] = 1, 1
+	b[46] = action
+	binary.BigEndian.PutUint16(b[48:], tlvManagement)
+	binary.BigEndian.PutUint16(b[50:], 2)
+	binary.BigEndian.PutUint16(b[52:], id)
+	return b
+}
+
+func TestManagement(t *testing.T) {
+	p := testPort()
+	p.Tick(t0.Add(6 * time.Second))
+	from := netip.MustParseAddrPort("10.0.0.9:320")
+	for id, dataLen := range map[uint16]int{idDefaultDS: 20, idCurrentDS: 18, idParentDS: 32, idTimePropsDS: 4, idPortDS: 26, idNull: 0} {
+		outs := p.Receive(mgmtGet(id, actionGet), t0, from, t0)
+		if len(outs) != 1 || outs[0].To != from {
+			t.Fatalf("id %#x: %+v", id, outs)
+		}
+		r := outs[0].Data
+		if r[46] != actionResponse || binary.BigEndian.Uint16(r[48:]) != tlvManagement ||
+			int(binary.BigEndian.Uint16(r[50:])) != 2+dataLen || binary.BigEndian.Uint16(r[52:]) != id ||
+			len(r) != 54+dataLen || int(binary.BigEndian.Uint16(r[2:])) != len(r) ||
+			binary.BigEndian.Uint16(r[30:]) != 77 || binary.BigEndian.Uint64(r[34:]) != 0x0102030405060708 {
+			t.Errorf("id %#x: reply % x", id, r)
+		}
+		switch id {
+		case idDefaultDS:
+			if r[54+5] != 6 || r[54+4] != 128 || binary.BigEndian.Uint64(r[54+10:]) != uint64(ours.ClockIdentity) {
+				t.Errorf("DEFAULT_DATA_SET % x", r[54:])
+			}
+		case idTimePropsDS:
+			if binary.BigEndian.Uint16(r[54:]) != 37 || r[56] != 0x3c || r[57] != 0x20 {
+				t.Errorf("TIME_PROPERTIES_DATA_SET % x", r[54:])
+			}
+		case idPortDS:
+			if r[54+10] != byte(protocol.PortStateMaster) {
+				t.Errorf("PORT_DATA_SET state %d", r[54+10])
+			}
+		}
+	}
+	outs := p.Receive(mgmtGet(idDefaultDS, actionSet), t0, from, t0)
+	if len(outs) != 1 || binary.BigEndian.Uint16(outs[0].Data[48:]) != tlvMgmtError ||
+		binary.BigEndian.Uint16(outs[0].Data[52:]) != errNotSetable {
+		t.Errorf("SET not refused: %+v", outs)
+	}
+	outs = p.Receive(mgmtGet(0x2010, actionGet), t0, from, t0) // CLOCK_ACCURACY: not served
+	if len(outs) != 1 || binary.BigEndian.Uint16(outs[0].Data[52:]) != errNotSupport {
+		t.Errorf("unknown GET: %+v", outs)
+	}
+}
+
+// FuzzReceive: any datagram is counted or answered, never a panic, and a
+// reply is always a well-formed PTPv2 message.
+func FuzzReceive(f *testing.F) {
+	f.Add(delayReq(1, true))
+	f.Add(announceFrom(0x1111, 100, 128, 6, 1))
+	f.Add(mgmtGet(idDefaultDS, actionGet))
+	f.Add(mgmtGet(idPortDS, actionSet))
+	f.Add([]byte{0x0b, 0x02, 0x00, 0x40})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := testPort()
+		now := t0.Add(6 * time.Second)
+		p.Tick(now)
+		from := netip.MustParseAddrPort("10.0.0.2:320")
+		for _, o := range p.Receive(b, now, from, now) {
+			if len(o.Data) < headerLen || o.Data[1]&0x0f != 2 || int(binary.BigEndian.Uint16(o.Data[2:])) != len(o.Data) {
+				t.Fatalf("malformed reply % x", o.Data)
+			}
+		}
+		p.Tick(now.Add(time.Second))
+	})
+}
