@@ -38,6 +38,9 @@ type Config struct {
 	// L2: the transport is Ethernet (PTP over IEEE 802.3, Annex E): no
 	// unicast replies, every message multicast.
 	L2 bool
+	// GeneralPort is where a unicast Delay_Resp goes on the requester (its
+	// general port, 320), whatever port its Delay_Req came from.
+	GeneralPort uint16
 }
 
 // Out is a message to send.
@@ -213,6 +216,28 @@ func (p *Port) Tick(now time.Time) []Out {
 	return p.take()
 }
 
+// NextDue is when Tick has something to do next: the end of LISTENING, the
+// next Announce or Sync, or a foreign master's receipt timeout.
+func (p *Port) NextDue(now time.Time) time.Time {
+	due := now.Add(time.Second)
+	earlier := func(t time.Time) {
+		if !t.IsZero() && t.Before(due) {
+			due = t
+		}
+	}
+	if p.state == protocol.PortStateListening {
+		earlier(p.listenUntil)
+	}
+	if p.state == protocol.PortStateMaster {
+		earlier(p.nextAnnounce)
+		earlier(p.nextSync)
+	}
+	for _, f := range p.foreign {
+		earlier(f.last.Add(time.Duration(p.cfg.ReceiptTimeout)*logDuration(int8(f.ds.LogAnnounce)) + time.Millisecond))
+	}
+	return due
+}
+
 // advance moves a deadline past now by whole periods (no burst after a
 // stall).
 func advance(next, now time.Time, period time.Duration) time.Time {
@@ -287,8 +312,10 @@ func (p *Port) setState(s protocol.PortState, now time.Time, best *Dataset) {
 	}
 	if s == protocol.PortStateMaster {
 		// Announce at once: slaves waiting for a master should not wait a
-		// whole interval.
-		p.nextAnnounce, p.nextSync = now, now
+		// whole interval. Syncs run half a sync interval off the
+		// Announces, so the two never leave back to back: a Sync sent right
+		// behind an Announce was measured ~20 µs late by ptp4l on veth.
+		p.nextAnnounce, p.nextSync = now, now.Add(logDuration(p.cfg.LogSync)/2)
 	}
 }
 
@@ -398,7 +425,7 @@ func (p *Port) Receive(b []byte, rx time.Time, from netip.AddrPort, now time.Tim
 		}
 		to := netip.AddrPort{}
 		if buf[6]&byte(protocol.FlagUnicast>>8) != 0 && !p.cfg.L2 {
-			to = from
+			to = netip.AddrPortFrom(from.Addr(), p.cfg.GeneralPort)
 		}
 		p.Stats.DelayResps++
 		p.out(Out{Data: buf[:n], To: to})

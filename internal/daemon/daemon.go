@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,6 +25,9 @@ import (
 	"sitegm/hw/serial"
 	"sitegm/internal/config"
 	"sitegm/internal/version"
+	"sitegm/ptp"
+
+	"github.com/facebook/time/ptp/protocol"
 )
 
 // tickEvery drives timeouts: the decoder's idle close (300 ms), the
@@ -49,6 +54,14 @@ type Daemon struct {
 	// leap table expiry warning, once a day
 	leapWarned time.Time
 	sysServo   *servo.Kalman
+	ptps       []*ptpSlot
+}
+
+// ptpSlot holds the running server of one [[ptp]] section (nil while its
+// interface is not there yet).
+type ptpSlot struct {
+	cfg config.PTP
+	srv atomic.Pointer[ptpServer]
 }
 
 // New opens the clock and checks what the configuration needs before
@@ -81,6 +94,9 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 		ppsM: NewPPSMonitor(log, cfg.GNSS.PPS),
 	}
 	d.disc = discipline.New(d.disciplineConfig(), tb.now())
+	for _, p := range cfg.PTP {
+		d.ptps = append(d.ptps, &ptpSlot{cfg: p})
+	}
 	return d, nil
 }
 
@@ -135,6 +151,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer func() { done <- struct{}{} }()
 		d.runPPS(ctx, edges)
 	}()
+	var servers sync.WaitGroup
+	defer servers.Wait()
+	for _, slot := range d.ptps {
+		servers.Add(1)
+		go func() {
+			defer servers.Done()
+			d.runPTP(ctx, slot)
+		}()
+	}
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
@@ -174,6 +199,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			a, evs := d.disc.Tick(d.tb.now())
 			d.apply(a)
 			d.logEvents(evs)
+			d.publishGM()
 			d.saveDrift(false)
 			d.checkLeapExpiry(now)
 		case <-slave.C:
@@ -380,6 +406,9 @@ func (d *Daemon) logStatus() {
 		"freq_ppb", round3(freq), "meas_noise_ns", st.Estimate.MeasNoise.Nanoseconds(),
 		"paired", st.Pairing.Paired, "nmea_latency", st.Latency.Round(time.Millisecond).String(),
 	}
+	for _, p := range d.PTPStatuses() {
+		attrs = append(attrs, "ptp_"+p.Interface, fmt.Sprintf("%s/%d/%s/dreq=%d", p.Profile, p.Domain, p.State, p.DelayReqs))
+	}
 	if d.tb.virtual != nil {
 		// What the virtual clock reads against the host clock, at one
 		// instant: how tests compare it with gnss-sim's truth.
@@ -401,3 +430,78 @@ func clampNS(d time.Duration) int64 {
 }
 
 func round3(x float64) float64 { return float64(int64(x*1000)) / 1000 }
+
+// runPTP keeps one [[ptp]] port served: it waits for its interface to
+// exist, and starts it again if it fails (an interface going down takes
+// its sockets with it).
+func (d *Daemon) runPTP(ctx context.Context, slot *ptpSlot) {
+	warned := false
+	for ctx.Err() == nil {
+		srv, err := newPTPServer(slot.cfg, d.tb, d.log)
+		if err == nil {
+			slot.srv.Store(srv)
+			d.publishGM()
+			err = srv.run(ctx)
+			slot.srv.Store(nil)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil && !warned {
+			d.log.Warn("PTP port not served yet; retrying", "event", "ptp_port_waiting", "ptp_interface", slot.cfg.Interface, "error", err.Error())
+			warned = true
+		}
+		select {
+		case <-time.After(2 * time.Second):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// publishGM hands every PTP port what the quality machine advertises now.
+func (d *Daemon) publishGM() {
+	g := d.gmNow()
+	for _, slot := range d.ptps {
+		if srv := slot.srv.Load(); srv != nil {
+			srv.setGM(g)
+		}
+	}
+}
+
+// gmNow derives the PTP grandmaster fields from the one quality state.
+func (d *Daemon) gmNow() ptp.GM {
+	q := d.disc.Quality()
+	utc := time.Now().UTC()
+	tp := q.TimeProperties(utc, d.table, d.disc.ReceiverLS())
+	var flags uint16
+	for _, f := range []struct {
+		on   bool
+		flag uint16
+	}{{tp.Leap61, protocol.FlagLeap61}, {tp.Leap59, protocol.FlagLeap59}, {tp.UTCOffsetValid, protocol.FlagCurrentUtcOffsetValid},
+		{tp.PTPTimescale, protocol.FlagPTPTimescale}, {tp.TimeTraceable, protocol.FlagTimeTraceable}, {tp.FrequencyTraceable, protocol.FlagFrequencyTraceable}} {
+		if f.on {
+			flags |= f.flag
+		}
+	}
+	return ptp.GM{
+		Quality: protocol.ClockQuality{ClockClass: protocol.ClockClass(q.ClockClass()),
+			ClockAccuracy: protocol.ClockAccuracy(q.ClockAccuracy()), OffsetScaledLogVariance: q.OffsetScaledLogVariance()},
+		TimeSource: protocol.TimeSource(tp.TimeSource), UTCOffset: tp.CurrentUTCOffset, Flags: flags,
+	}
+}
+
+// PTPStatuses reports every PTP port.
+func (d *Daemon) PTPStatuses() []PTPStatus {
+	var out []PTPStatus
+	for _, slot := range d.ptps {
+		st := PTPStatus{Interface: slot.cfg.Interface, Profile: slot.cfg.Profile, Domain: slot.cfg.Domain,
+			Transport: slot.cfg.Transport, State: "DOWN"}
+		if srv := slot.srv.Load(); srv != nil {
+			if p := srv.status.Load(); p != nil {
+				st = *p
+			}
+		}
+		out = append(out, st)
+	}
+	return out
+}

@@ -1,0 +1,471 @@
+// Package udpio is the UDP socket layer of the PTP and NTP servers: batched
+// receive and send (recvmmsg/sendmmsg) with kernel receive timestamps,
+// transmit timestamps from the error queue, SO_REUSEPORT workers, and
+// multicast membership on one interface. Reads and writes allocate nothing
+// per datagram, and go through Go's poller so they never block shutdown.
+package udpio
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/facebook/time/timestamp"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
+)
+
+// Stamps is which kernel timestamps a socket asks for.
+type Stamps uint8
+
+// Timestamping modes.
+const (
+	NoStamps Stamps = iota
+	Software        // SOF_TIMESTAMPING_RX/TX_SOFTWARE: CLOCK_REALTIME at the driver
+	Hardware        // SOF_TIMESTAMPING_RAW_HARDWARE: the NIC's PHC
+)
+
+func (s Stamps) String() string { return [...]string{"none", "software", "hardware"}[s] }
+
+// Options of one socket.
+type Options struct {
+	// Interface binds the socket to a device and names the multicast
+	// interface; empty for none.
+	Interface string
+	// Addr is the local address to bind (zero: any) and Port the port.
+	Addr netip.Addr
+	Port int
+	// ReusePort lets several sockets share the port; the kernel spreads
+	// unicast datagrams over them by flow.
+	ReusePort bool
+	// Group joins a multicast group on Interface. A socket without a group
+	// receives no multicast at all (IP_MULTICAST_ALL off), so that only
+	// one socket of a reuseport group answers multicast.
+	Group netip.Addr
+	// Loopback keeps our own multicast (needed on "lo").
+	Loopback bool
+	DSCP     int
+	// RX and TX timestamps.
+	RXStamps, TXStamps Stamps
+	// RecvBuffer sets SO_RCVBUF (0: the kernel's default).
+	RecvBuffer int
+	// Connect fixes the destination (connect(2)): a send-only socket in a
+	// reuseport group, which then receives nothing of the group's traffic
+	// (a connected UDP socket only matches datagrams from its peer).
+	Connect netip.AddrPort
+}
+
+// Conn is one UDP socket.
+type Conn struct {
+	c   *net.UDPConn
+	pc  *ipv4.PacketConn
+	rc  syscall.RawConn
+	ifi *net.Interface
+	// batch receive state, reused
+	hdrs  []mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet4
+	bufs  [][]byte
+	oobs  [][]byte
+	n     int
+	errno syscall.Errno
+	read  func(fd uintptr) bool
+	// batch send state
+	shdrs  []mmsghdr
+	siovs  []unix.Iovec
+	snames []unix.RawSockaddrInet4
+	sn     int
+	write  func(fd uintptr) bool
+	sent   int
+	// tx timestamps
+	toob []byte
+	rx   Stamps
+}
+
+// mmsghdr is struct mmsghdr (linux/socket.h) on 64-bit.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	len uint32
+	_   [4]byte
+}
+
+// MaxBatch is how many datagrams one ReadBatch/WriteBatch moves.
+const MaxBatch = 64
+
+// MaxDatagram bounds a received datagram (PTP and NTP fit easily; a bigger
+// one is truncated and dropped by the decoder).
+const MaxDatagram = 1500
+
+const oobSize = 128
+
+func sockopts(o Options, fd int) error {
+	set := func(level, opt, v int) error { return unix.SetsockoptInt(fd, level, opt, v) }
+	if o.ReusePort {
+		if err := set(unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return fmt.Errorf("SO_REUSEPORT: %w", err)
+		}
+	}
+	if o.Interface != "" {
+		if err := unix.BindToDevice(fd, o.Interface); err != nil {
+			return fmt.Errorf("SO_BINDTODEVICE %s: %w", o.Interface, err)
+		}
+	}
+	if err := set(unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0); err != nil {
+		return fmt.Errorf("IP_MULTICAST_ALL: %w", err)
+	}
+	if o.DSCP > 0 {
+		if err := set(unix.IPPROTO_IP, unix.IP_TOS, o.DSCP<<2); err != nil {
+			return fmt.Errorf("IP_TOS: %w", err)
+		}
+	}
+	if o.RecvBuffer > 0 {
+		_ = set(unix.SOL_SOCKET, unix.SO_RCVBUF, o.RecvBuffer)
+	}
+	flags := 0
+	switch o.RXStamps {
+	case Software:
+		flags |= unix.SOF_TIMESTAMPING_RX_SOFTWARE | unix.SOF_TIMESTAMPING_SOFTWARE
+	case Hardware:
+		flags |= unix.SOF_TIMESTAMPING_RX_HARDWARE | unix.SOF_TIMESTAMPING_RAW_HARDWARE
+	}
+	switch o.TXStamps {
+	case Software:
+		flags |= unix.SOF_TIMESTAMPING_TX_SOFTWARE | unix.SOF_TIMESTAMPING_SOFTWARE | unix.SOF_TIMESTAMPING_OPT_TSONLY
+	case Hardware:
+		flags |= unix.SOF_TIMESTAMPING_TX_HARDWARE | unix.SOF_TIMESTAMPING_RAW_HARDWARE | unix.SOF_TIMESTAMPING_OPT_TSONLY
+	}
+	if flags != 0 {
+		if err := set(unix.SOL_SOCKET, unix.SO_TIMESTAMPING_NEW, flags); err != nil {
+			if err2 := set(unix.SOL_SOCKET, unix.SO_TIMESTAMPING, flags); err2 != nil {
+				return fmt.Errorf("SO_TIMESTAMPING: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Listen opens a socket.
+func Listen(o Options) (*Conn, error) {
+	var serr error
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		if err := rc.Control(func(fd uintptr) { serr = sockopts(o, int(fd)) }); err != nil {
+			return err
+		}
+		return serr
+	}}
+	addr := ""
+	if o.Addr.IsValid() {
+		addr = o.Addr.String()
+	}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", net.JoinHostPort(addr, fmt.Sprint(o.Port)))
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{c: pc.(*net.UDPConn), rx: o.RXStamps}
+	c.pc = ipv4.NewPacketConn(c.c)
+	if c.rc, err = c.c.SyscallConn(); err != nil {
+		c.c.Close()
+		return nil, err
+	}
+	if o.Interface != "" {
+		if c.ifi, err = net.InterfaceByName(o.Interface); err != nil {
+			c.c.Close()
+			return nil, err
+		}
+		c.pc.SetMulticastInterface(c.ifi)
+		c.pc.SetMulticastTTL(1) // PTP and the local NTP network stay on the link
+		c.pc.SetMulticastLoopback(o.Loopback)
+	}
+	if o.Connect.IsValid() {
+		var sa unix.SockaddrInet4
+		sa.Port, sa.Addr = int(o.Connect.Port()), o.Connect.Addr().As4()
+		var cerr error
+		c.rc.Control(func(fd uintptr) { cerr = unix.Connect(int(fd), &sa) })
+		if cerr != nil {
+			c.c.Close()
+			return nil, fmt.Errorf("connect %s: %w", o.Connect, cerr)
+		}
+	}
+	if o.Group.IsValid() {
+		if err := c.pc.JoinGroup(c.ifi, &net.UDPAddr{IP: o.Group.AsSlice()}); err != nil {
+			c.c.Close()
+			return nil, fmt.Errorf("join %s on %s: %w", o.Group, o.Interface, err)
+		}
+	}
+	c.setup()
+	return c, nil
+}
+
+func (c *Conn) setup() {
+	c.hdrs = make([]mmsghdr, MaxBatch)
+	c.iovs = make([]unix.Iovec, MaxBatch)
+	c.names = make([]unix.RawSockaddrInet4, MaxBatch)
+	c.bufs = make([][]byte, MaxBatch)
+	c.oobs = make([][]byte, MaxBatch)
+	for i := range c.hdrs {
+		c.bufs[i] = make([]byte, MaxDatagram)
+		c.oobs[i] = make([]byte, oobSize)
+	}
+	c.shdrs = make([]mmsghdr, MaxBatch)
+	c.siovs = make([]unix.Iovec, MaxBatch)
+	c.snames = make([]unix.RawSockaddrInet4, MaxBatch)
+	c.toob = make([]byte, oobSize)
+	c.read = c.doRead
+	c.write = c.doWrite
+}
+
+// Close closes the socket (unblocking a pending read).
+func (c *Conn) Close() error { return c.c.Close() }
+
+// LocalPort is the bound port.
+func (c *Conn) LocalPort() int { return c.c.LocalAddr().(*net.UDPAddr).Port }
+
+// SetReadDeadline bounds a pending ReadBatch.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.c.SetReadDeadline(t) }
+
+// Msg is one received datagram. Data points into the Conn's buffers and is
+// valid until the next ReadBatch.
+type Msg struct {
+	Data []byte
+	From netip.AddrPort
+	// RX is the kernel's receive timestamp, zero when none came: right
+	// after a socket asks for software stamps the kernel may still be
+	// switching them on (a deferred static key), so callers fall back to
+	// the time the read returned.
+	RX time.Time
+}
+
+func (c *Conn) doRead(fd uintptr) bool {
+	for i := range c.hdrs {
+		c.iovs[i].Base = &c.bufs[i][0]
+		c.iovs[i].SetLen(MaxDatagram)
+		h := &c.hdrs[i].hdr
+		h.Name = (*byte)(unsafe.Pointer(&c.names[i]))
+		h.Namelen = unix.SizeofSockaddrInet4
+		h.Iov = &c.iovs[i]
+		h.Iovlen = 1
+		h.Control = &c.oobs[i][0]
+		h.SetControllen(oobSize)
+		h.Flags = 0
+	}
+	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.hdrs[0])), uintptr(len(c.hdrs)),
+		unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN {
+		return false // wait in the poller
+	}
+	c.n, c.errno = int(r), e
+	return true
+}
+
+func sockaddrToAddrPort(sa *unix.RawSockaddrInet4) netip.AddrPort {
+	port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
+	return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port)
+}
+
+// ReadBatch waits for datagrams and fills ms (up to MaxBatch).
+func (c *Conn) ReadBatch(ms []Msg) (int, error) {
+	if err := c.rc.Read(c.read); err != nil {
+		return 0, err
+	}
+	if c.errno != 0 {
+		if c.errno == unix.EINTR {
+			return 0, nil
+		}
+		return 0, c.errno
+	}
+	n := min(c.n, len(ms))
+	for i := 0; i < n; i++ {
+		h := &c.hdrs[i]
+		ms[i].Data = c.bufs[i][:h.len]
+		ms[i].From = sockaddrToAddrPort(&c.names[i])
+		ms[i].RX = time.Time{}
+		if c.rx != NoStamps && h.hdr.Controllen > 0 {
+			if t, err := timestamp.ReadRXTimestamp(c.oobs[i], int(h.hdr.Controllen)); err == nil {
+				ms[i].RX = t
+			}
+		}
+	}
+	return n, nil
+}
+
+// Out is one datagram to send.
+type Out struct {
+	Data []byte
+	To   netip.AddrPort
+}
+
+func fillSockaddr(sa *unix.RawSockaddrInet4, ap netip.AddrPort) {
+	sa.Family = unix.AF_INET
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], ap.Port())
+	sa.Addr = ap.Addr().As4()
+}
+
+func (c *Conn) doWrite(fd uintptr) bool {
+	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&c.shdrs[0])), uintptr(c.sn), unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN {
+		return false
+	}
+	c.sent, c.errno = int(r), e
+	return true
+}
+
+// WriteBatch sends up to MaxBatch datagrams in one system call; it returns
+// how many went.
+func (c *Conn) WriteBatch(outs []Out) (int, error) {
+	total := 0
+	for len(outs) > 0 {
+		n := min(len(outs), MaxBatch)
+		for i := 0; i < n; i++ {
+			o := &outs[i]
+			if len(o.Data) == 0 {
+				return total, errors.New("udpio: empty datagram")
+			}
+			c.siovs[i].Base = &o.Data[0]
+			c.siovs[i].SetLen(len(o.Data))
+			fillSockaddr(&c.snames[i], o.To)
+			h := &c.shdrs[i].hdr
+			h.Name = (*byte)(unsafe.Pointer(&c.snames[i]))
+			h.Namelen = unix.SizeofSockaddrInet4
+			h.Iov = &c.siovs[i]
+			h.Iovlen = 1
+			h.Control = nil
+			h.Controllen = 0
+		}
+		c.sn = n
+		if err := c.rc.Write(c.write); err != nil {
+			return total, err
+		}
+		if c.errno != 0 {
+			return total, c.errno
+		}
+		total += c.sent
+		if c.sent < n {
+			return total, nil
+		}
+		outs = outs[n:]
+	}
+	return total, nil
+}
+
+// WriteTo sends one datagram.
+func (c *Conn) WriteTo(b []byte, to netip.AddrPort) error {
+	_, err := c.c.WriteToUDPAddrPort(b, to)
+	return err
+}
+
+// Write sends one datagram on a connected socket.
+func (c *Conn) Write(b []byte) error {
+	var errno syscall.Errno
+	err := c.rc.Write(func(fd uintptr) bool {
+		_, _, e := unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT, 0, 0)
+		if e == unix.EAGAIN {
+			return false
+		}
+		errno = e
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// ErrNoTxStamp says the kernel gave no transmit timestamp in time.
+var ErrNoTxStamp = errors.New("no transmit timestamp")
+
+// TxStamp reads the transmit timestamp of the datagram just sent from the
+// socket's error queue (SOF_TIMESTAMPING_OPT_TSONLY: the timestamp alone).
+// Call it after each datagram that needs one, before sending the next: igb
+// and friends keep one timestamp in flight.
+func (c *Conn) TxStamp(timeout time.Duration) (time.Time, error) {
+	return ReadTxStamp(c.rc, c.toob, timeout)
+}
+
+// ReadTxStamp reads a transmit timestamp from any socket's error queue
+// (UDP, AF_PACKET), waiting up to timeout.
+func ReadTxStamp(rc syscall.RawConn, oob []byte, timeout time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	var got time.Time
+	var gerr error = ErrNoTxStamp
+	err := rc.Control(func(fd uintptr) {
+		for {
+			var msg unix.Msghdr
+			msg.Control = &oob[0]
+			msg.SetControllen(len(oob))
+			_, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+			if e == 0 {
+				if t, err := timestamp.ReadRXTimestamp(oob, int(msg.Controllen)); err == nil {
+					got, gerr = t, nil
+					return
+				}
+				continue
+			}
+			if e != unix.EAGAIN {
+				gerr = e
+				return
+			}
+			left := time.Until(deadline)
+			if left <= 0 {
+				return
+			}
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLERR}}
+			unix.Poll(pfd, int(max(1, left.Milliseconds())))
+		}
+	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	return got, gerr
+}
+
+// SetStamps sets SO_TIMESTAMPING on any socket (AF_PACKET for PTP over
+// Ethernet).
+func SetStamps(rc syscall.RawConn, rx, tx Stamps) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) { serr = sockopts(Options{RXStamps: rx, TXStamps: tx}, int(fd)) })
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// ReadStamped reads one datagram with its receive timestamp from any
+// socket (AF_PACKET) through the poller.
+func ReadStamped(rc syscall.RawConn, buf, oob []byte) (n int, rx time.Time, err error) {
+	var errno syscall.Errno
+	rerr := rc.Read(func(fd uintptr) bool {
+		var msg unix.Msghdr
+		var iov unix.Iovec
+		iov.Base = &buf[0]
+		iov.SetLen(len(buf))
+		msg.Iov = &iov
+		msg.Iovlen = 1
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+		r, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), unix.MSG_DONTWAIT)
+		if e == unix.EAGAIN {
+			return false
+		}
+		n, errno = int(r), e
+		if e == 0 {
+			rx, _ = timestamp.ReadRXTimestamp(oob, int(msg.Controllen))
+		}
+		return true
+	})
+	if rerr != nil {
+		return 0, time.Time{}, rerr
+	}
+	if errno != 0 {
+		return 0, time.Time{}, errno
+	}
+	return n, rx, nil
+}

@@ -1,0 +1,494 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/facebook/time/ptp/protocol"
+	"github.com/mdlayher/ethernet"
+	"github.com/mdlayher/packet"
+
+	"sitegm/clock/quality"
+	"sitegm/hw/nic"
+	"sitegm/hw/udpio"
+	"sitegm/internal/config"
+	"sitegm/ptp"
+)
+
+// PTP addresses (IEEE 1588-2019 Annex C and E): the primary multicast
+// group for UDP/IPv4, and the Ethernet multicast address and ethertype.
+var (
+	ptpGroup   = netip.MustParseAddr("224.0.1.129")
+	ptpL2Group = net.HardwareAddr{0x01, 0x1b, 0x19, 0x00, 0x00, 0x00}
+)
+
+const ptpEthertype = 0x88F7
+
+// txStampWait bounds the wait for a Sync's transmit timestamp.
+const txStampWait = 20 * time.Millisecond
+
+// PTPStatus is one PTP port's state for status output.
+type PTPStatus struct {
+	Interface    string   `json:"interface"`
+	Profile      string   `json:"profile"`
+	Domain       int      `json:"domain"`
+	Transport    string   `json:"transport"`
+	State        string   `json:"state"`
+	Timestamping string   `json:"timestamping"`
+	DelayReqs    uint64   `json:"delay_reqs"`
+	Syncs        uint64   `json:"syncs"`
+	Announces    uint64   `json:"announces"`
+	Management   uint64   `json:"management"`
+	Malformed    uint64   `json:"malformed"`
+	Foreign      []string `json:"foreign_masters"`
+	ClockID      string   `json:"clock_identity"`
+}
+
+type slowMsg struct {
+	data  []byte
+	rx    time.Time
+	from  netip.AddrPort
+	event bool
+}
+
+// ptpServer serves one [[ptp]] section: the port core in one goroutine,
+// Delay_Req answered by workers on SO_REUSEPORT sockets.
+type ptpServer struct {
+	cfg      config.PTP
+	log      *slog.Logger
+	tb       *timebase
+	ident    protocol.PortIdentity
+	stamps   udpio.Stamps
+	gm       atomic.Pointer[ptp.GM]
+	master   atomic.Bool
+	fastReqs atomic.Uint64
+	slow     chan slowMsg
+	status   atomic.Pointer[PTPStatus]
+	logMin   int8
+	domain   uint8
+}
+
+// clockIdentity is the EUI-64 of the interface's MAC with FFFE inserted
+// (IEEE 1588-2019 7.5.2.2.2); an interface without a MAC (lo) gets one
+// derived from the machine id, locally administered.
+func clockIdentity(iface string) (protocol.ClockIdentity, error) {
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		return 0, err
+	}
+	mac := ifi.HardwareAddr
+	if len(mac) != 6 || (mac[0]|mac[1]|mac[2]|mac[3]|mac[4]|mac[5]) == 0 {
+		id, _ := os.ReadFile("/etc/machine-id")
+		h := sha256.Sum256(append(id, iface...))
+		mac = net.HardwareAddr{h[0]&0xfc | 0x02, h[1], h[2], h[3], h[4], h[5]}
+	}
+	return protocol.NewClockIdentity(mac)
+}
+
+func newPTPServer(cfg config.PTP, tb *timebase, log *slog.Logger) (*ptpServer, error) {
+	id, err := clockIdentity(cfg.Interface)
+	if err != nil {
+		return nil, err
+	}
+	s := &ptpServer{cfg: cfg, tb: tb, log: log.With("ptp_interface", cfg.Interface),
+		ident: protocol.PortIdentity{ClockIdentity: id, PortNumber: 1},
+		slow:  make(chan slowMsg, 256), logMin: int8(cfg.LogMinDelayReqInterval), domain: uint8(cfg.Domain)}
+	s.stamps, err = s.chooseStamps()
+	if err != nil {
+		return nil, err
+	}
+	g := ptp.GM{Quality: protocol.ClockQuality{ClockClass: quality.ClassDefault, ClockAccuracy: quality.AccuracyUnknown, OffsetScaledLogVariance: quality.VarianceUnknown},
+		TimeSource: quality.TimeSourceOsc}
+	s.gm.Store(&g)
+	return s, nil
+}
+
+// chooseStamps picks hardware timestamps when the interface has them and
+// its PHC is the disciplined clock, else software ("auto"), and logs why.
+func (s *ptpServer) chooseStamps() (udpio.Stamps, error) {
+	mode := s.cfg.Timestamping
+	ti, tiErr := nic.GetTSInfo(s.cfg.Interface)
+	hwOK := tiErr == nil && ti.Hardware() && s.tb.phc != nil && ti.PHCPath() == s.tb.phc.Name()
+	why := ""
+	switch {
+	case tiErr != nil:
+		why = tiErr.Error()
+	case !ti.Hardware():
+		why = "the interface has no hardware timestamping"
+	case s.tb.phc == nil:
+		why = "the disciplined clock is not a PHC"
+	case ti.PHCPath() != s.tb.phc.Name():
+		why = fmt.Sprintf("its PHC %s is not the disciplined clock %s", ti.PHCPath(), s.tb.phc.Name())
+	}
+	switch {
+	case mode == "hardware" && !hwOK:
+		return 0, fmt.Errorf("%s: hardware timestamping asked for, but %s", s.cfg.Interface, why)
+	case mode == "software" || !hwOK:
+		if mode == "auto" {
+			s.log.Info("PTP timestamping: software", "event", "ptp_timestamping", "ptp_timestamping", "software", "reason", why)
+		}
+		return udpio.Software, nil
+	}
+	filter, err := nic.EnableHardwareStamps(s.cfg.Interface)
+	if err != nil {
+		if mode == "hardware" {
+			return 0, err
+		}
+		s.log.Warn("PTP hardware timestamping failed; using software", "event", "ptp_timestamping", "error", err)
+		return udpio.Software, nil
+	}
+	s.log.Info("PTP timestamping: hardware", "event", "ptp_timestamping", "ptp_timestamping", "hardware",
+		"phc", s.tb.phc.Name(), "rx_filter", filter, "v1_covered", nic.FilterCoversV1(filter))
+	return udpio.Hardware, nil
+}
+
+// toClock carries a kernel timestamp onto the disciplined clock.
+func (s *ptpServer) toClock(t time.Time) time.Time {
+	if t.IsZero() {
+		t = time.Now()
+		if s.stamps == udpio.Hardware {
+			return s.tb.now()
+		}
+	}
+	if s.stamps == udpio.Hardware {
+		return t // already on the PHC
+	}
+	return s.tb.fromRealtime(t)
+}
+
+// setGM is called by the daemon's loop with what the quality machine says.
+func (s *ptpServer) setGM(g ptp.GM) { s.gm.Store(&g) }
+
+func (s *ptpServer) portConfig() ptp.Config {
+	return ptp.Config{
+		Interface: s.cfg.Interface, Profile: s.cfg.Profile, Domain: uint8(s.cfg.Domain),
+		Priority1: uint8(s.cfg.Priority1), Priority2: uint8(s.cfg.Priority2),
+		LogAnnounce: int8(s.cfg.LogAnnounceInterval), LogSync: int8(s.cfg.LogSyncInterval),
+		LogMinDelayReq: int8(s.cfg.LogMinDelayReqInterval), ReceiptTimeout: uint8(s.cfg.AnnounceReceiptTimeout),
+		MasterOnly: s.cfg.MasterOnly, Identity: s.ident, L2: s.cfg.Transport == "l2",
+		GeneralPort: uint16(s.cfg.GeneralPort),
+	}
+}
+
+// sender is what the port goroutine sends through.
+type sender interface {
+	send(o ptp.Out) error
+	syncStamp() (time.Time, error)
+	close()
+}
+
+// run serves until ctx ends.
+func (s *ptpServer) run(ctx context.Context) error {
+	var snd sender
+	var wg sync.WaitGroup
+	var err error
+	if s.cfg.Transport == "l2" {
+		snd, err = s.startL2(ctx, &wg)
+	} else {
+		snd, err = s.startUDP(ctx, &wg)
+	}
+	if err != nil {
+		return err
+	}
+	s.log.Info("PTP port up", "event", "ptp_port_up", "ptp_profile", s.cfg.Profile, "ptp_domain", s.cfg.Domain,
+		"ptp_transport", s.cfg.Transport, "ptp_clock_identity", s.ident.ClockIdentity.String(), "ptp_timestamping", s.stamps.String())
+	// One thread sends every Sync and reads its timestamp, as ptp4l does:
+	// the goroutine does not hop between threads (and CPUs) between the
+	// timer's wake-up and the send.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	port := ptp.New(s.portConfig(), s.tb.now())
+	timer := time.NewTimer(0)
+	defer func() {
+		timer.Stop()
+		snd.close()
+		wg.Wait()
+	}()
+	emit := func(outs []ptp.Out) {
+		for _, o := range outs {
+			if err := snd.send(o); err != nil {
+				s.log.Debug("PTP send failed", "error", err)
+				if o.Sync {
+					port.SyncFailed(o.Seq)
+				}
+				continue
+			}
+			if o.Sync {
+				tx, err := snd.syncStamp()
+				if err != nil {
+					port.SyncFailed(o.Seq)
+					continue
+				}
+				for _, f := range port.SyncSent(o.Seq, s.toClock(tx)) {
+					snd.send(f)
+				}
+			}
+		}
+		for _, e := range port.Events() {
+			s.log.Log(context.Background(), e.Level, e.Msg, append([]any{"event", e.Name}, e.Attrs...)...)
+		}
+		s.master.Store(port.State() == protocol.PortStateMaster)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-s.slow:
+			now := s.tb.now()
+			emit(port.Receive(m.data, s.toClock(m.rx), m.from, now))
+		case <-timer.C:
+			port.SetGM(*s.gm.Load())
+			now := s.tb.now()
+			emit(port.Tick(now))
+			s.publish(port)
+			// The clock runs at the host's rate within a fraction of a
+			// millisecond a second: a host timer for the clock's next due
+			// time is close enough for message intervals.
+			timer.Reset(max(time.Millisecond, port.NextDue(now).Sub(now)))
+		}
+	}
+}
+
+func (s *ptpServer) publish(port *ptp.Port) {
+	st := port.Stats
+	var malformed uint64
+	for i, n := range st.Drops {
+		if ptp.Drop(i) != ptp.DropOwn && ptp.Drop(i) != ptp.DropState && ptp.Drop(i) != ptp.DropDomain {
+			malformed += n
+		}
+	}
+	p := &PTPStatus{Interface: s.cfg.Interface, Profile: s.cfg.Profile, Domain: s.cfg.Domain, Transport: s.cfg.Transport,
+		State: port.State().String(), Timestamping: s.stamps.String(), DelayReqs: st.DelayReqs + s.fastReqs.Load(),
+		Syncs: st.Syncs, Announces: st.Announces, Management: st.Management, Malformed: malformed,
+		ClockID: s.ident.ClockIdentity.String()}
+	for _, f := range port.Foreign(s.tb.now()) {
+		p.Foreign = append(p.Foreign, f.Describe())
+	}
+	s.status.Store(p)
+}
+
+// --- UDP/IPv4 ---
+
+type udpSender struct {
+	s        *ptpServer
+	ev, gen  *udpio.Conn // worker 0's sockets: multicast members
+	syncOut  *udpio.Conn // send-only, connected to the group: Syncs and their timestamps
+	conns    []*udpio.Conn
+	evGroup  netip.AddrPort
+	genGroup netip.AddrPort
+}
+
+func (u *udpSender) send(o ptp.Out) error {
+	if o.Sync {
+		return u.syncOut.Write(o.Data)
+	}
+	c, to := u.gen, u.genGroup
+	if o.Event {
+		c, to = u.ev, u.evGroup
+	}
+	if o.To.IsValid() {
+		to = o.To
+	}
+	return c.WriteTo(o.Data, to)
+}
+
+func (u *udpSender) syncStamp() (time.Time, error) { return u.syncOut.TxStamp(txStampWait) }
+
+func (u *udpSender) close() {
+	for _, c := range u.conns {
+		c.Close()
+	}
+}
+
+func (s *ptpServer) startUDP(ctx context.Context, wg *sync.WaitGroup) (sender, error) {
+	workers := max(1, runtime.NumCPU())
+	lo := s.cfg.Interface == "lo"
+	u := &udpSender{s: s, evGroup: netip.AddrPortFrom(ptpGroup, uint16(s.cfg.EventPort)),
+		genGroup: netip.AddrPortFrom(ptpGroup, uint16(s.cfg.GeneralPort))}
+	for i := 0; i < workers; i++ {
+		o := udpio.Options{Interface: s.cfg.Interface, Port: s.cfg.EventPort, ReusePort: true, DSCP: s.cfg.DSCP,
+			RXStamps: s.stamps, Loopback: lo, RecvBuffer: 4 << 20}
+		g := o
+		g.Port, g.RXStamps = s.cfg.GeneralPort, udpio.NoStamps
+		if i == 0 {
+			o.Group, g.Group = ptpGroup, ptpGroup
+		}
+		ev, err := udpio.Listen(o)
+		if err != nil {
+			u.close()
+			return nil, fmt.Errorf("%s event port %d: %w", s.cfg.Interface, s.cfg.EventPort, err)
+		}
+		u.conns = append(u.conns, ev)
+		gen, err := udpio.Listen(g)
+		if err != nil {
+			u.close()
+			return nil, fmt.Errorf("%s general port %d: %w", s.cfg.Interface, s.cfg.GeneralPort, err)
+		}
+		u.conns = append(u.conns, gen)
+		if i == 0 {
+			u.ev, u.gen = ev, gen
+		}
+		wg.Add(2)
+		go func() { defer wg.Done(); s.eventWorker(ctx, ev, gen) }()
+		go func() { defer wg.Done(); s.generalWorker(ctx, gen) }()
+	}
+	// Syncs leave from a socket of their own that no goroutine reads: the
+	// transmit timestamp's error-queue wake-up then wakes nobody else, and
+	// only the Sync goroutine ever reads that error queue.
+	so, err := udpio.Listen(udpio.Options{Interface: s.cfg.Interface, Port: s.cfg.EventPort, ReusePort: true, DSCP: s.cfg.DSCP,
+		TXStamps: s.stamps, Loopback: lo, Connect: u.evGroup})
+	if err != nil {
+		u.close()
+		return nil, fmt.Errorf("%s Sync socket: %w", s.cfg.Interface, err)
+	}
+	u.syncOut = so
+	u.conns = append(u.conns, so)
+	return u, nil
+}
+
+// eventWorker answers Delay_Req on its own (the hot path: no allocation,
+// one sendmmsg per batch) and hands everything else to the port.
+func (s *ptpServer) eventWorker(ctx context.Context, ev, gen *udpio.Conn) {
+	ms := make([]udpio.Msg, udpio.MaxBatch)
+	outs := make([]udpio.Out, 0, udpio.MaxBatch)
+	resp := make([][64]byte, udpio.MaxBatch)
+	group := netip.AddrPortFrom(ptpGroup, uint16(s.cfg.GeneralPort))
+	genPort := uint16(s.cfg.GeneralPort)
+	for ctx.Err() == nil {
+		n, err := ev.ReadBatch(ms)
+		if err != nil {
+			return
+		}
+		readAt := time.Now()
+		outs = outs[:0]
+		master := s.master.Load()
+		for i := 0; i < n; i++ {
+			b := ms[i].Data
+			if master && len(b) >= 44 && b[1]&0x0f == 2 && b[0]&0x0f == byte(protocol.MessageDelayReq) && b[4] == s.domain {
+				rx := ms[i].RX
+				if rx.IsZero() {
+					rx = readAt
+				}
+				k, ok := ptp.AppendDelayResp(resp[len(outs)][:], b, s.toClock(rx), s.ident, s.logMin)
+				if !ok {
+					continue
+				}
+				to := group
+				if b[6]&byte(protocol.FlagUnicast>>8) != 0 {
+					to = netip.AddrPortFrom(ms[i].From.Addr(), genPort)
+				}
+				outs = append(outs, udpio.Out{Data: resp[len(outs)][:k], To: to})
+				continue
+			}
+			s.forward(b, ms[i].RX, ms[i].From, true)
+		}
+		if len(outs) > 0 {
+			s.fastReqs.Add(uint64(len(outs)))
+			gen.WriteBatch(outs)
+		}
+	}
+}
+
+func (s *ptpServer) generalWorker(ctx context.Context, gen *udpio.Conn) {
+	ms := make([]udpio.Msg, udpio.MaxBatch)
+	for ctx.Err() == nil {
+		n, err := gen.ReadBatch(ms)
+		if err != nil {
+			return
+		}
+		for i := 0; i < n; i++ {
+			s.forward(ms[i].Data, ms[i].RX, ms[i].From, false)
+		}
+	}
+}
+
+// forward copies a message for the port goroutine; when it is behind, the
+// message is dropped (counted by the sender's retry, as on a real link).
+func (s *ptpServer) forward(b []byte, rx time.Time, from netip.AddrPort, event bool) {
+	m := slowMsg{data: append([]byte(nil), b...), rx: rx, from: from, event: event}
+	if m.rx.IsZero() {
+		m.rx = time.Now()
+	}
+	select {
+	case s.slow <- m:
+	default:
+	}
+}
+
+// --- Ethernet (IEEE 1588-2019 Annex E) ---
+
+type l2Sender struct {
+	c   *packet.Conn
+	rc  syscall.RawConn
+	src net.HardwareAddr
+	oob []byte
+}
+
+func (l *l2Sender) send(o ptp.Out) error {
+	f := ethernet.Frame{Destination: ptpL2Group, Source: l.src, EtherType: ptpEthertype, Payload: o.Data}
+	b, err := f.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	_, err = l.c.WriteTo(b, &packet.Addr{HardwareAddr: ptpL2Group})
+	return err
+}
+
+func (l *l2Sender) syncStamp() (time.Time, error) { return udpio.ReadTxStamp(l.rc, l.oob, txStampWait) }
+
+func (l *l2Sender) close() { l.c.Close() }
+
+func (s *ptpServer) startL2(ctx context.Context, wg *sync.WaitGroup) (sender, error) {
+	ifi, err := net.InterfaceByName(s.cfg.Interface)
+	if err != nil {
+		return nil, err
+	}
+	c, err := packet.Listen(ifi, packet.Raw, ptpEthertype, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: PTP over Ethernet: %w", s.cfg.Interface, err)
+	}
+	if err := c.JoinGroup(ptpL2Group); err != nil {
+		c.Close()
+		return nil, err
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := udpio.SetStamps(rc, s.stamps, s.stamps); err != nil {
+		c.Close()
+		return nil, err
+	}
+	l := &l2Sender{c: c, rc: rc, src: ifi.HardwareAddr, oob: make([]byte, 128)}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf, oob := make([]byte, 1600), make([]byte, 128)
+		for ctx.Err() == nil {
+			n, rx, err := udpio.ReadStamped(rc, buf, oob)
+			if err != nil {
+				return
+			}
+			var f ethernet.Frame
+			if f.UnmarshalBinary(buf[:n]) != nil || f.EtherType != ptpEthertype {
+				continue
+			}
+			if string(f.Source) == string(ifi.HardwareAddr) {
+				continue // our own frame, looped back by the packet socket
+			}
+			s.forward(f.Payload, rx, netip.AddrPort{}, true)
+		}
+	}()
+	return l, nil
+}

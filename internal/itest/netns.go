@@ -1,0 +1,117 @@
+package itest
+
+import (
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// Lab is a small network inside namespaces this test creates: a switch
+// (a Linux bridge in its own namespace) and hosts, each in a namespace with
+// one interface, eth0, plugged into the switch. It stands in for a site's
+// VLAN (this kernel has no 802.1Q module). Everything is removed when the
+// test ends, whatever happened.
+type Lab struct {
+	t      testing.TB
+	prefix string
+	sw     string
+	n      int
+}
+
+// Host is one namespace on the lab's switch.
+type Host struct {
+	NS   string
+	Addr string // IPv4 address without the prefix length
+	lab  *Lab
+}
+
+// NeedRoot skips a test that needs root and the ip command.
+func NeedRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces and veth); CI runs as root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2's ip")
+	}
+}
+
+func run(t testing.TB, args ...string) {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// NewLab creates the switch.
+func NewLab(t testing.TB) *Lab {
+	t.Helper()
+	NeedRoot(t)
+	l := &Lab{t: t, prefix: fmt.Sprintf("sgm%04x", rand.Intn(1<<16))}
+	l.sw = l.prefix + "sw"
+	run(t, "ip", "netns", "add", l.sw)
+	t.Cleanup(l.destroy)
+	run(t, "ip", "-n", l.sw, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
+	run(t, "ip", "-n", l.sw, "link", "set", "br0", "up")
+	run(t, "ip", "-n", l.sw, "link", "set", "lo", "up")
+	return l
+}
+
+// Host creates a namespace with eth0 on the switch at cidr (a.b.c.d/n).
+func (l *Lab) Host(name, cidr string) *Host {
+	t := l.t
+	t.Helper()
+	l.n++
+	ns := l.prefix + name
+	run(t, "ip", "netns", "add", ns)
+	peer := fmt.Sprintf("p%d%s", l.n, l.prefix[3:])
+	run(t, "ip", "link", "add", "tmp"+peer, "type", "veth", "peer", "name", peer)
+	run(t, "ip", "link", "set", "tmp"+peer, "netns", ns)
+	run(t, "ip", "link", "set", peer, "netns", l.sw)
+	run(t, "ip", "-n", ns, "link", "set", "tmp"+peer, "name", "eth0")
+	run(t, "ip", "-n", ns, "addr", "add", cidr, "dev", "eth0")
+	run(t, "ip", "-n", ns, "link", "set", "eth0", "up")
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	// Multicast leaves through eth0 (there is no default route).
+	run(t, "ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", "eth0")
+	run(t, "ip", "-n", l.sw, "link", "set", peer, "master", "br0")
+	run(t, "ip", "-n", l.sw, "link", "set", peer, "up")
+	addr, _, _ := strings.Cut(cidr, "/")
+	return &Host{NS: ns, Addr: addr, lab: l}
+}
+
+func (l *Lab) destroy() {
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		name, _, _ := strings.Cut(line, " ")
+		if strings.HasPrefix(name, l.prefix) {
+			// Processes still inside would keep it alive: kill them.
+			pids, _ := exec.Command("ip", "netns", "pids", name).Output()
+			for _, p := range strings.Fields(string(pids)) {
+				exec.Command("kill", "-9", p).Run()
+			}
+			exec.Command("ip", "netns", "del", name).Run()
+		}
+	}
+}
+
+// Command prepares a command inside the host's namespace.
+func (h *Host) Command(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+}
+
+// Start runs a command inside the namespace, stopped when the test ends.
+func (h *Host) Start(t testing.TB, name string, args ...string) *Proc {
+	t.Helper()
+	return StartCmd(t, h.Command(name, args...))
+}
+
+// Run runs a command inside the namespace and returns its output.
+func (h *Host) Run(name string, args ...string) (string, error) {
+	out, err := h.Command(name, args...).CombinedOutput()
+	return string(out), err
+}

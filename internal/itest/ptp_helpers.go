@@ -1,0 +1,83 @@
+package itest
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// SitegmConfig writes a sitegm configuration for a lab host: gnss-sim's
+// pty and SOCK in dir, a virtual clock, extra TOML appended.
+func SitegmConfig(t testing.TB, dir, extra string) string {
+	return WriteFile(t, dir, "sitegm.toml", fmt.Sprintf(`
+[gnss]
+device = "%[1]s/gnss"
+baud = 115200
+pps = "sock:%[1]s/pps.sock"
+[clock]
+discipline = "virtual"
+drift_file = "%[1]s/drift"
+[log]
+target = "stderr"
+status_interval = "1s"
+[status]
+socket = "%[1]s/status.sock"
+%[2]s
+`, dir, extra))
+}
+
+// StartGNSSSim runs gnss-sim for a sitegm configured by SitegmConfig.
+func StartGNSSSim(t testing.TB, dir string, args ...string) *Proc {
+	a := append([]string{"--pty-link", filepath.Join(dir, "gnss"), "--baud", "115200",
+		"--pps-sock", filepath.Join(dir, "pps.sock"), "--truth", filepath.Join(dir, "truth.json"), "--ubx"}, args...)
+	return Start(t, Bin(t, "gnss-sim"), a...)
+}
+
+// Ptp4lConfig writes a linuxptp configuration.
+func Ptp4lConfig(t testing.TB, dir, name, body string) string {
+	return WriteFile(t, dir, name, "[global]\n"+body)
+}
+
+// Ptp4lSlaveConf is a ptp4l that measures and never steers: slave only,
+// free running, software timestamps, UDP/IPv4, end to end. A free-running
+// ptp4l reports an offset once per frequency estimation interval and prints
+// a summary per summary interval: both at one Sync (2^-3 s) make it print
+// "master offset" for every Sync.
+const Ptp4lSlaveConf = `slaveOnly 1
+free_running 1
+time_stamping software
+network_transport UDPv4
+delay_mechanism E2E
+logging_level 6
+tx_timestamp_timeout 50
+freq_est_interval 0
+summary_interval -3
+`
+
+// OffsetSample is one "master offset" line of ptp4l.
+type OffsetSample struct {
+	At     time.Time // when the line was read (host clock)
+	Offset float64   // ns
+	State  string
+}
+
+var ptp4lOffset = regexp.MustCompile(`master offset\s+(-?\d+) (s\d) freq\s+[-+]?\d+ path delay\s+(-?\d+)`)
+
+// Ptp4lOffsets extracts ptp4l's reported offsets from its output; ptp4l -m
+// prints "ptp4l[monotonic]: master offset N sK freq F path delay D".
+func Ptp4lOffsets(out string) []OffsetSample {
+	var res []OffsetSample
+	for _, l := range strings.Split(out, "\n") {
+		m := ptp4lOffset.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		res = append(res, OffsetSample{Offset: v, State: m[2]})
+	}
+	return res
+}

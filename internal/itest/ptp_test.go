@@ -1,0 +1,230 @@
+package itest
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// monoToReal maps ptp4l's log timestamps (CLOCK_MONOTONIC seconds) to the
+// host's CLOCK_REALTIME.
+func monoToReal() func(float64) time.Time {
+	var mono, real unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono)
+	unix.ClockGettime(unix.CLOCK_REALTIME, &real)
+	d := time.Duration(real.Nano() - mono.Nano())
+	return func(s float64) time.Time { return time.Unix(0, int64(s*1e9)).Add(d) }
+}
+
+var ptp4lLine = regexp.MustCompile(`ptp4l\[(\d+\.\d+)\]: master offset\s+(-?\d+) s\d freq\s+[-+]?\d+ path delay\s+(-?\d+)`)
+
+type offsetAt struct {
+	at  time.Time
+	off float64 // ns
+}
+
+func ptp4lOffsetsAt(out string, m2r func(float64) time.Time) []offsetAt {
+	var res []offsetAt
+	for _, l := range strings.Split(out, "\n") {
+		m := ptp4lLine.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		s, _ := strconv.ParseFloat(m[1], 64)
+		v, _ := strconv.ParseFloat(m[2], 64)
+		res = append(res, offsetAt{at: m2r(s), off: v})
+	}
+	return res
+}
+
+func rms(v []float64) (r, mean float64) {
+	for _, x := range v {
+		r += x * x
+		mean += x
+	}
+	return math.Sqrt(r / float64(len(v))), mean / float64(len(v))
+}
+
+// pmcGet runs linuxptp's pmc over UDP/IPv4 (-4; -u is its Unix socket)
+// from a host and returns field -> value of the response from the clock
+// with identity id (other PTP nodes on the LAN answer too).
+func pmcGet(t *testing.T, h *Host, what string, domain int, id string) map[string]string {
+	t.Helper()
+	out, err := h.Run("pmc", "-4", "-b", "0", "-d", fmt.Sprint(domain), "-i", "eth0", "GET "+what)
+	if err != nil {
+		t.Fatalf("pmc GET %s: %v\n%s", what, err, out)
+	}
+	var fields map[string]string
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.Contains(l, "RESPONSE MANAGEMENT "+what) {
+			if fields != nil {
+				break
+			}
+			if strings.HasPrefix(strings.TrimSpace(l), id+"-") {
+				fields = map[string]string{}
+			}
+			continue
+		}
+		if f := strings.Fields(l); fields != nil && len(f) == 2 {
+			fields[f[0]] = f[1]
+		}
+	}
+	if fields == nil {
+		t.Fatalf("pmc GET %s: no response from %s\n%s", what, id, out)
+	}
+	return fields
+}
+
+var clockIDRe = regexp.MustCompile(`ptp_clock_identity=([0-9a-f.]+)`)
+
+// TestPTPGrandmaster: sitegm on a virtual clock disciplined by gnss-sim
+// serves the AES67 profile on a switched LAN (namespaces and a bridge).
+// ptp4l (slave only, free running, software timestamps) follows it and its
+// offsets match gnss-sim's truth; a ptp4l grandmaster on another domain of
+// the same LAN, measured the same way, gives the residual to compare with.
+// pmc reads the data sets; tshark dissects everything sitegm sent; a better
+// master makes sitegm PASSIVE and its silence makes it MASTER again.
+func TestPTPGrandmaster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	for _, c := range []string{"ptp4l", "pmc", "tshark"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Skipf("%s not installed (make test installs linuxptp and tshark as root)", c)
+		}
+	}
+	lab := NewLab(t)
+	gm := lab.Host("gm", "10.77.0.1/24")
+	au := lab.Host("au", "10.77.0.2/24")
+	gm2 := lab.Host("gm2", "10.77.0.3/24")
+	au2 := lab.Host("au2", "10.77.0.4/24")
+	mg := lab.Host("mg", "10.77.0.5/24")
+	dir := t.TempDir()
+	cfg := SitegmConfig(t, dir, "[[ptp]]\ninterface = \"eth0\"\ntimestamping = \"software\"\ndante_v1 = false\n")
+	sg := gm.Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
+	StartGNSSSim(t, dir, "--offset", "250ms", "--drift", "0.5", "--pps-jitter", "50ns")
+	m2r := monoToReal()
+	slave := au.Start(t, "ptp4l", "-f", Ptp4lConfig(t, dir, "slave.conf", Ptp4lSlaveConf), "-i", "eth0", "-m")
+	// The comparison: ptp4l as grandmaster (free running on the host
+	// clock, which is then the truth: offset 0) on domain 1.
+	gm2.Start(t, "ptp4l", "-f", Ptp4lConfig(t, dir, "gm2.conf", "free_running 1\ntime_stamping software\nnetwork_transport UDPv4\n"+
+		"domainNumber 1\nlogSyncInterval -3\nlogAnnounceInterval 1\npriority1 100\n"), "-i", "eth0", "-m")
+	slave2 := au2.Start(t, "ptp4l", "-f", Ptp4lConfig(t, dir, "slave2.conf", Ptp4lSlaveConf+"domainNumber 1\n"), "-i", "eth0", "-m")
+
+	sg.WaitOutput(t, 40*time.Second, "clock_state=LOCKED")
+	sg.WaitOutput(t, 15*time.Second, "ptp_state=MASTER")
+	capFile := filepath.Join(dir, "gm.pcap")
+	capture := mg.Start(t, "tshark", "-i", "eth0", "-w", capFile, "-f", "udp port 319 or udp port 320", "-a", "duration:10")
+	measureFrom := time.Now().Add(5 * time.Second)
+	time.Sleep(35 * time.Second)
+
+	// 1. ptp4l's offsets against the truth, and the ptp4l grandmaster's.
+	truth := ReadTruth(t, filepath.Join(dir, "truth.json"))
+	var errs, resid2 []float64
+	for _, o := range ptp4lOffsetsAt(slave.Output(), m2r) {
+		if o.at.Before(measureFrom) {
+			continue
+		}
+		want, ok := truthAt(truth, o.at.UnixNano())
+		if !ok {
+			continue
+		}
+		// ptp4l: offset = slave - master = host - (host + UTC-host) = -(UTC-host).
+		errs = append(errs, o.off+want)
+	}
+	for _, o := range ptp4lOffsetsAt(slave2.Output(), m2r) {
+		if !o.at.Before(measureFrom) {
+			resid2 = append(resid2, o.off)
+		}
+	}
+	if len(errs) < 15 || len(resid2) < 15 {
+		t.Fatalf("too few offsets: sitegm %d, ptp4l %d\n%s", len(errs), len(resid2), tail(slave.Output(), 20))
+	}
+	r1, m1 := rms(errs)
+	r2, m2 := rms(resid2)
+	t.Logf("ptp4l slave vs truth, sitegm grandmaster: rms %.0f ns (mean %.0f) over %d s", r1, m1, len(errs))
+	t.Logf("ptp4l slave, ptp4l grandmaster (truth 0): rms %.0f ns (mean %.0f) over %d s", r2, m2, len(resid2))
+	t.Logf("ratio sitegm/ptp4l: %.2f", r1/r2)
+	if math.Abs(m1) > 50_000 || r1 > 100_000 {
+		t.Errorf("ptp4l's offsets do not match the truth: mean %.0f ns, rms %.0f ns", m1, r1)
+	}
+
+	// 2. pmc.
+	m := clockIDRe.FindStringSubmatch(sg.Output())
+	if m == nil {
+		t.Fatal("sitegm did not log its clock identity")
+	}
+	id := m[1]
+	dds := pmcGet(t, mg, "DEFAULT_DATA_SET", 0, id)
+	if dds["clockClass"] != "6" || dds["priority1"] != "128" || dds["twoStepFlag"] != "1" || dds["domainNumber"] != "0" {
+		t.Errorf("DEFAULT_DATA_SET %v", dds)
+	}
+	tp := pmcGet(t, mg, "TIME_PROPERTIES_DATA_SET", 0, id)
+	if tp["currentUtcOffset"] != "37" || tp["ptpTimescale"] != "1" || tp["timeTraceable"] != "1" || tp["timeSource"] != "0x20" {
+		t.Errorf("TIME_PROPERTIES_DATA_SET %v", tp)
+	}
+	pds := pmcGet(t, mg, "PORT_DATA_SET", 0, id)
+	if pds["portState"] != "MASTER" || pds["logSyncInterval"] != "-3" || pds["delayMechanism"] != "1" {
+		t.Errorf("PORT_DATA_SET %v", pds)
+	}
+	par := pmcGet(t, mg, "PARENT_DATA_SET", 0, id)
+	if par["gm.ClockClass"] != "6" || par["grandmasterIdentity"] != dds["clockIdentity"] {
+		t.Errorf("PARENT_DATA_SET %v", par)
+	}
+	cur := pmcGet(t, mg, "CURRENT_DATA_SET", 0, id)
+	if cur["stepsRemoved"] != "0" {
+		t.Errorf("CURRENT_DATA_SET %v", cur)
+	}
+
+	// 3. tshark: every PTP message sitegm sent dissects cleanly.
+	capture.Wait(20 * time.Second)
+	out, err := exec.Command("tshark", "-r", capFile, "-Y", "ip.src==10.77.0.1", "-T", "fields",
+		"-e", "ptp.v2.messagetype", "-e", "_ws.malformed", "-e", "_ws.expert.severity").Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	kinds := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(l, "\t")
+		if len(f) < 1 || f[0] == "" {
+			t.Errorf("not dissected as PTPv2: %q", l)
+			continue
+		}
+		kinds[f[0]]++
+		if len(f) > 1 && strings.TrimSpace(strings.Join(f[1:], "")) != "" {
+			t.Errorf("tshark flags a message: %q", l)
+		}
+	}
+	// 0x0 Sync, 0x8 Follow_Up, 0x9 Delay_Resp, 0xb Announce.
+	for _, k := range []string{"0x00", "0x08", "0x09", "0x0b"} {
+		if kinds[k] == 0 && kinds[strings.Replace(k, "0x0", "0x", 1)] == 0 {
+			t.Errorf("no message of type %s captured (%v)", k, kinds)
+		}
+	}
+
+	// 4. BMCA: a ptp4l master with priority1 100 on domain 0 makes
+	// sitegm PASSIVE; when it stops, sitegm is MASTER again.
+	better := mg.Start(t, "ptp4l", "-f", Ptp4lConfig(t, dir, "better.conf", "free_running 1\ntime_stamping software\nnetwork_transport UDPv4\npriority1 100\n"),
+		"-i", "eth0", "-m")
+	sg.WaitOutput(t, 20*time.Second, "ptp_state=PASSIVE")
+	if !strings.Contains(sg.Output(), "a better master is on the network") {
+		t.Error("the PASSIVE event does not name the better master")
+	}
+	stopped := time.Now()
+	better.Stop(3 * time.Second)
+	sg.WaitOutput(t, 20*time.Second, "PTP port MASTER again")
+	t.Logf("MASTER again %.1f s after the better master stopped (announce receipt timeout 3 x 2 s)", time.Since(stopped).Seconds())
+	_ = os.Remove(capFile)
+}
