@@ -127,14 +127,21 @@ func sockopts(o Options, fd int) error {
 	if o.RecvBuffer > 0 {
 		_ = set(unix.SOL_SOCKET, unix.SO_RCVBUF, o.RecvBuffer)
 	}
+	return stampOpts(fd, o.RXStamps, o.TXStamps)
+}
+
+// stampOpts asks for the receive and transmit timestamps of any socket
+// (UDP or AF_PACKET).
+func stampOpts(fd int, rx, tx Stamps) error {
+	set := func(level, opt, v int) error { return unix.SetsockoptInt(fd, level, opt, v) }
 	flags := 0
-	switch o.RXStamps {
+	switch rx {
 	case Software:
 		flags |= unix.SOF_TIMESTAMPING_RX_SOFTWARE | unix.SOF_TIMESTAMPING_SOFTWARE
 	case Hardware:
 		flags |= unix.SOF_TIMESTAMPING_RX_HARDWARE | unix.SOF_TIMESTAMPING_RAW_HARDWARE
 	}
-	switch o.TXStamps {
+	switch tx {
 	case Software:
 		flags |= unix.SOF_TIMESTAMPING_TX_SOFTWARE | unix.SOF_TIMESTAMPING_SOFTWARE | unix.SOF_TIMESTAMPING_OPT_TSONLY
 	case Hardware:
@@ -431,7 +438,7 @@ func ReadTxStamp(rc syscall.RawConn, oob []byte, timeout time.Duration) (time.Ti
 // Ethernet).
 func SetStamps(rc syscall.RawConn, rx, tx Stamps) error {
 	var serr error
-	err := rc.Control(func(fd uintptr) { serr = sockopts(Options{RXStamps: rx, TXStamps: tx}, int(fd)) })
+	err := rc.Control(func(fd uintptr) { serr = stampOpts(int(fd), rx, tx) })
 	if err != nil {
 		return err
 	}

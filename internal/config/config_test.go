@@ -276,3 +276,47 @@ func TestLatencyWindow(t *testing.T) {
 		}
 	}
 }
+
+// A profile fills in the keys a [[ptp]] table leaves out and bounds the
+// ones it sets (AES67-2018 Annex A; SMPTE ST 2059-2:2021 clause 6).
+func TestPTPProfiles(t *testing.T) {
+	cfg, err := Parse("p.toml", []byte(`
+[[ptp]]
+interface = "a"
+profile = "smpte2059-2"
+[[ptp]]
+interface = "b"
+[[ptp]]
+interface = "c"
+profile = "default"
+log_sync_interval = 1
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type iv struct{ dom, ann, sync, mdr, rto int }
+	got := func(p PTP) iv {
+		return iv{p.Domain, p.LogAnnounceInterval, p.LogSyncInterval, p.LogMinDelayReqInterval, p.AnnounceReceiptTimeout}
+	}
+	for i, want := range []iv{{127, -2, -3, -3, 3}, {0, 1, -3, -3, 3}, {0, 1, 1, 0, 3}} {
+		if g := got(cfg.PTP[i]); g != want {
+			t.Errorf("ptp[%d] (%s): got %+v want %+v", i, cfg.PTP[i].Profile, g, want)
+		}
+	}
+	_, err = Parse("p.toml", []byte(`
+[[ptp]]
+interface = "a"
+log_sync_interval = 2
+log_announce_interval = 5
+announce_receipt_timeout = 1
+`))
+	for _, want := range []string{
+		"p.toml:4: ptp[0].log_sync_interval: the aes67 profile allows -4..1, got 2",
+		"p.toml:5: ptp[0].log_announce_interval: the aes67 profile allows 0..4, got 5",
+		"p.toml:6: ptp[0].announce_receipt_timeout: the aes67 profile allows 2..10, got 1",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing error %q in\n%v", want, err)
+		}
+	}
+}

@@ -427,11 +427,15 @@ func (s *ptpServer) forward(b []byte, rx time.Time, from netip.AddrPort, event b
 
 // --- Ethernet (IEEE 1588-2019 Annex E) ---
 
+// l2Sender sends on one packet socket and Syncs on a second one that
+// alone asks for transmit timestamps: with one socket, every Announce,
+// Follow_Up and Delay_Resp would queue a timestamp too and the Sync's
+// would not be the one read back.
 type l2Sender struct {
-	c   *packet.Conn
-	rc  syscall.RawConn
-	src net.HardwareAddr
-	oob []byte
+	c, sc *packet.Conn
+	src   net.HardwareAddr
+	srx   syscall.RawConn
+	oob   []byte
 }
 
 func (l *l2Sender) send(o ptp.Out) error {
@@ -440,13 +444,22 @@ func (l *l2Sender) send(o ptp.Out) error {
 	if err != nil {
 		return err
 	}
-	_, err = l.c.WriteTo(b, &packet.Addr{HardwareAddr: ptpL2Group})
+	c := l.c
+	if o.Sync {
+		c = l.sc
+	}
+	_, err = c.WriteTo(b, &packet.Addr{HardwareAddr: ptpL2Group})
 	return err
 }
 
-func (l *l2Sender) syncStamp() (time.Time, error) { return udpio.ReadTxStamp(l.rc, l.oob, txStampWait) }
+func (l *l2Sender) syncStamp() (time.Time, error) {
+	return udpio.ReadTxStamp(l.srx, l.oob, txStampWait)
+}
 
-func (l *l2Sender) close() { l.c.Close() }
+func (l *l2Sender) close() {
+	l.c.Close()
+	l.sc.Close()
+}
 
 func (s *ptpServer) startL2(ctx context.Context, wg *sync.WaitGroup) (sender, error) {
 	ifi, err := net.InterfaceByName(s.cfg.Interface)
@@ -466,11 +479,26 @@ func (s *ptpServer) startL2(ctx context.Context, wg *sync.WaitGroup) (sender, er
 		c.Close()
 		return nil, err
 	}
-	if err := udpio.SetStamps(rc, s.stamps, s.stamps); err != nil {
+	if err := udpio.SetStamps(rc, s.stamps, udpio.NoStamps); err != nil {
 		c.Close()
 		return nil, err
 	}
-	l := &l2Sender{c: c, rc: rc, src: ifi.HardwareAddr, oob: make([]byte, 128)}
+	// Protocol 0: the Sync socket receives nothing, it only sends.
+	sc, err := packet.Listen(ifi, packet.Raw, 0, nil)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%s: PTP over Ethernet: %w", s.cfg.Interface, err)
+	}
+	srx, err := sc.SyscallConn()
+	if err == nil {
+		err = udpio.SetStamps(srx, udpio.NoStamps, s.stamps)
+	}
+	if err != nil {
+		c.Close()
+		sc.Close()
+		return nil, err
+	}
+	l := &l2Sender{c: c, sc: sc, srx: srx, src: ifi.HardwareAddr, oob: make([]byte, 128)}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

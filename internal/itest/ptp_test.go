@@ -87,6 +87,24 @@ func pmcGet(t *testing.T, h *Host, what string, domain int, id string) map[strin
 	return fields
 }
 
+// errorsVsTruth returns the error of each offset a ptp4l slave on the host
+// clock reported after from, against gnss-sim's truth: the slave follows a
+// master that serves true UTC, so its offset should be -(UTC - host).
+func errorsVsTruth(t *testing.T, out, truthFile string, m2r func(float64) time.Time, from time.Time) []float64 {
+	truth := ReadTruth(t, truthFile)
+	var errs []float64
+	for _, o := range ptp4lOffsetsAt(out, m2r) {
+		if o.at.Before(from) {
+			continue
+		}
+		if want, ok := truthAt(truth, o.at.UnixNano()); ok {
+			// ptp4l: offset = slave - master = host - (host + UTC-host).
+			errs = append(errs, o.off+want)
+		}
+	}
+	return errs
+}
+
 var clockIDRe = regexp.MustCompile(`ptp_clock_identity=([0-9a-f.]+)`)
 
 // TestPTPGrandmaster: sitegm on a virtual clock disciplined by gnss-sim
@@ -114,7 +132,7 @@ func TestPTPGrandmaster(t *testing.T) {
 	dir := t.TempDir()
 	cfg := SitegmConfig(t, dir, "[[ptp]]\ninterface = \"eth0\"\ntimestamping = \"software\"\ndante_v1 = false\n")
 	sg := gm.Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
-	StartGNSSSim(t, dir, "--offset", "250ms", "--drift", "0.5", "--pps-jitter", "50ns")
+	sim := StartGNSSSim(t, dir, "--offset", "250ms", "--drift", "0.5", "--pps-jitter", "50ns")
 	m2r := monoToReal()
 	slave := au.Start(t, "ptp4l", "-f", Ptp4lConfig(t, dir, "slave.conf", Ptp4lSlaveConf), "-i", "eth0", "-m")
 	// The comparison: ptp4l as grandmaster (free running on the host
@@ -131,19 +149,8 @@ func TestPTPGrandmaster(t *testing.T) {
 	time.Sleep(35 * time.Second)
 
 	// 1. ptp4l's offsets against the truth, and the ptp4l grandmaster's.
-	truth := ReadTruth(t, filepath.Join(dir, "truth.json"))
-	var errs, resid2 []float64
-	for _, o := range ptp4lOffsetsAt(slave.Output(), m2r) {
-		if o.at.Before(measureFrom) {
-			continue
-		}
-		want, ok := truthAt(truth, o.at.UnixNano())
-		if !ok {
-			continue
-		}
-		// ptp4l: offset = slave - master = host - (host + UTC-host) = -(UTC-host).
-		errs = append(errs, o.off+want)
-	}
+	errs := errorsVsTruth(t, slave.Output(), filepath.Join(dir, "truth.json"), m2r, measureFrom)
+	var resid2 []float64
 	for _, o := range ptp4lOffsetsAt(slave2.Output(), m2r) {
 		if !o.at.Before(measureFrom) {
 			resid2 = append(resid2, o.off)
@@ -226,5 +233,13 @@ func TestPTPGrandmaster(t *testing.T) {
 	better.Stop(3 * time.Second)
 	sg.WaitOutput(t, 20*time.Second, "PTP port MASTER again")
 	t.Logf("MASTER again %.1f s after the better master stopped (announce receipt timeout 3 x 2 s)", time.Since(stopped).Seconds())
+
+	// 5. Holdover: the receiver goes away; sitegm announces clockClass 7
+	// (IEEE 1588-2019 Table 4: holdover within specification).
+	sim.Stop(3 * time.Second)
+	sg.WaitOutput(t, 40*time.Second, "clock_state=HOLDOVER")
+	WaitFor(t, 10*time.Second, "clockClass 7 over pmc", func() bool {
+		return pmcGet(t, mg, "DEFAULT_DATA_SET", 0, id)["clockClass"] == "7"
+	})
 	_ = os.Remove(capFile)
 }

@@ -1,0 +1,137 @@
+package itest
+
+import (
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func needTools(t *testing.T, tools ...string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	for _, c := range tools {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Skipf("%s not installed (make test installs linuxptp and tshark as root)", c)
+		}
+	}
+}
+
+var selectedRe = regexp.MustCompile(`selected best master clock ([0-9a-f.]+)`)
+
+// TestPTPPrimaryBackup: two sitegm boxes that differ only in priority2
+// form a primary/backup pair. The backup stays PASSIVE while the primary
+// announces; when the primary stops, the backup is MASTER within the
+// announce receipt timeout, and a ptp4l slave moves to it. Both times are
+// measured.
+func TestPTPPrimaryBackup(t *testing.T) {
+	needTools(t, "ptp4l")
+	lab := NewLab(t)
+	h1 := lab.Host("pri", "10.79.0.1/24")
+	h2 := lab.Host("bak", "10.79.0.2/24")
+	au := lab.Host("au", "10.79.0.3/24")
+	d1, d2 := t.TempDir(), t.TempDir()
+	ptpCfg := "[[ptp]]\ninterface = \"eth0\"\ntimestamping = \"software\"\ndante_v1 = false\npriority2 = %s\n"
+	pri := h1.Start(t, Bin(t, "sitegm"), "run", "-c", SitegmConfig(t, d1, strings.Replace(ptpCfg, "%s", "127", 1)))
+	StartGNSSSim(t, d1)
+	pri.WaitOutput(t, 40*time.Second, "ptp_state=MASTER")
+	bak := h2.Start(t, Bin(t, "sitegm"), "run", "-c", SitegmConfig(t, d2, strings.Replace(ptpCfg, "%s", "128", 1)))
+	StartGNSSSim(t, d2)
+	slave := au.Start(t, "ptp4l", "-f", Ptp4lConfig(t, d1, "slave.conf", Ptp4lSlaveConf), "-i", "eth0", "-m")
+	bak.WaitOutput(t, 40*time.Second, "clock_state=LOCKED")
+	bak.WaitOutput(t, 20*time.Second, "ptp_state=PASSIVE")
+	time.Sleep(5 * time.Second)
+	if strings.Contains(bak.Output(), "ptp_state=MASTER") && !strings.Contains(bak.Output(), "a better master is on the network") {
+		t.Error("the backup did not defer to the primary")
+	}
+	idOf := func(p *Proc) string {
+		m := clockIDRe.FindStringSubmatch(p.Output())
+		if m == nil {
+			t.Fatal("no clock identity logged")
+		}
+		return m[1]
+	}
+	priID, bakID := idOf(pri), idOf(bak)
+	if m := selectedRe.FindAllStringSubmatch(slave.Output(), -1); len(m) == 0 || m[len(m)-1][1] != priID {
+		t.Errorf("ptp4l did not select the primary %s: %v", priID, m)
+	}
+
+	stopped := time.Now()
+	pri.Stop(3 * time.Second)
+	bak.WaitOutput(t, 20*time.Second, "PTP port MASTER again")
+	takeover := time.Since(stopped)
+	WaitFor(t, 30*time.Second, "ptp4l to select the backup", func() bool {
+		m := selectedRe.FindAllStringSubmatch(slave.Output(), -1)
+		return len(m) > 0 && m[len(m)-1][1] == bakID
+	})
+	moved := time.Since(stopped)
+	t.Logf("backup MASTER %.1f s after the primary stopped (announce receipt timeout 3 x 2 s); ptp4l slave on the backup after %.1f s",
+		takeover.Seconds(), moved.Seconds())
+	// The rule, not a performance figure: the takeover is bounded by the
+	// receipt timeout plus one announce interval of phase.
+	if takeover > 3*2*time.Second+2*time.Second+2*time.Second {
+		t.Errorf("takeover took %v, more than the announce receipt timeout allows", takeover)
+	}
+}
+
+// TestPTPLayer2: the same service over Ethernet (IEEE 1588-2019 Annex E):
+// a ptp4l slave with -2 follows sitegm and its offsets match the truth;
+// tshark sees the frames with ethertype 0x88F7 to 01-1B-19-00-00-00.
+func TestPTPLayer2(t *testing.T) {
+	needTools(t, "ptp4l", "tshark")
+	lab := NewLab(t)
+	gm := lab.Host("gm", "10.80.0.1/24")
+	au := lab.Host("au", "10.80.0.2/24")
+	mg := lab.Host("mg", "10.80.0.3/24")
+	dir := t.TempDir()
+	sg := gm.Start(t, Bin(t, "sitegm"), "run", "-c", SitegmConfig(t, dir,
+		"[[ptp]]\ninterface = \"eth0\"\ntransport = \"l2\"\ntimestamping = \"software\"\ndante_v1 = false\n"))
+	StartGNSSSim(t, dir, "--offset", "-120ms", "--drift", "-1.5")
+	m2r := monoToReal()
+	conf := strings.Replace(Ptp4lSlaveConf, "network_transport UDPv4", "network_transport L2", 1)
+	slave := au.Start(t, "ptp4l", "-f", Ptp4lConfig(t, dir, "slave.conf", conf), "-i", "eth0", "-m")
+	sg.WaitOutput(t, 40*time.Second, "clock_state=LOCKED")
+	sg.WaitOutput(t, 15*time.Second, "ptp_state=MASTER")
+	capFile := filepath.Join(dir, "l2.pcap")
+	capture := mg.Start(t, "tshark", "-i", "eth0", "-w", capFile, "-f", "ether proto 0x88f7", "-a", "duration:6")
+	from := time.Now().Add(5 * time.Second)
+	time.Sleep(25 * time.Second)
+	errs := errorsVsTruth(t, slave.Output(), filepath.Join(dir, "truth.json"), m2r, from)
+	if len(errs) < 15 {
+		t.Fatalf("too few offsets: %d\n%s", len(errs), tail(slave.Output(), 20))
+	}
+	r, m := rms(errs)
+	t.Logf("ptp4l -2 slave vs truth: rms %.0f ns (mean %.0f) over %d samples", r, m, len(errs))
+	if r > 100_000 {
+		t.Errorf("offsets do not match the truth: rms %.0f ns", r)
+	}
+	capture.Wait(20 * time.Second)
+	out, err := exec.Command("tshark", "-r", capFile, "-Y", "ptp", "-T", "fields",
+		"-e", "eth.dst", "-e", "ptp.v2.messagetype", "-e", "_ws.malformed", "-e", "_ws.expert.severity").Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	kinds := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(l, "\t")
+		if len(f) < 2 || f[1] == "" {
+			t.Errorf("not dissected as PTPv2: %q", l)
+			continue
+		}
+		kinds[f[1]]++
+		if f[0] != "01:1b:19:00:00:00" {
+			t.Errorf("PTP frame to %s", f[0])
+		}
+		if strings.TrimSpace(strings.Join(f[2:], "")) != "" {
+			t.Errorf("tshark flags a frame: %q", l)
+		}
+	}
+	t.Logf("L2 frames by message type: %v", kinds)
+	if kinds["0x00"]+kinds["0x0"] == 0 || kinds["0x09"]+kinds["0x9"] == 0 || kinds["0x0b"]+kinds["0xb"] == 0 {
+		t.Errorf("missing Sync, Delay_Resp or Announce: %v", kinds)
+	}
+}
