@@ -160,7 +160,8 @@ func (p *Port) Events() []Event {
 }
 
 func (p *Port) emit(level slog.Level, name, msg string, attrs ...any) {
-	attrs = append([]any{"ptp_interface", p.cfg.Interface, "ptp_domain", p.cfg.Domain}, attrs...)
+	// The daemon's logger already names the interface.
+	attrs = append([]any{"ptp_domain", p.cfg.Domain}, attrs...)
 	p.events = append(p.events, Event{Name: name, Level: level, Msg: msg, Attrs: attrs})
 }
 

@@ -53,6 +53,10 @@ type Options struct {
 	DSCP     int
 	// RX and TX timestamps.
 	RXStamps, TXStamps Stamps
+	// RXSoftwareToo also asks for software receive timestamps when RXStamps
+	// is Hardware (Msg.RXSoft): for packets the NIC's filter does not stamp
+	// (PTPv1 under a v2-only filter).
+	RXSoftwareToo bool
 	// RecvBuffer sets SO_RCVBUF (0: the kernel's default).
 	RecvBuffer int
 	// Connect fixes the destination (connect(2)): a send-only socket in a
@@ -84,8 +88,9 @@ type Conn struct {
 	write  func(fd uintptr) bool
 	sent   int
 	// tx timestamps
-	toob []byte
-	rx   Stamps
+	toob   []byte
+	rx     Stamps
+	rxSoft bool
 }
 
 // mmsghdr is struct mmsghdr (linux/socket.h) on 64-bit.
@@ -127,7 +132,20 @@ func sockopts(o Options, fd int) error {
 	if o.RecvBuffer > 0 {
 		_ = set(unix.SOL_SOCKET, unix.SO_RCVBUF, o.RecvBuffer)
 	}
-	return stampOpts(fd, o.RXStamps, o.TXStamps)
+	if err := stampOpts(fd, o.RXStamps, o.TXStamps); err != nil {
+		return err
+	}
+	if o.RXSoftwareToo && o.RXStamps == Hardware {
+		flags := unix.SOF_TIMESTAMPING_RX_HARDWARE | unix.SOF_TIMESTAMPING_RAW_HARDWARE |
+			unix.SOF_TIMESTAMPING_RX_SOFTWARE | unix.SOF_TIMESTAMPING_SOFTWARE
+		if o.TXStamps == Hardware {
+			flags |= unix.SOF_TIMESTAMPING_TX_HARDWARE | unix.SOF_TIMESTAMPING_OPT_TSONLY
+		}
+		if err := set(unix.SOL_SOCKET, unix.SO_TIMESTAMPING_NEW, flags); err != nil {
+			return fmt.Errorf("SO_TIMESTAMPING: %w", err)
+		}
+	}
+	return nil
 }
 
 // stampOpts asks for the receive and transmit timestamps of any socket
@@ -174,7 +192,7 @@ func Listen(o Options) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{c: pc.(*net.UDPConn), rx: o.RXStamps}
+	c := &Conn{c: pc.(*net.UDPConn), rx: o.RXStamps, rxSoft: o.RXSoftwareToo && o.RXStamps == Hardware}
 	c.pc = ipv4.NewPacketConn(c.c)
 	if c.rc, err = c.c.SyscallConn(); err != nil {
 		c.c.Close()
@@ -246,6 +264,9 @@ type Msg struct {
 	// switching them on (a deferred static key), so callers fall back to
 	// the time the read returned.
 	RX time.Time
+	// RXSoft is the software receive timestamp (CLOCK_REALTIME) when the
+	// socket asked for it besides hardware ones (RXSoftwareToo).
+	RXSoft time.Time
 }
 
 func (c *Conn) doRead(fd uintptr) bool {
@@ -291,10 +312,16 @@ func (c *Conn) ReadBatch(ms []Msg) (int, error) {
 		h := &c.hdrs[i]
 		ms[i].Data = c.bufs[i][:h.len]
 		ms[i].From = sockaddrToAddrPort(&c.names[i])
-		ms[i].RX = time.Time{}
+		ms[i].RX, ms[i].RXSoft = time.Time{}, time.Time{}
 		if c.rx != NoStamps && h.hdr.Controllen > 0 {
-			if t, err := timestamp.ReadRXTimestamp(c.oobs[i], int(h.hdr.Controllen)); err == nil {
-				ms[i].RX = t
+			sw, hw := parseStamps(c.oobs[i][:h.hdr.Controllen])
+			if c.rx == Hardware {
+				ms[i].RX = hw
+				if c.rxSoft {
+					ms[i].RXSoft = sw
+				}
+			} else {
+				ms[i].RX = sw
 			}
 		}
 	}
@@ -475,4 +502,45 @@ func ReadStamped(rc syscall.RawConn, buf, oob []byte) (n int, rx time.Time, err 
 		return 0, time.Time{}, errno
 	}
 	return n, rx, nil
+}
+
+// parseStamps walks the control messages for SCM_TIMESTAMPING (old or
+// _NEW: three timespecs, software first, hardware third; on 64-bit both
+// layouts are 16-byte timespecs) without allocating. A zero timespec is a
+// missing stamp.
+func parseStamps(oob []byte) (sw, hw time.Time) {
+	const hdrLen = unix.SizeofCmsghdr
+	for len(oob) >= hdrLen {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		l := int(h.Len)
+		if l < hdrLen || l > len(oob) {
+			return
+		}
+		if h.Level == unix.SOL_SOCKET && (h.Type == unix.SO_TIMESTAMPING || h.Type == unix.SO_TIMESTAMPING_NEW) && l >= hdrLen+48 {
+			d := oob[hdrLen:l]
+			ts := func(b []byte) time.Time {
+				sec := int64(binary.NativeEndian.Uint64(b))
+				nsec := int64(binary.NativeEndian.Uint64(b[8:]))
+				if sec == 0 && nsec == 0 {
+					return time.Time{}
+				}
+				return time.Unix(sec, nsec)
+			}
+			sw, hw = ts(d[0:16]), ts(d[32:48])
+		}
+		l = (l + 7) &^ 7
+		if l > len(oob) {
+			return
+		}
+		oob = oob[l:]
+	}
+	return
+}
+
+// JoinGroup joins one more multicast group on the socket's interface.
+func (c *Conn) JoinGroup(g netip.Addr) error {
+	if err := c.pc.JoinGroup(c.ifi, &net.UDPAddr{IP: g.AsSlice()}); err != nil {
+		return fmt.Errorf("join %s: %w", g, err)
+	}
+	return nil
 }

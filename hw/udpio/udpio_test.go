@@ -1,9 +1,13 @@
 package udpio
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestBatchRoundTripWithStamps(t *testing.T) {
@@ -97,5 +101,35 @@ func BenchmarkReadWriteBatch(bm *testing.B) {
 			n, _ := srv.ReadBatch(ms)
 			got += n
 		}
+	}
+}
+
+// parseStamps reads the software and hardware stamps of SCM_TIMESTAMPING
+// (the layout of struct scm_timestamping64) and skips other messages.
+func TestParseStamps(t *testing.T) {
+	cm := func(level, typ int32, data []byte) []byte {
+		b := make([]byte, (unix.SizeofCmsghdr+len(data)+7)&^7)
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+		h.Level, h.Type = level, typ
+		h.SetLen(unix.SizeofCmsghdr + len(data))
+		copy(b[unix.SizeofCmsghdr:], data)
+		return b
+	}
+	d := make([]byte, 48)
+	binary.NativeEndian.PutUint64(d[0:], 100)
+	binary.NativeEndian.PutUint64(d[8:], 5)
+	binary.NativeEndian.PutUint64(d[32:], 200)
+	binary.NativeEndian.PutUint64(d[40:], 7)
+	oob := append(cm(unix.SOL_IP, unix.IP_TOS, []byte{0, 0, 0, 0}), cm(unix.SOL_SOCKET, unix.SO_TIMESTAMPING_NEW, d)...)
+	sw, hw := parseStamps(oob)
+	if !sw.Equal(time.Unix(100, 5)) || !hw.Equal(time.Unix(200, 7)) {
+		t.Errorf("sw %v hw %v", sw, hw)
+	}
+	clear(d[32:])
+	if _, hw := parseStamps(cm(unix.SOL_SOCKET, unix.SO_TIMESTAMPING, d)); !hw.IsZero() {
+		t.Error("a zero hardware stamp was not treated as missing")
+	}
+	if a := testing.AllocsPerRun(100, func() { parseStamps(oob) }); a != 0 {
+		t.Errorf("%v allocations", a)
 	}
 }

@@ -85,8 +85,11 @@ type PTP struct {
 	Transport    string `toml:"transport" check:"oneof=udp4|l2"`
 	Timestamping string `toml:"timestamping" check:"oneof=auto|hardware|software"`
 	DanteV1      bool   `toml:"dante_v1"`
-	EventPort    int    `toml:"event_port" check:"range=1..65535"`
-	GeneralPort  int    `toml:"general_port" check:"range=1..65535"`
+	// V1Subdomain and V1LogSyncInterval configure the IEEE 1588-2002 port.
+	V1Subdomain       string `toml:"v1_subdomain" check:"oneof=_DFLT|_ALT1|_ALT2|_ALT3"`
+	V1LogSyncInterval int    `toml:"v1_log_sync_interval" check:"range=-4..6"`
+	EventPort         int    `toml:"event_port" check:"range=1..65535"`
+	GeneralPort       int    `toml:"general_port" check:"range=1..65535"`
 	// Intervals (log2 seconds) and the announce receipt timeout; left out,
 	// they are the profile's defaults, and must lie in its ranges.
 	LogAnnounceInterval    int `toml:"log_announce_interval" check:"range=-7..7"`
@@ -161,8 +164,11 @@ func DefaultPTP() PTP {
 		Transport:    "udp4",
 		Timestamping: "auto",
 		DanteV1:      true,
-		EventPort:    319,
-		GeneralPort:  320,
+		// Dante leaders send four Syncs a second; followers expect it.
+		V1Subdomain:       "_DFLT",
+		V1LogSyncInterval: -2,
+		EventPort:         319,
+		GeneralPort:       320,
 		// The aes67 profile's; validate puts in the profile's own for the
 		// keys a file leaves out.
 		LogAnnounceInterval:    1,

@@ -110,6 +110,7 @@ status_interval = 5
 		`bad.toml:9: clock.discipline: expected one of "phc" | "system" | "virtual", got "atomic"`,
 		`bad.toml:10: clock.holdover: expected a duration such as "250ms", "60s" or "4h", got "forever"`,
 		`bad.toml:14: ptp[0].domain: the aes67 profile allows 0..127, got 200`,
+		`bad.toml:17: ptp[1].dante_v1: interface "eth1" already serves PTPv1 from ptp[0]`,
 		`bad.toml:19: ptp[1].event_port: expected an integer in 1..65535, got 70000`,
 		`bad.toml:22: log.status_interval: expected a duration such as "250ms", "60s" or "4h", got 5`,
 	}
@@ -143,6 +144,7 @@ interface = "eth0.20"
 interface = "eth0.20"
 `
 	src += "[gnss]\nbaud = 9601\n"
+	src += "[[ptp]]\ninterface = \"eth3\"\ntransport = \"l2\"\n"
 	_, err := Parse("x.toml", []byte(src))
 	for _, frag := range []string{
 		"x.toml:20: gnss.baud: expected a standard serial rate (300 600 1200 2400 4800 9600 19200",
@@ -151,6 +153,7 @@ interface = "eth0.20"
 		`x.toml:10: ptp[0].general_port: must differ from event_port (3000)`,
 		`x.toml:13: ptp[1].interface: interface "eth0.10" with domain 0 is already served by ptp[0]`,
 		`x.toml:18: ntp[1].interface: interface "eth0.20" port 123 is already served by ntp[0]`,
+		`x.toml:21: ptp[2].dante_v1: PTPv1 (IEEE 1588-2002) runs over UDP/IPv4 only; set dante_v1 = false with transport = "l2"`,
 	} {
 		if err == nil || !strings.Contains(err.Error(), frag) {
 			t.Errorf("missing %q in:\n%v", frag, err)

@@ -77,6 +77,7 @@ func (b *binder) validate(c *Config) {
 		domain int
 	}
 	seenPTP := map[ifDomain]int{}
+	seenV1 := map[string]int{}
 	for i := range c.PTP {
 		b.profileDefaults(i, &c.PTP[i])
 	}
@@ -88,6 +89,15 @@ func (b *binder) validate(c *Config) {
 		seenPTP[ifDomain{p.Interface, p.Domain}] = i
 		if p.EventPort == p.GeneralPort {
 			b.errorf(key+".general_port", "must differ from event_port (%d)", p.EventPort)
+		}
+		if p.DanteV1 {
+			if p.Transport != "udp4" {
+				b.errorf(key+".dante_v1", "PTPv1 (IEEE 1588-2002) runs over UDP/IPv4 only; set dante_v1 = false with transport = %q", p.Transport)
+			}
+			if j, dup := seenV1[p.Interface]; dup {
+				b.errorf(key+".dante_v1", "interface %q already serves PTPv1 from ptp[%d]", p.Interface, j)
+			}
+			seenV1[p.Interface] = i
 		}
 	}
 	type ifPort struct {

@@ -26,6 +26,7 @@ import (
 	"sitegm/internal/config"
 	"sitegm/internal/version"
 	"sitegm/ptp"
+	v1 "sitegm/ptp/v1"
 
 	"github.com/facebook/time/ptp/protocol"
 )
@@ -407,7 +408,11 @@ func (d *Daemon) logStatus() {
 		"paired", st.Pairing.Paired, "nmea_latency", st.Latency.Round(time.Millisecond).String(),
 	}
 	for _, p := range d.PTPStatuses() {
-		attrs = append(attrs, "ptp_"+p.Interface, fmt.Sprintf("%s/%d/%s/dreq=%d", p.Profile, p.Domain, p.State, p.DelayReqs))
+		v := fmt.Sprintf("%s/%d/%s/dreq=%d", p.Profile, p.Domain, p.State, p.DelayReqs)
+		if p.V1 != nil {
+			v += fmt.Sprintf(" v1=%s/%s/dreq=%d", p.V1.Subdomain, p.V1.State, p.V1.DelayReqs)
+		}
+		attrs = append(attrs, "ptp_"+p.Interface, v)
 	}
 	if d.tb.virtual != nil {
 		// What the virtual clock reads against the host clock, at one
@@ -460,16 +465,17 @@ func (d *Daemon) runPTP(ctx context.Context, slot *ptpSlot) {
 
 // publishGM hands every PTP port what the quality machine advertises now.
 func (d *Daemon) publishGM() {
-	g := d.gmNow()
+	g, g1 := d.gmNow()
 	for _, slot := range d.ptps {
 		if srv := slot.srv.Load(); srv != nil {
-			srv.setGM(g)
+			srv.setGM(g, g1)
 		}
 	}
 }
 
-// gmNow derives the PTP grandmaster fields from the one quality state.
-func (d *Daemon) gmNow() ptp.GM {
+// gmNow derives the PTPv2 and PTPv1 grandmaster fields from the one
+// quality state.
+func (d *Daemon) gmNow() (ptp.GM, v1.GM) {
 	q := d.disc.Quality()
 	utc := time.Now().UTC()
 	tp := q.TimeProperties(utc, d.table, d.disc.ReceiverLS())
@@ -483,11 +489,13 @@ func (d *Daemon) gmNow() ptp.GM {
 			flags |= f.flag
 		}
 	}
+	c := q.V1()
 	return ptp.GM{
-		Quality: protocol.ClockQuality{ClockClass: protocol.ClockClass(q.ClockClass()),
-			ClockAccuracy: protocol.ClockAccuracy(q.ClockAccuracy()), OffsetScaledLogVariance: q.OffsetScaledLogVariance()},
-		TimeSource: protocol.TimeSource(tp.TimeSource), UTCOffset: tp.CurrentUTCOffset, Flags: flags,
-	}
+			Quality: protocol.ClockQuality{ClockClass: protocol.ClockClass(q.ClockClass()),
+				ClockAccuracy: protocol.ClockAccuracy(q.ClockAccuracy()), OffsetScaledLogVariance: q.OffsetScaledLogVariance()},
+			TimeSource: protocol.TimeSource(tp.TimeSource), UTCOffset: tp.CurrentUTCOffset, Flags: flags,
+		}, v1.GM{Stratum: c.Stratum, Identifier: c.Identifier, Variance: c.Variance, Preferred: c.Preferred,
+			UTCOffset: tp.CurrentUTCOffset, Leap61: tp.Leap61, Leap59: tp.Leap59, UTCReasonable: tp.UTCOffsetValid}
 }
 
 // PTPStatuses reports every PTP port.

@@ -23,6 +23,7 @@ import (
 	"sitegm/hw/udpio"
 	"sitegm/internal/config"
 	"sitegm/ptp"
+	v1 "sitegm/ptp/v1"
 )
 
 // PTP addresses (IEEE 1588-2019 Annex C and E): the primary multicast
@@ -52,24 +53,44 @@ type PTPStatus struct {
 	Malformed    uint64   `json:"malformed"`
 	Foreign      []string `json:"foreign_masters"`
 	ClockID      string   `json:"clock_identity"`
+	// V1 is the Dante PTPv1 port on the same interface, when served.
+	V1 *PTPv1Status `json:"v1,omitempty"`
+}
+
+// PTPv1Status is the IEEE 1588-2002 port's state.
+type PTPv1Status struct {
+	Subdomain    string   `json:"subdomain"`
+	State        string   `json:"state"`
+	Timestamping string   `json:"timestamping"`
+	Syncs        uint64   `json:"syncs"`
+	DelayReqs    uint64   `json:"delay_reqs"`
+	Malformed    uint64   `json:"malformed"`
+	Foreign      []string `json:"foreign_masters"`
 }
 
 type slowMsg struct {
-	data  []byte
-	rx    time.Time
-	from  netip.AddrPort
-	event bool
+	data   []byte
+	rx     time.Time
+	rxSoft time.Time // software stamp besides a hardware one (v1 fallback)
+	from   netip.AddrPort
+	event  bool
 }
 
 // ptpServer serves one [[ptp]] section: the port core in one goroutine,
 // Delay_Req answered by workers on SO_REUSEPORT sockets.
 type ptpServer struct {
-	cfg      config.PTP
-	log      *slog.Logger
-	tb       *timebase
-	ident    protocol.PortIdentity
-	stamps   udpio.Stamps
-	gm       atomic.Pointer[ptp.GM]
+	cfg    config.PTP
+	log    *slog.Logger
+	tb     *timebase
+	ident  protocol.PortIdentity
+	stamps udpio.Stamps
+	gm     atomic.Pointer[ptp.GM]
+	gm1    atomic.Pointer[v1.GM]
+	// PTPv1 (dante_v1): its group (224.0.1.129..132 by subdomain), its
+	// timestamps (software when the NIC's filter misses v1) and identity.
+	v1Group  netip.Addr
+	v1Stamps udpio.Stamps
+	v1UUID   v1.UUID
 	master   atomic.Bool
 	fastReqs atomic.Uint64
 	slow     chan slowMsg
@@ -82,9 +103,20 @@ type ptpServer struct {
 // (IEEE 1588-2019 7.5.2.2.2); an interface without a MAC (lo) gets one
 // derived from the machine id, locally administered.
 func clockIdentity(iface string) (protocol.ClockIdentity, error) {
-	ifi, err := net.InterfaceByName(iface)
+	mac, err := ifaceMAC(iface)
 	if err != nil {
 		return 0, err
+	}
+	return protocol.NewClockIdentity(mac)
+}
+
+// ifaceMAC is the interface's MAC, or for one without (lo) a locally
+// administered one derived from the machine id: PTPv1's UUID and the
+// source of PTPv2's clock identity.
+func ifaceMAC(iface string) (net.HardwareAddr, error) {
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		return nil, err
 	}
 	mac := ifi.HardwareAddr
 	if len(mac) != 6 || (mac[0]|mac[1]|mac[2]|mac[3]|mac[4]|mac[5]) == 0 {
@@ -92,7 +124,7 @@ func clockIdentity(iface string) (protocol.ClockIdentity, error) {
 		h := sha256.Sum256(append(id, iface...))
 		mac = net.HardwareAddr{h[0]&0xfc | 0x02, h[1], h[2], h[3], h[4], h[5]}
 	}
-	return protocol.NewClockIdentity(mac)
+	return mac, nil
 }
 
 func newPTPServer(cfg config.PTP, tb *timebase, log *slog.Logger) (*ptpServer, error) {
@@ -103,6 +135,17 @@ func newPTPServer(cfg config.PTP, tb *timebase, log *slog.Logger) (*ptpServer, e
 	s := &ptpServer{cfg: cfg, tb: tb, log: log.With("ptp_interface", cfg.Interface),
 		ident: protocol.PortIdentity{ClockIdentity: id, PortNumber: 1},
 		slow:  make(chan slowMsg, 256), logMin: int8(cfg.LogMinDelayReqInterval), domain: uint8(cfg.Domain)}
+	if cfg.DanteV1 {
+		_, last, ok := v1.ParseSubdomain(cfg.V1Subdomain)
+		if !ok {
+			return nil, fmt.Errorf("unknown PTPv1 subdomain %q", cfg.V1Subdomain)
+		}
+		s.v1Group = netip.AddrFrom4([4]byte{224, 0, 1, last})
+		mac, _ := ifaceMAC(cfg.Interface)
+		copy(s.v1UUID[:], mac)
+		g1 := v1.GM{Stratum: 4, Identifier: [4]byte{'D', 'F', 'L', 'T'}, Variance: 0x7FFF}
+		s.gm1.Store(&g1)
+	}
 	s.stamps, err = s.chooseStamps()
 	if err != nil {
 		return nil, err
@@ -137,6 +180,7 @@ func (s *ptpServer) chooseStamps() (udpio.Stamps, error) {
 		if mode == "auto" {
 			s.log.Info("PTP timestamping: software", "event", "ptp_timestamping", "ptp_timestamping", "software", "reason", why)
 		}
+		s.v1Stamps = udpio.Software
 		return udpio.Software, nil
 	}
 	filter, err := nic.EnableHardwareStamps(s.cfg.Interface)
@@ -145,10 +189,20 @@ func (s *ptpServer) chooseStamps() (udpio.Stamps, error) {
 			return 0, err
 		}
 		s.log.Warn("PTP hardware timestamping failed; using software", "event", "ptp_timestamping", "error", err)
+		s.v1Stamps = udpio.Software
 		return udpio.Software, nil
 	}
 	s.log.Info("PTP timestamping: hardware", "event", "ptp_timestamping", "ptp_timestamping", "hardware",
 		"phc", s.tb.phc.Name(), "rx_filter", filter, "v1_covered", nic.FilterCoversV1(filter))
+	s.v1Stamps = udpio.Hardware
+	if s.v1Group.IsValid() && !nic.FilterCoversV1(filter) {
+		// The NIC timestamps v2 event messages only: v1 would get hardware
+		// transmit stamps but no receive stamps. Both ends of its exchange
+		// must be stamped alike, so v1 uses software for both.
+		s.v1Stamps = udpio.Software
+		s.log.Warn("PTPv1 uses software timestamps: the NIC's receive filter does not timestamp v1 event messages",
+			"event", "ptpv1_timestamping", "rx_filter", filter)
+	}
 	return udpio.Hardware, nil
 }
 
@@ -166,8 +220,25 @@ func (s *ptpServer) toClock(t time.Time) time.Time {
 	return s.tb.fromRealtime(t)
 }
 
+// v1Clock carries a v1 message's receive stamp onto the disciplined
+// clock: the software stamp when v1 falls back to software under hardware
+// v2 stamps.
+func (s *ptpServer) v1Clock(m slowMsg) time.Time {
+	if s.stamps == udpio.Hardware && s.v1Stamps == udpio.Software {
+		t := m.rxSoft
+		if t.IsZero() {
+			t = time.Now()
+		}
+		return s.tb.fromRealtime(t)
+	}
+	return s.toClock(m.rx)
+}
+
 // setGM is called by the daemon's loop with what the quality machine says.
-func (s *ptpServer) setGM(g ptp.GM) { s.gm.Store(&g) }
+func (s *ptpServer) setGM(g ptp.GM, g1 v1.GM) {
+	s.gm.Store(&g)
+	s.gm1.Store(&g1)
+}
 
 func (s *ptpServer) portConfig() ptp.Config {
 	return ptp.Config{
@@ -180,10 +251,11 @@ func (s *ptpServer) portConfig() ptp.Config {
 	}
 }
 
-// sender is what the port goroutine sends through.
+// sender is what the port goroutine sends through; v1 selects the PTPv1
+// group and Sync socket.
 type sender interface {
-	send(o ptp.Out) error
-	syncStamp() (time.Time, error)
+	send(o ptp.Out, v1 bool) error
+	syncStamp(v1 bool) (time.Time, error)
 	close()
 }
 
@@ -208,36 +280,54 @@ func (s *ptpServer) run(ctx context.Context) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	port := ptp.New(s.portConfig(), s.tb.now())
+	var port1 *v1.Port
+	if s.v1Group.IsValid() {
+		port1, err = v1.New(v1.Config{Interface: s.cfg.Interface, Subdomain: s.cfg.V1Subdomain,
+			LogSync: int8(s.cfg.V1LogSyncInterval), MasterOnly: s.cfg.MasterOnly, UUID: s.v1UUID}, s.tb.now())
+		if err != nil {
+			snd.close()
+			wg.Wait()
+			return err
+		}
+		s.log.Info("PTPv1 port up", "event", "ptpv1_port_up", "ptpv1_subdomain", s.cfg.V1Subdomain,
+			"ptpv1_group", s.v1Group.String(), "ptp_timestamping", s.v1Stamps.String())
+	}
 	timer := time.NewTimer(0)
 	defer func() {
 		timer.Stop()
 		snd.close()
 		wg.Wait()
 	}()
-	emit := func(outs []ptp.Out) {
+	// emit sends a port's messages; a Sync's transmit timestamp goes back
+	// to the port that sent it, which answers with its Follow_Up.
+	emit := func(outs []ptp.Out, p syncPort, isV1 bool) {
 		for _, o := range outs {
-			if err := snd.send(o); err != nil {
+			if err := snd.send(o, isV1); err != nil {
 				s.log.Debug("PTP send failed", "error", err)
 				if o.Sync {
-					port.SyncFailed(o.Seq)
+					p.SyncFailed(o.Seq)
 				}
 				continue
 			}
 			if o.Sync {
-				tx, err := snd.syncStamp()
+				tx, err := snd.syncStamp(isV1)
 				if err != nil {
-					port.SyncFailed(o.Seq)
+					p.SyncFailed(o.Seq)
 					continue
 				}
-				for _, f := range port.SyncSent(o.Seq, s.toClock(tx)) {
-					snd.send(f)
+				if isV1 && s.v1Stamps != s.stamps {
+					tx = s.tb.fromRealtime(tx)
+				} else {
+					tx = s.toClock(tx)
+				}
+				for _, f := range p.SyncSent(o.Seq, tx) {
+					snd.send(f, isV1)
 				}
 			}
 		}
-		for _, e := range port.Events() {
+		for _, e := range p.Events() {
 			s.log.Log(context.Background(), e.Level, e.Msg, append([]any{"event", e.Name}, e.Attrs...)...)
 		}
-		s.master.Store(port.State() == protocol.PortStateMaster)
 	}
 	for {
 		select {
@@ -245,21 +335,46 @@ func (s *ptpServer) run(ctx context.Context) error {
 			return nil
 		case m := <-s.slow:
 			now := s.tb.now()
-			emit(port.Receive(m.data, s.toClock(m.rx), m.from, now))
+			if v1.IsV1(m.data) {
+				// Dispatch by version (IEEE 1588-2008 clause 18: v1 and v2
+				// share ports 319/320).
+				if port1 != nil {
+					emit(port1.Receive(m.data, s.v1Clock(m), now), port1, true)
+				}
+				continue
+			}
+			emit(port.Receive(m.data, s.toClock(m.rx), m.from, now), port, false)
+			s.master.Store(port.State() == protocol.PortStateMaster)
 		case <-timer.C:
 			port.SetGM(*s.gm.Load())
 			now := s.tb.now()
-			emit(port.Tick(now))
-			s.publish(port)
+			emit(port.Tick(now), port, false)
+			s.master.Store(port.State() == protocol.PortStateMaster)
+			due := port.NextDue(now)
+			if port1 != nil {
+				port1.SetGM(*s.gm1.Load())
+				emit(port1.Tick(now), port1, true)
+				if d := port1.NextDue(now); d.Before(due) {
+					due = d
+				}
+			}
+			s.publish(port, port1)
 			// The clock runs at the host's rate within a fraction of a
 			// millisecond a second: a host timer for the clock's next due
 			// time is close enough for message intervals.
-			timer.Reset(max(time.Millisecond, port.NextDue(now).Sub(now)))
+			timer.Reset(max(time.Millisecond, due.Sub(now)))
 		}
 	}
 }
 
-func (s *ptpServer) publish(port *ptp.Port) {
+// syncPort is what emit needs of a PTPv2 or PTPv1 port.
+type syncPort interface {
+	SyncSent(seq uint16, tx time.Time) []ptp.Out
+	SyncFailed(seq uint16)
+	Events() []ptp.Event
+}
+
+func (s *ptpServer) publish(port *ptp.Port, port1 *v1.Port) {
 	st := port.Stats
 	var malformed uint64
 	for i, n := range st.Drops {
@@ -274,27 +389,47 @@ func (s *ptpServer) publish(port *ptp.Port) {
 	for _, f := range port.Foreign(s.tb.now()) {
 		p.Foreign = append(p.Foreign, f.Describe())
 	}
+	if port1 != nil {
+		st := port1.Stats
+		p.V1 = &PTPv1Status{Subdomain: s.cfg.V1Subdomain, State: port1.State().String(), Timestamping: s.v1Stamps.String(),
+			Syncs: st.Syncs, DelayReqs: st.DelayReqs, Malformed: st.Malformed}
+		for _, f := range port1.Foreign(s.tb.now()) {
+			p.V1.Foreign = append(p.V1.Foreign, f.Describe())
+		}
+	}
 	s.status.Store(p)
 }
 
 // --- UDP/IPv4 ---
 
 type udpSender struct {
-	s        *ptpServer
-	ev, gen  *udpio.Conn // worker 0's sockets: multicast members
-	syncOut  *udpio.Conn // send-only, connected to the group: Syncs and their timestamps
-	conns    []*udpio.Conn
-	evGroup  netip.AddrPort
-	genGroup netip.AddrPort
+	s         *ptpServer
+	ev, gen   *udpio.Conn // worker 0's sockets: multicast members
+	syncOut   *udpio.Conn // send-only, connected to the group: Syncs and their timestamps
+	syncV1    *udpio.Conn // the same for PTPv1 (its group, its timestamps)
+	conns     []*udpio.Conn
+	evGroup   netip.AddrPort
+	genGroup  netip.AddrPort
+	v1Event   netip.AddrPort
+	v1General netip.AddrPort
 }
 
-func (u *udpSender) send(o ptp.Out) error {
+func (u *udpSender) send(o ptp.Out, isV1 bool) error {
 	if o.Sync {
+		if isV1 {
+			return u.syncV1.Write(o.Data)
+		}
 		return u.syncOut.Write(o.Data)
 	}
 	c, to := u.gen, u.genGroup
 	if o.Event {
 		c, to = u.ev, u.evGroup
+	}
+	if isV1 {
+		to = u.v1General
+		if o.Event {
+			to = u.v1Event
+		}
 	}
 	if o.To.IsValid() {
 		to = o.To
@@ -302,7 +437,12 @@ func (u *udpSender) send(o ptp.Out) error {
 	return c.WriteTo(o.Data, to)
 }
 
-func (u *udpSender) syncStamp() (time.Time, error) { return u.syncOut.TxStamp(txStampWait) }
+func (u *udpSender) syncStamp(isV1 bool) (time.Time, error) {
+	if isV1 {
+		return u.syncV1.TxStamp(txStampWait)
+	}
+	return u.syncOut.TxStamp(txStampWait)
+}
 
 func (u *udpSender) close() {
 	for _, c := range u.conns {
@@ -315,9 +455,12 @@ func (s *ptpServer) startUDP(ctx context.Context, wg *sync.WaitGroup) (sender, e
 	lo := s.cfg.Interface == "lo"
 	u := &udpSender{s: s, evGroup: netip.AddrPortFrom(ptpGroup, uint16(s.cfg.EventPort)),
 		genGroup: netip.AddrPortFrom(ptpGroup, uint16(s.cfg.GeneralPort))}
+	u.v1Event = netip.AddrPortFrom(s.v1Group, uint16(s.cfg.EventPort))
+	u.v1General = netip.AddrPortFrom(s.v1Group, uint16(s.cfg.GeneralPort))
 	for i := 0; i < workers; i++ {
 		o := udpio.Options{Interface: s.cfg.Interface, Port: s.cfg.EventPort, ReusePort: true, DSCP: s.cfg.DSCP,
-			RXStamps: s.stamps, Loopback: lo, RecvBuffer: 4 << 20}
+			RXStamps: s.stamps, Loopback: lo, RecvBuffer: 4 << 20,
+			RXSoftwareToo: s.v1Group.IsValid() && s.v1Stamps != s.stamps}
 		g := o
 		g.Port, g.RXStamps = s.cfg.GeneralPort, udpio.NoStamps
 		if i == 0 {
@@ -337,6 +480,15 @@ func (s *ptpServer) startUDP(ctx context.Context, wg *sync.WaitGroup) (sender, e
 		u.conns = append(u.conns, gen)
 		if i == 0 {
 			u.ev, u.gen = ev, gen
+			if s.v1Group.IsValid() && s.v1Group != ptpGroup {
+				// An _ALTn subdomain: its own group on the same ports.
+				for _, c := range []*udpio.Conn{ev, gen} {
+					if err := c.JoinGroup(s.v1Group); err != nil {
+						u.close()
+						return nil, err
+					}
+				}
+			}
 		}
 		wg.Add(2)
 		go func() { defer wg.Done(); s.eventWorker(ctx, ev, gen) }()
@@ -353,6 +505,16 @@ func (s *ptpServer) startUDP(ctx context.Context, wg *sync.WaitGroup) (sender, e
 	}
 	u.syncOut = so
 	u.conns = append(u.conns, so)
+	if s.v1Group.IsValid() {
+		so1, err := udpio.Listen(udpio.Options{Interface: s.cfg.Interface, Port: s.cfg.EventPort, ReusePort: true, DSCP: s.cfg.DSCP,
+			TXStamps: s.v1Stamps, Loopback: lo, Connect: u.v1Event})
+		if err != nil {
+			u.close()
+			return nil, fmt.Errorf("%s PTPv1 Sync socket: %w", s.cfg.Interface, err)
+		}
+		u.syncV1 = so1
+		u.conns = append(u.conns, so1)
+	}
 	return u, nil
 }
 
@@ -390,7 +552,7 @@ func (s *ptpServer) eventWorker(ctx context.Context, ev, gen *udpio.Conn) {
 				outs = append(outs, udpio.Out{Data: resp[len(outs)][:k], To: to})
 				continue
 			}
-			s.forward(b, ms[i].RX, ms[i].From, true)
+			s.forward(b, ms[i].RX, ms[i].RXSoft, ms[i].From, true)
 		}
 		if len(outs) > 0 {
 			s.fastReqs.Add(uint64(len(outs)))
@@ -407,15 +569,15 @@ func (s *ptpServer) generalWorker(ctx context.Context, gen *udpio.Conn) {
 			return
 		}
 		for i := 0; i < n; i++ {
-			s.forward(ms[i].Data, ms[i].RX, ms[i].From, false)
+			s.forward(ms[i].Data, ms[i].RX, time.Time{}, ms[i].From, false)
 		}
 	}
 }
 
 // forward copies a message for the port goroutine; when it is behind, the
 // message is dropped (counted by the sender's retry, as on a real link).
-func (s *ptpServer) forward(b []byte, rx time.Time, from netip.AddrPort, event bool) {
-	m := slowMsg{data: append([]byte(nil), b...), rx: rx, from: from, event: event}
+func (s *ptpServer) forward(b []byte, rx, rxSoft time.Time, from netip.AddrPort, event bool) {
+	m := slowMsg{data: append([]byte(nil), b...), rx: rx, rxSoft: rxSoft, from: from, event: event}
 	if m.rx.IsZero() {
 		m.rx = time.Now()
 	}
@@ -438,7 +600,7 @@ type l2Sender struct {
 	oob   []byte
 }
 
-func (l *l2Sender) send(o ptp.Out) error {
+func (l *l2Sender) send(o ptp.Out, _ bool) error {
 	f := ethernet.Frame{Destination: ptpL2Group, Source: l.src, EtherType: ptpEthertype, Payload: o.Data}
 	b, err := f.MarshalBinary()
 	if err != nil {
@@ -452,7 +614,7 @@ func (l *l2Sender) send(o ptp.Out) error {
 	return err
 }
 
-func (l *l2Sender) syncStamp() (time.Time, error) {
+func (l *l2Sender) syncStamp(bool) (time.Time, error) {
 	return udpio.ReadTxStamp(l.srx, l.oob, txStampWait)
 }
 
@@ -515,7 +677,7 @@ func (s *ptpServer) startL2(ctx context.Context, wg *sync.WaitGroup) (sender, er
 			if string(f.Source) == string(ifi.HardwareAddr) {
 				continue // our own frame, looped back by the packet socket
 			}
-			s.forward(f.Payload, rx, netip.AddrPort{}, true)
+			s.forward(f.Payload, rx, time.Time{}, netip.AddrPort{}, true)
 		}
 	}()
 	return l, nil

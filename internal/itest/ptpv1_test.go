@@ -1,0 +1,149 @@
+package itest
+
+import (
+	"bufio"
+	"encoding/json"
+	"math"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// v1Sample is one line of ptpv1-probe slave.
+type v1Sample struct {
+	At        int64  `json:"at"`
+	OffsetNS  int64  `json:"offset_ns"`
+	DelayNS   int64  `json:"delay_ns"`
+	Master    string `json:"master"`
+	UTCOffset int16  `json:"utc_offset"`
+	Stratum   uint8  `json:"stratum"`
+	Preferred bool   `json:"preferred"`
+	Flags     uint16 `json:"flags"`
+}
+
+func v1Samples(out string) []v1Sample {
+	var res []v1Sample
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		var s v1Sample
+		if json.Unmarshal(sc.Bytes(), &s) == nil && s.At != 0 {
+			res = append(res, s)
+		}
+	}
+	return res
+}
+
+// TestPTPv1Dante: sitegm serves IEEE 1588-2002 beside PTPv2 on the same
+// interface and ports. A v1 slave (ptpv1-probe) measures sitegm against
+// gnss-sim's truth while ptp4l measures the v2 port at the same time;
+// tshark decodes every v1 packet sitegm sent as PTPv1 with the expected
+// fields; a foreign v1 master that is preferred makes sitegm passive on
+// v1 only once sitegm has lost its receiver and runs free.
+func TestPTPv1Dante(t *testing.T) {
+	needTools(t, "ptp4l", "tshark")
+	lab := NewLab(t)
+	gm := lab.Host("gm", "10.81.0.1/24")
+	au := lab.Host("au", "10.81.0.2/24")
+	au2 := lab.Host("au2", "10.81.0.3/24")
+	mg := lab.Host("mg", "10.81.0.4/24")
+	dir := t.TempDir()
+	sg := gm.Start(t, Bin(t, "sitegm"), "run", "-c", SitegmConfig(t, dir,
+		"[[ptp]]\ninterface = \"eth0\"\ntimestamping = \"software\"\ndante_v1 = true\n"))
+	sim := StartGNSSSim(t, dir, "--offset", "80ms", "--drift", "1.2")
+	m2r := monoToReal()
+	probe := au.Start(t, Bin(t, "ptpv1-probe"), "slave", "--interface", "eth0")
+	slave := au2.Start(t, "ptp4l", "-f", Ptp4lConfig(t, dir, "slave.conf", Ptp4lSlaveConf), "-i", "eth0", "-m")
+	sg.WaitOutput(t, 40*time.Second, "clock_state=LOCKED")
+	sg.WaitOutput(t, 15*time.Second, "PTPv1 port MASTER")
+	capFile := filepath.Join(dir, "v1.pcap")
+	capture := mg.Start(t, "tshark", "-i", "eth0", "-w", capFile, "-f", "udp port 319 or udp port 320", "-a", "duration:8")
+	from := time.Now().Add(5 * time.Second)
+	time.Sleep(30 * time.Second)
+
+	// 1. The v1 slave against the truth; ptp4l on v2 in the same run.
+	truth := ReadTruth(t, filepath.Join(dir, "truth.json"))
+	var errs []float64
+	for _, s := range v1Samples(probe.Output()) {
+		at := time.Unix(0, s.At)
+		if at.Before(from) {
+			continue
+		}
+		want, ok := truthAt(truth, s.At)
+		if !ok {
+			continue
+		}
+		if s.UTCOffset != 37 || s.Stratum != 1 || !s.Preferred {
+			t.Errorf("v1 Sync advertises utc offset %d stratum %d preferred %v", s.UTCOffset, s.Stratum, s.Preferred)
+		}
+		// offset = host - TAI = host - (host + (UTC-host) + 37 s).
+		errs = append(errs, float64(s.OffsetNS)+37e9+want)
+	}
+	v2errs := errorsVsTruth(t, slave.Output(), filepath.Join(dir, "truth.json"), m2r, from)
+	if len(errs) < 40 || len(v2errs) < 15 {
+		t.Fatalf("too few samples: v1 %d, v2 %d\n%s", len(errs), len(v2errs), tail(probe.Output(), 10))
+	}
+	r1, m1 := rms(errs)
+	r2, m2 := rms(v2errs)
+	t.Logf("PTPv1 slave vs truth: rms %.0f ns (mean %.0f) over %d exchanges", r1, m1, len(errs))
+	t.Logf("PTPv2 ptp4l vs truth, same run: rms %.0f ns (mean %.0f) over %d samples", r2, m2, len(v2errs))
+	for name, r := range map[string]float64{"v1": r1, "v2": r2} {
+		if r > 100_000 || math.IsNaN(r) {
+			t.Errorf("%s offsets do not match the truth: rms %.0f ns", name, r)
+		}
+	}
+
+	// 2. tshark: every v1 packet sitegm sent.
+	capture.Wait(20 * time.Second)
+	out, err := exec.Command("tshark", "-r", capFile, "-Y", "ip.src==10.81.0.1 && ptp.versionptp==1", "-T", "fields",
+		"-e", "ptp.controlfield", "-e", "ptp.subdomain", "-e", "ptp.flags.assist", "-e", "ptp.sdr.grandmasterclockstratum",
+		"-e", "ptp.sdr.grandmasterclockidentifier", "-e", "ptp.sdr.currentutcoffset", "-e", "ptp.sdr.syncinterval",
+		"-e", "_ws.malformed", "-e", "_ws.expert.severity").Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	kinds := map[string]int{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if l == "" {
+			continue
+		}
+		f := append(strings.Split(l, "\t"), make([]string, 9)...) // empty trailing fields
+
+		kinds[f[0]]++
+		if f[1] != "_DFLT" {
+			t.Errorf("subdomain %q", f[1])
+		}
+		if f[0] == "0" && (f[2] != "1" && f[2] != "True" || f[3] != "1" || f[4] != "GPS" || f[5] != "37" || f[6] != "-2") {
+			t.Errorf("Sync fields %q", l)
+		}
+		if strings.TrimSpace(f[7]+f[8]) != "" {
+			t.Errorf("tshark flags a v1 packet: %q", l)
+		}
+	}
+	t.Logf("v1 packets from sitegm by control: %v", kinds)
+	if kinds["0"] < 20 || kinds["2"] < 20 || kinds["3"] < 5 {
+		t.Errorf("want Syncs (0), Follow_Ups (2) and Delay_Resps (3): %v", kinds)
+	}
+
+	// 3. A foreign v1 master with better credentials (preferred, stratum
+	// 0, "ATOM") makes sitegm PASSIVE on v1 only; v2 stays MASTER; when
+	// it stops, v1 is MASTER again.
+	foreign := mg.Start(t, Bin(t, "ptpv1-probe"), "master", "--interface", "eth0", "--stratum", "0", "--identifier", "ATOM", "--preferred")
+	sg.WaitOutput(t, 10*time.Second, "PTPv1 port PASSIVE")
+	mark := len(sg.Output())
+	WaitFor(t, 5*time.Second, "a status line after PASSIVE", func() bool {
+		return strings.Contains(sg.Output()[mark:], "msg=status")
+	})
+	if st := sg.Output()[mark:]; !strings.Contains(st, "aes67/0/MASTER") || !strings.Contains(st, "v1=_DFLT/PASSIVE") {
+		t.Errorf("want v2 MASTER and v1 PASSIVE in the status line:\n%s", tail(st, 3))
+	}
+	if strings.Contains(sg.Output(), "PTP port PASSIVE") {
+		t.Error("the v1 master made the v2 port PASSIVE")
+	}
+	stopped := time.Now()
+	foreign.Stop(3 * time.Second)
+	sg.WaitOutput(t, 10*time.Second, "PTPv1 port MASTER again")
+	t.Logf("v1 MASTER again %.1f s after the foreign v1 master stopped (10 Sync intervals)", time.Since(stopped).Seconds())
+	sim.Stop(3 * time.Second)
+}
