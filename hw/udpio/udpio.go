@@ -53,6 +53,10 @@ type Options struct {
 	DSCP     int
 	// RX and TX timestamps.
 	RXStamps, TXStamps Stamps
+	// TXStampsPerPacket prepares software transmit timestamps asked for
+	// one datagram at a time (Out.TxStamp), numbered in send order
+	// (SOF_TIMESTAMPING_OPT_ID) and read back with ReadTxStamps.
+	TXStampsPerPacket bool
 	// RXSoftwareToo also asks for software receive timestamps when RXStamps
 	// is Hardware (Msg.RXSoft): for packets the NIC's filter does not stamp
 	// (PTPv1 under a v2-only filter).
@@ -89,6 +93,8 @@ type Conn struct {
 	sent   int
 	// tx timestamps
 	toob   []byte
+	txcmsg []byte // the per-datagram timestamp request
+	eoobs  []byte // error queue control buffer
 	rx     Stamps
 	rxSoft bool
 }
@@ -134,6 +140,15 @@ func sockopts(o Options, fd int) error {
 	}
 	if err := stampOpts(fd, o.RXStamps, o.TXStamps); err != nil {
 		return err
+	}
+	if o.TXStampsPerPacket {
+		flags := unix.SOF_TIMESTAMPING_SOFTWARE | unix.SOF_TIMESTAMPING_OPT_TSONLY | unix.SOF_TIMESTAMPING_OPT_ID
+		if o.RXStamps == Software {
+			flags |= unix.SOF_TIMESTAMPING_RX_SOFTWARE
+		}
+		if err := set(unix.SOL_SOCKET, unix.SO_TIMESTAMPING_NEW, flags); err != nil {
+			return fmt.Errorf("SO_TIMESTAMPING: %w", err)
+		}
 	}
 	if o.RXSoftwareToo && o.RXStamps == Hardware {
 		flags := unix.SOF_TIMESTAMPING_RX_HARDWARE | unix.SOF_TIMESTAMPING_RAW_HARDWARE |
@@ -241,6 +256,12 @@ func (c *Conn) setup() {
 	c.siovs = make([]unix.Iovec, MaxBatch)
 	c.snames = make([]unix.RawSockaddrInet4, MaxBatch)
 	c.toob = make([]byte, oobSize)
+	c.txcmsg = make([]byte, unix.CmsgSpace(4))
+	ch := (*unix.Cmsghdr)(unsafe.Pointer(&c.txcmsg[0]))
+	ch.Level, ch.Type = unix.SOL_SOCKET, unix.SO_TIMESTAMPING
+	ch.SetLen(unix.CmsgLen(4))
+	binary.NativeEndian.PutUint32(c.txcmsg[unix.CmsgLen(0):], unix.SOF_TIMESTAMPING_TX_SOFTWARE)
+	c.eoobs = make([]byte, oobSize)
 	c.read = c.doRead
 	c.write = c.doWrite
 }
@@ -332,6 +353,9 @@ func (c *Conn) ReadBatch(ms []Msg) (int, error) {
 type Out struct {
 	Data []byte
 	To   netip.AddrPort
+	// TxStamp asks for this datagram's software transmit timestamp (a
+	// socket opened with TXStampsPerPacket).
+	TxStamp bool
 }
 
 func fillSockaddr(sa *unix.RawSockaddrInet4, ap netip.AddrPort) {
@@ -370,6 +394,12 @@ func (c *Conn) WriteBatch(outs []Out) (int, error) {
 			h.Iovlen = 1
 			h.Control = nil
 			h.Controllen = 0
+			if o.TxStamp {
+				// A per-datagram SO_TIMESTAMPING control message (Linux
+				// 4.13+: "timestamping flags via cmsg").
+				h.Control = &c.txcmsg[0]
+				h.SetControllen(len(c.txcmsg))
+			}
 		}
 		c.sn = n
 		if err := c.rc.Write(c.write); err != nil {
@@ -543,4 +573,55 @@ func (c *Conn) JoinGroup(g netip.Addr) error {
 		return fmt.Errorf("join %s: %w", g, err)
 	}
 	return nil
+}
+
+// ReadTxStamps drains the socket's error queue without waiting and calls
+// f with each transmit timestamp and its key: the count of stamped
+// datagrams sent before it on this socket (SOF_TIMESTAMPING_OPT_ID). It
+// returns how many it read and allocates nothing.
+func (c *Conn) ReadTxStamps(f func(key uint32, t time.Time)) int {
+	n := 0
+	c.rc.Control(func(fd uintptr) {
+		for {
+			var msg unix.Msghdr
+			msg.Control = &c.eoobs[0]
+			msg.SetControllen(len(c.eoobs))
+			_, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+			if e != 0 {
+				return
+			}
+			sw, _ := parseStamps(c.eoobs[:msg.Controllen])
+			key, ok := parseErrKey(c.eoobs[:msg.Controllen])
+			if ok && !sw.IsZero() {
+				f(key, sw)
+				n++
+			}
+		}
+	})
+	return n
+}
+
+// parseErrKey finds IP_RECVERR's struct sock_extended_err and returns its
+// ee_data: the timestamp key under SOF_TIMESTAMPING_OPT_ID.
+func parseErrKey(oob []byte) (uint32, bool) {
+	const hdrLen = unix.SizeofCmsghdr
+	for len(oob) >= hdrLen {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		l := int(h.Len)
+		if l < hdrLen || l > len(oob) {
+			return 0, false
+		}
+		if h.Level == unix.SOL_IP && h.Type == unix.IP_RECVERR && l >= hdrLen+int(unsafe.Sizeof(unix.SockExtendedErr{})) {
+			e := (*unix.SockExtendedErr)(unsafe.Pointer(&oob[hdrLen]))
+			if e.Origin == unix.SO_EE_ORIGIN_TIMESTAMPING {
+				return e.Data, true
+			}
+		}
+		l = (l + 7) &^ 7
+		if l > len(oob) {
+			return 0, false
+		}
+		oob = oob[l:]
+	}
+	return 0, false
 }

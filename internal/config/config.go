@@ -107,6 +107,11 @@ type PTP struct {
 type NTP struct {
 	Interface string `toml:"interface" check:"nonempty"`
 	Port      int    `toml:"port" check:"range=1..65535"`
+	// RateInterval is the average interval a client address may keep
+	// between requests, RateBurst how many it may send at once ("0s"
+	// turns rate limiting off).
+	RateInterval Duration `toml:"rate_interval"`
+	RateBurst    int      `toml:"rate_burst" check:"range=1..1000"`
 }
 
 // Log controls logging.
@@ -180,7 +185,9 @@ func DefaultPTP() PTP {
 }
 
 // DefaultNTP is the starting point of every [[ntp]] table.
-func DefaultNTP() NTP { return NTP{Port: 123} }
+func DefaultNTP() NTP {
+	return NTP{Port: 123, RateInterval: Duration{time.Second}, RateBurst: 16}
+}
 
 // Duration is a time.Duration written as a Go duration string ("4h", "250ms").
 type Duration struct{ time.Duration }

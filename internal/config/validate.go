@@ -111,6 +111,9 @@ func (b *binder) validate(c *Config) {
 			b.errorf(key+".interface", "interface %q port %d is already served by ntp[%d]", n.Interface, n.Port, j)
 		}
 		seenNTP[ifPort{n.Interface, n.Port}] = i
+		if r := n.RateInterval.Duration; r != 0 && (r < 10*time.Millisecond || r > time.Hour) {
+			b.errorf(key+".rate_interval", `expected "0s" (off) or a duration from "10ms" to "1h", got %q`, n.RateInterval.String())
+		}
 	}
 }
 

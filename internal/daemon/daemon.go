@@ -53,9 +53,12 @@ type Daemon struct {
 	// drift file
 	lastDrift time.Time
 	// leap table expiry warning, once a day
-	leapWarned time.Time
-	sysServo   *servo.Kalman
-	ptps       []*ptpSlot
+	leapWarned   time.Time
+	sysServo     *servo.Kalman
+	ptps         []*ptpSlot
+	ntps         []*ntpSlot
+	ntpView      atomic.Pointer[ntpView]
+	ntpPrecision int8
 }
 
 // ptpSlot holds the running server of one [[ptp]] section (nil while its
@@ -97,6 +100,9 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	d.disc = discipline.New(d.disciplineConfig(), tb.now())
 	for _, p := range cfg.PTP {
 		d.ptps = append(d.ptps, &ptpSlot{cfg: p})
+	}
+	for _, n := range cfg.NTP {
+		d.ntps = append(d.ntps, &ntpSlot{cfg: n})
 	}
 	return d, nil
 }
@@ -161,6 +167,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.runPTP(ctx, slot)
 		}()
 	}
+	d.ntpPrecision = clockPrecision(d.tb.now)
+	d.publishNTP()
+	for _, slot := range d.ntps {
+		servers.Add(1)
+		go func() {
+			defer servers.Done()
+			d.runNTP(ctx, slot)
+		}()
+	}
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
@@ -201,6 +216,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.apply(a)
 			d.logEvents(evs)
 			d.publishGM()
+			d.publishNTP()
 			d.saveDrift(false)
 			d.checkLeapExpiry(now)
 		case <-slave.C:
@@ -413,6 +429,9 @@ func (d *Daemon) logStatus() {
 			v += fmt.Sprintf(" v1=%s/%s/dreq=%d", p.V1.Subdomain, p.V1.State, p.V1.DelayReqs)
 		}
 		attrs = append(attrs, "ptp_"+p.Interface, v)
+	}
+	for _, n := range d.NTPStatuses() {
+		attrs = append(attrs, "ntp_"+n.Interface, fmt.Sprintf("%s/req=%d/kod=%d/xleave=%d", n.State, n.Requests, n.KoD, n.Interleaved))
 	}
 	if d.tb.virtual != nil {
 		// What the virtual clock reads against the host clock, at one

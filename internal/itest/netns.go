@@ -3,10 +3,14 @@ package itest
 import (
 	"fmt"
 	"math/rand"
+	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Lab is a small network inside namespaces this test creates: a switch
@@ -114,4 +118,50 @@ func (h *Host) Start(t testing.TB, name string, args ...string) *Proc {
 func (h *Host) Run(name string, args ...string) (string, error) {
 	out, err := h.Command(name, args...).CombinedOutput()
 	return string(out), err
+}
+
+// ListenUDP opens a UDP socket inside the host's namespace (a socket
+// stays in the namespace it was created in), for tests that craft their
+// own packets.
+func (h *Host) ListenUDP(t testing.TB) *net.UDPConn {
+	t.Helper()
+	type res struct {
+		c   *net.UDPConn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		// Switch this thread into the namespace for the socket() call and
+		// back before unlocking: a thread left in the namespace would make
+		// the test process one of its "pids" (and the main thread, which
+		// Go never terminates, may be the one locked here).
+		runtime.LockOSThread()
+		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			ch <- res{nil, err}
+			return
+		}
+		defer orig.Close()
+		f, err := os.Open("/var/run/netns/" + h.NS)
+		if err != nil {
+			ch <- res{nil, err}
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			ch <- res{nil, err}
+			return
+		}
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{})
+		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		ch <- res{c, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		t.Fatalf("socket in %s: %v", h.NS, r.err)
+	}
+	t.Cleanup(func() { r.c.Close() })
+	return r.c
 }

@@ -1,0 +1,287 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"sitegm/clock"
+	"sitegm/hw/udpio"
+	"sitegm/internal/config"
+	"sitegm/ntp"
+)
+
+// ntpView is what every NTP worker reads per request: the header and how
+// to turn the disciplined clock's time into UTC, swapped atomically by the
+// daemon's loop (every 100 ms).
+type ntpView struct {
+	hdr ntp.Header
+	// off is clock - UTC in ns (37 s on a TAI clock, 0 on the system
+	// clock); at leapAt (clock ns, 0 for none) it becomes offAfter.
+	off, leapAt, offAfter int64
+	// PHC only: clock = realtime + phcOff (measured each update; the
+	// system clock is slaved to the PHC, so this moves by nanoseconds).
+	phcOff int64
+}
+
+// NTPStatus is one NTP interface's counters for status output.
+type NTPStatus struct {
+	Interface   string `json:"interface"`
+	Port        int    `json:"port"`
+	State       string `json:"state"`
+	Requests    uint64 `json:"requests"`
+	Replies     uint64 `json:"replies"`
+	Interleaved uint64 `json:"interleaved"`
+	Symmetric   uint64 `json:"symmetric"`
+	KoD         uint64 `json:"kod"`
+	RateDropped uint64 `json:"rate_dropped"`
+	Ignored     uint64 `json:"ignored"`
+	Malformed   uint64 `json:"malformed"`
+}
+
+type ntpSlot struct {
+	cfg config.NTP
+	srv atomic.Pointer[ntpServer]
+}
+
+// ntpServer serves one [[ntp]] table: one SO_REUSEPORT socket and one
+// Responder per CPU, batched reads and writes, nothing allocated per
+// request.
+type ntpServer struct {
+	cfg   config.NTP
+	tb    *timebase
+	view  *atomic.Pointer[ntpView]
+	log   *slog.Logger
+	stats []workerStats
+	base  time.Time // monotonic origin for rate limiting
+	xl    *ntp.Xleave
+}
+
+type workerStats [8]atomic.Uint64
+
+func (w *workerStats) store(s *ntp.Stats) {
+	for i, v := range []uint64{s.Requests, s.Replies, s.Interleaved, s.Symmetric, s.KoD, s.RateDropped, s.Ignored, s.Malformed} {
+		w[i].Store(v)
+	}
+}
+
+// clockNS maps a CLOCK_REALTIME time onto the disciplined clock, in ns.
+func (s *ntpServer) clockNS(v *ntpView, t time.Time) int64 {
+	switch {
+	case s.tb.virtual != nil:
+		return s.tb.virtual.FromHost(t).UnixNano()
+	case s.tb.phc != nil:
+		return t.UnixNano() + v.phcOff
+	}
+	return t.UnixNano()
+}
+
+// utcStamp converts a clock time to an NTP timestamp (UTC).
+func utcStamp(v *ntpView, c int64) uint64 {
+	off := v.off
+	if v.leapAt != 0 && c >= v.leapAt {
+		off = v.offAfter
+	}
+	return ntp.Timestamp(time.Unix(0, c-off))
+}
+
+func (s *ntpServer) run(ctx context.Context) error {
+	workers := max(1, runtime.NumCPU())
+	var conns []*udpio.Conn
+	closeAll := func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	for i := 0; i < workers; i++ {
+		c, err := udpio.Listen(udpio.Options{Interface: s.cfg.Interface, Port: s.cfg.Port, ReusePort: true,
+			RXStamps: udpio.Software, TXStampsPerPacket: true, RecvBuffer: 4 << 20, Loopback: s.cfg.Interface == "lo"})
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("%s port %d: %w", s.cfg.Interface, s.cfg.Port, err)
+		}
+		conns = append(conns, c)
+	}
+	s.stats = make([]workerStats, workers)
+	s.xl = ntp.NewXleave(1 << 16)
+	s.base = time.Now()
+	s.log.Info("NTP server up", "event", "ntp_up", "ntp_port", s.cfg.Port, "ntp_workers", workers,
+		"ntp_rate_interval", s.cfg.RateInterval.String(), "ntp_rate_burst", s.cfg.RateBurst)
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.worker(ctx, c, &s.stats[i])
+		}()
+	}
+	<-ctx.Done()
+	closeAll()
+	wg.Wait()
+	return nil
+}
+
+// worker reads a batch, answers it in one sendmmsg, then collects the
+// kernel transmit times of the replies that interleaved clients will be
+// sent next.
+func (s *ntpServer) worker(ctx context.Context, c *udpio.Conn, st *workerStats) {
+	r := ntp.NewResponder(ntp.Config{RateInterval: s.cfg.RateInterval.Duration, RateBurst: s.cfg.RateBurst, Xleave: s.xl})
+	ms := make([]udpio.Msg, udpio.MaxBatch)
+	outs := make([]udpio.Out, 0, udpio.MaxBatch)
+	bufs := make([][ntp.HeaderLen]byte, udpio.MaxBatch)
+	// Keys of the replies sent with a transmit timestamp, by the kernel's
+	// count of stamped datagrams (SOF_TIMESTAMPING_OPT_ID).
+	const ring = 1024
+	keys := make([]uint64, ring)
+	var stamped uint32
+	var v *ntpView
+	txNow := func() uint64 { return utcStamp(v, s.clockNS(v, time.Now())) }
+	sent := func(k uint32, t time.Time) { r.Sent(keys[k%ring], utcStamp(v, s.clockNS(v, t))) }
+	for ctx.Err() == nil {
+		n, err := c.ReadBatch(ms)
+		if err != nil {
+			return
+		}
+		readAt := time.Now()
+		mono := int64(readAt.Sub(s.base))
+		v = s.view.Load()
+		outs = outs[:0]
+		for i := 0; i < n; i++ {
+			m := &ms[i]
+			rxT := m.RX
+			if rxT.IsZero() {
+				rxT = readAt
+			}
+			rx := utcStamp(v, s.clockNS(v, rxT))
+			rep := r.Respond(bufs[len(outs)][:], m.Data, rx, m.From.Addr(), mono, &v.hdr, txNow)
+			if rep.N == 0 {
+				continue
+			}
+			if rep.WantTxStamp {
+				keys[stamped%ring] = rep.Key
+				stamped++
+			}
+			outs = append(outs, udpio.Out{Data: bufs[len(outs)][:rep.N], To: m.From, TxStamp: rep.WantTxStamp})
+		}
+		if len(outs) > 0 {
+			c.WriteBatch(outs)
+		}
+		c.ReadTxStamps(sent)
+		st.store(&r.Stats)
+	}
+}
+
+func (s *ntpServer) status() NTPStatus {
+	st := NTPStatus{Interface: s.cfg.Interface, Port: s.cfg.Port, State: "SERVING"}
+	for i := range s.stats {
+		w := &s.stats[i]
+		st.Requests += w[0].Load()
+		st.Replies += w[1].Load()
+		st.Interleaved += w[2].Load()
+		st.Symmetric += w[3].Load()
+		st.KoD += w[4].Load()
+		st.RateDropped += w[5].Load()
+		st.Ignored += w[6].Load()
+		st.Malformed += w[7].Load()
+	}
+	return st
+}
+
+// clockPrecision measures the precision of a clock read as NTP wants it:
+// log2 of the smallest step between successive reads, in -29..-3 (older
+// w32time discards replies outside that range).
+func clockPrecision(read func() time.Time) int8 {
+	best := time.Duration(math.MaxInt64)
+	prev := read()
+	for i := 0; i < 2000; i++ {
+		t := read()
+		if d := t.Sub(prev); d > 0 && d < best {
+			best = d
+		}
+		prev = t
+	}
+	p := int(math.Ceil(math.Log2(best.Seconds())))
+	return int8(min(-3, max(-29, p)))
+}
+
+// runNTP serves one [[ntp]] table, retrying while its interface is not
+// there (a VLAN brought up after sitegm, a cable plugged in later).
+func (d *Daemon) runNTP(ctx context.Context, slot *ntpSlot) {
+	warned := false
+	for ctx.Err() == nil {
+		srv := &ntpServer{cfg: slot.cfg, tb: d.tb, view: &d.ntpView, log: d.log.With("ntp_interface", slot.cfg.Interface)}
+		slot.srv.Store(srv)
+		err := srv.run(ctx)
+		slot.srv.Store(nil)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil && !warned {
+			d.log.Warn("NTP not served yet; retrying", "event", "ntp_waiting", "ntp_interface", slot.cfg.Interface, "error", err.Error())
+			warned = true
+		}
+		select {
+		case <-time.After(2 * time.Second):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// publishNTP derives the NTP header from the quality state (RFC 5905 7.3
+// via clock/quality) and the clock-to-UTC mapping.
+func (d *Daemon) publishNTP() {
+	now := d.tb.now()
+	v := &ntpView{}
+	if d.tb.clk.Timescale() == clock.TAI {
+		utc, _ := d.table.TAIToUTC(now)
+		v.off = int64(d.table.Offset(utc)) * int64(time.Second)
+		v.offAfter = v.off
+		// A leap second within the next second: switch exactly at it.
+		if next := d.table.Offset(utc.Add(time.Second)); int64(next)*int64(time.Second) != v.off {
+			day := utc.Truncate(24 * time.Hour).Add(24 * time.Hour)
+			v.leapAt = day.UnixNano() + v.off
+			v.offAfter = int64(next) * int64(time.Second)
+		}
+	}
+	if d.tb.phc != nil && d.tb.virtual == nil {
+		if so, err := d.tb.phc.SysOffset(); err == nil {
+			v.phcOff = int64(so.PHC.Sub(so.System))
+		}
+	}
+	utc := time.Unix(0, now.UnixNano()-v.off)
+	n := d.disc.Quality().NTP(utc, d.table)
+	v.hdr = ntp.Header{Leap: n.LI, Stratum: n.Stratum, Precision: d.ntpPrecision,
+		RefID:          uint32(n.RefID[0])<<24 | uint32(n.RefID[1])<<16 | uint32(n.RefID[2])<<8 | uint32(n.RefID[3]),
+		// The clock's error bound plus the resolution of reading it.
+		RootDispersion: ntp.Short(n.RootDispersion + time.Duration(math.Ldexp(1e9, int(d.ntpPrecision))))}
+	if !n.RefTime.IsZero() {
+		// Never in the future.
+		v.hdr.RefTime = ntp.Timestamp(minTime(n.RefTime, utc))
+	}
+	d.ntpView.Store(v)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// NTPStatuses reports every NTP interface.
+func (d *Daemon) NTPStatuses() []NTPStatus {
+	var out []NTPStatus
+	for _, slot := range d.ntps {
+		st := NTPStatus{Interface: slot.cfg.Interface, Port: slot.cfg.Port, State: "DOWN"}
+		if srv := slot.srv.Load(); srv != nil && srv.stats != nil {
+			st = srv.status()
+		}
+		out = append(out, st)
+	}
+	return out
+}
