@@ -256,7 +256,7 @@ func (d *Daemon) publishNTP() {
 	utc := time.Unix(0, now.UnixNano()-v.off)
 	n := d.disc.Quality().NTP(utc, d.table)
 	v.hdr = ntp.Header{Leap: n.LI, Stratum: n.Stratum, Precision: d.ntpPrecision,
-		RefID:          uint32(n.RefID[0])<<24 | uint32(n.RefID[1])<<16 | uint32(n.RefID[2])<<8 | uint32(n.RefID[3]),
+		RefID: uint32(n.RefID[0])<<24 | uint32(n.RefID[1])<<16 | uint32(n.RefID[2])<<8 | uint32(n.RefID[3]),
 		// The clock's error bound plus the resolution of reading it.
 		RootDispersion: ntp.Short(n.RootDispersion + time.Duration(math.Ldexp(1e9, int(d.ntpPrecision))))}
 	if !n.RefTime.IsZero() {
