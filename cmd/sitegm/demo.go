@@ -63,13 +63,22 @@ func cmdDemo(args []string) int {
 		sim.Process.Signal(syscall.SIGTERM)
 		sim.Wait()
 	}()
+	ntpPort := 123
+	if len(cfg.NTP) > 0 {
+		ntpPort = cfg.NTP[0].Port
+	}
+	self, _ := os.Executable()
 	fmt.Fprintf(os.Stderr, `
 sitegm demo: a simulated receiver (gnss-sim: NMEA on %s, PPS on %s),
-a virtual clock, everything on loopback. Stop with Ctrl-C.
+a virtual clock, PTP and NTP on loopback (unprivileged ports). Stop with Ctrl-C.
   %s
-  watch the log below: GNSS state changes are NOTICE/WARNING events,
-  the status line comes every %s.
+  watch the log below: state changes are NOTICE/WARNING events, the status
+  line comes every %s. From another terminal:
+    %s status --socket %s          (--json for scripts)
+    %s ntp-query 127.0.0.1:%d
+  (PTP is on lo, ports %d/%d.)
 
-`, cfg.GNSS.Device, pps.Path, "sim: gnss-sim "+strings.Join(simArgs, " "), cfg.Log.StatusInterval)
-	return runDaemon(cfg)
+`, cfg.GNSS.Device, pps.Path, "sim: gnss-sim "+strings.Join(simArgs, " "), cfg.Log.StatusInterval,
+		self, cfg.Status.Socket, self, ntpPort, cfg.PTP[0].EventPort, cfg.PTP[0].GeneralPort)
+	return runDaemon(cfg, nil)
 }

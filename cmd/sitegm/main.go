@@ -9,7 +9,9 @@ import (
 const usage = `sitegm: GNSS-disciplined PTP/NTP site grandmaster
 
 usage:
-  sitegm run [-c FILE]                 run the daemon
+  sitegm run [-c FILE]                 run the daemon (SIGHUP reloads FILE, SIGUSR1 accepts a GNSS jump)
+  sitegm status [-c FILE] [--json]     ask the running daemon (its [status] socket)
+  sitegm ntp-query HOST[:PORT]         one NTP request: stratum, leap, offset, delay
   sitegm check-config [-c FILE]        print the effective configuration, or every error
   sitegm gnss decode [--json] FILE|-   decode a receiver capture into time reports
   sitegm sim [--scenario NAME] [--json] simulate the clock discipline against the PI baseline
@@ -35,6 +37,10 @@ func dispatch(args []string) int {
 	switch args[0] {
 	case "run":
 		return cmdRun(rest)
+	case "status":
+		return cmdStatus(rest)
+	case "ntp-query":
+		return cmdNTPQuery(rest)
 	case "check-config":
 		return cmdCheckConfig(rest)
 	case "gnss":

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -25,6 +26,10 @@ type timebase struct {
 	system  *clock.System // slaved to the PHC (discipline = "phc", sync_system)
 }
 
+// ErrNoPHC: the PHC the configuration names is not there (yet): its NIC
+// may come up after sitegm at boot, so the caller waits for it.
+var ErrNoPHC = errors.New("PTP hardware clock not available")
+
 // openTimebase opens the clock clock.discipline names.
 func openTimebase(cfg config.Config, table *leap.Table) (*timebase, error) {
 	switch cfg.Clock.Discipline {
@@ -42,11 +47,11 @@ func openTimebase(cfg config.Config, table *leap.Table) (*timebase, error) {
 	case "phc":
 		dev, err := nic.PHCDevice(cfg.Clock.PHC)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %s: %v", ErrNoPHC, cfg.Clock.PHC, err)
 		}
 		p, err := clock.OpenPHC(dev)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %s: %v", ErrNoPHC, dev, err)
 		}
 		tb := &timebase{clk: p, phc: p}
 		if cfg.Clock.SyncSystem {

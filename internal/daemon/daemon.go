@@ -24,6 +24,7 @@ import (
 	"sitegm/hw/pps"
 	"sitegm/hw/serial"
 	"sitegm/internal/config"
+	"sitegm/internal/systemd"
 	"sitegm/internal/version"
 	"sitegm/ptp"
 	v1 "sitegm/ptp/v1"
@@ -59,13 +60,25 @@ type Daemon struct {
 	ntps         []*ntpSlot
 	ntpView      atomic.Pointer[ntpView]
 	ntpPrecision int8
+	gmLatest     atomic.Pointer[gmPair]
+	servers      sync.WaitGroup
+	// status, readiness, reload
+	started  time.Time
+	ready    atomic.Bool
+	status   statusBook
+	rateSeen [2]uint64 // NTP KoD and rate drops already reported
+	// Level, when set, is the logger's level, changed by SIGHUP.
+	Level *slog.LevelVar
+	// Reload, when set, loads the configuration again (SIGHUP).
+	Reload func() (config.Config, error)
 }
 
 // ptpSlot holds the running server of one [[ptp]] section (nil while its
 // interface is not there yet).
 type ptpSlot struct {
-	cfg config.PTP
-	srv atomic.Pointer[ptpServer]
+	cfg  config.PTP
+	srv  atomic.Pointer[ptpServer]
+	slot slot
 }
 
 // New opens the clock and checks what the configuration needs before
@@ -158,56 +171,78 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer func() { done <- struct{}{} }()
 		d.runPPS(ctx, edges)
 	}()
-	var servers sync.WaitGroup
-	defer servers.Wait()
-	for _, slot := range d.ptps {
-		servers.Add(1)
-		go func() {
-			defer servers.Done()
-			d.runPTP(ctx, slot)
-		}()
-	}
+	d.started = time.Now()
 	d.ntpPrecision = clockPrecision(d.tb.now)
+	d.publishGM()
 	d.publishNTP()
-	for _, slot := range d.ntps {
-		servers.Add(1)
-		go func() {
-			defer servers.Done()
-			d.runNTP(ctx, slot)
-		}()
+	defer d.servers.Wait()
+	d.startServers(ctx)
+	stopStatus := make(chan struct{})
+	defer close(stopStatus)
+	if err := d.serveStatus(stopStatus); err != nil {
+		d.log.Warn("status socket unavailable; `sitegm status` will not answer", "event", "status_socket_error",
+			"socket", d.cfg.Status.Socket, "error", err.Error())
 	}
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGUSR1, syscall.SIGHUP)
+	defer signal.Stop(signals)
 
 	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
 	var status <-chan time.Time
-	if iv := d.cfg.Log.StatusInterval.Duration; iv > 0 {
-		t := time.NewTicker(iv)
-		defer t.Stop()
-		status = t.C
+	var statusT *time.Ticker
+	setStatus := func(iv time.Duration) {
+		if statusT != nil {
+			statusT.Stop()
+			statusT, status = nil, nil
+		}
+		if iv > 0 {
+			statusT = time.NewTicker(iv)
+			status = statusT.C
+		}
 	}
+	setStatus(d.cfg.Log.StatusInterval.Duration)
+	defer setStatus(0)
 	slave := time.NewTicker(time.Second)
 	defer slave.Stop()
+	var watchdog <-chan time.Time
+	if iv := systemd.WatchdogInterval(); iv > 0 {
+		w := time.NewTicker(iv)
+		defer w.Stop()
+		watchdog = w.C
+	}
+	rateReport := time.NewTicker(time.Minute)
+	defer rateReport.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			systemd.Notify("STOPPING=1")
 			cancel()
 			<-done
 			<-done
 			d.saveDrift(true)
 			d.log.Info("sitegm stopped", "event", "stop")
 			return nil
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				d.reload(ctx)
+				setStatus(d.cfg.Log.StatusInterval.Duration)
+				continue
+			}
+			d.log.Warn("operator resync: the clock will be stepped onto GNSS time at the next sample", "event", "resync_requested")
+			d.disc.Resync()
+		case <-watchdog:
+			// From the main loop: a wedged loop stops the pats and
+			// systemd restarts sitegm.
+			systemd.Notify("WATCHDOG=1")
+		case <-rateReport.C:
+			d.reportRateLimited()
 		case c := <-chunks:
 			d.events(d.dec.Feed(c.Data, c.At), c.At)
 		case l := <-links:
 			d.gnss.Link(l, time.Now())
 		case e := <-edges:
 			d.edge(e)
-		case <-usr1:
-			d.log.Warn("operator resync: the clock will be stepped onto GNSS time at the next sample", "event", "resync_requested")
-			d.disc.Resync()
 		case now := <-tick.C:
 			d.events(d.dec.Tick(now), now)
 			d.gnss.Tick(now, d.dec.FramerStats().Skipped)
@@ -221,6 +256,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.checkLeapExpiry(now)
 		case <-slave.C:
 			d.slaveSystem()
+			d.notify(d.snapshot())
 		case <-status:
 			d.logStatus()
 		}
@@ -455,36 +491,10 @@ func clampNS(d time.Duration) int64 {
 
 func round3(x float64) float64 { return float64(int64(x*1000)) / 1000 }
 
-// runPTP keeps one [[ptp]] port served: it waits for its interface to
-// exist, and starts it again if it fails (an interface going down takes
-// its sockets with it).
-func (d *Daemon) runPTP(ctx context.Context, slot *ptpSlot) {
-	warned := false
-	for ctx.Err() == nil {
-		srv, err := newPTPServer(slot.cfg, d.tb, d.log)
-		if err == nil {
-			slot.srv.Store(srv)
-			d.publishGM()
-			err = srv.run(ctx)
-			slot.srv.Store(nil)
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil && !warned {
-			d.log.Warn("PTP port not served yet; retrying", "event", "ptp_port_waiting", "ptp_interface", slot.cfg.Interface, "error", err.Error())
-			warned = true
-		}
-		select {
-		case <-time.After(2 * time.Second):
-		case <-ctx.Done():
-		}
-	}
-}
-
 // publishGM hands every PTP port what the quality machine advertises now.
 func (d *Daemon) publishGM() {
 	g, g1 := d.gmNow()
+	d.gmLatest.Store(&gmPair{g, g1})
 	for _, slot := range d.ptps {
 		if srv := slot.srv.Load(); srv != nil {
 			srv.setGM(g, g1)

@@ -45,8 +45,9 @@ type NTPStatus struct {
 }
 
 type ntpSlot struct {
-	cfg config.NTP
-	srv atomic.Pointer[ntpServer]
+	cfg  config.NTP
+	srv  atomic.Pointer[ntpServer]
+	slot slot
 }
 
 // ntpServer serves one [[ntp]] table: one SO_REUSEPORT socket and one
@@ -60,6 +61,13 @@ type ntpServer struct {
 	stats []workerStats
 	base  time.Time // monotonic origin for rate limiting
 	xl    *ntp.Xleave
+	// serving: the sockets are open.
+	serving atomic.Bool
+}
+
+func newNTPServer(cfg config.NTP, tb *timebase, view *atomic.Pointer[ntpView], log *slog.Logger) *ntpServer {
+	return &ntpServer{cfg: cfg, tb: tb, view: view, log: log.With("ntp_interface", cfg.Interface),
+		stats: make([]workerStats, max(1, runtime.NumCPU()))}
 }
 
 type workerStats [8]atomic.Uint64
@@ -91,7 +99,7 @@ func utcStamp(v *ntpView, c int64) uint64 {
 }
 
 func (s *ntpServer) run(ctx context.Context) error {
-	workers := max(1, runtime.NumCPU())
+	workers := len(s.stats)
 	var conns []*udpio.Conn
 	closeAll := func() {
 		for _, c := range conns {
@@ -107,8 +115,9 @@ func (s *ntpServer) run(ctx context.Context) error {
 		}
 		conns = append(conns, c)
 	}
-	s.stats = make([]workerStats, workers)
 	s.xl = ntp.NewXleave(1 << 16)
+	s.serving.Store(true)
+	defer s.serving.Store(false)
 	s.base = time.Now()
 	s.log.Info("NTP server up", "event", "ntp_up", "ntp_port", s.cfg.Port, "ntp_workers", workers,
 		"ntp_rate_interval", s.cfg.RateInterval.String(), "ntp_rate_burst", s.cfg.RateBurst)
@@ -209,29 +218,6 @@ func clockPrecision(read func() time.Time) int8 {
 	return int8(min(-3, max(-29, p)))
 }
 
-// runNTP serves one [[ntp]] table, retrying while its interface is not
-// there (a VLAN brought up after sitegm, a cable plugged in later).
-func (d *Daemon) runNTP(ctx context.Context, slot *ntpSlot) {
-	warned := false
-	for ctx.Err() == nil {
-		srv := &ntpServer{cfg: slot.cfg, tb: d.tb, view: &d.ntpView, log: d.log.With("ntp_interface", slot.cfg.Interface)}
-		slot.srv.Store(srv)
-		err := srv.run(ctx)
-		slot.srv.Store(nil)
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil && !warned {
-			d.log.Warn("NTP not served yet; retrying", "event", "ntp_waiting", "ntp_interface", slot.cfg.Interface, "error", err.Error())
-			warned = true
-		}
-		select {
-		case <-time.After(2 * time.Second):
-		case <-ctx.Done():
-		}
-	}
-}
-
 // publishNTP derives the NTP header from the quality state (RFC 5905 7.3
 // via clock/quality) and the clock-to-UTC mapping.
 func (d *Daemon) publishNTP() {
@@ -278,10 +264,30 @@ func (d *Daemon) NTPStatuses() []NTPStatus {
 	var out []NTPStatus
 	for _, slot := range d.ntps {
 		st := NTPStatus{Interface: slot.cfg.Interface, Port: slot.cfg.Port, State: "DOWN"}
-		if srv := slot.srv.Load(); srv != nil && srv.stats != nil {
+		if srv := slot.srv.Load(); srv != nil && srv.serving.Load() {
 			st = srv.status()
 		}
 		out = append(out, st)
 	}
 	return out
+}
+
+// reportRateLimited summarises, once a minute, the clients NTP rate
+// limiting turned away: a site engineer sees a misbehaving camera (or a
+// flood) without a line per packet.
+func (d *Daemon) reportRateLimited() {
+	var kod, dropped uint64
+	for _, n := range d.NTPStatuses() {
+		kod += n.KoD
+		dropped += n.RateDropped
+	}
+	if kod < d.rateSeen[0] || dropped < d.rateSeen[1] {
+		d.rateSeen = [2]uint64{} // a server restarted: counters began again
+	}
+	dk, dd := kod-d.rateSeen[0], dropped-d.rateSeen[1]
+	d.rateSeen = [2]uint64{kod, dropped}
+	if dk+dd > 0 {
+		d.log.Warn("NTP clients rate limited in the last minute", "event", "ntp_rate_limited",
+			"ntp_kod", dk, "ntp_rate_dropped", dd)
+	}
 }

@@ -80,9 +80,9 @@ func Priority(l slog.Level) journal.Priority {
 
 // Options choose the logger.
 type Options struct {
-	Level  slog.Level
-	Target string    // "auto" | "journald" | "stderr"
-	Stderr io.Writer // default os.Stderr
+	Level  slog.Leveler // a *slog.LevelVar lets SIGHUP change it
+	Target string       // "auto" | "journald" | "stderr"
+	Stderr io.Writer    // default os.Stderr
 }
 
 // New returns the logger and the name of the target it chose.
@@ -111,7 +111,7 @@ func New(o Options) (*slog.Logger, string) {
 }
 
 // TextHandler is logfmt with sitegm's level names.
-func TextHandler(w io.Writer, level slog.Level) slog.Handler {
+func TextHandler(w io.Writer, level slog.Leveler) slog.Handler {
 	return slog.NewTextHandler(w, &slog.HandlerOptions{
 		Level: level,
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
@@ -133,13 +133,13 @@ func isTerminal(f *os.File) bool {
 // journalHandler writes native journal entries (systemd's journal native
 // protocol) so each attribute becomes a field journalctl can filter on.
 type journalHandler struct {
-	level    slog.Level
+	level    slog.Leveler
 	prefix   string            // group prefix, upper snake, ends with "_"
 	fields   map[string]string // from WithAttrs
 	fallback io.Writer
 }
 
-func (h *journalHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
+func (h *journalHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
 
 func (h *journalHandler) Handle(_ context.Context, r slog.Record) error {
 	vars := make(map[string]string, len(h.fields)+r.NumAttrs()+2)

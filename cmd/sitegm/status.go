@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"sitegm/internal/config"
+	"sitegm/internal/daemon"
+)
+
+// cmdStatus asks the running daemon over its status socket.
+func cmdStatus(args []string) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	path := fs.String("c", defaultConfig, "configuration file (for the socket path)")
+	sock := fs.String("socket", "", "status socket (default: [status] socket of the configuration)")
+	asJSON := fs.Bool("json", false, "print the daemon's JSON document (stable for scripts)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *sock == "" {
+		*sock = config.Default().Status.Socket
+		if cfg, err := config.Load(*path); err == nil {
+			*sock = cfg.Status.Socket
+		}
+	}
+	c, err := net.DialTimeout("unix", *sock, 2*time.Second)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sitegm status: %v (is sitegm running? --socket names another socket)\n", err)
+		return 1
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	raw, err := io.ReadAll(c)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sitegm status:", err)
+		return 1
+	}
+	if *asJSON {
+		os.Stdout.Write(raw)
+		return 0
+	}
+	var s daemon.Status
+	if err := json.Unmarshal(raw, &s); err != nil {
+		fmt.Fprintln(os.Stderr, "sitegm status: bad answer:", err)
+		return 1
+	}
+	fmt.Print(formatStatus(&s))
+	return 0
+}
+
+// formatStatus is the compact human table.
+func formatStatus(s *daemon.Status) string {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "sitegm %s  up %s  %s\n\n", s.Version, (time.Duration(s.Uptime) * time.Second).Round(time.Second), s.Summary)
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	g := s.GNSS
+	age := "never"
+	if g.LastReportAgeS >= 0 {
+		age = (time.Duration(g.LastReportAgeS*1e3) * time.Millisecond).Round(100 * time.Millisecond).String()
+	}
+	fmt.Fprintf(w, "GNSS\t%s\tfix %s\t%d sats\tlast report %s ago\tPPS %s\n", g.State, g.Fix, g.Satellites, age, okStr(g.PPSOK))
+	cl := s.Clock
+	est := "unknown"
+	if cl.EstErrorNS >= 0 {
+		est = time.Duration(cl.EstErrorNS).String()
+	}
+	fmt.Fprintf(w, "clock\t%s\tclass %d\toffset %s\tfreq %+.3f ppb\test. error %s\t%s\n", cl.State, cl.ClockClass,
+		time.Duration(cl.OffsetNS), cl.FrequencyPPB, est, cl.Name)
+	if cl.State == "HOLDOVER" {
+		fmt.Fprintf(w, "holdover\t%s elapsed\t%s remaining\n", time.Duration(cl.HoldoverElapsedS*1e9).Round(time.Second),
+			time.Duration(cl.HoldoverRemainingS*1e9).Round(time.Second))
+	}
+	rate := func(kind, iface string) string {
+		for _, r := range s.Rates {
+			if r.Kind == kind && r.Interface == iface {
+				return fmt.Sprintf("%.1f/s", r.PerSecond)
+			}
+		}
+		return "-"
+	}
+	for _, p := range s.PTP {
+		v1 := "v1 off"
+		if p.V1 != nil {
+			v1 = fmt.Sprintf("v1 %s %s dreq %s", p.V1.Subdomain, p.V1.State, rate("ptpv1", p.Interface))
+		}
+		fmt.Fprintf(w, "PTP %s\t%s\t%s domain %d\t%s\t%s stamps\tdreq %s\t%s\n", p.Interface, p.State, p.Profile, p.Domain,
+			p.Transport, p.Timestamping, rate("ptp", p.Interface), v1)
+		for _, f := range p.Foreign {
+			fmt.Fprintf(w, "\tforeign master\t%s\n", f)
+		}
+		if p.V1 != nil {
+			for _, f := range p.V1.Foreign {
+				fmt.Fprintf(w, "\tforeign v1 master\t%s\n", f)
+			}
+		}
+	}
+	for _, n := range s.NTP {
+		fmt.Fprintf(w, "NTP %s\t%s\tport %d\t%s\tKoD %d\trate-dropped %d\tinterleaved %d\n", n.Interface, n.State, n.Port,
+			rate("ntp", n.Interface), n.KoD, n.RateDropped, n.Interleaved)
+	}
+	w.Flush()
+	return strings.ReplaceAll(b.String(), "\t\n", "\n")
+}
+
+func okStr(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "missing"
+}

@@ -1,0 +1,303 @@
+package daemon
+
+import (
+	"context"
+	"net"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"sitegm/internal/config"
+	"sitegm/internal/logging"
+	"sitegm/internal/systemd"
+	"sitegm/ptp"
+	v1 "sitegm/ptp/v1"
+)
+
+// gmPair is what the PTP ports advertise, published by the main loop.
+type gmPair struct {
+	v2 ptp.GM
+	v1 v1.GM
+}
+
+// slot is one [[ptp]] or [[ntp]] table being served: its goroutine can be
+// stopped on its own (SIGHUP with a changed table).
+type slot struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (s *slot) stop() {
+	s.cancel()
+	<-s.done
+}
+
+// start runs serve for one table under its own context.
+func start(parent context.Context, wg *sync.WaitGroup, serve func(ctx context.Context)) slot {
+	ctx, cancel := context.WithCancel(parent)
+	s := slot{cancel: cancel, done: make(chan struct{})}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(s.done)
+		serve(ctx)
+	}()
+	return s
+}
+
+// watchInterface cancels cancel when iface disappears or is re-created
+// with another index (a VLAN interface deleted and added again): sockets
+// bound to the old device would never see traffic again. An interface
+// that only goes down and up keeps its index, its sockets and their
+// multicast memberships (the kernel sends the IGMP reports again when it
+// comes up), and its addresses may change freely: sitegm binds to the
+// device, not to an address.
+func watchInterface(ctx context.Context, iface string, cancel func(why string)) {
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		return
+	}
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now, err := net.InterfaceByName(iface)
+		switch {
+		case err != nil:
+			cancel("the interface disappeared")
+			return
+		case now.Index != ifi.Index:
+			cancel("the interface was re-created")
+			return
+		}
+	}
+}
+
+// runPTP keeps one [[ptp]] port served: it waits for its interface to
+// exist (logging once what is missing), serves it, and starts again when
+// the interface goes away and comes back.
+func (d *Daemon) runPTP(ctx context.Context, ps *ptpSlot) {
+	warned := false
+	for ctx.Err() == nil {
+		srv, err := newPTPServer(ps.cfg, d.tb, d.log)
+		if err == nil {
+			if g := d.gmLatest.Load(); g != nil {
+				srv.setGM(g.v2, g.v1)
+			}
+			sctx, cancel := context.WithCancel(ctx)
+			go watchInterface(sctx, ps.cfg.Interface, func(why string) {
+				d.log.Warn("PTP interface changed; serving it again", "event", "ptp_interface_lost", "ptp_interface", ps.cfg.Interface, "reason", why)
+				cancel()
+			})
+			ps.srv.Store(srv)
+			err = srv.run(sctx)
+			ps.srv.Store(nil)
+			cancel()
+			if err == nil {
+				warned = false
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil && !warned {
+			d.log.Warn("PTP port not served yet; retrying", "event", "ptp_port_waiting", "ptp_interface", ps.cfg.Interface, "error", err.Error())
+			warned = true
+		}
+		select {
+		case <-time.After(2 * time.Second):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// runNTP is runPTP for an [[ntp]] table.
+func (d *Daemon) runNTP(ctx context.Context, ns *ntpSlot) {
+	warned := false
+	for ctx.Err() == nil {
+		srv := newNTPServer(ns.cfg, d.tb, &d.ntpView, d.log)
+		var err error
+		if _, err = net.InterfaceByName(ns.cfg.Interface); err == nil {
+			sctx, cancel := context.WithCancel(ctx)
+			go watchInterface(sctx, ns.cfg.Interface, func(why string) {
+				d.log.Warn("NTP interface changed; serving it again", "event", "ntp_interface_lost", "ntp_interface", ns.cfg.Interface, "reason", why)
+				cancel()
+			})
+			ns.srv.Store(srv)
+			err = srv.run(sctx)
+			ns.srv.Store(nil)
+			cancel()
+			if err == nil {
+				warned = false
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil && !warned {
+			d.log.Warn("NTP not served yet; retrying", "event", "ntp_waiting", "ntp_interface", ns.cfg.Interface, "error", err.Error())
+			warned = true
+		}
+		select {
+		case <-time.After(2 * time.Second):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// startServers starts every table of cfg that is not running yet.
+func (d *Daemon) startServers(ctx context.Context) {
+	for _, ps := range d.ptps {
+		if ps.slot.cancel == nil {
+			ps.slot = start(ctx, &d.servers, func(c context.Context) { d.runPTP(c, ps) })
+		}
+	}
+	for _, ns := range d.ntps {
+		if ns.slot.cancel == nil {
+			ns.slot = start(ctx, &d.servers, func(c context.Context) { d.runNTP(c, ns) })
+		}
+	}
+}
+
+// allServing: every configured port has its sockets open.
+func (d *Daemon) allServing() bool {
+	for _, ps := range d.ptps {
+		if ps.srv.Load() == nil {
+			return false
+		}
+	}
+	for _, ns := range d.ntps {
+		if s := ns.srv.Load(); s == nil || !s.serving.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// reload applies a new configuration (SIGHUP). A file that does not load
+// is refused and the running configuration keeps serving. [log] and the
+// [[ptp]]/[[ntp]] tables change live (a changed table's port is re-opened,
+// the others are not touched); [gnss], [clock] and [status] need a
+// restart, which is logged.
+func (d *Daemon) reload(ctx context.Context) {
+	if d.Reload == nil {
+		return
+	}
+	cfg, err := d.Reload()
+	if err != nil {
+		d.log.Error("configuration reload refused; still serving the running configuration",
+			"event", "reload_refused", "error", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return
+	}
+	var restart []string
+	for name, same := range map[string]bool{
+		"gnss":   reflect.DeepEqual(cfg.GNSS, d.cfg.GNSS),
+		"clock":  reflect.DeepEqual(cfg.Clock, d.cfg.Clock),
+		"status": reflect.DeepEqual(cfg.Status, d.cfg.Status),
+	} {
+		if !same {
+			restart = append(restart, "["+name+"]")
+		}
+	}
+	if d.Level != nil {
+		if l, err := logging.ParseLevel(cfg.Log.Level); err == nil {
+			d.Level.Set(l)
+		}
+	}
+	d.cfg.Log = cfg.Log
+	// Ports: keep the unchanged, stop the removed and changed, start the new.
+	var keepP []*ptpSlot
+	for _, ps := range d.ptps {
+		if containsPTP(cfg.PTP, ps.cfg) {
+			keepP = append(keepP, ps)
+		} else {
+			ps.slot.stop()
+			d.log.Log(ctx, logging.LevelNotice, "PTP port stopped (configuration)", "event", "ptp_port_removed", "ptp_interface", ps.cfg.Interface)
+		}
+	}
+	for _, p := range cfg.PTP {
+		if !slotsHavePTP(keepP, p) {
+			keepP = append(keepP, &ptpSlot{cfg: p})
+		}
+	}
+	var keepN []*ntpSlot
+	for _, ns := range d.ntps {
+		if containsNTP(cfg.NTP, ns.cfg) {
+			keepN = append(keepN, ns)
+		} else {
+			ns.slot.stop()
+			d.log.Log(ctx, logging.LevelNotice, "NTP stopped (configuration)", "event", "ntp_removed", "ntp_interface", ns.cfg.Interface)
+		}
+	}
+	for _, n := range cfg.NTP {
+		if !slotsHaveNTP(keepN, n) {
+			keepN = append(keepN, &ntpSlot{cfg: n})
+		}
+	}
+	d.ptps, d.ntps = keepP, keepN
+	d.cfg.PTP, d.cfg.NTP = cfg.PTP, cfg.NTP
+	d.startServers(ctx)
+	d.publishGM()
+	msg := "configuration reloaded"
+	if len(restart) > 0 {
+		msg += "; changes to " + strings.Join(restart, ", ") + " take effect at the next restart"
+		d.log.Warn(msg, "event", "reloaded", "needs_restart", strings.Join(restart, " "))
+		return
+	}
+	d.log.Log(ctx, logging.LevelNotice, msg, "event", "reloaded")
+}
+
+func containsPTP(l []config.PTP, p config.PTP) bool {
+	for _, x := range l {
+		if reflect.DeepEqual(x, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func slotsHavePTP(l []*ptpSlot, p config.PTP) bool {
+	for _, s := range l {
+		if reflect.DeepEqual(s.cfg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsNTP(l []config.NTP, n config.NTP) bool {
+	for _, x := range l {
+		if x == n {
+			return true
+		}
+	}
+	return false
+}
+
+func slotsHaveNTP(l []*ntpSlot, n config.NTP) bool {
+	for _, s := range l {
+		if s.cfg == n {
+			return true
+		}
+	}
+	return false
+}
+
+// notify tells systemd the state: READY=1 once every configured port is
+// served (or after 10 s, with the waiting ones named in STATUS), STATUS=
+// the one-line summary, WATCHDOG=1 from the main loop.
+func (d *Daemon) notify(s *Status) {
+	if !d.ready.Load() && (d.allServing() || time.Since(d.started) > 10*time.Second) {
+		d.ready.Store(true)
+		s.Ready = true
+		systemd.Notify("READY=1\nSTATUS=" + s.Summary)
+		d.log.Info("serving", "event", "ready", "summary", s.Summary)
+		return
+	}
+	systemd.Notify("STATUS=" + s.Summary)
+}
