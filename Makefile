@@ -54,14 +54,24 @@ fuzz:
 	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
 
+# Binaries, the example configuration as /etc/sitegm/sitegm.toml (an
+# existing one is kept), the unit, the docs, and the sitegm system user.
+UNITDIR ?= /etc/systemd/system
 install: build
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/sitegm $(DESTDIR)/lib/systemd/system
-	install -m 0755 $(BIN)/sitegm $(BIN)/gnss-sim $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/sitegm $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/share/doc/sitegm
+	install -m 0755 $(BIN)/sitegm $(BIN)/gnss-sim $(BIN)/ptpv1-probe $(DESTDIR)$(PREFIX)/bin/
 	@if [ -e $(DESTDIR)/etc/sitegm/sitegm.toml ]; then \
 	  echo "keeping existing /etc/sitegm/sitegm.toml (new example: /etc/sitegm/sitegm.toml.example)"; \
 	  install -m 0644 configs/sitegm.toml $(DESTDIR)/etc/sitegm/sitegm.toml.example; \
 	else install -m 0644 configs/sitegm.toml $(DESTDIR)/etc/sitegm/sitegm.toml; fi
-	@if [ -f configs/sitegm.service ]; then install -m 0644 configs/sitegm.service $(DESTDIR)/lib/systemd/system/; fi
+	sed 's#/usr/local/bin/#$(PREFIX)/bin/#g; s#/usr/local/share/#$(PREFIX)/share/#g' configs/sitegm.service > $(DESTDIR)$(UNITDIR)/sitegm.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/sitegm.service
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/sitegm/
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! id sitegm >/dev/null 2>&1; then \
+	  useradd --system --no-create-home --home-dir /var/lib/sitegm --shell /usr/sbin/nologin --groups dialout sitegm && \
+	  echo "created system user sitegm"; fi
+	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null 2>&1; then systemctl daemon-reload 2>/dev/null || true; fi
+	@echo "installed; edit /etc/sitegm/sitegm.toml, then: systemctl enable --now sitegm"
 
 clean:
 	rm -rf $(BIN)

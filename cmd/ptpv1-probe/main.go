@@ -89,7 +89,7 @@ func run(args []string) int {
 }
 
 func listen(iface string, port int, group netip.Addr, rx, tx udpio.Stamps, connect netip.AddrPort) (*udpio.Conn, error) {
-	return udpio.Listen(udpio.Options{Interface: iface, Port: port, ReusePort: true, Group: group,
+	return udpio.Listen(udpio.Options{Interface: iface, Port: port, ReusePort: true, ReuseAddr: true, Group: group,
 		RXStamps: rx, TXStamps: tx, Connect: connect})
 }
 

@@ -44,6 +44,9 @@ type Options struct {
 	// ReusePort lets several sockets share the port; the kernel spreads
 	// unicast datagrams over them by flow.
 	ReusePort bool
+	// ReuseAddr shares the port with programs that use SO_REUSEADDR
+	// (ptp4l) for multicast.
+	ReuseAddr bool
 	// Group joins a multicast group on Interface. A socket without a group
 	// receives no multicast at all (IP_MULTICAST_ALL off), so that only
 	// one socket of a reuseport group answers multicast.
@@ -120,6 +123,11 @@ func sockopts(o Options, fd int) error {
 	if o.ReusePort {
 		if err := set(unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
 			return fmt.Errorf("SO_REUSEPORT: %w", err)
+		}
+	}
+	if o.ReuseAddr {
+		if err := set(unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return fmt.Errorf("SO_REUSEADDR: %w", err)
 		}
 	}
 	if o.Interface != "" {

@@ -165,3 +165,43 @@ func (h *Host) ListenUDP(t testing.TB) *net.UDPConn {
 	t.Cleanup(func() { r.c.Close() })
 	return r.c
 }
+
+// Bare creates a namespace with only lo, for hosts joined by Link.
+func (l *Lab) Bare(name string) *Host {
+	t := l.t
+	t.Helper()
+	ns := l.prefix + name
+	run(t, "ip", "netns", "add", ns)
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	return &Host{NS: ns, lab: l}
+}
+
+// Link joins two hosts with a veth pair (a point-to-point "VLAN"): ifA at
+// cidrA in a, ifB at cidrB in b.
+func (l *Lab) Link(a *Host, ifA, cidrA string, b *Host, ifB, cidrB string) {
+	t := l.t
+	t.Helper()
+	l.n++
+	ta, tb := fmt.Sprintf("la%d%s", l.n, l.prefix[3:]), fmt.Sprintf("lb%d%s", l.n, l.prefix[3:])
+	run(t, "ip", "link", "add", ta, "type", "veth", "peer", "name", tb)
+	for _, s := range []struct {
+		h        *Host
+		tmp, dev string
+		cidr     string
+	}{{a, ta, ifA, cidrA}, {b, tb, ifB, cidrB}} {
+		run(t, "ip", "link", "set", s.tmp, "netns", s.h.NS)
+		run(t, "ip", "-n", s.h.NS, "link", "set", s.tmp, "name", s.dev)
+		run(t, "ip", "-n", s.h.NS, "addr", "add", s.cidr, "dev", s.dev)
+		run(t, "ip", "-n", s.h.NS, "link", "set", s.dev, "up")
+		if s.h.Addr == "" {
+			s.h.Addr, _, _ = strings.Cut(s.cidr, "/")
+		}
+	}
+	// PTP multicast leaves by the audio link.
+	if ifA == "eth0" {
+		exec.Command("ip", "-n", a.NS, "route", "add", "224.0.0.0/4", "dev", ifA).Run()
+	}
+	if ifB == "eth0" {
+		exec.Command("ip", "-n", b.NS, "route", "add", "224.0.0.0/4", "dev", ifB).Run()
+	}
+}
