@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -321,5 +322,31 @@ announce_receipt_timeout = 1
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing error %q in\n%v", want, err)
 		}
+	}
+}
+
+// The configuration shown in docs/site-setup.md is valid.
+func TestSiteSetupExampleParses(t *testing.T) {
+	b, err := os.ReadFile("../../docs/site-setup.md")
+	if err != nil {
+		t.Skip("docs not found:", err)
+	}
+	var toml []string
+	in := false
+	for _, l := range strings.Split(string(b), "\n") {
+		switch {
+		case l == "```toml":
+			in = true
+		case l == "```":
+			in = false
+		case in:
+			toml = append(toml, l)
+		}
+	}
+	if len(toml) == 0 {
+		t.Fatal("no toml block in docs/site-setup.md")
+	}
+	if _, err := Parse("docs/site-setup.md", []byte(strings.Join(toml, "\n"))); err != nil {
+		t.Errorf("the site-setup example does not parse:\n%v", err)
 	}
 }

@@ -1,0 +1,35 @@
+package itest
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// Boot races: an [[ntp]] interface that does not exist when sitegm starts
+// is waited for (and said so), served as soon as it appears, and served
+// again after it is deleted and re-created (a new ifindex: sockets bound
+// to the old one would be deaf).
+func TestInterfaceAppearsLater(t *testing.T) {
+	needTools(t)
+	lab := NewLab(t)
+	gm, cam := lab.Bare("gm"), lab.Bare("cam")
+	dir := t.TempDir()
+	cfg := SitegmConfig(t, dir, "[[ntp]]\ninterface = \"vid0\"\n")
+	sg := gm.Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
+	StartGNSSSim(t, dir)
+	sg.WaitOutput(t, 10*time.Second, "event=ntp_waiting")
+	query := func() bool {
+		out, err := cam.Run(Bin(t, "sitegm"), "ntp-query", "--timeout", "500ms", "10.91.0.1")
+		return err == nil && strings.Contains(out, "stratum")
+	}
+	lab.Link(gm, "vid0", "10.91.0.1/24", cam, "eth0", "10.91.0.2/24")
+	WaitFor(t, 10*time.Second, "NTP on the interface that appeared", query)
+	run(t, "ip", "-n", gm.NS, "link", "del", "vid0")
+	sg.WaitOutput(t, 10*time.Second, "event=ntp_interface_lost")
+	lab.Link(gm, "vid0", "10.91.0.1/24", cam, "eth0", "10.91.0.2/24")
+	WaitFor(t, 15*time.Second, "NTP on the re-created interface", query)
+	if n := strings.Count(sg.Output(), "NTP server up"); n != 2 {
+		t.Errorf("NTP server started %d times, want 2", n)
+	}
+}
