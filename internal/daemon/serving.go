@@ -78,25 +78,23 @@ func watchInterface(ctx context.Context, iface string, cancel func(why string)) 
 	}
 }
 
-// runPTP keeps one [[ptp]] port served: it waits for its interface to
-// exist (logging once what is missing), serves it, and starts again when
-// the interface goes away and comes back.
-func (d *Daemon) runPTP(ctx context.Context, ps *ptpSlot) {
+// keepServing keeps one table served: it waits for the interface to exist
+// (logging once what is missing), serves it, and starts again when the
+// interface goes away and comes back. open prepares a server (an error
+// means: not yet) and returns its run function; kind names the logs'
+// events ("ptp", "ntp").
+func (d *Daemon) keepServing(ctx context.Context, kind, iface string, open func() (func(context.Context) error, error)) {
 	warned := false
 	for ctx.Err() == nil {
-		srv, err := newPTPServer(ps.cfg, d.tb, d.log)
+		run, err := open()
 		if err == nil {
-			if g := d.gmLatest.Load(); g != nil {
-				srv.setGM(g.v2, g.v1)
-			}
 			sctx, cancel := context.WithCancel(ctx)
-			go watchInterface(sctx, ps.cfg.Interface, func(why string) {
-				d.log.Warn("PTP interface changed; serving it again", "event", "ptp_interface_lost", "ptp_interface", ps.cfg.Interface, "reason", why)
+			go watchInterface(sctx, iface, func(why string) {
+				d.log.Warn(strings.ToUpper(kind)+" interface changed; serving it again", "event", kind+"_interface_lost",
+					kind+"_interface", iface, "reason", why)
 				cancel()
 			})
-			ps.srv.Store(srv)
-			err = srv.run(sctx)
-			ps.srv.Store(nil)
+			err = run(sctx)
 			cancel()
 			if err == nil {
 				warned = false
@@ -106,7 +104,7 @@ func (d *Daemon) runPTP(ctx context.Context, ps *ptpSlot) {
 			return
 		}
 		if err != nil && !warned {
-			d.log.Warn("PTP port not served yet; retrying", "event", "ptp_port_waiting", "ptp_interface", ps.cfg.Interface, "error", err.Error())
+			d.log.Warn(strings.ToUpper(kind)+" not served yet; retrying", "event", kind+"_waiting", kind+"_interface", iface, "error", err.Error())
 			warned = true
 		}
 		select {
@@ -116,38 +114,37 @@ func (d *Daemon) runPTP(ctx context.Context, ps *ptpSlot) {
 	}
 }
 
-// runNTP is runPTP for an [[ntp]] table.
+// runPTP keeps one [[ptp]] port served.
+func (d *Daemon) runPTP(ctx context.Context, ps *ptpSlot) {
+	d.keepServing(ctx, "ptp", ps.cfg.Interface, func() (func(context.Context) error, error) {
+		srv, err := newPTPServer(ps.cfg, d.tb, d.log)
+		if err != nil {
+			return nil, err
+		}
+		if g := d.gmLatest.Load(); g != nil {
+			srv.setGM(g.v2, g.v1)
+		}
+		return func(c context.Context) error {
+			ps.srv.Store(srv)
+			defer ps.srv.Store(nil)
+			return srv.run(c)
+		}, nil
+	})
+}
+
+// runNTP keeps one [[ntp]] interface served.
 func (d *Daemon) runNTP(ctx context.Context, ns *ntpSlot) {
-	warned := false
-	for ctx.Err() == nil {
+	d.keepServing(ctx, "ntp", ns.cfg.Interface, func() (func(context.Context) error, error) {
+		if _, err := net.InterfaceByName(ns.cfg.Interface); err != nil {
+			return nil, err
+		}
 		srv := newNTPServer(ns.cfg, d.tb, &d.ntpView, d.log)
-		var err error
-		if _, err = net.InterfaceByName(ns.cfg.Interface); err == nil {
-			sctx, cancel := context.WithCancel(ctx)
-			go watchInterface(sctx, ns.cfg.Interface, func(why string) {
-				d.log.Warn("NTP interface changed; serving it again", "event", "ntp_interface_lost", "ntp_interface", ns.cfg.Interface, "reason", why)
-				cancel()
-			})
+		return func(c context.Context) error {
 			ns.srv.Store(srv)
-			err = srv.run(sctx)
-			ns.srv.Store(nil)
-			cancel()
-			if err == nil {
-				warned = false
-			}
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil && !warned {
-			d.log.Warn("NTP not served yet; retrying", "event", "ntp_waiting", "ntp_interface", ns.cfg.Interface, "error", err.Error())
-			warned = true
-		}
-		select {
-		case <-time.After(2 * time.Second):
-		case <-ctx.Done():
-		}
-	}
+			defer ns.srv.Store(nil)
+			return srv.run(c)
+		}, nil
+	})
 }
 
 // startServers starts every table of cfg that is not running yet.
