@@ -146,53 +146,49 @@ func sockopts(o Options, fd int) error {
 	if o.RecvBuffer > 0 {
 		_ = set(unix.SOL_SOCKET, unix.SO_RCVBUF, o.RecvBuffer)
 	}
-	if err := stampOpts(fd, o.RXStamps, o.TXStamps); err != nil {
-		return err
-	}
-	if o.TXStampsPerPacket {
-		flags := unix.SOF_TIMESTAMPING_SOFTWARE | unix.SOF_TIMESTAMPING_OPT_TSONLY | unix.SOF_TIMESTAMPING_OPT_ID
-		if o.RXStamps == Software {
-			flags |= unix.SOF_TIMESTAMPING_RX_SOFTWARE
-		}
-		if err := set(unix.SOL_SOCKET, unix.SO_TIMESTAMPING_NEW, flags); err != nil {
-			return fmt.Errorf("SO_TIMESTAMPING: %w", err)
-		}
-	}
-	if o.RXSoftwareToo && o.RXStamps == Hardware {
-		flags := unix.SOF_TIMESTAMPING_RX_HARDWARE | unix.SOF_TIMESTAMPING_RAW_HARDWARE |
-			unix.SOF_TIMESTAMPING_RX_SOFTWARE | unix.SOF_TIMESTAMPING_SOFTWARE
-		if o.TXStamps == Hardware {
-			flags |= unix.SOF_TIMESTAMPING_TX_HARDWARE | unix.SOF_TIMESTAMPING_OPT_TSONLY
-		}
-		if err := set(unix.SOL_SOCKET, unix.SO_TIMESTAMPING_NEW, flags); err != nil {
-			return fmt.Errorf("SO_TIMESTAMPING: %w", err)
-		}
-	}
-	return nil
+	return setStampFlags(fd, stampFlags(o))
 }
 
 // stampOpts asks for the receive and transmit timestamps of any socket
 // (UDP or AF_PACKET).
 func stampOpts(fd int, rx, tx Stamps) error {
-	set := func(level, opt, v int) error { return unix.SetsockoptInt(fd, level, opt, v) }
+	return setStampFlags(fd, stampFlags(Options{RXStamps: rx, TXStamps: tx}))
+}
+
+// stampFlags is the one SO_TIMESTAMPING value for a socket's options (a
+// second setsockopt would replace the first).
+func stampFlags(o Options) int {
 	flags := 0
-	switch rx {
+	switch o.RXStamps {
 	case Software:
 		flags |= unix.SOF_TIMESTAMPING_RX_SOFTWARE | unix.SOF_TIMESTAMPING_SOFTWARE
 	case Hardware:
 		flags |= unix.SOF_TIMESTAMPING_RX_HARDWARE | unix.SOF_TIMESTAMPING_RAW_HARDWARE
+		if o.RXSoftwareToo {
+			flags |= unix.SOF_TIMESTAMPING_RX_SOFTWARE | unix.SOF_TIMESTAMPING_SOFTWARE
+		}
 	}
-	switch tx {
+	switch o.TXStamps {
 	case Software:
 		flags |= unix.SOF_TIMESTAMPING_TX_SOFTWARE | unix.SOF_TIMESTAMPING_SOFTWARE | unix.SOF_TIMESTAMPING_OPT_TSONLY
 	case Hardware:
 		flags |= unix.SOF_TIMESTAMPING_TX_HARDWARE | unix.SOF_TIMESTAMPING_RAW_HARDWARE | unix.SOF_TIMESTAMPING_OPT_TSONLY
 	}
-	if flags != 0 {
-		if err := set(unix.SOL_SOCKET, unix.SO_TIMESTAMPING_NEW, flags); err != nil {
-			if err2 := set(unix.SOL_SOCKET, unix.SO_TIMESTAMPING, flags); err2 != nil {
-				return fmt.Errorf("SO_TIMESTAMPING: %w", err)
-			}
+	if o.TXStampsPerPacket {
+		// Generation is asked per datagram (Out.TxStamp); reporting and
+		// numbering are set here.
+		flags |= unix.SOF_TIMESTAMPING_SOFTWARE | unix.SOF_TIMESTAMPING_OPT_TSONLY | unix.SOF_TIMESTAMPING_OPT_ID
+	}
+	return flags
+}
+
+func setStampFlags(fd, flags int) error {
+	if flags == 0 {
+		return nil
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPING_NEW, flags); err != nil {
+		if err2 := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPING, flags); err2 != nil {
+			return fmt.Errorf("SO_TIMESTAMPING: %w", err)
 		}
 	}
 	return nil

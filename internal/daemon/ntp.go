@@ -10,7 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"sitegm/clock"
+	"sitegm/hw/nic"
 	"sitegm/hw/udpio"
 	"sitegm/internal/config"
 	"sitegm/ntp"
@@ -62,7 +65,29 @@ type ntpServer struct {
 	base  time.Time // monotonic origin for rate limiting
 	xl    *ntp.Xleave
 	// serving: the sockets are open.
-	serving atomic.Bool
+	serving  atomic.Bool
+	rxStamps udpio.Stamps
+}
+
+// chooseStamps takes hardware receive timestamps when the interface's
+// PHC is the disciplined clock and its filter stamps every packet
+// (HWTSTAMP_FILTER_ALL: NTP is not PTP, so a PTP-only filter misses it);
+// software otherwise. Transmit stamps (interleaved mode) stay software.
+func (s *ntpServer) chooseStamps() udpio.Stamps {
+	if s.tb.phc == nil || s.tb.virtual != nil {
+		return udpio.Software
+	}
+	ti, err := nic.GetTSInfo(s.cfg.Interface)
+	if err != nil || !ti.Hardware() || ti.PHCPath() != s.tb.phc.Name() {
+		return udpio.Software
+	}
+	f, err := nic.EnableHardwareStamps(s.cfg.Interface)
+	if err != nil || f != unix.HWTSTAMP_FILTER_ALL {
+		s.log.Info("NTP uses software receive timestamps: the NIC does not stamp every packet", "event", "ntp_timestamping", "rx_filter", f)
+		return udpio.Software
+	}
+	s.log.Info("NTP uses hardware receive timestamps", "event", "ntp_timestamping", "phc", s.tb.phc.Name())
+	return udpio.Hardware
 }
 
 func newNTPServer(cfg config.NTP, tb *timebase, view *atomic.Pointer[ntpView], log *slog.Logger) *ntpServer {
@@ -106,9 +131,10 @@ func (s *ntpServer) run(ctx context.Context) error {
 			c.Close()
 		}
 	}
+	s.rxStamps = s.chooseStamps()
 	for i := 0; i < workers; i++ {
 		c, err := udpio.Listen(udpio.Options{Interface: s.cfg.Interface, Port: s.cfg.Port, ReusePort: true,
-			RXStamps: udpio.Software, TXStampsPerPacket: true, RecvBuffer: 4 << 20, Loopback: s.cfg.Interface == "lo"})
+			RXStamps: s.rxStamps, RXSoftwareToo: true, TXStampsPerPacket: true, RecvBuffer: 4 << 20, Loopback: s.cfg.Interface == "lo"})
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("%s port %d: %w", s.cfg.Interface, s.cfg.Port, err)
@@ -162,11 +188,18 @@ func (s *ntpServer) worker(ctx context.Context, c *udpio.Conn, st *workerStats) 
 		outs = outs[:0]
 		for i := 0; i < n; i++ {
 			m := &ms[i]
-			rxT := m.RX
-			if rxT.IsZero() {
-				rxT = readAt
+			var rxClock int64
+			switch {
+			case s.rxStamps == udpio.Hardware && !m.RX.IsZero():
+				rxClock = m.RX.UnixNano() // already on the PHC
+			case s.rxStamps == udpio.Hardware && !m.RXSoft.IsZero():
+				rxClock = s.clockNS(v, m.RXSoft)
+			case s.rxStamps == udpio.Software && !m.RX.IsZero():
+				rxClock = s.clockNS(v, m.RX)
+			default:
+				rxClock = s.clockNS(v, readAt)
 			}
-			rx := utcStamp(v, s.clockNS(v, rxT))
+			rx := utcStamp(v, rxClock)
 			rep := r.Respond(bufs[len(outs)][:], m.Data, rx, m.From.Addr(), mono, &v.hdr, txNow)
 			if rep.N == 0 {
 				continue

@@ -1,6 +1,7 @@
 package itest
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -31,5 +32,22 @@ func TestInterfaceAppearsLater(t *testing.T) {
 	WaitFor(t, 15*time.Second, "NTP on the re-created interface", query)
 	if n := strings.Count(sg.Output(), "NTP server up"); n != 2 {
 		t.Errorf("NTP server started %d times, want 2", n)
+	}
+}
+
+// A PHC that is not there at start (its NIC comes up later at boot) is
+// waited for, and said so, rather than a reason to exit.
+func TestWaitsForThePHC(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	dir := t.TempDir()
+	cfg := SitegmConfig(t, dir, "")
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte(strings.Replace(string(b), `discipline = "virtual"`, "discipline = \"phc\"\nphc = \"nic-not-yet\"", 1)), 0o644)
+	sg := Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
+	sg.WaitOutput(t, 5*time.Second, "event=clock_waiting")
+	if exited, _ := sg.Wait(3 * time.Second); exited {
+		t.Fatalf("sitegm exited instead of waiting:\n%s", sg.Output())
 	}
 }
