@@ -222,9 +222,12 @@ func Listen(o Options) (*Conn, error) {
 			c.c.Close()
 			return nil, err
 		}
-		c.pc.SetMulticastInterface(c.ifi)
-		c.pc.SetMulticastTTL(1) // PTP and the local NTP network stay on the link
-		c.pc.SetMulticastLoopback(o.Loopback)
+		var merr error
+		c.rc.Control(func(fd uintptr) { merr = multicastSendOpts(int(fd), c.ifi.Index, o.Loopback) })
+		if merr != nil {
+			c.c.Close()
+			return nil, merr
+		}
 	}
 	if o.Connect.IsValid() {
 		var sa unix.SockaddrInet4
@@ -461,38 +464,39 @@ func (c *Conn) TxStamp(timeout time.Duration) (time.Time, error) {
 // ReadTxStamp reads a transmit timestamp from any socket's error queue
 // (UDP, AF_PACKET), waiting up to timeout.
 func ReadTxStamp(rc syscall.RawConn, oob []byte, timeout time.Duration) (time.Time, error) {
-	deadline := time.Now().Add(timeout)
 	var got time.Time
-	var gerr error = ErrNoTxStamp
-	err := rc.Control(func(fd uintptr) {
-		for {
-			var msg unix.Msghdr
-			msg.Control = &oob[0]
-			msg.SetControllen(len(oob))
-			_, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
-			if e == 0 {
-				if t, err := timestamp.ReadRXTimestamp(oob, int(msg.Controllen)); err == nil {
-					got, gerr = t, nil
-					return
-				}
-				continue
-			}
-			if e != unix.EAGAIN {
-				gerr = e
-				return
-			}
-			left := time.Until(deadline)
-			if left <= 0 {
-				return
-			}
-			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLERR}}
-			unix.Poll(pfd, int(max(1, left.Milliseconds())))
-		}
-	})
-	if err != nil {
+	var gerr error
+	if err := rc.Control(func(fd uintptr) { got, gerr = readTxStampFD(fd, oob, timeout) }); err != nil {
 		return time.Time{}, err
 	}
 	return got, gerr
+}
+
+// readTxStampFD is ReadTxStamp on a descriptor: poll(2) on the error
+// queue, not the runtime's poller.
+func readTxStampFD(fd uintptr, oob []byte, timeout time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		var msg unix.Msghdr
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+		_, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+		if e == 0 {
+			if t, err := timestamp.ReadRXTimestamp(oob, int(msg.Controllen)); err == nil {
+				return t, nil
+			}
+			continue
+		}
+		if e != unix.EAGAIN {
+			return time.Time{}, e
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return time.Time{}, ErrNoTxStamp
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLERR}}
+		unix.Poll(pfd, int(max(1, left.Milliseconds())))
+	}
 }
 
 // SetStamps sets SO_TIMESTAMPING on any socket (AF_PACKET for PTP over

@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/facebook/time/ptp/protocol"
@@ -404,9 +403,9 @@ func (s *ptpServer) publish(port *ptp.Port, port1 *v1.Port) {
 
 type udpSender struct {
 	s         *ptpServer
-	ev, gen   *udpio.Conn // worker 0's sockets: multicast members
-	syncOut   *udpio.Conn // send-only, connected to the group: Syncs and their timestamps
-	syncV1    *udpio.Conn // the same for PTPv1 (its group, its timestamps)
+	ev, gen   *udpio.Conn   // worker 0's sockets: multicast members
+	syncOut   *udpio.Sender // send-only, connected to the group: Syncs and their timestamps
+	syncV1    *udpio.Sender // the same for PTPv1 (its group, its timestamps)
 	conns     []*udpio.Conn
 	evGroup   netip.AddrPort
 	genGroup  netip.AddrPort
@@ -447,6 +446,11 @@ func (u *udpSender) syncStamp(isV1 bool) (time.Time, error) {
 func (u *udpSender) close() {
 	for _, c := range u.conns {
 		c.Close()
+	}
+	for _, c := range []*udpio.Sender{u.syncOut, u.syncV1} {
+		if c != nil {
+			c.Close()
+		}
 	}
 }
 
@@ -494,26 +498,25 @@ func (s *ptpServer) startUDP(ctx context.Context, wg *sync.WaitGroup) (sender, e
 		go func() { defer wg.Done(); s.eventWorker(ctx, ev, gen) }()
 		go func() { defer wg.Done(); s.generalWorker(ctx, gen) }()
 	}
-	// Syncs leave from a socket of their own that no goroutine reads: the
-	// transmit timestamp's error-queue wake-up then wakes nobody else, and
-	// only the Sync goroutine ever reads that error queue.
-	so, err := udpio.Listen(udpio.Options{Interface: s.cfg.Interface, Port: s.cfg.EventPort, ReusePort: true, DSCP: s.cfg.DSCP,
+	// Syncs leave from a socket of their own that no goroutine reads and
+	// Go's poller does not watch (udpio.Sender says why): the transmit
+	// timestamp's error-queue report then wakes nobody, and only the Sync
+	// thread ever reads that error queue.
+	so, err := udpio.OpenUDPSender(udpio.Options{Interface: s.cfg.Interface, Port: s.cfg.EventPort, ReusePort: true, DSCP: s.cfg.DSCP,
 		TXStamps: s.stamps, Loopback: lo, Connect: u.evGroup})
 	if err != nil {
 		u.close()
 		return nil, fmt.Errorf("%s Sync socket: %w", s.cfg.Interface, err)
 	}
 	u.syncOut = so
-	u.conns = append(u.conns, so)
 	if s.v1Group.IsValid() {
-		so1, err := udpio.Listen(udpio.Options{Interface: s.cfg.Interface, Port: s.cfg.EventPort, ReusePort: true, DSCP: s.cfg.DSCP,
+		so1, err := udpio.OpenUDPSender(udpio.Options{Interface: s.cfg.Interface, Port: s.cfg.EventPort, ReusePort: true, DSCP: s.cfg.DSCP,
 			TXStamps: s.v1Stamps, Loopback: lo, Connect: u.v1Event})
 		if err != nil {
 			u.close()
 			return nil, fmt.Errorf("%s PTPv1 Sync socket: %w", s.cfg.Interface, err)
 		}
 		u.syncV1 = so1
-		u.conns = append(u.conns, so1)
 	}
 	return u, nil
 }
@@ -594,10 +597,9 @@ func (s *ptpServer) forward(b []byte, rx, rxSoft time.Time, from netip.AddrPort,
 // Follow_Up and Delay_Resp would queue a timestamp too and the Sync's
 // would not be the one read back.
 type l2Sender struct {
-	c, sc *packet.Conn
-	src   net.HardwareAddr
-	srx   syscall.RawConn
-	oob   []byte
+	c   *packet.Conn
+	sc  *udpio.Sender // outside Go's poller, as the UDP Sync socket
+	src net.HardwareAddr
 }
 
 func (l *l2Sender) send(o ptp.Out, _ bool) error {
@@ -606,16 +608,15 @@ func (l *l2Sender) send(o ptp.Out, _ bool) error {
 	if err != nil {
 		return err
 	}
-	c := l.c
 	if o.Sync {
-		c = l.sc
+		return l.sc.Write(b)
 	}
-	_, err = c.WriteTo(b, &packet.Addr{HardwareAddr: ptpL2Group})
+	_, err = l.c.WriteTo(b, &packet.Addr{HardwareAddr: ptpL2Group})
 	return err
 }
 
 func (l *l2Sender) syncStamp(bool) (time.Time, error) {
-	return udpio.ReadTxStamp(l.srx, l.oob, txStampWait)
+	return l.sc.TxStamp(txStampWait)
 }
 
 func (l *l2Sender) close() {
@@ -645,22 +646,13 @@ func (s *ptpServer) startL2(ctx context.Context, wg *sync.WaitGroup) (sender, er
 		c.Close()
 		return nil, err
 	}
-	// Protocol 0: the Sync socket receives nothing, it only sends.
-	sc, err := packet.Listen(ifi, packet.Raw, 0, nil)
+	// The Sync socket receives nothing, it only sends.
+	sc, err := udpio.OpenPacketSender(s.cfg.Interface, ptpEthertype, ptpL2Group, s.stamps)
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%s: PTP over Ethernet: %w", s.cfg.Interface, err)
 	}
-	srx, err := sc.SyscallConn()
-	if err == nil {
-		err = udpio.SetStamps(srx, udpio.NoStamps, s.stamps)
-	}
-	if err != nil {
-		c.Close()
-		sc.Close()
-		return nil, err
-	}
-	l := &l2Sender{c: c, sc: sc, srx: srx, src: ifi.HardwareAddr, oob: make([]byte, 128)}
+	l := &l2Sender{c: c, sc: sc, src: ifi.HardwareAddr}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
