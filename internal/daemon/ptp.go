@@ -16,6 +16,7 @@ import (
 	"github.com/facebook/time/ptp/protocol"
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/packet"
+	"golang.org/x/sys/unix"
 
 	"sitegm/clock/quality"
 	"sitegm/hw/nic"
@@ -33,6 +34,25 @@ var (
 )
 
 const ptpEthertype = 0x88F7
+
+// syncSettle: under software timestamps the sending thread wakes this
+// long before a message is due and sleeps the rest in the kernel, on its
+// own, outside Go's timers. A Go timer firing wakes more than our thread:
+// the runtime thread that ran it hands the goroutine over and looks for
+// work (short sleeps of its own), and sysmon, asleep until that very
+// timer, polls every 20 us for a while. Their timer interrupts on the
+// sending CPU fell between the software timestamp and the frame reaching
+// the wire (ftrace, 2-CPU VM: the worst tenth of Syncs 20-30 us late).
+// After a few milliseconds that stir has died down; a plain nanosleep
+// returning on a thread that kept its P wakes nobody else.
+const syncSettle = 8 * time.Millisecond
+
+// settle sleeps d in the kernel on the calling thread.
+func settle(d time.Duration) {
+	ts := unix.NsecToTimespec(int64(d))
+	for unix.Nanosleep(&ts, &ts) == unix.EINTR {
+	}
+}
 
 // txStampWait bounds the wait for a Sync's transmit timestamp.
 const txStampWait = 20 * time.Millisecond
@@ -292,6 +312,7 @@ func (s *ptpServer) run(ctx context.Context) error {
 			"ptpv1_group", s.v1Group.String(), "ptp_timestamping", s.v1Stamps.String())
 	}
 	timer := time.NewTimer(0)
+	var due time.Time // the ports' next message
 	defer func() {
 		timer.Stop()
 		snd.close()
@@ -347,9 +368,13 @@ func (s *ptpServer) run(ctx context.Context) error {
 		case <-timer.C:
 			port.SetGM(*s.gm.Load())
 			now := s.tb.now()
+			if left := due.Sub(now); s.stamps == udpio.Software && left > 0 && left <= syncSettle {
+				settle(left) // see syncSettle
+				now = s.tb.now()
+			}
 			emit(port.Tick(now), port, false)
 			s.master.Store(port.State() == protocol.PortStateMaster)
-			due := port.NextDue(now)
+			due = port.NextDue(now)
 			if port1 != nil {
 				port1.SetGM(*s.gm1.Load())
 				emit(port1.Tick(now), port1, true)
@@ -361,7 +386,11 @@ func (s *ptpServer) run(ctx context.Context) error {
 			// The clock runs at the host's rate within a fraction of a
 			// millisecond a second: a host timer for the clock's next due
 			// time is close enough for message intervals.
-			timer.Reset(max(time.Millisecond, due.Sub(now)))
+			wait := due.Sub(now)
+			if s.stamps == udpio.Software {
+				wait -= syncSettle
+			}
+			timer.Reset(max(time.Millisecond, wait))
 		}
 	}
 }
