@@ -133,3 +133,53 @@ func TestParseStamps(t *testing.T) {
 		t.Errorf("%v allocations", a)
 	}
 }
+
+// TestSender: the poller-free Sync socket sends to its destination from
+// its bound port, gives the software transmit timestamp back, and fails
+// cleanly once closed.
+func TestSender(t *testing.T) {
+	srv, err := Listen(Options{Port: 0, RXStamps: Software})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(srv.LocalPort()))
+	if _, err := OpenUDPSender(Options{TXStamps: Software}); err == nil {
+		t.Fatal("a sender without a destination opened")
+	}
+	s, err := OpenUDPSender(Options{Interface: "lo", Loopback: true, TXStamps: Software, Connect: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := s.LocalAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	if err := s.Write([]byte("sync")); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.TxStamp(100 * time.Millisecond)
+	if err != nil {
+		t.Fatalf("tx stamp: %v", err)
+	}
+	if d := tx.Sub(sent); d < -time.Millisecond || d > 100*time.Millisecond {
+		t.Errorf("tx stamp %v after the send", d)
+	}
+	ms := make([]Msg, MaxBatch)
+	srv.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err := srv.ReadBatch(ms)
+	if err != nil || n != 1 || string(ms[0].Data) != "sync" || ms[0].From.Port() != local.Port() {
+		t.Fatalf("received %d (%v): %q from %v, sender bound to %v", n, err, ms[0].Data, ms[0].From, local)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write([]byte("x")); err == nil {
+		t.Error("write after close succeeded")
+	}
+	if _, err := s.TxStamp(time.Millisecond); err == nil {
+		t.Error("tx stamp after close succeeded")
+	}
+	s.Close() // twice is fine
+}
