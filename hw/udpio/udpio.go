@@ -458,12 +458,12 @@ var ErrNoTxStamp = errors.New("no transmit timestamp")
 // Call it after each datagram that needs one, before sending the next: igb
 // and friends keep one timestamp in flight.
 func (c *Conn) TxStamp(timeout time.Duration) (time.Time, error) {
-	return ReadTxStamp(c.rc, c.toob, timeout)
+	return readTxStamp(c.rc, c.toob, timeout)
 }
 
-// ReadTxStamp reads a transmit timestamp from any socket's error queue
+// readTxStamp reads a transmit timestamp from any socket's error queue
 // (UDP, AF_PACKET), waiting up to timeout.
-func ReadTxStamp(rc syscall.RawConn, oob []byte, timeout time.Duration) (time.Time, error) {
+func readTxStamp(rc syscall.RawConn, oob []byte, timeout time.Duration) (time.Time, error) {
 	var got time.Time
 	var gerr error
 	if err := rc.Control(func(fd uintptr) { got, gerr = readTxStampFD(fd, oob, timeout) }); err != nil {
@@ -472,7 +472,7 @@ func ReadTxStamp(rc syscall.RawConn, oob []byte, timeout time.Duration) (time.Ti
 	return got, gerr
 }
 
-// readTxStampFD is ReadTxStamp on a descriptor: poll(2) on the error
+// readTxStampFD is readTxStamp on a descriptor: poll(2) on the error
 // queue, not the runtime's poller.
 func readTxStampFD(fd uintptr, oob []byte, timeout time.Duration) (time.Time, error) {
 	deadline := time.Now().Add(timeout)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -208,34 +209,14 @@ func (d *Daemon) reload(ctx context.Context) {
 	}
 	d.cfg.Log = cfg.Log
 	// Ports: keep the unchanged, stop the removed and changed, start the new.
-	var keepP []*ptpSlot
-	for _, ps := range d.ptps {
-		if containsPTP(cfg.PTP, ps.cfg) {
-			keepP = append(keepP, ps)
-		} else {
-			ps.slot.stop()
-			d.log.Log(ctx, logging.LevelNotice, "PTP port stopped (configuration)", "event", "ptp_port_removed", "ptp_interface", ps.cfg.Interface)
-		}
-	}
-	for _, p := range cfg.PTP {
-		if !slotsHavePTP(keepP, p) {
-			keepP = append(keepP, &ptpSlot{cfg: p})
-		}
-	}
-	var keepN []*ntpSlot
-	for _, ns := range d.ntps {
-		if containsNTP(cfg.NTP, ns.cfg) {
-			keepN = append(keepN, ns)
-		} else {
-			ns.slot.stop()
-			d.log.Log(ctx, logging.LevelNotice, "NTP stopped (configuration)", "event", "ntp_removed", "ntp_interface", ns.cfg.Interface)
-		}
-	}
-	for _, n := range cfg.NTP {
-		if !slotsHaveNTP(keepN, n) {
-			keepN = append(keepN, &ntpSlot{cfg: n})
-		}
-	}
+	keepP := reconcile(d.ptps, cfg.PTP, func(ps *ptpSlot) config.PTP { return ps.cfg }, func(ps *ptpSlot) {
+		ps.slot.stop()
+		d.log.Log(ctx, logging.LevelNotice, "PTP port stopped (configuration)", "event", "ptp_port_removed", "ptp_interface", ps.cfg.Interface)
+	}, func(p config.PTP) *ptpSlot { return &ptpSlot{cfg: p} })
+	keepN := reconcile(d.ntps, cfg.NTP, func(ns *ntpSlot) config.NTP { return ns.cfg }, func(ns *ntpSlot) {
+		ns.slot.stop()
+		d.log.Log(ctx, logging.LevelNotice, "NTP stopped (configuration)", "event", "ntp_removed", "ntp_interface", ns.cfg.Interface)
+	}, func(n config.NTP) *ntpSlot { return &ntpSlot{cfg: n} })
 	d.ptps, d.ntps = keepP, keepN
 	d.cfg.PTP, d.cfg.NTP = cfg.PTP, cfg.NTP
 	d.startServers(ctx)
@@ -249,40 +230,24 @@ func (d *Daemon) reload(ctx context.Context) {
 	d.log.Log(ctx, logging.LevelNotice, msg, "event", "reloaded")
 }
 
-func containsPTP(l []config.PTP, p config.PTP) bool {
-	for _, x := range l {
-		if reflect.DeepEqual(x, p) {
-			return true
+// reconcile keeps the slots whose configuration is still wanted, stops
+// the others (a changed section counts as removed and added), and adds a
+// slot for each wanted configuration no kept slot serves.
+func reconcile[C any, S any](slots []S, want []C, cfgOf func(S) C, stop func(S), add func(C) S) []S {
+	var keep []S
+	for _, s := range slots {
+		if slices.ContainsFunc(want, func(c C) bool { return reflect.DeepEqual(c, cfgOf(s)) }) {
+			keep = append(keep, s)
+		} else {
+			stop(s)
 		}
 	}
-	return false
-}
-
-func slotsHavePTP(l []*ptpSlot, p config.PTP) bool {
-	for _, s := range l {
-		if reflect.DeepEqual(s.cfg, p) {
-			return true
+	for _, c := range want {
+		if !slices.ContainsFunc(keep, func(s S) bool { return reflect.DeepEqual(cfgOf(s), c) }) {
+			keep = append(keep, add(c))
 		}
 	}
-	return false
-}
-
-func containsNTP(l []config.NTP, n config.NTP) bool {
-	for _, x := range l {
-		if x == n {
-			return true
-		}
-	}
-	return false
-}
-
-func slotsHaveNTP(l []*ntpSlot, n config.NTP) bool {
-	for _, s := range l {
-		if s.cfg == n {
-			return true
-		}
-	}
-	return false
+	return keep
 }
 
 // notify tells systemd the state: READY=1 once every configured port is

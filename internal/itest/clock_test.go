@@ -31,20 +31,7 @@ func TestClockFollowsGNSSSim(t *testing.T) {
 		t.Skip("integration test")
 	}
 	dir := t.TempDir()
-	cfg := WriteFile(t, dir, "sitegm.toml", fmt.Sprintf(`
-[gnss]
-device = "%[1]s/gnss"
-baud = 115200
-pps = "sock:%[1]s/pps.sock"
-[clock]
-discipline = "virtual"
-drift_file = "%[1]s/drift"
-[log]
-target = "stderr"
-status_interval = "1s"
-[status]
-socket = "%[1]s/status.sock"
-`, dir))
+	cfg := SitegmConfig(t, dir, "")
 	sitegm := Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
 	sitegm.WaitOutput(t, 5*time.Second, "event=start")
 	truthPath := filepath.Join(dir, "truth.json")

@@ -29,15 +29,7 @@ func TestEndToEnd(t *testing.T) {
 	lab.Link(gm, "eth1", "10.90.20.1/24", video, "eth0", "10.90.20.2/24")
 	audio.Addr, video.Addr = "10.90.10.2", "10.90.20.2"
 	dir := t.TempDir()
-	cfg := WriteFile(t, dir, "sitegm.toml", fmt.Sprintf(`
-[gnss]
-device = "%[1]s/gnss"
-baud = 115200
-pps = "sock:%[1]s/pps.sock"
-[clock]
-discipline = "virtual"
-drift_file = "%[1]s/drift"
-[[ptp]]
+	cfg := WriteFile(t, dir, "sitegm.toml", SitegmBase(dir)+fmt.Sprintf(`[[ptp]]
 interface = "eth0"
 timestamping = "software"
 dante_v1 = true
@@ -213,7 +205,10 @@ socket = "%[1]s/status.sock"
 	}
 }
 
+// statusDoc is what the tests read of `sitegm status --json`, written
+// apart from the daemon's types so that a renamed field fails a test.
 type statusDoc struct {
+	Ready bool `json:"ready"`
 	Clock struct {
 		State            string  `json:"state"`
 		ClockClass       int     `json:"clock_class"`
@@ -226,6 +221,7 @@ type statusDoc struct {
 		} `json:"v1"`
 	} `json:"ptp"`
 	NTP []struct {
+		State    string `json:"state"`
 		Requests uint64 `json:"requests"`
 	} `json:"ntp"`
 }

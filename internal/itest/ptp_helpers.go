@@ -13,7 +13,19 @@ import (
 // SitegmConfig writes a sitegm configuration for a lab host: gnss-sim's
 // pty and SOCK in dir, a virtual clock, extra TOML appended.
 func SitegmConfig(t testing.TB, dir, extra string) string {
-	return WriteFile(t, dir, "sitegm.toml", fmt.Sprintf(`
+	return WriteFile(t, dir, "sitegm.toml", SitegmBase(dir)+fmt.Sprintf(`[log]
+target = "stderr"
+status_interval = "1s"
+[status]
+socket = "%[1]s/status.sock"
+%[2]s
+`, dir, extra))
+}
+
+// SitegmBase is the [gnss] and [clock] part of SitegmConfig, for tests
+// that write their own [log] and [status].
+func SitegmBase(dir string) string {
+	return fmt.Sprintf(`
 [gnss]
 device = "%[1]s/gnss"
 baud = 115200
@@ -21,13 +33,7 @@ pps = "sock:%[1]s/pps.sock"
 [clock]
 discipline = "virtual"
 drift_file = "%[1]s/drift"
-[log]
-target = "stderr"
-status_interval = "1s"
-[status]
-socket = "%[1]s/status.sock"
-%[2]s
-`, dir, extra))
+`, dir)
 }
 
 // StartGNSSSim runs gnss-sim for a sitegm configured by SitegmConfig.

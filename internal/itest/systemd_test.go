@@ -103,22 +103,7 @@ func TestNotifyAndStatus(t *testing.T) {
 	}
 	t.Logf("sitegm status:\n%s", out)
 	out, err = exec.Command(Bin(t, "sitegm"), "status", "-c", cfg, "--json").Output()
-	var st struct {
-		Ready bool `json:"ready"`
-		Clock struct {
-			State      string `json:"state"`
-			ClockClass int    `json:"clock_class"`
-		} `json:"clock"`
-		PTP []struct {
-			State string `json:"state"`
-			V1    *struct {
-				State string `json:"state"`
-			} `json:"v1"`
-		} `json:"ptp"`
-		NTP []struct {
-			State string `json:"state"`
-		} `json:"ntp"`
-	}
+	var st statusDoc
 	if err != nil || json.Unmarshal(out, &st) != nil {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
