@@ -42,7 +42,8 @@ const ptpEthertype = 0x88F7
 // work (short sleeps of its own), and sysmon, asleep until that very
 // timer, polls every 20 us for a while. Their timer interrupts on the
 // sending CPU fell between the software timestamp and the frame reaching
-// the wire (ftrace, 2-CPU VM: the worst tenth of Syncs 20-30 us late).
+// the wire (ftrace, 2-CPU VM: the worst tenth of Syncs 15-20 us later
+// than ptp4l's).
 // After a few milliseconds that stir has died down; a plain nanosleep
 // returning on a thread that kept its P wakes nobody else.
 const syncSettle = 8 * time.Millisecond
