@@ -14,7 +14,12 @@ import (
 func truthAt(tr []Truth, h int64) (float64, bool) {
 	for i := 1; i < len(tr); i++ {
 		a, b := tr[i-1], tr[i]
-		if a.EdgeHostNS <= h && h <= b.EdgeHostNS {
+		// gnss-sim's drift is constant, so the last second's slope also
+		// carries the truth up to 2 s past the last edge written: a
+		// reading taken "now" is compared with the truth now, not with
+		// the truth at an earlier edge (2 ppm is 2 us a second).
+		last := i == len(tr)-1 && h > b.EdgeHostNS && h-b.EdgeHostNS <= 2e9
+		if a.EdgeHostNS <= h && h <= b.EdgeHostNS || last {
 			f := float64(h-a.EdgeHostNS) / float64(b.EdgeHostNS-a.EdgeHostNS)
 			return float64(a.UTCMinusHost) + f*float64(b.UTCMinusHost-a.UTCMinusHost), true
 		}

@@ -95,18 +95,9 @@ socket = "%[1]s/status.sock"
 	}
 	var ntpErrs []float64
 	for i := 0; i < 3; i++ {
-		out, err := exec.Command("chronyc", "-h", sock, "tracking").CombinedOutput()
-		if err != nil {
-			t.Fatalf("chronyc: %v\n%s", err, out)
-		}
-		if m := systemTimeRe.FindStringSubmatch(string(out)); m != nil {
-			v, _ := strconv.ParseFloat(m[1], 64)
-			if m[2] == "fast" {
-				v = -v
-			}
-			if want, ok := truthAt(ReadTruth(t, truthFile), time.Now().Add(-1500*time.Millisecond).UnixNano()); ok {
-				ntpErrs = append(ntpErrs, v*1e9-want)
-			}
+		v, at := chronyOffset(t, sock)
+		if want, ok := truthAt(ReadTruth(t, truthFile), at.UnixNano()); ok {
+			ntpErrs = append(ntpErrs, v-want)
 		}
 		time.Sleep(time.Second)
 	}

@@ -55,7 +55,7 @@ func run(t testing.TB, args ...string) {
 func NewLab(t testing.TB) *Lab {
 	t.Helper()
 	NeedRoot(t)
-	l := &Lab{t: t, prefix: fmt.Sprintf("sgm%04x", rand.Intn(1<<16))}
+	l := &Lab{t: t, prefix: freePrefix()}
 	l.sw = l.prefix + "sw"
 	run(t, "ip", "netns", "add", l.sw)
 	t.Cleanup(l.destroy)
@@ -63,6 +63,19 @@ func NewLab(t testing.TB) *Lab {
 	run(t, "ip", "-n", l.sw, "link", "set", "br0", "up")
 	run(t, "ip", "-n", l.sw, "link", "set", "lo", "up")
 	return l
+}
+
+// freePrefix picks a namespace prefix no existing namespace starts with:
+// a test run killed before its clean-up (a CI timeout, ^C) leaves its
+// namespaces behind, and a new lab must never collide with them.
+func freePrefix() string {
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	for {
+		p := fmt.Sprintf("sgm%04x", rand.Intn(1<<16))
+		if !strings.Contains(string(out), p) {
+			return p
+		}
+	}
 }
 
 // Host creates a namespace with eth0 on the switch at cidr (a.b.c.d/n).
