@@ -47,6 +47,12 @@ type Kalman struct {
 	uBefore float64     // the adjustment in force before uLog's first entry
 	tSeen   time.Time   // last sample seen, accepted or not
 	tStart  time.Time   // first sample
+	// The previous sample's innovation, accepted or not, and the
+	// deviation it was judged by: two growing ones in a row are a
+	// frequency step (see rampStep).
+	prevNu, prevSig float64
+	prevAt          time.Time
+	fastUntil       time.Time // recovering from a frequency step
 	// jump guard
 	cands     []cand
 	agreeRow  int
@@ -104,6 +110,7 @@ const (
 	// reanchorAfter: consecutive samples beyond the noise gate (but below
 	// the jump threshold) after which the filter trusts them over itself.
 	reanchorAfter = 3
+	recoverTau    = 2 // s
 )
 
 // NewKalman builds a servo.
@@ -288,6 +295,9 @@ func (k *Kalman) adaptR(nu, Ppred float64) {
 
 func (k *Kalman) control(now time.Time) Action {
 	tau := k.cfg.TimeConstant.Seconds()
+	if now.Before(k.fastUntil) {
+		tau = math.Min(tau, recoverTau)
+	}
 	slew := k.cfg.MaxSlew * 1e-9
 	// Steer from the state predicted to now, when the change takes effect.
 	s := k.predicted(now)
@@ -335,6 +345,8 @@ func (k *Kalman) Sample(at time.Time, offset time.Duration, now time.Time) Actio
 	if k.st == StateGuard {
 		return k.guard(at, z, nu, gate, jump, now)
 	}
+	prevNu, prevSig, prevAt := k.prevNu, k.prevSig, k.prevAt
+	k.prevNu, k.prevSig, k.prevAt = nu, math.Sqrt(S), at
 	switch {
 	case math.Abs(nu) <= gate:
 		k.accept(at, nu, S)
@@ -361,6 +373,9 @@ func (k *Kalman) Sample(at time.Time, offset time.Duration, now time.Time) Actio
 	// by what the samples say and take them.
 	k.cands = k.cands[:0]
 	k.outlerRow++
+	if k.st == StateTrack && k.rampStep(at, nu, prevNu, prevSig, prevAt) {
+		return k.control(now)
+	}
 	if k.outlerRow >= reanchorAfter {
 		k.P[0][0] += nu * nu
 		k.P[1][1] += (nu / 10) * (nu / 10)
@@ -370,6 +385,36 @@ func (k *Kalman) Sample(at time.Time, offset time.Duration, now time.Time) Actio
 	a := k.control(now)
 	a.Note, a.Offset = NoteOutlier, dur(nu)
 	return a
+}
+
+// rampStep recognises a step of the oscillator's frequency (a
+// temperature change, a TCXO's compensation hopping) one sample after it
+// shows: an innovation beyond the gate that grows on a significant one of
+// the same sign a second earlier is the phase ramp such a step leaves,
+// which a lone outlier is not (two such samples by chance: below 1e-8).
+// Waiting for reanchorAfter outliers instead lets the ramp run a second
+// longer and then finds the phase but not the frequency, so the error
+// keeps growing while the filter relearns it: a 100 ppb step cost 400 ns
+// that way against the PI's 110. Here the slope between the two
+// innovations is the step, taken into the frequency at once, and the
+// phase is taken from the sample; both uncertainties are widened by what
+// was found so that the next samples refine them.
+func (k *Kalman) rampStep(at time.Time, nu, prevNu, prevSig float64, prevAt time.Time) bool {
+	dt := at.Sub(prevAt).Seconds()
+	if prevAt.IsZero() || dt <= 0 || dt > holdoverGap || prevNu*nu <= 0 ||
+		math.Abs(prevNu) < 2.5*prevSig || math.Abs(nu) <= math.Abs(prevNu) {
+		return false
+	}
+	slope := (nu - prevNu) / dt
+	if math.Abs(slope) > k.cfg.Osc.MaxFreqError {
+		return false // faster than the oscillator can change: not a ramp
+	}
+	k.s[1] += slope
+	k.P[1][1] += slope * slope
+	k.P[0][0] += nu * nu
+	k.accept(at, nu, k.P[0][0]+k.R)
+	k.fastUntil = at.Add(5 * time.Second * recoverTau)
+	return true
 }
 
 func (k *Kalman) accept(at time.Time, nu, S float64) {
