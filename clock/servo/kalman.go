@@ -288,7 +288,12 @@ func (k *Kalman) adaptR(nu, Ppred float64) {
 	sort.Float64s(v)
 	med := v[n/2]
 	sigma := 1.4826 * med
-	r := sigma*sigma - Ppred
+	// While the state is still uncertain (the start, from a wide prior)
+	// Ppred can exceed what the innovations show, and subtracting it all
+	// would leave R a hundredth of the truth: the filter then believes
+	// every sample, gates out the rest and loses its frequency. The
+	// innovations bound R from below at a quarter of their variance.
+	r := math.Max(sigma*sigma-Ppred, sigma*sigma/4)
 	m := sec(k.cfg.MeasNoise)
 	k.R = math.Min(math.Max(r, math.Max(1e-18, m*m/1e4)), m*m*1e4)
 }
@@ -378,7 +383,11 @@ func (k *Kalman) Sample(at time.Time, offset time.Duration, now time.Time) Actio
 	}
 	if k.outlerRow >= reanchorAfter {
 		k.P[0][0] += nu * nu
-		k.P[1][1] += (nu / 10) * (nu / 10)
+		// The frequency may have moved by what the phase suggests over ten
+		// seconds, but never by more than the oscillator class can: with
+		// NMEA-only samples (milliseconds) nu/10 alone would be ppm-wide.
+		df := math.Min(math.Abs(nu)/10, k.cfg.Osc.MaxFreqError)
+		k.P[1][1] += df * df
 		k.accept(at, nu, k.P[0][0]+k.R)
 		return k.control(now)
 	}

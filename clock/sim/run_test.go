@@ -257,3 +257,18 @@ func TestFrequencyStepTransient(t *testing.T) {
 	}
 	t.Logf("temperature step: kalman max %.0f ns rms %.1f ns, pi max %.0f ns rms %.1f ns", *k.MaxTE, *k.RMSTE, *p.MaxTE, *p.RMSTE)
 }
+
+// NMEA-only (no PPS, milliseconds of noise) over many seeds: every seed
+// locks at once and beats the PI. Seed 6 used to lose its frequency at
+// the start (R adapted to a hundredth of the truth, then outliers widened
+// the frequency to thousands of ppm) and took 46 minutes to lock.
+func TestNMEAOnlyEverySeed(t *testing.T) {
+	sc, _ := ScenarioByName("nmea-only")
+	for seed := int64(1); seed <= 20; seed++ {
+		sc.Seed = seed
+		k, p := Run(sc, "kalman"), Run(sc, "pi")
+		if k.LockTime == nil || *k.LockTime > 5 || k.RMSTE == nil || *k.RMSTE > 0.5**p.RMSTE {
+			t.Errorf("seed %d: kalman lock %s s rms %s ns, pi rms %s ns", seed, fp(k.LockTime), fp(k.RMSTE), fp(p.RMSTE))
+		}
+	}
+}
