@@ -38,6 +38,9 @@ const (
 	// (missed pulses, a receiver restart) ridden through in LOCKED; the
 	// servo freewheels meanwhile, so the clock's error stays what it was.
 	referenceSilentOK = 10 * time.Second
+	// lockNoiseFactor: a converged filter's EstError (|offset| + 3 sigma)
+	// stays within about three sample deviations; four leaves a margin.
+	lockNoiseFactor = 4
 )
 
 // Config of the machine.
@@ -49,7 +52,11 @@ type Config struct {
 	// it (clock.holdover_max_error).
 	HoldoverMaxError time.Duration
 	// LockError is the estimated error under which the clock counts as
-	// locked: 1 µs with a PPS, more for NMEA alone.
+	// locked: 1 µs with a PPS, more for NMEA alone. A reference noisier
+	// than that (a PPS through a USB serial adapter scatters by tens of µs
+	// to a millisecond) raises it to lockNoiseFactor times the measured
+	// noise: such a clock still locks, and says how good it is through
+	// clockAccuracy and the NTP root dispersion, which follow EstError.
 	LockError time.Duration
 	// SourceError is what the reference itself may be off by, which no
 	// filtering removes: a timing receiver's PPS (tens of ns), an
@@ -113,7 +120,8 @@ func (m *Machine) Update(now time.Time, st servo.State, est servo.Estimate) (Tra
 	if tracking && est.SinceSample >= 0 {
 		m.lastSample = now.Add(-est.SinceSample)
 	}
-	good := tracking && m.EstError() < m.cfg.LockError
+	lockErr := max(m.cfg.LockError, time.Duration(lockNoiseFactor*float64(est.MeasNoise)))
+	good := tracking && m.EstError() < lockErr
 	if good {
 		m.lockRun++
 		if m.st == Locked {

@@ -52,7 +52,14 @@ type Kalman struct {
 	// frequency step (see rampStep).
 	prevNu, prevSig float64
 	prevAt          time.Time
-	fastUntil       time.Time // recovering from a frequency step
+	// Normalised innovations summed over the current window (checkBias).
+	biasSum float64
+	biasN   int
+	// nuMean is a running mean of the accepted innovations (about 64
+	// samples): what the samples say the phase estimate is off by, which
+	// the advertised error includes (see Estimate).
+	nuMean    float64
+	fastUntil time.Time // recovering from a frequency step
 	// jump guard
 	cands     []cand
 	agreeRow  int
@@ -111,6 +118,7 @@ const (
 	// the jump threshold) after which the filter trusts them over itself.
 	reanchorAfter = 3
 	recoverTau    = 2 // s
+	biasWindow    = 64
 )
 
 // NewKalman builds a servo.
@@ -295,7 +303,10 @@ func (k *Kalman) adaptR(nu, Ppred float64) {
 	// innovations bound R from below at a quarter of their variance.
 	r := math.Max(sigma*sigma-Ppred, sigma*sigma/4)
 	m := sec(k.cfg.MeasNoise)
-	k.R = math.Min(math.Max(r, math.Max(1e-18, m*m/1e4)), m*m*1e4)
+	// Bounds: a hundredth of the configured noise below, a hundred times
+	// it above (or 10 ms: a PPS through a USB serial adapter scatters by
+	// up to a millisecond, and is still worth averaging).
+	k.R = math.Min(math.Max(r, math.Max(1e-18, m*m/1e4)), math.Max(m*m*1e4, 1e-4))
 }
 
 func (k *Kalman) control(now time.Time) Action {
@@ -352,6 +363,32 @@ func (k *Kalman) Sample(at time.Time, offset time.Duration, now time.Time) Actio
 	}
 	prevNu, prevSig, prevAt := k.prevNu, k.prevSig, k.prevAt
 	k.prevNu, k.prevSig, k.prevAt = nu, math.Sqrt(S), at
+	if k.st == StateStart && math.Abs(nu) > gate {
+		// In the start the frequency is still the wide prior, so a sample
+		// the prediction did not expect says the noise is larger than
+		// assumed (a PPS scattering by tens of µs against the 2 µs
+		// configured), not that GNSS jumped: raise R to cover it and learn
+		// from the sample. The jump guard is for a filter that has earned
+		// its confidence; entering it here froze a wrong frequency, and
+		// with a 20 µs PPS the clock ran away by hundreds of ms.
+		// What the filter learned so far was weighed with the smaller R:
+		// the covariance of a filter informed by its samples scales with
+		// R, so it is scaled back up by the same factor (never wider than
+		// the frequency prior), or the first two samples' frequency would
+		// stay "known" to 3 ppm whatever they really said.
+		r := math.Max(k.R, nu*nu/(gateSigmas*gateSigmas)*4)
+		g := math.Min(r/k.R, freqPrior*freqPrior/math.Max(k.P[1][1], 1e-30))
+		if g > 1 {
+			for i := range k.P {
+				for j := range k.P[i] {
+					k.P[i][j] *= g
+				}
+			}
+		}
+		k.R = r
+		k.accept(at, nu, k.P[0][0]+k.R)
+		return k.startStep(now)
+	}
 	switch {
 	case math.Abs(nu) <= gate:
 		k.accept(at, nu, S)
@@ -428,10 +465,40 @@ func (k *Kalman) rampStep(at time.Time, nu, prevNu, prevSig float64, prevAt time
 
 func (k *Kalman) accept(at time.Time, nu, S float64) {
 	k.adaptR(nu, S-k.R)
+	k.checkBias(nu, S)
+	k.nuMean += (nu - k.nuMean) / biasWindow
 	k.update(nu, S)
 	k.tSample = at
 	k.outlerRow = 0
 	k.cands = k.cands[:0]
+}
+
+// checkBias watches the mean of the innovations, which a consistent
+// filter keeps at zero within sqrt(S/n). A mean beyond four times that
+// means the state is wrong and the filter too sure of it to notice (a
+// frequency learned in a start with millisecond PPS noise stayed a ppm
+// off with a 0.03 ppm sigma, and the clock sat 700 µs off while
+// advertising 170 µs): widen the phase by the bias and the frequency by
+// the bias over the window, so the next samples correct both.
+func (k *Kalman) checkBias(nu, S float64) {
+	if k.st != StateTrack {
+		k.biasN, k.biasSum = 0, 0
+		return
+	}
+	k.biasSum += nu / math.Sqrt(S)
+	k.biasN++
+	if k.biasN < biasWindow {
+		return
+	}
+	mean := k.biasSum / biasWindow // in units of sqrt(S)
+	k.biasN, k.biasSum = 0, 0
+	if math.Abs(mean) <= 4/math.Sqrt(biasWindow) {
+		return
+	}
+	b := mean * math.Sqrt(S)
+	k.P[0][0] += b * b
+	df := math.Min(math.Abs(b)/biasWindow, k.cfg.Osc.MaxFreqError)
+	k.P[1][1] += df * df
 }
 
 // addCand keeps consecutive jump candidates that agree with each other.
@@ -601,6 +668,11 @@ func (k *Kalman) Estimate(now time.Time) Estimate {
 		DriftPPBDay: s[2] * 86400e9,
 		MeasNoise:   dur(math.Sqrt(k.R)),
 	}
+	// A filter whose samples keep disagreeing with it one way is off by
+	// about that much whatever its covariance says: the running mean of
+	// the innovations widens the sigma so that the advertised error
+	// (|offset| + 3 sigma) covers it.
+	e.OffsetSigma += dur(math.Abs(k.nuMean) / 3)
 	if !k.tSample.IsZero() {
 		e.SinceSample = now.Sub(k.tSample)
 	}

@@ -300,6 +300,10 @@ func (r *Result) summarise(sc Scenario) {
 	if sc.NMEAOnly {
 		limit = 50e6
 	}
+	// A PPS noisier than the 1 µs criterion (one through a USB serial
+	// adapter) is locked once the error stays within three of its sample
+	// deviations.
+	limit = math.Max(limit, 3*float64(sc.PPSJitter))
 	lock := -1.0
 	for _, p := range r.Points {
 		if p.T >= oStart {
@@ -381,6 +385,9 @@ func Scenarios() map[string]Scenario {
 		"temperature": {Osc: clock.TCXO, FreqOffsetPPM: 10, PPSJitter: 20 * time.Nanosecond, Latency: 150 * time.Millisecond,
 			TempSteps: []TempStep{{At: 30 * time.Minute, DeltaC: 2}, {At: 2*time.Hour + 30*time.Minute, DeltaC: -3}},
 			Faults:    outage(2*time.Hour, 2*time.Hour), Duration: 5 * time.Hour},
+		// A PPS on a USB serial adapter's DCD line: 100 µs of jitter.
+		"usb-pps": {Osc: clock.TCXO, FreqOffsetPPM: 10, PhaseOffset: 300 * time.Millisecond, PPSJitter: 100 * time.Microsecond,
+			Latency: 150 * time.Millisecond, LatencyJitter: 50 * time.Millisecond, Duration: time.Hour},
 		"nmea-only": {Osc: clock.TCXO, FreqOffsetPPM: 10, NMEAOnly: true, Latency: 350 * time.Millisecond,
 			LatencyJitter: 20 * time.Millisecond, Duration: time.Hour},
 	}

@@ -272,3 +272,53 @@ func TestNMEAOnlyEverySeed(t *testing.T) {
 		}
 	}
 }
+
+// rmsFrom is the RMS time error from second t0 on.
+func rmsFrom(r Result, t0 float64) float64 {
+	var sum float64
+	n := 0
+	for _, p := range r.Points {
+		if p.T >= t0 {
+			sum += p.TE * p.TE
+			n++
+		}
+	}
+	return math.Sqrt(sum / float64(max(n, 1)))
+}
+
+// firstClass6 is when the clock first announced clockClass 6 (-1: never).
+func firstClass6(r Result) float64 {
+	for _, p := range r.Points {
+		if p.Class == 6 {
+			return p.T
+		}
+	}
+	return -1
+}
+
+// A noisy PPS (a USB serial adapter's DCD line scatters by tens of µs to a
+// millisecond) over ten seeds: the clock locks and says so (clockClass 6),
+// averages the noise far below the PI's error, and the advertised bound
+// holds for all but a few seconds (over ten seeds: 20 µs 0.16 % of the
+// synchronized seconds, at worst 1.19 times the bound; 100 µs 0.12 %,
+// 1.22; 1 ms 0.9 %, 1.47, its worst seed 5.6 %). Before, a 20 µs PPS sent the start into
+// the jump guard with a frequency learned from two samples, and the clock
+// ran away by hundreds of milliseconds.
+func TestNoisyPPS(t *testing.T) {
+	for _, c := range []struct {
+		jitter   time.Duration
+		maxRatio float64
+		maxOver  float64 // fraction of the seconds beyond the advertised bound
+	}{{20 * time.Microsecond, 0.2, 0.02}, {100 * time.Microsecond, 0.2, 0.02}, {time.Millisecond, 0.7, 0.08}} {
+		for seed := int64(1); seed <= 10; seed++ {
+			sc, _ := ScenarioByName("lock")
+			sc.PPSJitter, sc.Duration, sc.Seed = c.jitter, 30*time.Minute, seed
+			k, p := Run(sc, "kalman"), Run(sc, "pi")
+			kr, pr := rmsFrom(k, 600), rmsFrom(p, 600)
+			if last := k.Points[len(k.Points)-1]; last.Class != 6 || kr > c.maxRatio*pr || float64(k.BoundExceeded) > c.maxOver*float64(len(k.Points)) {
+				t.Errorf("PPS jitter %v seed %d: kalman rms %.0f ns (pi %.0f), class %d at the end (locked at %.0f s), bound exceeded %d s",
+					c.jitter, seed, kr, pr, last.Class, firstClass6(k), k.BoundExceeded)
+			}
+		}
+	}
+}
