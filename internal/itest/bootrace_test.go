@@ -10,7 +10,7 @@ import (
 // Boot races: an [[ntp]] interface that does not exist when sitegm starts
 // is waited for (and said so), served as soon as it appears, and served
 // again after it is deleted and re-created (a new ifindex: sockets bound
-// to the old one would be deaf).
+// to the old one would be deaf), and after it went down and up.
 func TestInterfaceAppearsLater(t *testing.T) {
 	needTools(t)
 	lab := NewLab(t)
@@ -30,8 +30,18 @@ func TestInterfaceAppearsLater(t *testing.T) {
 	sg.WaitOutput(t, 10*time.Second, "event=ntp_interface_lost")
 	lab.Link(gm, "vid0", "10.91.0.1/24", cam, "eth0", "10.91.0.2/24")
 	WaitFor(t, 15*time.Second, "NTP on the re-created interface", query)
+	// Down and up with the same index (a cable pulled, a switch port
+	// bounced): the kernel keeps the address, the sockets and their
+	// bindings, so the server keeps serving without being re-opened.
+	run(t, "ip", "-n", gm.NS, "link", "set", "vid0", "down")
+	time.Sleep(2 * time.Second)
+	if query() {
+		t.Error("answered through an interface that is down")
+	}
+	run(t, "ip", "-n", gm.NS, "link", "set", "vid0", "up")
+	WaitFor(t, 10*time.Second, "NTP after the interface came back up", query)
 	if n := strings.Count(sg.Output(), "NTP server up"); n != 2 {
-		t.Errorf("NTP server started %d times, want 2", n)
+		t.Errorf("NTP server started %d times, want 2 (appeared, re-created; not again for down/up)", n)
 	}
 }
 
