@@ -53,12 +53,16 @@ func start(parent context.Context, wg *sync.WaitGroup, serve func(ctx context.Co
 // that only goes down and up keeps its index, its sockets and their
 // multicast memberships (the kernel sends the IGMP reports again when it
 // comes up), and its addresses may change freely: sitegm binds to the
-// device, not to an address.
-func watchInterface(ctx context.Context, iface string, cancel func(why string)) {
+// device, not to an address. Such a bounce is still reported through
+// link(up) (a pulled cable or a switch port going down is the first thing
+// a site engineer wants to see).
+func watchInterface(ctx context.Context, iface string, cancel func(why string), link func(up bool)) {
 	ifi, err := net.InterfaceByName(iface)
 	if err != nil {
 		return
 	}
+	linkUp := func(i *net.Interface) bool { return i.Flags&net.FlagUp != 0 && i.Flags&net.FlagRunning != 0 }
+	wasUp := linkUp(ifi)
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
@@ -75,6 +79,9 @@ func watchInterface(ctx context.Context, iface string, cancel func(why string)) 
 		case now.Index != ifi.Index:
 			cancel("the interface was re-created")
 			return
+		case linkUp(now) != wasUp:
+			wasUp = !wasUp
+			link(wasUp)
 		}
 	}
 }
@@ -94,6 +101,12 @@ func (d *Daemon) keepServing(ctx context.Context, kind, iface string, open func(
 				d.log.Warn(strings.ToUpper(kind)+" interface changed; serving it again", "event", kind+"_interface_lost",
 					kind+"_interface", iface, "reason", why)
 				cancel()
+			}, func(up bool) {
+				if up {
+					d.log.Info(strings.ToUpper(kind)+" interface link up", "event", kind+"_link_up", kind+"_interface", iface)
+				} else {
+					d.log.Warn(strings.ToUpper(kind)+" interface link down: nothing is served on it until it is up", "event", kind+"_link_down", kind+"_interface", iface)
+				}
 			})
 			err = run(sctx)
 			cancel()

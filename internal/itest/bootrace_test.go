@@ -10,7 +10,8 @@ import (
 // Boot races: an [[ntp]] interface that does not exist when sitegm starts
 // is waited for (and said so), served as soon as it appears, and served
 // again after it is deleted and re-created (a new ifindex: sockets bound
-// to the old one would be deaf), and after it went down and up.
+// to the old one would be deaf), and after it went down and up (logged
+// both ways, not re-opened).
 func TestInterfaceAppearsLater(t *testing.T) {
 	needTools(t)
 	lab := NewLab(t)
@@ -34,12 +35,13 @@ func TestInterfaceAppearsLater(t *testing.T) {
 	// bounced): the kernel keeps the address, the sockets and their
 	// bindings, so the server keeps serving without being re-opened.
 	run(t, "ip", "-n", gm.NS, "link", "set", "vid0", "down")
-	time.Sleep(2 * time.Second)
+	sg.WaitOutput(t, 10*time.Second, "event=ntp_link_down")
 	if query() {
 		t.Error("answered through an interface that is down")
 	}
 	run(t, "ip", "-n", gm.NS, "link", "set", "vid0", "up")
 	WaitFor(t, 10*time.Second, "NTP after the interface came back up", query)
+	sg.WaitOutput(t, 10*time.Second, "event=ntp_link_up")
 	if n := strings.Count(sg.Output(), "NTP server up"); n != 2 {
 		t.Errorf("NTP server started %d times, want 2 (appeared, re-created; not again for down/up)", n)
 	}
