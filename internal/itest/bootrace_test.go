@@ -2,6 +2,7 @@ package itest
 
 import (
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -61,5 +62,53 @@ func TestWaitsForThePHC(t *testing.T) {
 	sg.WaitOutput(t, 5*time.Second, "event=clock_waiting")
 	if exited, _ := sg.Wait(3 * time.Second); exited {
 		t.Fatalf("sitegm exited instead of waiting:\n%s", sg.Output())
+	}
+}
+
+// A switch with IGMP snooping forwards multicast only to the ports that
+// joined its group. A grandmaster whose cable is pulled and put back must
+// be a member again when its link returns, or the slaves' Delay_Req never
+// reach it. The kernel keeps sitegm's memberships and reports them again
+// on link up; sitegm logs the bounce and keeps its sockets. Checked on a
+// bridge with snooping and a querier: the GM's port leaves the bridge's
+// group table with the link, is back in it after, and sitegm answers
+// Delay_Req again.
+func TestPTPLinkBounce(t *testing.T) {
+	needTools(t, "ptp4l", "bridge")
+	lab := NewLab(t)
+	run(t, "ip", "-n", lab.sw, "link", "set", "br0", "type", "bridge", "mcast_snooping", "1", "mcast_querier", "1")
+	gm := lab.Host("gm", "10.78.0.1/24")
+	au := lab.Host("au", "10.78.0.2/24")
+	dir := t.TempDir()
+	sg := gm.Start(t, Bin(t, "sitegm"), "run", "-c", SitegmConfig(t, dir,
+		"[[ptp]]\ninterface = \"eth0\"\ntimestamping = \"software\"\ndante_v1 = false\n"))
+	StartGNSSSim(t, dir)
+	sg.WaitOutput(t, 40*time.Second, "ptp_state=MASTER")
+	au.Start(t, "ptp4l", "-f", Ptp4lConfig(t, dir, "slave.conf", Ptp4lSlaveConf), "-i", "eth0", "-m")
+	member := func() bool {
+		out, _ := exec.Command("bridge", "-n", lab.sw, "mdb", "show").CombinedOutput()
+		return strings.Contains(string(out), "port "+gm.Port+" grp 224.0.1.129")
+	}
+	dreqs := func() uint64 {
+		st := statusJSON(t, dir)
+		if len(st.PTP) == 0 {
+			return 0
+		}
+		return st.PTP[0].DelayReqs
+	}
+	WaitFor(t, 30*time.Second, "the GM's port in the bridge's group table", member)
+	WaitFor(t, 30*time.Second, "Delay_Req reaching sitegm", func() bool { return dreqs() > 5 })
+
+	run(t, "ip", "-n", gm.NS, "link", "set", "eth0", "down")
+	sg.WaitOutput(t, 10*time.Second, "event=ptp_link_down")
+	WaitFor(t, 10*time.Second, "the bridge to drop the GM's membership with its link", func() bool { return !member() })
+	time.Sleep(2 * time.Second)
+	run(t, "ip", "-n", gm.NS, "link", "set", "eth0", "up")
+	sg.WaitOutput(t, 10*time.Second, "event=ptp_link_up")
+	WaitFor(t, 15*time.Second, "the GM's port a member again", member)
+	n := dreqs()
+	WaitFor(t, 15*time.Second, "Delay_Req reaching sitegm after the bounce", func() bool { return dreqs() > n+5 })
+	if c := strings.Count(sg.Output(), "event=ptp_port_up"); c != 1 {
+		t.Errorf("the PTP port was opened %d times, want 1 (a bounce keeps it)", c)
 	}
 }

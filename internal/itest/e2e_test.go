@@ -206,8 +206,9 @@ type statusDoc struct {
 		HoldoverElapsedS float64 `json:"holdover_elapsed_s"`
 	} `json:"clock"`
 	PTP []struct {
-		State string `json:"state"`
-		V1    *struct {
+		State     string `json:"state"`
+		DelayReqs uint64 `json:"delay_reqs"`
+		V1        *struct {
 			State string `json:"state"`
 		} `json:"v1"`
 	} `json:"ptp"`

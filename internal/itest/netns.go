@@ -29,6 +29,7 @@ type Lab struct {
 type Host struct {
 	NS   string
 	Addr string // IPv4 address without the prefix length
+	Port string // its port on the lab's bridge (Host only)
 	lab  *Lab
 }
 
@@ -98,7 +99,7 @@ func (l *Lab) Host(name, cidr string) *Host {
 	run(t, "ip", "-n", l.sw, "link", "set", peer, "master", "br0")
 	run(t, "ip", "-n", l.sw, "link", "set", peer, "up")
 	addr, _, _ := strings.Cut(cidr, "/")
-	return &Host{NS: ns, Addr: addr, lab: l}
+	return &Host{NS: ns, Addr: addr, Port: peer, lab: l}
 }
 
 func (l *Lab) destroy() {
