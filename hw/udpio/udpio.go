@@ -66,6 +66,12 @@ type Options struct {
 	RXSoftwareToo bool
 	// RecvBuffer sets SO_RCVBUF (0: the kernel's default).
 	RecvBuffer int
+	// PacketInfo reports each datagram's local address (IP_PKTINFO,
+	// Msg.Dst) so that a reply can leave from the address the request was
+	// sent to (Out.Src): an interface with several addresses (a service
+	// address next to the engineer's, a renumbered VLAN) would otherwise
+	// answer from its primary address, which clients drop.
+	PacketInfo bool
 	// Connect fixes the destination (connect(2)): a send-only socket in a
 	// reuseport group, which then receives nothing of the group's traffic
 	// (a connected UDP socket only matches datagrams from its peer).
@@ -91,6 +97,7 @@ type Conn struct {
 	shdrs  []mmsghdr
 	siovs  []unix.Iovec
 	snames []unix.RawSockaddrInet4
+	soobs  [][]byte // per-datagram control: timestamp request, source address
 	sn     int
 	write  func(fd uintptr) bool
 	sent   int
@@ -145,6 +152,11 @@ func sockopts(o Options, fd int) error {
 	}
 	if o.RecvBuffer > 0 {
 		_ = set(unix.SOL_SOCKET, unix.SO_RCVBUF, o.RecvBuffer)
+	}
+	if o.PacketInfo {
+		if err := set(unix.IPPROTO_IP, unix.IP_PKTINFO, 1); err != nil {
+			return fmt.Errorf("IP_PKTINFO: %w", err)
+		}
 	}
 	return setStampFlags(fd, stampFlags(o))
 }
@@ -262,6 +274,10 @@ func (c *Conn) setup() {
 	c.shdrs = make([]mmsghdr, MaxBatch)
 	c.siovs = make([]unix.Iovec, MaxBatch)
 	c.snames = make([]unix.RawSockaddrInet4, MaxBatch)
+	c.soobs = make([][]byte, MaxBatch)
+	for i := range c.soobs {
+		c.soobs[i] = make([]byte, unix.CmsgSpace(4)+unix.CmsgSpace(unix.SizeofInet4Pktinfo))
+	}
 	c.toob = make([]byte, oobSize)
 	c.txcmsg = make([]byte, unix.CmsgSpace(4))
 	ch := (*unix.Cmsghdr)(unsafe.Pointer(&c.txcmsg[0]))
@@ -295,6 +311,10 @@ type Msg struct {
 	// RXSoft is the software receive timestamp (CLOCK_REALTIME) when the
 	// socket asked for it besides hardware ones (RXSoftwareToo).
 	RXSoft time.Time
+	// Dst is the local address the datagram reached (PacketInfo): the
+	// kernel's ipi_spec_dst, the right source for a reply even when the
+	// request went to a broadcast or multicast address. Zero without.
+	Dst netip.Addr
 }
 
 func (c *Conn) doRead(fd uintptr) bool {
@@ -340,15 +360,18 @@ func (c *Conn) ReadBatch(ms []Msg) (int, error) {
 		h := &c.hdrs[i]
 		ms[i].Data = c.bufs[i][:h.len]
 		ms[i].From = sockaddrToAddrPort(&c.names[i])
-		ms[i].RX, ms[i].RXSoft = time.Time{}, time.Time{}
-		if c.rx != NoStamps && h.hdr.Controllen > 0 {
-			sw, hw := parseStamps(c.oobs[i][:h.hdr.Controllen])
-			if c.rx == Hardware {
+		ms[i].RX, ms[i].RXSoft, ms[i].Dst = time.Time{}, time.Time{}, netip.Addr{}
+		if h.hdr.Controllen > 0 {
+			sw, hw, dst := parseOOB(c.oobs[i][:h.hdr.Controllen])
+			ms[i].Dst = dst
+			switch {
+			case c.rx == NoStamps:
+			case c.rx == Hardware:
 				ms[i].RX = hw
 				if c.rxSoft {
 					ms[i].RXSoft = sw
 				}
-			} else {
+			default:
 				ms[i].RX = sw
 			}
 		}
@@ -363,6 +386,9 @@ type Out struct {
 	// TxStamp asks for this datagram's software transmit timestamp (a
 	// socket opened with TXStampsPerPacket).
 	TxStamp bool
+	// Src, when valid, is the source address (IP_PKTINFO ipi_spec_dst):
+	// the Dst of the request this answers.
+	Src netip.Addr
 }
 
 func fillSockaddr(sa *unix.RawSockaddrInet4, ap netip.AddrPort) {
@@ -401,11 +427,25 @@ func (c *Conn) WriteBatch(outs []Out) (int, error) {
 			h.Iovlen = 1
 			h.Control = nil
 			h.Controllen = 0
+			oob, off := c.soobs[i], 0
 			if o.TxStamp {
 				// A per-datagram SO_TIMESTAMPING control message (Linux
 				// 4.13+: "timestamping flags via cmsg").
-				h.Control = &c.txcmsg[0]
-				h.SetControllen(len(c.txcmsg))
+				off += copy(oob, c.txcmsg)
+			}
+			if o.Src.Is4() {
+				// struct in_pktinfo (ip(7)): ifindex 0 lets the route pick
+				// the device; ipi_spec_dst sets the source address.
+				ch := (*unix.Cmsghdr)(unsafe.Pointer(&oob[off]))
+				ch.Level, ch.Type = unix.IPPROTO_IP, unix.IP_PKTINFO
+				ch.SetLen(unix.CmsgLen(unix.SizeofInet4Pktinfo))
+				pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&oob[off+unix.CmsgLen(0)]))
+				*pi = unix.Inet4Pktinfo{Spec_dst: o.Src.As4()}
+				off += unix.CmsgSpace(unix.SizeofInet4Pktinfo)
+			}
+			if off > 0 {
+				h.Control = &oob[0]
+				h.SetControllen(off)
 			}
 		}
 		c.sn = n
@@ -547,6 +587,13 @@ func ReadStamped(rc syscall.RawConn, buf, oob []byte) (n int, rx time.Time, err 
 // layouts are 16-byte timespecs) without allocating. A zero timespec is a
 // missing stamp.
 func parseStamps(oob []byte) (sw, hw time.Time) {
+	sw, hw, _ = parseOOB(oob)
+	return
+}
+
+// parseOOB reads the control messages of a received datagram: the
+// software and hardware timestamps and the IP_PKTINFO local address.
+func parseOOB(oob []byte) (sw, hw time.Time, dst netip.Addr) {
 	const hdrLen = unix.SizeofCmsghdr
 	for len(oob) >= hdrLen {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
@@ -565,6 +612,10 @@ func parseStamps(oob []byte) (sw, hw time.Time) {
 				return time.Unix(sec, nsec)
 			}
 			sw, hw = ts(d[0:16]), ts(d[32:48])
+		}
+		if h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && l >= hdrLen+unix.SizeofInet4Pktinfo {
+			pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&oob[hdrLen]))
+			dst = netip.AddrFrom4(pi.Spec_dst)
 		}
 		l = (l + 7) &^ 7
 		if l > len(oob) {

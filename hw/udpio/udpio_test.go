@@ -183,3 +183,48 @@ func TestSender(t *testing.T) {
 	}
 	s.Close() // twice is fine
 }
+
+// A request to one of several local addresses (any 127.x.y.z on lo) is
+// reported with that address, and a reply with Src leaves from it: a
+// client connected to that address accepts it. Without Src the kernel
+// would pick 127.0.0.1 and the connected client would never see it. The
+// reply also carries a transmit-timestamp request in the same control
+// buffer.
+func TestPacketInfoRepliesFromTheAddressAsked(t *testing.T) {
+	srv, err := Listen(Options{Port: 0, PacketInfo: true, RXStamps: Software, TXStampsPerPacket: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	asked := netip.MustParseAddr("127.0.0.5")
+	cli, err := Listen(Options{Addr: netip.MustParseAddr("127.0.0.1"), Connect: netip.AddrPortFrom(asked, uint16(srv.LocalPort()))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if err := cli.Write([]byte("req")); err != nil {
+		t.Fatal(err)
+	}
+	ms := make([]Msg, MaxBatch)
+	srv.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err := srv.ReadBatch(ms)
+	if err != nil || n != 1 {
+		t.Fatalf("read %d: %v", n, err)
+	}
+	if ms[0].Dst != asked {
+		t.Fatalf("Dst %v, want %v", ms[0].Dst, asked)
+	}
+	if _, err := srv.WriteBatch([]Out{{Data: []byte("resp"), To: ms[0].From, Src: ms[0].Dst, TxStamp: true}}); err != nil {
+		t.Fatal(err)
+	}
+	cli.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err = cli.ReadBatch(ms)
+	if err != nil || n != 1 || string(ms[0].Data) != "resp" || ms[0].From.Addr() != asked {
+		t.Fatalf("reply: %d datagrams, %v, from %v", n, err, ms[0].From)
+	}
+	got := 0
+	srv.ReadTxStamps(func(uint32, time.Time) { got++ })
+	if got != 1 {
+		t.Errorf("%d transmit timestamps for the reply, want 1", got)
+	}
+}

@@ -133,7 +133,7 @@ func (s *ntpServer) run(ctx context.Context) error {
 	}
 	s.rxStamps = s.chooseStamps()
 	for i := 0; i < workers; i++ {
-		c, err := udpio.Listen(udpio.Options{Interface: s.cfg.Interface, Port: s.cfg.Port, ReusePort: true,
+		c, err := udpio.Listen(udpio.Options{Interface: s.cfg.Interface, Port: s.cfg.Port, ReusePort: true, PacketInfo: true,
 			RXStamps: s.rxStamps, RXSoftwareToo: true, TXStampsPerPacket: true, RecvBuffer: 4 << 20, Loopback: s.cfg.Interface == "lo"})
 		if err != nil {
 			closeAll()
@@ -208,7 +208,7 @@ func (s *ntpServer) worker(ctx context.Context, c *udpio.Conn, st *workerStats) 
 				keys[stamped%ring] = rep.Key
 				stamped++
 			}
-			outs = append(outs, udpio.Out{Data: bufs[len(outs)][:rep.N], To: m.From, TxStamp: rep.WantTxStamp})
+			outs = append(outs, udpio.Out{Data: bufs[len(outs)][:rep.N], To: m.From, TxStamp: rep.WantTxStamp, Src: m.Dst})
 		}
 		if len(outs) > 0 {
 			c.WriteBatch(outs)

@@ -43,6 +43,12 @@ func TestInterfaceAppearsLater(t *testing.T) {
 	run(t, "ip", "-n", gm.NS, "link", "set", "vid0", "up")
 	WaitFor(t, 10*time.Second, "NTP after the interface came back up", query)
 	sg.WaitOutput(t, 10*time.Second, "event=ntp_link_up")
+	// A new address on the same interface is served at once.
+	run(t, "ip", "-n", gm.NS, "addr", "add", "10.91.0.7/24", "dev", "vid0")
+	WaitFor(t, 10*time.Second, "NTP at the interface's new address", func() bool {
+		out, err := cam.Run(Bin(t, "sitegm"), "ntp-query", "--timeout", "500ms", "10.91.0.7")
+		return err == nil && strings.Contains(out, "stratum")
+	})
 	if n := strings.Count(sg.Output(), "NTP server up"); n != 2 {
 		t.Errorf("NTP server started %d times, want 2 (appeared, re-created; not again for down/up)", n)
 	}
@@ -72,7 +78,7 @@ func TestWaitsForThePHC(t *testing.T) {
 // on link up; sitegm logs the bounce and keeps its sockets. Checked on a
 // bridge with snooping and a querier: the GM's port leaves the bridge's
 // group table with the link, is back in it after, and sitegm answers
-// Delay_Req again.
+// Delay_Req again; then again after its address changed.
 func TestPTPLinkBounce(t *testing.T) {
 	needTools(t, "ptp4l", "bridge")
 	lab := NewLab(t)
@@ -108,6 +114,14 @@ func TestPTPLinkBounce(t *testing.T) {
 	WaitFor(t, 15*time.Second, "the GM's port a member again", member)
 	n := dreqs()
 	WaitFor(t, 15*time.Second, "Delay_Req reaching sitegm after the bounce", func() bool { return dreqs() > n+5 })
+	// A new address (DHCP, an engineer renumbering the VLAN): sitegm is
+	// bound to the device and joined by interface index, so nothing is
+	// re-opened and the slave keeps being served from the new address.
+	run(t, "ip", "-n", gm.NS, "addr", "del", "10.78.0.1/24", "dev", "eth0")
+	run(t, "ip", "-n", gm.NS, "addr", "add", "10.78.0.9/24", "dev", "eth0")
+	run(t, "ip", "-n", gm.NS, "route", "replace", "224.0.0.0/4", "dev", "eth0")
+	n = dreqs()
+	WaitFor(t, 15*time.Second, "Delay_Req reaching sitegm at its new address", func() bool { return dreqs() > n+5 })
 	if c := strings.Count(sg.Output(), "event=ptp_port_up"); c != 1 {
 		t.Errorf("the PTP port was opened %d times, want 1 (a bounce keeps it)", c)
 	}
