@@ -317,6 +317,13 @@ type Msg struct {
 	Dst netip.Addr
 }
 
+// The datagram system calls below are all non-blocking (MSG_DONTWAIT;
+// waiting is the poller's job), so they are made raw, without telling the
+// scheduler a blocking call started. Through entersyscall, every call kept
+// the runtime's sysmon thread polling every 20 µs to retake the processor
+// in case the call blocked: under NTP load that polling and its context
+// switches were a tenth of sitegm's CPU (perf), and its timer interrupts
+// land on the CPU sending a PTP Sync.
 func (c *Conn) doRead(fd uintptr) bool {
 	for i := range c.hdrs {
 		c.iovs[i].Base = &c.bufs[i][0]
@@ -330,7 +337,7 @@ func (c *Conn) doRead(fd uintptr) bool {
 		h.SetControllen(oobSize)
 		h.Flags = 0
 	}
-	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.hdrs[0])), uintptr(len(c.hdrs)),
+	r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.hdrs[0])), uintptr(len(c.hdrs)),
 		unix.MSG_DONTWAIT, 0, 0)
 	if e == unix.EAGAIN {
 		return false // wait in the poller
@@ -398,7 +405,7 @@ func fillSockaddr(sa *unix.RawSockaddrInet4, ap netip.AddrPort) {
 }
 
 func (c *Conn) doWrite(fd uintptr) bool {
-	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&c.shdrs[0])), uintptr(c.sn), unix.MSG_DONTWAIT, 0, 0)
+	r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&c.shdrs[0])), uintptr(c.sn), unix.MSG_DONTWAIT, 0, 0)
 	if e == unix.EAGAIN {
 		return false
 	}
@@ -474,7 +481,7 @@ func (c *Conn) WriteTo(b []byte, to netip.AddrPort) error {
 func (c *Conn) Write(b []byte) error {
 	var errno syscall.Errno
 	err := c.rc.Write(func(fd uintptr) bool {
-		_, _, e := unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT, 0, 0)
+		_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT, 0, 0)
 		if e == unix.EAGAIN {
 			return false
 		}
@@ -520,7 +527,7 @@ func readTxStampFD(fd uintptr, oob []byte, timeout time.Duration) (time.Time, er
 		var msg unix.Msghdr
 		msg.Control = &oob[0]
 		msg.SetControllen(len(oob))
-		_, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+		_, _, e := unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
 		if e == 0 {
 			if t, err := timestamp.ReadRXTimestamp(oob, int(msg.Controllen)); err == nil {
 				return t, nil
@@ -563,7 +570,7 @@ func ReadStamped(rc syscall.RawConn, buf, oob []byte) (n int, rx time.Time, err 
 		msg.Iovlen = 1
 		msg.Control = &oob[0]
 		msg.SetControllen(len(oob))
-		r, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), unix.MSG_DONTWAIT)
+		r, _, e := unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), unix.MSG_DONTWAIT)
 		if e == unix.EAGAIN {
 			return false
 		}
@@ -645,7 +652,7 @@ func (c *Conn) ReadTxStamps(f func(key uint32, t time.Time)) int {
 			var msg unix.Msghdr
 			msg.Control = &c.eoobs[0]
 			msg.SetControllen(len(c.eoobs))
-			_, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+			_, _, e := unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
 			if e != 0 {
 				return
 			}

@@ -268,8 +268,18 @@ func TestPTPGrandmaster(t *testing.T) {
 	// (IEEE 1588-2019 Table 4: holdover within specification).
 	sim.Stop(3 * time.Second)
 	sg.WaitOutput(t, 40*time.Second, "clock_state=HOLDOVER")
-	WaitFor(t, 10*time.Second, "clockClass 7 over pmc", func() bool {
-		return pmcGet(t, mg, "DEFAULT_DATA_SET", 0, id)["clockClass"] == "7"
+	var last map[string]string
+	var took time.Duration
+	defer func() {
+		if t.Failed() {
+			t.Logf("last DEFAULT_DATA_SET over pmc (the query took %v): %v", took, last)
+		}
+	}()
+	WaitFor(t, 20*time.Second, "clockClass 7 over pmc", func() bool {
+		t0 := time.Now()
+		last = pmcGet(t, mg, "DEFAULT_DATA_SET", 0, id)
+		took = time.Since(t0)
+		return last["clockClass"] == "7"
 	})
 	_ = os.Remove(capFile)
 }
