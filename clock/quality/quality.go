@@ -120,7 +120,12 @@ func (m *Machine) Update(now time.Time, st servo.State, est servo.Estimate) (Tra
 	if tracking && est.SinceSample >= 0 {
 		m.lastSample = now.Add(-est.SinceSample)
 	}
-	lockErr := max(m.cfg.LockError, time.Duration(lockNoiseFactor*float64(est.MeasNoise)))
+	lockErr := m.cfg.LockError
+	if est.NoiseMeasured {
+		// Only a noise the samples showed raises the threshold: the
+		// configured prior would let a clock lock on its first samples.
+		lockErr = max(lockErr, time.Duration(lockNoiseFactor*float64(est.MeasNoise)))
+	}
 	good := tracking && m.EstError() < lockErr
 	if good {
 		m.lockRun++

@@ -667,6 +667,8 @@ func (k *Kalman) Estimate(now time.Time) Estimate {
 		FreqSigma:   math.Sqrt(math.Max(P[1][1], 0)) * 1e9,
 		DriftPPBDay: s[2] * 86400e9,
 		MeasNoise:   dur(math.Sqrt(k.R)),
+		// adaptR starts estimating after 8 innovations.
+		NoiseMeasured: k.nR >= 8,
 	}
 	// A filter whose samples keep disagreeing with it one way is off by
 	// about that much whatever its covariance says: the running mean of

@@ -57,7 +57,10 @@ type Estimate struct {
 	FreqSigma   float64       // ppb
 	DriftPPBDay float64       // estimated frequency drift, ppb per day
 	MeasNoise   time.Duration // estimated standard deviation of the samples
-	SinceSample time.Duration // time since the last accepted sample
+	// NoiseMeasured: MeasNoise comes from the samples, not from the
+	// configured prior.
+	NoiseMeasured bool
+	SinceSample   time.Duration // time since the last accepted sample
 }
 
 // Servo is what the discipline drives.
