@@ -301,7 +301,7 @@ func firstClass6(r Result) float64 {
 // averages the noise far below the PI's error, and the advertised bound
 // holds for all but a few seconds (over ten seeds: 20 µs 0.16 % of the
 // synchronized seconds, at worst 1.19 times the bound; 100 µs 0.12 %,
-// 1.22; 1 ms 0.9 %, 1.47, its worst seed 5.6 %). Before, a 20 µs PPS sent the start into
+// 1.22; 1 ms 0.9 %, 1.47, its worst seed 5.8 %). Before, a 20 µs PPS sent the start into
 // the jump guard with a frequency learned from two samples, and the clock
 // ran away by hundreds of milliseconds.
 func TestNoisyPPS(t *testing.T) {
