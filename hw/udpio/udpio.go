@@ -371,14 +371,13 @@ func (c *Conn) ReadBatch(ms []Msg) (int, error) {
 		if h.hdr.Controllen > 0 {
 			sw, hw, dst := parseOOB(c.oobs[i][:h.hdr.Controllen])
 			ms[i].Dst = dst
-			switch {
-			case c.rx == NoStamps:
-			case c.rx == Hardware:
+			switch c.rx {
+			case Hardware:
 				ms[i].RX = hw
 				if c.rxSoft {
 					ms[i].RXSoft = sw
 				}
-			default:
+			case Software:
 				ms[i].RX = sw
 			}
 		}
@@ -589,17 +588,10 @@ func ReadStamped(rc syscall.RawConn, buf, oob []byte) (n int, rx time.Time, err 
 	return n, rx, nil
 }
 
-// parseStamps walks the control messages for SCM_TIMESTAMPING (old or
-// _NEW: three timespecs, software first, hardware third; on 64-bit both
-// layouts are 16-byte timespecs) without allocating. A zero timespec is a
-// missing stamp.
-func parseStamps(oob []byte) (sw, hw time.Time) {
-	sw, hw, _ = parseOOB(oob)
-	return
-}
-
-// parseOOB reads the control messages of a received datagram: the
-// software and hardware timestamps and the IP_PKTINFO local address.
+// parseOOB walks a datagram's control messages without allocating: for
+// SCM_TIMESTAMPING (old or _NEW: three timespecs, software first, hardware
+// third; on 64-bit both layouts are 16-byte timespecs; a zero timespec is
+// a missing stamp) and for IP_PKTINFO's local address.
 func parseOOB(oob []byte) (sw, hw time.Time, dst netip.Addr) {
 	const hdrLen = unix.SizeofCmsghdr
 	for len(oob) >= hdrLen {
@@ -656,7 +648,7 @@ func (c *Conn) ReadTxStamps(f func(key uint32, t time.Time)) int {
 			if e != 0 {
 				return
 			}
-			sw, _ := parseStamps(c.eoobs[:msg.Controllen])
+			sw, _, _ := parseOOB(c.eoobs[:msg.Controllen])
 			key, ok := parseErrKey(c.eoobs[:msg.Controllen])
 			if ok && !sw.IsZero() {
 				f(key, sw)

@@ -53,17 +53,7 @@ func TestBatchRoundTripWithStamps(t *testing.T) {
 	}
 	// A reply with its software transmit timestamp.
 	reply := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(cli.LocalPort()))
-	sent := time.Now()
-	if err := srv.WriteTo([]byte("sync"), reply); err != nil {
-		t.Fatal(err)
-	}
-	tx, err := srv.TxStamp(100 * time.Millisecond)
-	if err != nil {
-		t.Fatalf("tx stamp: %v", err)
-	}
-	if d := tx.Sub(sent); d < -time.Millisecond || d > 100*time.Millisecond {
-		t.Errorf("tx stamp %v after the send", d)
-	}
+	sendStamped(t, func() error { return srv.WriteTo([]byte("sync"), reply) }, srv.TxStamp)
 	if _, err := srv.TxStamp(10 * time.Millisecond); err != ErrNoTxStamp {
 		t.Errorf("second read: %v", err)
 	}
@@ -104,7 +94,7 @@ func BenchmarkReadWriteBatch(bm *testing.B) {
 	}
 }
 
-// parseStamps reads the software and hardware stamps of SCM_TIMESTAMPING
+// parseOOB reads the software and hardware stamps of SCM_TIMESTAMPING
 // (the layout of struct scm_timestamping64) and skips other messages.
 func TestParseStamps(t *testing.T) {
 	cm := func(level, typ int32, data []byte) []byte {
@@ -121,15 +111,15 @@ func TestParseStamps(t *testing.T) {
 	binary.NativeEndian.PutUint64(d[32:], 200)
 	binary.NativeEndian.PutUint64(d[40:], 7)
 	oob := append(cm(unix.SOL_IP, unix.IP_TOS, []byte{0, 0, 0, 0}), cm(unix.SOL_SOCKET, unix.SO_TIMESTAMPING_NEW, d)...)
-	sw, hw := parseStamps(oob)
+	sw, hw, _ := parseOOB(oob)
 	if !sw.Equal(time.Unix(100, 5)) || !hw.Equal(time.Unix(200, 7)) {
 		t.Errorf("sw %v hw %v", sw, hw)
 	}
 	clear(d[32:])
-	if _, hw := parseStamps(cm(unix.SOL_SOCKET, unix.SO_TIMESTAMPING, d)); !hw.IsZero() {
+	if _, hw, _ := parseOOB(cm(unix.SOL_SOCKET, unix.SO_TIMESTAMPING, d)); !hw.IsZero() {
 		t.Error("a zero hardware stamp was not treated as missing")
 	}
-	if a := testing.AllocsPerRun(100, func() { parseStamps(oob) }); a != 0 {
+	if a := testing.AllocsPerRun(100, func() { parseOOB(oob) }); a != 0 {
 		t.Errorf("%v allocations", a)
 	}
 }
@@ -155,17 +145,7 @@ func TestSender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sent := time.Now()
-	if err := s.Write([]byte("sync")); err != nil {
-		t.Fatal(err)
-	}
-	tx, err := s.TxStamp(100 * time.Millisecond)
-	if err != nil {
-		t.Fatalf("tx stamp: %v", err)
-	}
-	if d := tx.Sub(sent); d < -time.Millisecond || d > 100*time.Millisecond {
-		t.Errorf("tx stamp %v after the send", d)
-	}
+	sendStamped(t, func() error { return s.Write([]byte("sync")) }, s.TxStamp)
 	ms := make([]Msg, MaxBatch)
 	srv.SetReadDeadline(time.Now().Add(2 * time.Second))
 	n, err := srv.ReadBatch(ms)
@@ -226,5 +206,22 @@ func TestPacketInfoRepliesFromTheAddressAsked(t *testing.T) {
 	srv.ReadTxStamps(func(uint32, time.Time) { got++ })
 	if got != 1 {
 		t.Errorf("%d transmit timestamps for the reply, want 1", got)
+	}
+}
+
+// sendStamped sends one datagram and checks that its software transmit
+// timestamp, read back with stamp, comes just after the send.
+func sendStamped(t *testing.T, send func() error, stamp func(time.Duration) (time.Time, error)) {
+	t.Helper()
+	sent := time.Now()
+	if err := send(); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := stamp(100 * time.Millisecond)
+	if err != nil {
+		t.Fatalf("tx stamp: %v", err)
+	}
+	if d := tx.Sub(sent); d < -time.Millisecond || d > 100*time.Millisecond {
+		t.Errorf("tx stamp %v after the send", d)
 	}
 }
