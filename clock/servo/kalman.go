@@ -119,6 +119,8 @@ const (
 	reanchorAfter = 3
 	recoverTau    = 2 // s
 	biasWindow    = 64
+	// adaptAfter: innovations before R is estimated from them.
+	adaptAfter = 8
 )
 
 // NewKalman builds a servo.
@@ -288,7 +290,7 @@ func (k *Kalman) adaptR(nu, Ppred float64) {
 	k.ring[k.nR%len(k.ring)] = math.Abs(nu)
 	k.nR++
 	n := min(k.nR, len(k.ring))
-	if n < 8 {
+	if n < adaptAfter {
 		return
 	}
 	tmp := k.ring
@@ -419,12 +421,10 @@ func (k *Kalman) Sample(at time.Time, offset time.Duration, now time.Time) Actio
 		return k.control(now)
 	}
 	if k.outlerRow >= reanchorAfter {
-		k.P[0][0] += nu * nu
 		// The frequency may have moved by what the phase suggests over ten
-		// seconds, but never by more than the oscillator class can: with
-		// NMEA-only samples (milliseconds) nu/10 alone would be ppm-wide.
-		df := math.Min(math.Abs(nu)/10, k.cfg.Osc.MaxFreqError)
-		k.P[1][1] += df * df
+		// seconds (widen caps it at what the oscillator class can do: with
+		// NMEA-only samples, milliseconds, nu/10 alone would be ppm-wide).
+		k.widen(nu, nu/10)
 		k.accept(at, nu, k.P[0][0]+k.R)
 		return k.control(now)
 	}
@@ -456,8 +456,7 @@ func (k *Kalman) rampStep(at time.Time, nu, prevNu, prevSig float64, prevAt time
 		return false // faster than the oscillator can change: not a ramp
 	}
 	k.s[1] += slope
-	k.P[1][1] += slope * slope
-	k.P[0][0] += nu * nu
+	k.widen(nu, slope)
 	k.accept(at, nu, k.P[0][0]+k.R)
 	k.fastUntil = at.Add(5 * time.Second * recoverTau)
 	return true
@@ -496,8 +495,15 @@ func (k *Kalman) checkBias(nu, S float64) {
 		return
 	}
 	b := mean * math.Sqrt(S)
-	k.P[0][0] += b * b
-	df := math.Min(math.Abs(b)/biasWindow, k.cfg.Osc.MaxFreqError)
+	k.widen(b, b/biasWindow)
+}
+
+// widen adds to the state's uncertainty what the samples showed it
+// lacked: dx of phase and df of frequency, the latter never more than the
+// oscillator class can move (MaxFreqError).
+func (k *Kalman) widen(dx, df float64) {
+	df = math.Min(math.Abs(df), k.cfg.Osc.MaxFreqError)
+	k.P[0][0] += dx * dx
 	k.P[1][1] += df * df
 }
 
@@ -661,14 +667,13 @@ func (k *Kalman) Estimate(now time.Time) Estimate {
 		_, P = propagate(k.s, k.P, 0, dt, k.cfg.Osc)
 	}
 	e := Estimate{
-		Offset:      dur(s[0]),
-		OffsetSigma: dur(math.Sqrt(math.Max(P[0][0], 0))),
-		Freq:        -s[1] * 1e9,
-		FreqSigma:   math.Sqrt(math.Max(P[1][1], 0)) * 1e9,
-		DriftPPBDay: s[2] * 86400e9,
-		MeasNoise:   dur(math.Sqrt(k.R)),
-		// adaptR starts estimating after 8 innovations.
-		NoiseMeasured: k.nR >= 8,
+		Offset:        dur(s[0]),
+		OffsetSigma:   dur(math.Sqrt(math.Max(P[0][0], 0))),
+		Freq:          -s[1] * 1e9,
+		FreqSigma:     math.Sqrt(math.Max(P[1][1], 0)) * 1e9,
+		DriftPPBDay:   s[2] * 86400e9,
+		MeasNoise:     dur(math.Sqrt(k.R)),
+		NoiseMeasured: k.nR >= adaptAfter,
 	}
 	// A filter whose samples keep disagreeing with it one way is off by
 	// about that much whatever its covariance says: the running mean of
