@@ -82,6 +82,9 @@ type Config struct {
 	// XleaveTableSize entries.
 	Xleave          *Xleave
 	XleaveTableSize int
+	// Rate is the rate-limiting table, shared by the workers of an
+	// interface; nil (with RateInterval set) gives the responder its own.
+	Rate *RateTable
 }
 
 // Stats counts a responder's traffic.
@@ -93,7 +96,8 @@ type Stats struct {
 	KoD         uint64
 	RateDropped uint64
 	Ignored     uint64 // modes 2, 4-7: no reply by design
-	Malformed   uint64
+	Malformed   uint64 // shorter than the header, or version 0
+	BadVersion  uint64 // versions 5-7: not NTP as this server knows it
 }
 
 // Reply is what Respond decided for one request.
@@ -111,7 +115,7 @@ type Reply struct {
 // use.
 type Responder struct {
 	cfg   Config
-	rate  *rateTable
+	rate  *RateTable
 	xl    *Xleave
 	Stats Stats
 }
@@ -128,8 +132,9 @@ func NewResponder(cfg Config) *Responder {
 	if r.xl == nil {
 		r.xl = NewXleave(cfg.XleaveTableSize)
 	}
-	if cfg.RateInterval > 0 {
-		r.rate = newRateTable(cfg.RateTableSize, cfg.RateInterval, max(1, cfg.RateBurst))
+	r.rate = cfg.Rate
+	if r.rate == nil && cfg.RateInterval > 0 {
+		r.rate = NewRateTable(cfg.RateTableSize, cfg.RateInterval, cfg.RateBurst)
 	}
 	return r
 }
@@ -144,9 +149,11 @@ var be = binary.BigEndian
 // RFC 5905 9.2 and the behaviour of ntpd and chrony: mode 3 gets mode 4,
 // mode 1 (symmetric active, what w32time sends by default) gets mode 2
 // without any association; an NTPv1 request (no mode field, mode 0) is a
-// client request; modes 2 and 4-7 and version 0 get nothing. The reply
-// carries the request's version (at most 4) and is never longer than the
-// request.
+// client request; modes 2 and 4-7 get nothing, and neither do versions 0
+// and 5-7: no such NTP exists, and answering them as version 4 (as this
+// server did) tells a client a format it did not ask for (chrony ignores
+// them too). The reply carries the request's version and is never longer
+// than the request.
 func (r *Responder) Respond(dst, req []byte, rx uint64, addr netip.Addr, mono int64, h *Header, txNow func() uint64) Reply {
 	r.Stats.Requests++
 	if len(req) < HeaderLen || len(dst) < HeaderLen {
@@ -155,8 +162,12 @@ func (r *Responder) Respond(dst, req []byte, rx uint64, addr netip.Addr, mono in
 	}
 	vn := (req[0] >> 3) & 7
 	mode := req[0] & 7
-	if vn == 0 {
+	switch {
+	case vn == 0:
 		r.Stats.Malformed++
+		return Reply{}
+	case vn > 4:
+		r.Stats.BadVersion++
 		return Reply{}
 	}
 	var replyMode byte
@@ -170,7 +181,6 @@ func (r *Responder) Respond(dst, req []byte, rx uint64, addr netip.Addr, mono in
 		r.Stats.Ignored++
 		return Reply{}
 	}
-	vn = min(vn, 4)
 	clientTx := be.Uint64(req[40:])
 	if r.rate != nil {
 		switch r.rate.check(addr, mono) {

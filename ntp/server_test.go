@@ -47,7 +47,6 @@ func TestClientModes(t *testing.T) {
 		{2, ModeClient, 2, ModeServer},
 		{1, ModeReserved, 1, ModeServer}, // NTPv1 has no mode field
 		{1, ModeClient, 1, ModeServer},
-		{5, ModeClient, 4, ModeServer},
 		{3, ModeSymmetricActive, 3, ModeSymmetricPassive}, // w32time
 	} {
 		r := NewResponder(Config{})
@@ -79,12 +78,13 @@ func TestNoReply(t *testing.T) {
 		request(4, ModeSymmetricPassive, 0, 0, 1), request(4, ModeServer, 0, 0, 1), request(4, ModeBroadcast, 0, 0, 1),
 		request(2, ModeControl, 0, 0, 1), request(2, ModePrivate, 0, 0, 1), request(0, ModeClient, 0, 0, 1),
 		request(4, ModeClient, 0, 0, 1)[:47],
+		request(5, ModeClient, 0, 0, 1), request(6, ModeClient, 0, 0, 1), request(7, ModeSymmetricActive, 0, 0, 1),
 	} {
 		if rep := r.Respond(dst, req, rxT, client, 0, &hdr, txAt(rxT+1)); rep.N != 0 {
 			t.Errorf("replied to %x", req)
 		}
 	}
-	if r.Stats.Ignored != 5 || r.Stats.Malformed != 2 {
+	if r.Stats.Ignored != 5 || r.Stats.Malformed != 2 || r.Stats.BadVersion != 3 {
 		t.Errorf("stats %+v", r.Stats)
 	}
 }
@@ -177,12 +177,56 @@ func TestRateLimitKoD(t *testing.T) {
 // A flood of spoofed sources cannot grow the table and does not limit a
 // real client.
 func TestRateTableFixed(t *testing.T) {
-	tab := newRateTable(64, time.Second, 2)
+	tab := NewRateTable(64, time.Second, 2)
 	for i := 0; i < 100000; i++ {
 		tab.check(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), int64(i))
 	}
 	if len(tab.sets)*4 != 64 {
 		t.Errorf("table has %d entries", len(tab.sets)*4)
+	}
+}
+
+// TestRateLimitSharedByWorkers: one client spreading its requests over
+// the workers of an interface (a fresh source port per request lands on
+// another SO_REUSEPORT socket) gets one burst in all, not one per worker.
+func TestRateLimitSharedByWorkers(t *testing.T) {
+	tab := NewRateTable(1024, time.Second, 8)
+	workers := make([]*Responder, 4)
+	for i := range workers {
+		workers[i] = NewResponder(Config{RateInterval: time.Second, RateBurst: 8, Rate: tab})
+	}
+	dst := make([]byte, 64)
+	answered := 0
+	for i := 0; i < 400; i++ {
+		rep := workers[i%len(workers)].Respond(dst, request(4, ModeClient, 0, 0, uint64(i+1)), rxT, client, int64(i)*int64(time.Millisecond), &hdr, txAt(rxT+1))
+		if rep.N > 0 && string(dst[12:16]) != "RATE" {
+			answered++
+		}
+	}
+	// 8 at once, plus the credit that refilled over the 0.4 s.
+	if answered > 8 {
+		t.Errorf("%d answered over %d workers, burst 8", answered, len(workers))
+	}
+}
+
+// TestTransmitStampPlausible: a kernel transmit time is stored only for
+// the reply whose receive time it can follow (after it, within a second):
+// a stamp attributed to the wrong reply can never make an interleaved
+// reply claim a transmit time later than the client's receipt of it.
+func TestTransmitStampPlausible(t *testing.T) {
+	r := NewResponder(Config{})
+	dst := make([]byte, 64)
+	rep := r.Respond(dst, request(4, ModeClient, 0, 0, 1), rxT, client, 0, &hdr, txAt(rxT+500))
+	estimate := binary.BigEndian.Uint64(dst[40:])
+	for _, bad := range []uint64{rxT - 1, rxT, rxT + 1<<32, rxT + 5<<32} {
+		r.Sent(rep.Key, bad)
+		if got, _ := r.xl.lookup(rep.Key); got != estimate {
+			t.Errorf("stamp %#x stored for a reply received at %#x", bad, rxT)
+		}
+	}
+	r.Sent(rep.Key, rxT+400)
+	if got, _ := r.xl.lookup(rep.Key); got != rxT+400 {
+		t.Errorf("a plausible stamp was not stored: %#x", got)
 	}
 }
 

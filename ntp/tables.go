@@ -75,7 +75,16 @@ func (x *Xleave) insert(rx, tx uint64) {
 	l.Unlock()
 }
 
+// update records the kernel's transmit time of the reply that carried
+// receive timestamp rx. A transmit time can only follow its own receive
+// time, and within the second a reply takes at most to leave: anything
+// else is not this reply's time and is not stored, so the estimate made
+// when the reply was built stays (it is never later than the reply's
+// real departure).
 func (x *Xleave) update(rx, tx uint64) {
+	if tx <= rx || tx-rx >= 1<<32 {
+		return
+	}
 	i, l := x.slot(rx)
 	l.Lock()
 	if x.rx[i] == rx {
@@ -84,7 +93,7 @@ func (x *Xleave) update(rx, tx uint64) {
 	l.Unlock()
 }
 
-// rateTable limits requests per client address, in the spirit of
+// RateTable limits requests per client address, in the spirit of
 // chrony's ratelimit: each address has a credit of time that refills at
 // real time up to burst intervals and that each request spends one
 // interval of. A client out of credit gets one Kiss-o'-Death, then
@@ -93,11 +102,17 @@ func (x *Xleave) update(rx, tx uint64) {
 // addresses evicts the least recently seen entries and cannot grow
 // memory; an evicted client starts again with full credit, so it is never
 // punished for someone else's flood.
-type rateTable struct {
+//
+// One table serves all the workers of an interface (striped locks, as
+// Xleave): the kernel spreads a client's requests over the workers by
+// source port, so a table per worker let a client that changes its port
+// with every request have a burst on each.
+type RateTable struct {
 	sets     []rateSet
 	mask     uint32
 	interval int64
 	full     int64
+	locks    [64]paddedMutex
 }
 
 type rateEntry struct {
@@ -118,20 +133,25 @@ const (
 	rateDrop
 )
 
-func newRateTable(entries int, interval time.Duration, burst int) *rateTable {
+// NewRateTable makes a table for at least entries client addresses that
+// allows burst requests at once and one per interval on average.
+func NewRateTable(entries int, interval time.Duration, burst int) *RateTable {
 	n := 1
 	for n*4 < entries {
 		n <<= 1
 	}
-	return &rateTable{sets: make([]rateSet, n), mask: uint32(n - 1), interval: int64(interval), full: int64(burst) * int64(interval)}
+	return &RateTable{sets: make([]rateSet, n), mask: uint32(n - 1), interval: int64(interval), full: int64(max(1, burst)) * int64(interval)}
 }
 
-func (t *rateTable) check(addr netip.Addr, now int64) rateVerdict {
+func (t *RateTable) check(addr netip.Addr, now int64) rateVerdict {
 	a := addr.As16()
 	h := uint32(2166136261)
 	for _, c := range a {
 		h = (h ^ uint32(c)) * 16777619
 	}
+	l := &t.locks[h&t.mask&63]
+	l.Lock()
+	defer l.Unlock()
 	set := &t.sets[h&t.mask]
 	var e *rateEntry
 	oldest := 0

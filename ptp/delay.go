@@ -30,10 +30,26 @@ const (
 	DropOwn                 // our own message looped back
 	DropState               // valid, but not answered in this state (PASSIVE)
 	DropBadMgmt             // management message that does not parse
+	DropOwnGM               // an Announce of our own grandmaster, relayed back to us
+	DropSteps               // an Announce that crossed 255 boundary clocks (9.3.2.5)
+	DropForeignFull         // a foreign master no better than any of the table's
+	DropMgmtRate            // a management request beyond the reply rate limit
 	NumDrops
 )
 
-var dropNames = [NumDrops]string{"short", "version", "domain", "length", "type", "own", "state", "bad_management"}
+var dropNames = [NumDrops]string{"short", "version", "domain", "length", "type", "own", "state", "bad_management",
+	"own_grandmaster", "steps_removed", "foreign_table_full", "management_rate"}
+
+// Hostile reports whether a drop reason is traffic no well-behaved PTP
+// node sends (as opposed to another domain's, a passive port's, or our
+// own looped back).
+func (d Drop) Hostile() bool {
+	switch d {
+	case DropOwn, DropState, DropDomain, DropType:
+		return false
+	}
+	return true
+}
 
 func (d Drop) String() string { return dropNames[d] }
 

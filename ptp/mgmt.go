@@ -3,6 +3,7 @@ package ptp
 import (
 	"encoding/binary"
 	"net/netip"
+	"time"
 
 	"github.com/facebook/time/ptp/protocol"
 )
@@ -35,8 +36,11 @@ const (
 )
 
 // management answers GETs of the five data sets pmc asks for, and refuses
-// SET and COMMAND with an error status.
-func (p *Port) management(b []byte, from netip.AddrPort) []Out {
+// SET and COMMAND with an error status. A reply is larger than its
+// request and goes where the request says it came from: replies are rate
+// limited (MgmtRate a second, MgmtBurst at once), so that a forged source
+// cannot turn the port into an amplifier towards a victim.
+func (p *Port) management(b []byte, from netip.AddrPort, now time.Time) []Out {
 	if len(b) < mgmtBodyLen+6 {
 		return p.drop(DropBadMgmt)
 	}
@@ -55,6 +59,12 @@ func (p *Port) management(b []byte, from netip.AddrPort) []Out {
 		return p.drop(DropBadMgmt)
 	}
 	id := binary.BigEndian.Uint16(b[52:])
+	if action != actionGet && action != actionSet && action != actionCommand {
+		return nil // RESPONSE/ACKNOWLEDGE from another node
+	}
+	if !p.mgmtAllowed(now) {
+		return p.drop(DropMgmtRate)
+	}
 	p.Stats.Management++
 	out := p.buf()
 	n := p.mgmtHeader(out, b)
@@ -80,12 +90,24 @@ func (p *Port) management(b []byte, from netip.AddrPort) []Out {
 	case actionCommand:
 		out[46] = actionAck
 		n += mgmtError(out[n:], errNotSupport, id)
-	default:
-		return nil // RESPONSE/ACKNOWLEDGE from another node
 	}
 	binary.BigEndian.PutUint16(out[2:], uint16(n))
 	p.out(Out{Data: out[:n], To: from})
 	return p.take()
+}
+
+// mgmtAllowed spends one reply of the management credit, which refills at
+// MgmtRate a second up to MgmtBurst.
+func (p *Port) mgmtAllowed(now time.Time) bool {
+	if dt := now.Sub(p.mgmtAt).Seconds(); dt > 0 {
+		p.mgmtCredit = min(float64(p.cfg.MgmtBurst), p.mgmtCredit+dt*float64(p.cfg.MgmtRate))
+	}
+	p.mgmtAt = now
+	if p.mgmtCredit < 1 {
+		return false
+	}
+	p.mgmtCredit--
+	return true
 }
 
 // mgmtHeader writes the reply's header and management body, addressed to

@@ -41,6 +41,13 @@ type Config struct {
 	// GeneralPort is where a unicast Delay_Resp goes on the requester (its
 	// general port, 320), whatever port its Delay_Req came from.
 	GeneralPort uint16
+	// AnnounceRange is the profile's range of logAnnounceInterval: a
+	// foreign master's interval is clamped into it before it sets a timer
+	// (Profile.LogAnnounceRange; zero means this port's own interval only).
+	AnnounceRange Range
+	// MgmtRate and MgmtBurst limit management replies (a second, at once);
+	// zero means 16 and 32.
+	MgmtRate, MgmtBurst int
 }
 
 // Out is a message to send.
@@ -71,13 +78,17 @@ type Stats struct {
 	MissedTxTimestamps          uint64
 	ForeignAnnounces            uint64
 	Management                  uint64
-	Drops                       [NumDrops]uint64
+	// Clamped counts foreign Announces whose logMessageInterval lay
+	// outside the profile's range.
+	Clamped uint64
+	Drops   [NumDrops]uint64
 }
 
 type foreign struct {
-	ds   Dataset
-	seen [4]time.Time // last Announce arrivals, newest first
-	last time.Time
+	ds       Dataset
+	interval time.Duration // its announce interval, clamped to the profile
+	seen     [4]time.Time  // last Announce arrivals, newest first
+	last     time.Time
 }
 
 // foreignThreshold and foreignWindow: a foreign master is qualified after
@@ -86,7 +97,10 @@ type foreign struct {
 const (
 	foreignThreshold = 2
 	foreignWindow    = 4
-	maxForeign       = 16 // a flood of fake masters must not grow memory
+	// maxForeign bounds the table (a flood of fake masters must not grow
+	// memory); when it is full a newcomer takes the place of the worst
+	// entry it beats, so junk cannot hide a better master.
+	maxForeign = 16
 )
 
 // Port is one PTPv2 grandmaster port.
@@ -103,6 +117,8 @@ type Port struct {
 	foreign      map[protocol.PortIdentity]*foreign
 	best         *Dataset // the better master while PASSIVE
 	lastAlarm    time.Time
+	mgmtCredit   float64 // management replies that may go now
+	mgmtAt       time.Time
 	bufs         [8][512]byte
 	nbuf         int
 	outs         []Out
@@ -114,19 +130,32 @@ type Port struct {
 // only listens, so that a backup grandmaster hears its primary before it
 // ever sends (1588-2019 9.2.5: LISTENING before the first BMCA decision).
 func New(cfg Config, now time.Time) *Port {
-	p := &Port{cfg: cfg, state: protocol.PortStateListening, foreign: map[protocol.PortIdentity]*foreign{}}
-	p.listenUntil = now.Add(time.Duration(cfg.ReceiptTimeout) * logDuration(cfg.LogAnnounce))
+	if cfg.AnnounceRange == (Range{}) {
+		cfg.AnnounceRange = Range{int(cfg.LogAnnounce), int(cfg.LogAnnounce)}
+	}
+	if cfg.MgmtRate <= 0 {
+		cfg.MgmtRate, cfg.MgmtBurst = 16, 32
+	}
+	p := &Port{cfg: cfg, state: protocol.PortStateListening, foreign: map[protocol.PortIdentity]*foreign{},
+		mgmtCredit: float64(cfg.MgmtBurst), mgmtAt: now}
+	p.listenUntil = now.Add(time.Duration(cfg.ReceiptTimeout) * Interval(cfg.LogAnnounce))
 	p.gm.Quality = protocol.ClockQuality{ClockClass: 248, ClockAccuracy: 0xFE, OffsetScaledLogVariance: 0xFFFF}
 	p.gm.TimeSource = 0xA0
 	return p
 }
 
-func logDuration(l int8) time.Duration {
+// Interval is 2^l seconds, for l within ±24 (beyond, it saturates: a
+// foreign field must never overflow a duration).
+func Interval(l int8) time.Duration {
+	l = max(-24, min(24, l))
 	if l >= 0 {
 		return time.Second << uint(l)
 	}
 	return time.Second >> uint(-l)
 }
+
+// logDuration is Interval for this port's own, configured intervals.
+func logDuration(l int8) time.Duration { return Interval(l) }
 
 // SetGM updates what the port advertises.
 func (p *Port) SetGM(gm GM) { p.gm = gm }
@@ -183,7 +212,7 @@ func (p *Port) Foreign(now time.Time) []Dataset {
 }
 
 func (p *Port) qualified(f *foreign, now time.Time) bool {
-	window := foreignWindow * logDuration(int8(f.ds.LogAnnounce))
+	window := foreignWindow * f.interval
 	n := 0
 	for _, t := range f.seen {
 		if !t.IsZero() && now.Sub(t) <= window {
@@ -234,7 +263,7 @@ func (p *Port) NextDue(now time.Time) time.Time {
 		earlier(p.nextSync)
 	}
 	for _, f := range p.foreign {
-		earlier(f.last.Add(time.Duration(p.cfg.ReceiptTimeout)*logDuration(int8(f.ds.LogAnnounce)) + time.Millisecond))
+		earlier(f.last.Add(time.Duration(p.cfg.ReceiptTimeout)*f.interval + time.Millisecond))
 	}
 	return due
 }
@@ -250,7 +279,7 @@ func advance(next, now time.Time, period time.Duration) time.Time {
 
 func (p *Port) expireForeign(now time.Time) {
 	for id, f := range p.foreign {
-		timeout := time.Duration(p.cfg.ReceiptTimeout) * logDuration(int8(f.ds.LogAnnounce))
+		timeout := time.Duration(p.cfg.ReceiptTimeout) * f.interval
 		if now.Sub(f.last) > timeout {
 			delete(p.foreign, id)
 		}
@@ -434,7 +463,7 @@ func (p *Port) Receive(b []byte, rx time.Time, from netip.AddrPort, now time.Tim
 	case protocol.MessageAnnounce:
 		return p.announce(b, now)
 	case protocol.MessageManagement:
-		return p.management(b, from)
+		return p.management(b, from, now)
 	case protocol.MessageSync, protocol.MessageFollowUp, protocol.MessageDelayResp, protocol.MessageSignaling:
 		// Another master's traffic, or our own looped back: nothing to
 		// answer.
@@ -451,23 +480,43 @@ func (p *Port) announce(b []byte, now time.Time) []Out {
 	if a.SourcePortIdentity.ClockIdentity == p.cfg.Identity.ClockIdentity {
 		return p.drop(DropOwn)
 	}
+	if a.GrandmasterIdentity == p.cfg.Identity.ClockIdentity {
+		// Our own grandmaster, relayed back around a loop by a boundary
+		// clock, or forged: it is us, not another master. Treated like
+		// our own Announce, which 1588-2019 9.3.2.5 keeps out of the
+		// foreign master data set; compared with ourselves it made this
+		// port PASSIVE to itself.
+		return p.drop(DropOwnGM)
+	}
 	if a.StepsRemoved >= 255 {
 		// 1588-2019 9.3.2.5: an Announce that went through 255 boundary
 		// clocks is not considered.
-		return p.drop(DropType)
+		return p.drop(DropSteps)
 	}
 	p.Stats.ForeignAnnounces++
+	ds := FromAnnounce(&a, p.cfg.Identity)
 	f, ok := p.foreign[a.SourcePortIdentity]
 	if !ok {
-		if len(p.foreign) >= maxForeign {
-			return nil
+		if len(p.foreign) >= maxForeign && !p.evictWorse(ds) {
+			return p.drop(DropForeignFull)
 		}
 		f = &foreign{}
 		p.foreign[a.SourcePortIdentity] = f
-		p.emit(slog.LevelInfo, "ptp_foreign_master", "PTP Announce from another master: "+FromAnnounce(&a, p.cfg.Identity).Describe(),
+		p.emit(slog.LevelInfo, "ptp_foreign_master", "PTP Announce from another master: "+ds.Describe(),
 			"ptp_foreign_master", a.GrandmasterIdentity.String())
 	}
-	f.ds = FromAnnounce(&a, p.cfg.Identity)
+	f.ds = ds
+	// The sender chooses its interval; it sets our timers only within the
+	// profile's range (1588-2019 9.3.2.4.4 and 8.2.15.4.1 give the window
+	// and the timeout in announce intervals; the profile bounds what an
+	// interval may be). Two Announces "every 2^30 s" kept this port
+	// PASSIVE for 3 x 2^30 s.
+	li := int(a.LogMessageInterval)
+	if c := max(p.cfg.AnnounceRange.Min, min(p.cfg.AnnounceRange.Max, li)); c != li {
+		p.Stats.Clamped++
+		li = c
+	}
+	f.interval = Interval(int8(li))
 	copy(f.seen[1:], f.seen[:len(f.seen)-1])
 	f.seen[0] = now
 	f.last = now
@@ -475,6 +524,38 @@ func (p *Port) announce(b []byte, now time.Time) []Out {
 	// in the meantime.
 	p.decide(now)
 	return p.take()
+}
+
+// evictWorse makes room in a full foreign-master table for ds: the worst
+// entry it beats goes (an unqualified one before any qualified one).
+// It reports whether room was made.
+func (p *Port) evictWorse(ds Dataset) bool {
+	var worstID protocol.PortIdentity
+	var worst *foreign
+	for id, f := range p.foreign {
+		if worst == nil || rankForeign(f, worst) > 0 {
+			worst, worstID = f, id
+		}
+	}
+	if worst == nil || Compare(ds, worst.ds) >= 0 {
+		return false
+	}
+	delete(p.foreign, worstID)
+	return true
+}
+
+// rankForeign orders table entries for eviction: positive when a is the
+// better one to drop. Entries not yet qualified (one Announce so far)
+// go first, then the worst by the data set comparison.
+func rankForeign(a, b *foreign) int {
+	qa, qb := !a.seen[1].IsZero(), !b.seen[1].IsZero()
+	switch {
+	case qa != qb && !qa:
+		return 1
+	case qa != qb:
+		return -1
+	}
+	return Compare(a.ds, b.ds)
 }
 
 // Describe summarises the port for status output.

@@ -313,8 +313,16 @@ func sendStep(p proto, conns []*udpio.Conn, dst netip.AddrPort, step int, seq *a
 				outs = append(outs, udpio.Out{Data: b, To: dst})
 				client = (client + 1) % nclients
 			}
-			w, _ := conns[sock].WriteBatch(outs)
-			sent += uint64(w)
+			// A generator waits for room rather than drop its own
+			// requests (the server's sockets never wait).
+			for rest := outs; len(rest) > 0; {
+				r := conns[sock].WriteBatch(rest)
+				sent += uint64(r.Sent)
+				rest = rest[len(rest)-r.Full:]
+				if r.Full == 0 || conns[sock].WaitWritable() != nil {
+					break
+				}
+			}
 			sock = (sock + 1) % len(conns)
 			n -= k
 		}

@@ -57,8 +57,8 @@ type Options struct {
 	// RX and TX timestamps.
 	RXStamps, TXStamps Stamps
 	// TXStampsPerPacket prepares software transmit timestamps asked for
-	// one datagram at a time (Out.TxStamp), numbered in send order
-	// (SOF_TIMESTAMPING_OPT_ID) and read back with ReadTxStamps.
+	// one datagram at a time (Out.TxStamp), read back with ReadTxStamps
+	// together with the datagram they belong to.
 	TXStampsPerPacket bool
 	// RXSoftwareToo also asks for software receive timestamps when RXStamps
 	// is Hardware (Msg.RXSoft): for packets the NIC's filter does not stamp
@@ -66,6 +66,13 @@ type Options struct {
 	RXSoftwareToo bool
 	// RecvBuffer sets SO_RCVBUF (0: the kernel's default).
 	RecvBuffer int
+	// SendBuffer sets the send buffer (SO_SNDBUFFORCE where allowed, else
+	// SO_SNDBUF up to net.core.wmem_max; 0: the kernel's default). A reply
+	// to an on-link address that does not answer ARP waits in the kernel's
+	// neighbour queue, charged to this buffer, for the three seconds
+	// address resolution takes to fail: a socket that answers anyone needs
+	// room for a flood of such replies besides its real clients'.
+	SendBuffer int
 	// PacketInfo reports each datagram's local address (IP_PKTINFO,
 	// Msg.Dst) so that a reply can leave from the address the request was
 	// sent to (Out.Src): an interface with several addresses (a service
@@ -99,12 +106,14 @@ type Conn struct {
 	snames []unix.RawSockaddrInet4
 	soobs  [][]byte // per-datagram control: timestamp request, source address
 	sn     int
+	from   int // the first header the next sendmmsg sends
 	write  func(fd uintptr) bool
 	sent   int
 	// tx timestamps
 	toob   []byte
 	txcmsg []byte // the per-datagram timestamp request
 	eoobs  []byte // error queue control buffer
+	ebuf   []byte // error queue data: the stamped datagram
 	rx     Stamps
 	rxSoft bool
 }
@@ -153,6 +162,11 @@ func sockopts(o Options, fd int) error {
 	if o.RecvBuffer > 0 {
 		_ = set(unix.SOL_SOCKET, unix.SO_RCVBUF, o.RecvBuffer)
 	}
+	if o.SendBuffer > 0 {
+		if set(unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, o.SendBuffer) != nil {
+			_ = set(unix.SOL_SOCKET, unix.SO_SNDBUF, o.SendBuffer)
+		}
+	}
 	if o.PacketInfo {
 		if err := set(unix.IPPROTO_IP, unix.IP_PKTINFO, 1); err != nil {
 			return fmt.Errorf("IP_PKTINFO: %w", err)
@@ -187,9 +201,13 @@ func stampFlags(o Options) int {
 		flags |= unix.SOF_TIMESTAMPING_TX_HARDWARE | unix.SOF_TIMESTAMPING_RAW_HARDWARE | unix.SOF_TIMESTAMPING_OPT_TSONLY
 	}
 	if o.TXStampsPerPacket {
-		// Generation is asked per datagram (Out.TxStamp); reporting and
-		// numbering are set here.
-		flags |= unix.SOF_TIMESTAMPING_SOFTWARE | unix.SOF_TIMESTAMPING_OPT_TSONLY | unix.SOF_TIMESTAMPING_OPT_ID
+		// Generation is asked per datagram (Out.TxStamp); reporting is set
+		// here. Without OPT_TSONLY the error queue hands back the datagram
+		// with its stamp, so each stamp names its own reply. A counter
+		// (OPT_ID) cannot: a send that fails after the kernel drew a key,
+		// or before, is indistinguishable here, and one miscount gave every
+		// later reply another reply's transmit time.
+		flags |= unix.SOF_TIMESTAMPING_SOFTWARE
 	}
 	return flags
 }
@@ -285,6 +303,7 @@ func (c *Conn) setup() {
 	ch.SetLen(unix.CmsgLen(4))
 	binary.NativeEndian.PutUint32(c.txcmsg[unix.CmsgLen(0):], unix.SOF_TIMESTAMPING_TX_SOFTWARE)
 	c.eoobs = make([]byte, oobSize)
+	c.ebuf = make([]byte, MaxDatagram+64)
 	c.read = c.doRead
 	c.write = c.doWrite
 }
@@ -403,98 +422,151 @@ func fillSockaddr(sa *unix.RawSockaddrInet4, ap netip.AddrPort) {
 	sa.Addr = ap.Addr().As4()
 }
 
+// doWrite makes one sendmmsg of the prepared headers from c.from on. It
+// never waits: a full send buffer is reported, not waited for (see
+// WriteBatch).
 func (c *Conn) doWrite(fd uintptr) bool {
-	r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&c.shdrs[0])), uintptr(c.sn), unix.MSG_DONTWAIT, 0, 0)
-	if e == unix.EAGAIN {
-		return false
-	}
+	r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&c.shdrs[c.from])), uintptr(c.sn-c.from), unix.MSG_DONTWAIT, 0, 0)
 	c.sent, c.errno = int(r), e
 	return true
 }
 
-// WriteBatch sends up to MaxBatch datagrams in one system call; it returns
-// how many went.
-func (c *Conn) WriteBatch(outs []Out) (int, error) {
-	total := 0
+// WriteResult says what became of a batch.
+type WriteResult struct {
+	Sent int
+	// Full counts datagrams not sent because the socket's send buffer was
+	// full (EAGAIN, ENOBUFS): the batch stops there rather than wait.
+	Full int
+	// Failed counts datagrams the kernel refused one by one (EINVAL for
+	// port 0, EACCES for a broadcast address, a route missing...): each
+	// costs itself only, the rest of the batch still goes.
+	Failed int
+	// Err is the last refusal's error, for the log.
+	Err error
+}
+
+// Add accumulates another result.
+func (r *WriteResult) Add(o WriteResult) {
+	r.Sent += o.Sent
+	r.Full += o.Full
+	r.Failed += o.Failed
+	if o.Err != nil {
+		r.Err = o.Err
+	}
+}
+
+// congested: the send buffer (or the device queue behind it) is full.
+func congested(e syscall.Errno) bool { return e == unix.EAGAIN || e == unix.ENOBUFS }
+
+// WriteBatch sends the datagrams in as few system calls as it can and
+// never waits. Whoever sent the requests chooses these destinations: one
+// that the kernel refuses is skipped and the rest go on; a full send
+// buffer (replies queued behind address resolution, a saturated link)
+// drops what is left of the batch, counted, instead of blocking the
+// caller until the kernel frees room.
+func (c *Conn) WriteBatch(outs []Out) WriteResult {
+	var res WriteResult
 	for len(outs) > 0 {
 		n := min(len(outs), MaxBatch)
 		for i := 0; i < n; i++ {
-			o := &outs[i]
-			if len(o.Data) == 0 {
-				return total, errors.New("udpio: empty datagram")
-			}
-			c.siovs[i].Base = &o.Data[0]
-			c.siovs[i].SetLen(len(o.Data))
-			fillSockaddr(&c.snames[i], o.To)
-			h := &c.shdrs[i].hdr
-			h.Name = (*byte)(unsafe.Pointer(&c.snames[i]))
-			h.Namelen = unix.SizeofSockaddrInet4
-			h.Iov = &c.siovs[i]
-			h.Iovlen = 1
-			h.Control = nil
-			h.Controllen = 0
-			oob, off := c.soobs[i], 0
-			if o.TxStamp {
-				// A per-datagram SO_TIMESTAMPING control message (Linux
-				// 4.13+: "timestamping flags via cmsg").
-				off += copy(oob, c.txcmsg)
-			}
-			if o.Src.Is4() {
-				// struct in_pktinfo (ip(7)): ifindex 0 lets the route pick
-				// the device; ipi_spec_dst sets the source address.
-				ch := (*unix.Cmsghdr)(unsafe.Pointer(&oob[off]))
-				ch.Level, ch.Type = unix.IPPROTO_IP, unix.IP_PKTINFO
-				ch.SetLen(unix.CmsgLen(unix.SizeofInet4Pktinfo))
-				pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&oob[off+unix.CmsgLen(0)]))
-				*pi = unix.Inet4Pktinfo{Spec_dst: o.Src.As4()}
-				off += unix.CmsgSpace(unix.SizeofInet4Pktinfo)
-			}
-			if off > 0 {
-				h.Control = &oob[0]
-				h.SetControllen(off)
-			}
+			c.prepare(i, &outs[i])
 		}
 		c.sn = n
-		if err := c.rc.Write(c.write); err != nil {
-			return total, err
-		}
-		if c.errno != 0 {
-			return total, c.errno
-		}
-		total += c.sent
-		if c.sent < n {
-			return total, nil
+		for c.from = 0; c.from < n; {
+			if err := c.rc.Write(c.write); err != nil {
+				res.Failed += n - c.from
+				res.Err = err
+				return res
+			}
+			switch {
+			case c.errno == 0:
+				res.Sent += c.sent
+				c.from += c.sent
+			case congested(c.errno):
+				res.Full += len(outs) - c.from
+				return res
+			default:
+				// The datagram at c.from was refused; the call sent
+				// nothing (sendmmsg reports an error only then).
+				res.Failed++
+				res.Err = c.errno
+				c.from++
+			}
 		}
 		outs = outs[n:]
 	}
-	return total, nil
+	return res
 }
 
-// WriteTo sends one datagram.
-func (c *Conn) WriteTo(b []byte, to netip.AddrPort) error {
-	_, err := c.c.WriteToUDPAddrPort(b, to)
-	return err
+// prepare fills send header i for o (a zero To sends to the connected
+// peer).
+func (c *Conn) prepare(i int, o *Out) {
+	if len(o.Data) == 0 {
+		o.Data = zeroByte[:]
+	}
+	c.siovs[i].Base = &o.Data[0]
+	c.siovs[i].SetLen(len(o.Data))
+	h := &c.shdrs[i].hdr
+	h.Name, h.Namelen = nil, 0
+	if o.To.IsValid() {
+		fillSockaddr(&c.snames[i], o.To)
+		h.Name = (*byte)(unsafe.Pointer(&c.snames[i]))
+		h.Namelen = unix.SizeofSockaddrInet4
+	}
+	h.Iov = &c.siovs[i]
+	h.Iovlen = 1
+	h.Control = nil
+	h.Controllen = 0
+	oob, off := c.soobs[i], 0
+	if o.TxStamp {
+		// A per-datagram SO_TIMESTAMPING control message (Linux 4.13+:
+		// "timestamping flags via cmsg").
+		off += copy(oob, c.txcmsg)
+	}
+	if o.Src.Is4() {
+		// struct in_pktinfo (ip(7)): ifindex 0 lets the route pick the
+		// device; ipi_spec_dst sets the source address.
+		ch := (*unix.Cmsghdr)(unsafe.Pointer(&oob[off]))
+		ch.Level, ch.Type = unix.IPPROTO_IP, unix.IP_PKTINFO
+		ch.SetLen(unix.CmsgLen(unix.SizeofInet4Pktinfo))
+		pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&oob[off+unix.CmsgLen(0)]))
+		*pi = unix.Inet4Pktinfo{Spec_dst: o.Src.As4()}
+		off += unix.CmsgSpace(unix.SizeofInet4Pktinfo)
+	}
+	if off > 0 {
+		h.Control = &oob[0]
+		h.SetControllen(off)
+	}
 }
 
-// Write sends one datagram on a connected socket.
-func (c *Conn) Write(b []byte) error {
-	var errno syscall.Errno
-	err := c.rc.Write(func(fd uintptr) bool {
-		_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT, 0, 0)
-		if e == unix.EAGAIN {
-			return false
-		}
-		errno = e
-		return true
+// zeroByte gives an empty datagram an address to point at.
+var zeroByte [1]byte
+
+// WaitWritable waits until the socket has room to send (for a load
+// generator that wants to go as fast as the socket allows; servers never
+// wait).
+func (c *Conn) WaitWritable() error {
+	return c.rc.Write(func(fd uintptr) bool {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		n, _ := unix.Poll(pfd, 0)
+		return n > 0
 	})
-	if err != nil {
-		return err
-	}
-	if errno != 0 {
-		return errno
-	}
-	return nil
 }
+
+// WriteTo sends one datagram without waiting (see WriteBatch).
+func (c *Conn) WriteTo(b []byte, to netip.AddrPort) error {
+	r := c.WriteBatch([]Out{{Data: b, To: to}})
+	switch {
+	case r.Sent == 1:
+		return nil
+	case r.Full > 0:
+		return unix.EAGAIN
+	}
+	return r.Err
+}
+
+// Write sends one datagram on a connected socket without waiting.
+func (c *Conn) Write(b []byte) error { return c.WriteTo(b, netip.AddrPort{}) }
 
 // ErrNoTxStamp says the kernel gave no transmit timestamp in time.
 var ErrNoTxStamp = errors.New("no transmit timestamp")
@@ -634,29 +706,68 @@ func (c *Conn) JoinGroup(g netip.Addr) error {
 }
 
 // ReadTxStamps drains the socket's error queue without waiting and calls
-// f with each transmit timestamp and its key: the count of stamped
-// datagrams sent before it on this socket (SOF_TIMESTAMPING_OPT_ID). It
-// returns how many it read and allocates nothing.
-func (c *Conn) ReadTxStamps(f func(key uint32, t time.Time)) int {
+// f with each software transmit timestamp and the UDP payload of the
+// datagram it stamps (valid during the call). It returns how many it read
+// and allocates nothing.
+func (c *Conn) ReadTxStamps(f func(payload []byte, t time.Time)) int {
 	n := 0
 	c.rc.Control(func(fd uintptr) {
 		for {
 			var msg unix.Msghdr
+			var iov unix.Iovec
+			iov.Base = &c.ebuf[0]
+			iov.SetLen(len(c.ebuf))
+			msg.Iov, msg.Iovlen = &iov, 1
 			msg.Control = &c.eoobs[0]
 			msg.SetControllen(len(c.eoobs))
-			_, _, e := unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+			r, _, e := unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
 			if e != 0 {
 				return
 			}
 			sw, _, _ := parseOOB(c.eoobs[:msg.Controllen])
-			key, ok := parseErrKey(c.eoobs[:msg.Controllen])
-			if ok && !sw.IsZero() {
-				f(key, sw)
+			if _, ok := parseErrKey(c.eoobs[:msg.Controllen]); !ok || sw.IsZero() {
+				continue
+			}
+			if p, ok := UDPPayload(c.ebuf[:min(int(r), len(c.ebuf))]); ok {
+				f(p, sw)
 				n++
 			}
 		}
 	})
 	return n
+}
+
+// UDPPayload finds the UDP payload in a datagram as the error queue hands
+// it back with its transmit timestamp: the frame from its link-layer
+// header (Ethernet, with or without an 802.1Q tag) or from its IPv4
+// header. ok is false for anything else, or a truncated packet.
+func UDPPayload(b []byte) (payload []byte, ok bool) {
+	off := -1
+	switch {
+	case len(b) >= 1 && b[0]>>4 == 4:
+		off = 0 // no link-layer header (tun, ipip)
+	case len(b) >= 14:
+		et, o := binary.BigEndian.Uint16(b[12:]), 14
+		for (et == 0x8100 || et == 0x88a8) && len(b) >= o+4 {
+			et, o = binary.BigEndian.Uint16(b[o+2:]), o+4
+		}
+		if et == 0x0800 {
+			off = o
+		}
+	}
+	if off < 0 || len(b) < off+20 || b[off]>>4 != 4 || b[off+9] != unix.IPPROTO_UDP {
+		return nil, false
+	}
+	ihl := int(b[off]&0x0f) * 4
+	u := off + ihl
+	if ihl < 20 || len(b) < u+8 {
+		return nil, false
+	}
+	ulen := int(binary.BigEndian.Uint16(b[u+4:]))
+	if ulen < 8 || len(b) < u+ulen {
+		return nil, false
+	}
+	return b[u+8 : u+ulen], true
 }
 
 // parseErrKey finds IP_RECVERR's struct sock_extended_err and returns its
@@ -682,4 +793,35 @@ func parseErrKey(oob []byte) (uint32, bool) {
 		oob = oob[l:]
 	}
 	return 0, false
+}
+
+// Refusal names why a reply is not sent to a destination the request's
+// sender chose; the empty string accepts it.
+type Refusal string
+
+// Reasons a reply destination is refused.
+const (
+	RefuseNone       Refusal = ""
+	RefusePortZero   Refusal = "port 0"      // no socket can be there (and sendmsg says EINVAL)
+	RefuseNotUnicast Refusal = "not unicast" // 0.0.0.0, multicast, broadcast, reserved: a forged source
+	RefuseLoopback   Refusal = "loopback"    // 127/8 off the loopback interface: a forged source
+)
+
+// CheckReplyTo decides whether a reply may go to the address and port a
+// request came from. Every field of an IPv4 header is the sender's to
+// choose: a request "from" a multicast or broadcast address asks for an
+// amplified reply to the whole link, one from port 0 for a reply the
+// kernel refuses. loopbackOK is set on the loopback interface itself.
+func CheckReplyTo(to netip.AddrPort, loopbackOK bool) Refusal {
+	a := to.Addr()
+	switch {
+	case to.Port() == 0:
+		return RefusePortZero
+	case !a.Is4(), a.IsUnspecified(), a.IsMulticast(), a.As4()[0] >= 240:
+		// 240/4 is reserved (RFC 1112) and holds 255.255.255.255.
+		return RefuseNotUnicast
+	case a.IsLoopback() && !loopbackOK:
+		return RefuseLoopback
+	}
+	return RefuseNone
 }

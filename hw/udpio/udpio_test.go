@@ -30,8 +30,8 @@ func TestBatchRoundTripWithStamps(t *testing.T) {
 		outs[i] = Out{Data: []byte{byte(i), 1, 2, 3}, To: to}
 	}
 	before := time.Now()
-	if n, err := cli.WriteBatch(outs); err != nil || n != 10 {
-		t.Fatalf("sent %d: %v", n, err)
+	if r := cli.WriteBatch(outs); r.Sent != 10 {
+		t.Fatalf("sent %+v", r)
 	}
 	ms := make([]Msg, MaxBatch)
 	got := 0
@@ -194,18 +194,18 @@ func TestPacketInfoRepliesFromTheAddressAsked(t *testing.T) {
 	if ms[0].Dst != asked {
 		t.Fatalf("Dst %v, want %v", ms[0].Dst, asked)
 	}
-	if _, err := srv.WriteBatch([]Out{{Data: []byte("resp"), To: ms[0].From, Src: ms[0].Dst, TxStamp: true}}); err != nil {
-		t.Fatal(err)
+	if r := srv.WriteBatch([]Out{{Data: []byte("resp"), To: ms[0].From, Src: ms[0].Dst, TxStamp: true}}); r.Sent != 1 {
+		t.Fatalf("%+v", r)
 	}
 	cli.SetReadDeadline(time.Now().Add(2 * time.Second))
 	n, err = cli.ReadBatch(ms)
 	if err != nil || n != 1 || string(ms[0].Data) != "resp" || ms[0].From.Addr() != asked {
 		t.Fatalf("reply: %d datagrams, %v, from %v", n, err, ms[0].From)
 	}
-	got := 0
-	srv.ReadTxStamps(func(uint32, time.Time) { got++ })
-	if got != 1 {
-		t.Errorf("%d transmit timestamps for the reply, want 1", got)
+	var got []string
+	srv.ReadTxStamps(func(p []byte, _ time.Time) { got = append(got, string(p)) })
+	if len(got) != 1 || got[0] != "resp" {
+		t.Errorf("transmit timestamps for %q, want one for the reply", got)
 	}
 }
 
@@ -223,5 +223,97 @@ func sendStamped(t *testing.T, send func() error, stamp func(time.Duration) (tim
 	}
 	if d := tx.Sub(sent); d < -time.Millisecond || d > 100*time.Millisecond {
 		t.Errorf("tx stamp %v after the send", d)
+	}
+}
+
+// TestBadDestinationCostsOnlyItself: a batch whose third and sixth
+// datagrams go where the kernel refuses to send (port 0, as a request
+// forged to come from port 0 would have it) still delivers the other eight, and
+// WriteBatch says what failed. Before, sendmmsg stopped at the first
+// refusal and the rest of the batch was lost.
+func TestBadDestinationCostsOnlyItself(t *testing.T) {
+	srv, err := Listen(Options{Port: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cli, err := Listen(Options{Port: 0, TXStampsPerPacket: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	good := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(srv.LocalPort()))
+	outs := make([]Out, 10)
+	for i := range outs {
+		outs[i] = Out{Data: []byte{byte(i)}, To: good, TxStamp: true}
+	}
+	outs[2].To = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)
+	outs[5].To = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), 0)
+	r := cli.WriteBatch(outs)
+	if r.Sent != 8 || r.Failed != 2 || r.Full != 0 || r.Err == nil {
+		t.Fatalf("result %+v, want 8 sent and 2 failed", r)
+	}
+	ms := make([]Msg, MaxBatch)
+	var seen []byte
+	srv.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for len(seen) < 8 {
+		n, err := srv.ReadBatch(ms)
+		if err != nil {
+			t.Fatalf("received %v: %v", seen, err)
+		}
+		for _, m := range ms[:n] {
+			seen = append(seen, m.Data[0])
+		}
+	}
+	if string(seen) != string([]byte{0, 1, 3, 4, 6, 7, 8, 9}) {
+		t.Errorf("received %v", seen)
+	}
+	// Every stamp names the datagram it belongs to: the refused ones
+	// leave no gap that shifts the others.
+	time.Sleep(20 * time.Millisecond)
+	var stamped []byte
+	cli.ReadTxStamps(func(p []byte, _ time.Time) { stamped = append(stamped, p...) })
+	if string(stamped) != string(seen) {
+		t.Errorf("stamps for %v, sent %v", stamped, seen)
+	}
+}
+
+func TestCheckReplyTo(t *testing.T) {
+	ap := func(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+	for _, c := range []struct {
+		to   netip.AddrPort
+		lo   bool
+		want Refusal
+	}{
+		{ap("10.0.0.7:123"), false, RefuseNone},
+		{ap("10.0.0.7:0"), false, RefusePortZero},
+		{ap("0.0.0.0:123"), false, RefuseNotUnicast},
+		{ap("224.0.1.129:320"), false, RefuseNotUnicast},
+		{ap("255.255.255.255:123"), false, RefuseNotUnicast},
+		{ap("240.0.0.1:123"), false, RefuseNotUnicast},
+		{ap("127.0.0.1:123"), false, RefuseLoopback},
+		{ap("127.0.0.1:123"), true, RefuseNone},
+		{ap("[::1]:123"), true, RefuseNotUnicast},
+	} {
+		if got := CheckReplyTo(c.to, c.lo); got != c.want {
+			t.Errorf("%v (lo %v): %q, want %q", c.to, c.lo, got, c.want)
+		}
+	}
+}
+
+func TestUDPPayload(t *testing.T) {
+	ip := []byte{0x45, 0, 0, 31, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+		0, 123, 0, 123, 0, 11, 0, 0, 'a', 'b', 'c'}
+	eth := append(make([]byte, 12), 0x08, 0x00)
+	vlan := append(make([]byte, 12), 0x81, 0x00, 0, 10, 0x08, 0x00)
+	for name, b := range map[string][]byte{"ip": ip, "eth": append(eth, ip...), "vlan": append(vlan, ip...)} {
+		if p, ok := UDPPayload(b); !ok || string(p) != "abc" {
+			t.Errorf("%s: %q %v", name, p, ok)
+		}
+	}
+	for name, b := range map[string][]byte{"short": ip[:25], "arp": append(append(make([]byte, 12), 8, 6), ip...), "empty": nil} {
+		if _, ok := UDPPayload(b); ok {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }

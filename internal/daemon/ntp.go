@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"math"
@@ -45,6 +46,11 @@ type NTPStatus struct {
 	RateDropped uint64 `json:"rate_dropped"`
 	Ignored     uint64 `json:"ignored"`
 	Malformed   uint64 `json:"malformed"`
+	// Hostile or odd traffic, by reason (docs/hostile-input.md).
+	BadVersion uint64 `json:"bad_version"`         // versions 5-7
+	Refused    uint64 `json:"refused_destination"` // a source no reply may go to (port 0, broadcast ...)
+	Unsendable uint64 `json:"unsendable"`          // replies dropped: the send buffer was full
+	SendFailed uint64 `json:"send_failed"`         // replies the kernel refused one by one
 }
 
 type ntpSlot struct {
@@ -64,6 +70,7 @@ type ntpServer struct {
 	stats []workerStats
 	base  time.Time // monotonic origin for rate limiting
 	xl    *ntp.Xleave
+	rate  *ntp.RateTable // shared by the workers, nil without limiting
 	// serving: the sockets are open.
 	serving  atomic.Bool
 	rxStamps udpio.Stamps
@@ -95,13 +102,26 @@ func newNTPServer(cfg config.NTP, tb *timebase, view *atomic.Pointer[ntpView], l
 		stats: make([]workerStats, max(1, runtime.NumCPU()))}
 }
 
-type workerStats [8]atomic.Uint64
+// workerStats are one worker's counters: the responder's, then what the
+// socket side saw (refused destinations, unsendable and failed replies).
+type workerStats [12]atomic.Uint64
 
-func (w *workerStats) store(s *ntp.Stats) {
-	for i, v := range []uint64{s.Requests, s.Replies, s.Interleaved, s.Symmetric, s.KoD, s.RateDropped, s.Ignored, s.Malformed} {
+func (w *workerStats) store(s *ntp.Stats, io *ntpIOStats) {
+	for i, v := range []uint64{s.Requests, s.Replies, s.Interleaved, s.Symmetric, s.KoD, s.RateDropped, s.Ignored, s.Malformed,
+		s.BadVersion, io.refused, io.unsendable, io.failed} {
 		w[i].Store(v)
 	}
 }
+
+type ntpIOStats struct{ refused, unsendable, failed uint64 }
+
+// replySendBuffer is the send buffer of a socket that answers anyone (NTP,
+// Delay_Req): room for about 10,000 replies held by address resolution
+// (udpio.Options.SendBuffer). A flood of requests forged from on-link
+// addresses that do not exist at 2,000 a second holds 6,000 of them for
+// the 3 s ARP takes to give up; the kernel's neighbour table (gc_thresh3,
+// 1,024 entries by default) bounds them too.
+const replySendBuffer = 8 << 20
 
 // clockNS maps a CLOCK_REALTIME time onto the disciplined clock, in ns.
 func (s *ntpServer) clockNS(v *ntpView, t time.Time) int64 {
@@ -134,7 +154,8 @@ func (s *ntpServer) run(ctx context.Context) error {
 	s.rxStamps = s.chooseStamps()
 	for i := 0; i < workers; i++ {
 		c, err := udpio.Listen(udpio.Options{Interface: s.cfg.Interface, Port: s.cfg.Port, ReusePort: true, PacketInfo: true,
-			RXStamps: s.rxStamps, RXSoftwareToo: true, TXStampsPerPacket: true, RecvBuffer: 4 << 20, Loopback: s.cfg.Interface == "lo"})
+			RXStamps: s.rxStamps, RXSoftwareToo: true, TXStampsPerPacket: true, RecvBuffer: 4 << 20,
+			SendBuffer: replySendBuffer, Loopback: s.cfg.Interface == "lo"})
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("%s port %d: %w", s.cfg.Interface, s.cfg.Port, err)
@@ -142,6 +163,9 @@ func (s *ntpServer) run(ctx context.Context) error {
 		conns = append(conns, c)
 	}
 	s.xl = ntp.NewXleave(1 << 16)
+	if s.cfg.RateInterval.Duration > 0 {
+		s.rate = ntp.NewRateTable(1<<16, s.cfg.RateInterval.Duration, s.cfg.RateBurst)
+	}
 	s.serving.Store(true)
 	defer s.serving.Store(false)
 	s.base = time.Now()
@@ -163,20 +187,24 @@ func (s *ntpServer) run(ctx context.Context) error {
 
 // worker reads a batch, answers it in one sendmmsg, then collects the
 // kernel transmit times of the replies that interleaved clients will be
-// sent next.
+// sent next. Nothing here waits for the kernel to take a reply: a reply
+// that cannot leave now is dropped and counted (see udpio.WriteBatch).
 func (s *ntpServer) worker(ctx context.Context, c *udpio.Conn, st *workerStats) {
-	r := ntp.NewResponder(ntp.Config{RateInterval: s.cfg.RateInterval.Duration, RateBurst: s.cfg.RateBurst, Xleave: s.xl})
+	r := ntp.NewResponder(ntp.Config{RateInterval: s.cfg.RateInterval.Duration, RateBurst: s.cfg.RateBurst, Xleave: s.xl, Rate: s.rate})
 	ms := make([]udpio.Msg, udpio.MaxBatch)
 	outs := make([]udpio.Out, 0, udpio.MaxBatch)
 	bufs := make([][ntp.HeaderLen]byte, udpio.MaxBatch)
-	// Keys of the replies sent with a transmit timestamp, by the kernel's
-	// count of stamped datagrams (SOF_TIMESTAMPING_OPT_ID).
-	const ring = 1024
-	keys := make([]uint64, ring)
-	var stamped uint32
+	lo := s.cfg.Interface == "lo"
+	var io ntpIOStats
 	var v *ntpView
 	txNow := func() uint64 { return utcStamp(v, s.clockNS(v, time.Now())) }
-	sent := func(k uint32, t time.Time) { r.Sent(keys[k%ring], utcStamp(v, s.clockNS(v, t))) }
+	// Each stamp comes back with the reply it stamps, whose receive
+	// timestamp (bytes 32-39) is the key the interleaved table knows it by.
+	sent := func(reply []byte, t time.Time) {
+		if len(reply) >= ntp.HeaderLen {
+			r.Sent(binary.BigEndian.Uint64(reply[32:]), utcStamp(v, s.clockNS(v, t)))
+		}
+	}
 	for ctx.Err() == nil {
 		n, err := c.ReadBatch(ms)
 		if err != nil {
@@ -188,6 +216,10 @@ func (s *ntpServer) worker(ctx context.Context, c *udpio.Conn, st *workerStats) 
 		outs = outs[:0]
 		for i := 0; i < n; i++ {
 			m := &ms[i]
+			if udpio.CheckReplyTo(m.From, lo) != udpio.RefuseNone {
+				io.refused++
+				continue
+			}
 			var rxClock int64
 			switch {
 			case s.rxStamps == udpio.Hardware && !m.RX.IsZero():
@@ -204,17 +236,15 @@ func (s *ntpServer) worker(ctx context.Context, c *udpio.Conn, st *workerStats) 
 			if rep.N == 0 {
 				continue
 			}
-			if rep.WantTxStamp {
-				keys[stamped%ring] = rep.Key
-				stamped++
-			}
 			outs = append(outs, udpio.Out{Data: bufs[len(outs)][:rep.N], To: m.From, TxStamp: rep.WantTxStamp, Src: m.Dst})
 		}
 		if len(outs) > 0 {
-			c.WriteBatch(outs)
+			w := c.WriteBatch(outs)
+			io.unsendable += uint64(w.Full)
+			io.failed += uint64(w.Failed)
 		}
 		c.ReadTxStamps(sent)
-		st.store(&r.Stats)
+		st.store(&r.Stats, &io)
 	}
 }
 
@@ -230,6 +260,10 @@ func (s *ntpServer) status() NTPStatus {
 		st.RateDropped += w[5].Load()
 		st.Ignored += w[6].Load()
 		st.Malformed += w[7].Load()
+		st.BadVersion += w[8].Load()
+		st.Refused += w[9].Load()
+		st.Unsendable += w[10].Load()
+		st.SendFailed += w[11].Load()
 	}
 	return st
 }

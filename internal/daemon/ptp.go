@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -73,6 +74,15 @@ type PTPStatus struct {
 	Malformed    uint64   `json:"malformed"`
 	Foreign      []string `json:"foreign_masters"`
 	ClockID      string   `json:"clock_identity"`
+	// Hostile or odd traffic, by reason (docs/hostile-input.md).
+	Drops      map[string]uint64 `json:"drops,omitempty"`   // received and not taken, by reason
+	Refused    uint64            `json:"refused_destination"` // replies not sent: the source was forged (port 0, broadcast ...)
+	Unsendable uint64            `json:"unsendable"`          // replies dropped: the send buffer was full
+	SendFailed uint64            `json:"send_failed"`         // messages the kernel refused
+	// SyncsLate counts Syncs sent more than two intervals after the one
+	// before; SyncGapMaxMS is the longest gap in the last minute.
+	SyncsLate    uint64  `json:"syncs_late"`
+	SyncGapMaxMS float64 `json:"sync_gap_max_ms"`
 	// V1 is the Dante PTPv1 port on the same interface, when served.
 	V1 *PTPv1Status `json:"v1,omitempty"`
 }
@@ -86,6 +96,10 @@ type PTPv1Status struct {
 	DelayReqs    uint64   `json:"delay_reqs"`
 	Malformed    uint64   `json:"malformed"`
 	Foreign      []string `json:"foreign_masters"`
+	// IntervalClamped and ForeignFull: foreign Syncs whose interval was
+	// clamped, and from masters no better than any of a full table.
+	IntervalClamped uint64 `json:"interval_clamped"`
+	ForeignFull     uint64 `json:"foreign_table_full"`
 }
 
 type slowMsg struct {
@@ -113,6 +127,9 @@ type ptpServer struct {
 	v1UUID   v1.UUID
 	master   atomic.Bool
 	fastReqs atomic.Uint64
+	gaps     syncGaps // written by the port goroutine only
+	// Replies and messages that did not leave, by reason.
+	refused, unsendable, sendFailed atomic.Uint64
 	slow     chan slowMsg
 	status   atomic.Pointer[PTPStatus]
 	logMin   int8
@@ -267,7 +284,7 @@ func (s *ptpServer) portConfig() ptp.Config {
 		LogAnnounce: int8(s.cfg.LogAnnounceInterval), LogSync: int8(s.cfg.LogSyncInterval),
 		LogMinDelayReq: int8(s.cfg.LogMinDelayReqInterval), ReceiptTimeout: uint8(s.cfg.AnnounceReceiptTimeout),
 		MasterOnly: s.cfg.MasterOnly, Identity: s.ident, L2: s.cfg.Transport == "l2",
-		GeneralPort: uint16(s.cfg.GeneralPort),
+		GeneralPort: uint16(s.cfg.GeneralPort), AnnounceRange: ptp.Profiles[s.cfg.Profile].LogAnnounceRange,
 	}
 }
 
@@ -321,14 +338,33 @@ func (s *ptpServer) run(ctx context.Context) error {
 	}()
 	// emit sends a port's messages; a Sync's transmit timestamp goes back
 	// to the port that sent it, which answers with its Follow_Up.
+	gaps := &s.gaps
+	gaps.interval = ptp.Interval(int8(s.cfg.LogSyncInterval))
+	send := func(o ptp.Out, isV1 bool) bool {
+		err := snd.send(o, isV1)
+		switch {
+		case err == nil:
+			return true
+		case errors.Is(err, errRefused):
+			s.refused.Add(1)
+		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.ENOBUFS):
+			s.unsendable.Add(1)
+		default:
+			s.sendFailed.Add(1)
+			s.log.Debug("PTP send failed", "error", err)
+		}
+		return false
+	}
 	emit := func(outs []ptp.Out, p syncPort, isV1 bool) {
 		for _, o := range outs {
-			if err := snd.send(o, isV1); err != nil {
-				s.log.Debug("PTP send failed", "error", err)
+			if !send(o, isV1) {
 				if o.Sync {
 					p.SyncFailed(o.Seq)
 				}
 				continue
+			}
+			if o.Sync && !isV1 {
+				gaps.sent(time.Now())
 			}
 			if o.Sync {
 				tx, err := snd.syncStamp(isV1)
@@ -342,7 +378,7 @@ func (s *ptpServer) run(ctx context.Context) error {
 					tx = s.toClock(tx)
 				}
 				for _, f := range p.SyncSent(o.Seq, tx) {
-					snd.send(f, isV1)
+					send(f, isV1)
 				}
 			}
 		}
@@ -375,6 +411,9 @@ func (s *ptpServer) run(ctx context.Context) error {
 			}
 			emit(port.Tick(now), port, false)
 			s.master.Store(port.State() == protocol.PortStateMaster)
+			if port.State() != protocol.PortStateMaster {
+				gaps.restart()
+			}
 			due = port.NextDue(now)
 			if port1 != nil {
 				port1.SetGM(*s.gm1.Load())
@@ -396,6 +435,36 @@ func (s *ptpServer) run(ctx context.Context) error {
 	}
 }
 
+// syncGaps watches the port's own Sync rhythm: the one thing no peer may
+// disturb. A Sync that leaves more than two intervals after the previous
+// one is counted late, and the longest gap of the last minute is kept for
+// the status.
+type syncGaps struct {
+	interval         time.Duration
+	last, windowFrom time.Time
+	max, prevMax     time.Duration
+	late             atomic.Uint64
+	maxMS            atomic.Int64 // µs, for the status
+}
+
+func (g *syncGaps) sent(now time.Time) {
+	if now.Sub(g.windowFrom) >= time.Minute {
+		g.windowFrom, g.prevMax, g.max = now, g.max, 0
+	}
+	if !g.last.IsZero() {
+		gap := now.Sub(g.last)
+		g.max = max(g.max, gap)
+		if gap > 2*g.interval {
+			g.late.Add(1)
+		}
+	}
+	g.last = now
+	g.maxMS.Store(max(g.max, g.prevMax).Microseconds())
+}
+
+// restart forgets the rhythm (the port left MASTER, or was re-opened).
+func (g *syncGaps) restart() { g.last = time.Time{} }
+
 // syncPort is what emit needs of a PTPv2 or PTPv1 port.
 type syncPort interface {
 	SyncSent(seq uint16, tx time.Time) []ptp.Out
@@ -406,22 +475,33 @@ type syncPort interface {
 func (s *ptpServer) publish(port *ptp.Port, port1 *v1.Port) {
 	st := port.Stats
 	var malformed uint64
+	drops := map[string]uint64{}
 	for i, n := range st.Drops {
-		if ptp.Drop(i) != ptp.DropOwn && ptp.Drop(i) != ptp.DropState && ptp.Drop(i) != ptp.DropDomain {
+		if n == 0 {
+			continue
+		}
+		drops[ptp.Drop(i).String()] = n
+		if ptp.Drop(i).Hostile() {
 			malformed += n
 		}
+	}
+	if st.Clamped > 0 {
+		drops["interval_clamped"] = st.Clamped
 	}
 	p := &PTPStatus{Interface: s.cfg.Interface, Profile: s.cfg.Profile, Domain: s.cfg.Domain, Transport: s.cfg.Transport,
 		State: port.State().String(), Timestamping: s.stamps.String(), DelayReqs: st.DelayReqs + s.fastReqs.Load(),
 		Syncs: st.Syncs, Announces: st.Announces, Management: st.Management, Malformed: malformed,
-		ClockID: s.ident.ClockIdentity.String()}
+		ClockID: s.ident.ClockIdentity.String(), Drops: drops,
+		Refused: s.refused.Load(), Unsendable: s.unsendable.Load(), SendFailed: s.sendFailed.Load(),
+		SyncsLate: s.gaps.late.Load(), SyncGapMaxMS: float64(s.gaps.maxMS.Load()) / 1000}
 	for _, f := range port.Foreign(s.tb.now()) {
 		p.Foreign = append(p.Foreign, f.Describe())
 	}
 	if port1 != nil {
 		st := port1.Stats
 		p.V1 = &PTPv1Status{Subdomain: s.cfg.V1Subdomain, State: port1.State().String(), Timestamping: s.v1Stamps.String(),
-			Syncs: st.Syncs, DelayReqs: st.DelayReqs, Malformed: st.Malformed}
+			Syncs: st.Syncs, DelayReqs: st.DelayReqs, Malformed: st.Malformed,
+			IntervalClamped: st.Clamped, ForeignFull: st.ForeignFull}
 		for _, f := range port1.Foreign(s.tb.now()) {
 			p.V1.Foreign = append(p.V1.Foreign, f.Describe())
 		}
@@ -431,12 +511,28 @@ func (s *ptpServer) publish(port *ptp.Port, port1 *v1.Port) {
 
 // --- UDP/IPv4 ---
 
+// errRefused: a unicast destination chosen by a request's sender that no
+// reply may go to (udpio.CheckReplyTo).
+var errRefused = errors.New("reply destination refused")
+
+// udpSender is how the port goroutine sends. Every socket it writes to is
+// one that nothing a peer sends can fill: the multicast messages (Sync,
+// Announce, Follow_Up, multicast Delay_Resp and management) leave by
+// send-only sockets connected to their group, whose buffers drain at the
+// link's pace; only unicast replies share worker 0's general socket with
+// the workers' unicast Delay_Resp, and those are sent without waiting. A
+// flood of requests forged from on-link addresses that do not exist
+// (replies held by address resolution for seconds) used to fill that
+// socket and block the port goroutine in its Announce for half a minute.
 type udpSender struct {
 	s         *ptpServer
-	ev, gen   *udpio.Conn   // worker 0's sockets: multicast members
+	gen       *udpio.Conn   // worker 0's general socket: the port's unicast replies
+	genOut    *udpio.Sender // general messages to the v2 group
+	genOutV1  *udpio.Sender // general messages to the v1 group, when it differs
 	syncOut   *udpio.Sender // send-only, connected to the group: Syncs and their timestamps
 	syncV1    *udpio.Sender // the same for PTPv1 (its group, its timestamps)
 	conns     []*udpio.Conn
+	lo        bool
 	evGroup   netip.AddrPort
 	genGroup  netip.AddrPort
 	v1Event   netip.AddrPort
@@ -444,26 +540,22 @@ type udpSender struct {
 }
 
 func (u *udpSender) send(o ptp.Out, isV1 bool) error {
-	if o.Sync {
-		if isV1 {
-			return u.syncV1.Write(o.Data)
-		}
+	switch {
+	case o.Sync && isV1:
+		return u.syncV1.Write(o.Data)
+	case o.Sync:
 		return u.syncOut.Write(o.Data)
-	}
-	c, to := u.gen, u.genGroup
-	if o.Event {
-		c, to = u.ev, u.evGroup
-	}
-	if isV1 {
-		to = u.v1General
-		if o.Event {
-			to = u.v1Event
+	case o.To.IsValid():
+		if udpio.CheckReplyTo(o.To, u.lo) != udpio.RefuseNone {
+			return errRefused
 		}
+		return u.gen.WriteTo(o.Data, o.To)
+	case isV1 && u.genOutV1 != nil:
+		return u.genOutV1.Write(o.Data)
 	}
-	if o.To.IsValid() {
-		to = o.To
-	}
-	return c.WriteTo(o.Data, to)
+	// Every multicast message of a grandmaster port but the Sync is a
+	// general message (IEEE 1588-2019 Table 36; 1588-2002 the same).
+	return u.genOut.Write(o.Data)
 }
 
 func (u *udpSender) syncStamp(isV1 bool) (time.Time, error) {
@@ -477,7 +569,7 @@ func (u *udpSender) close() {
 	for _, c := range u.conns {
 		c.Close()
 	}
-	for _, c := range []*udpio.Sender{u.syncOut, u.syncV1} {
+	for _, c := range []*udpio.Sender{u.syncOut, u.syncV1, u.genOut, u.genOutV1} {
 		if c != nil {
 			c.Close()
 		}
@@ -487,16 +579,28 @@ func (u *udpSender) close() {
 func (s *ptpServer) startUDP(ctx context.Context, wg *sync.WaitGroup) (sender, error) {
 	workers := max(1, runtime.NumCPU())
 	lo := s.cfg.Interface == "lo"
-	u := &udpSender{s: s, evGroup: netip.AddrPortFrom(ptpGroup, uint16(s.cfg.EventPort)),
+	u := &udpSender{s: s, lo: lo, evGroup: netip.AddrPortFrom(ptpGroup, uint16(s.cfg.EventPort)),
 		genGroup: netip.AddrPortFrom(ptpGroup, uint16(s.cfg.GeneralPort))}
 	u.v1Event = netip.AddrPortFrom(s.v1Group, uint16(s.cfg.EventPort))
 	u.v1General = netip.AddrPortFrom(s.v1Group, uint16(s.cfg.GeneralPort))
+	// Send-only sockets outside Go's poller, connected to their group: a
+	// connected UDP socket only matches datagrams from its peer, so it
+	// takes nothing of the reuseport group's traffic.
+	sender := func(what string, port int, to netip.AddrPort, stamps udpio.Stamps) (*udpio.Sender, error) {
+		so, err := udpio.OpenUDPSender(udpio.Options{Interface: s.cfg.Interface, Port: port, ReusePort: true, DSCP: s.cfg.DSCP,
+			TXStamps: stamps, Loopback: lo, Connect: to})
+		if err != nil {
+			u.close()
+			return nil, fmt.Errorf("%s %s socket: %w", s.cfg.Interface, what, err)
+		}
+		return so, nil
+	}
 	for i := 0; i < workers; i++ {
 		o := udpio.Options{Interface: s.cfg.Interface, Port: s.cfg.EventPort, ReusePort: true, DSCP: s.cfg.DSCP,
 			RXStamps: s.stamps, Loopback: lo, RecvBuffer: 4 << 20,
 			RXSoftwareToo: s.v1Group.IsValid() && s.v1Stamps != s.stamps}
 		g := o
-		g.Port, g.RXStamps = s.cfg.GeneralPort, udpio.NoStamps
+		g.Port, g.RXStamps, g.SendBuffer = s.cfg.GeneralPort, udpio.NoStamps, replySendBuffer
 		if i == 0 {
 			o.Group, g.Group = ptpGroup, ptpGroup
 		}
@@ -512,8 +616,18 @@ func (s *ptpServer) startUDP(ctx context.Context, wg *sync.WaitGroup) (sender, e
 			return nil, fmt.Errorf("%s general port %d: %w", s.cfg.Interface, s.cfg.GeneralPort, err)
 		}
 		u.conns = append(u.conns, gen)
+		// The worker's multicast Delay_Resp leave by a socket of their
+		// own, so that unicast replies stuck behind address resolution
+		// never crowd them out.
+		mc, err := udpio.Listen(udpio.Options{Interface: s.cfg.Interface, Port: s.cfg.GeneralPort, ReusePort: true,
+			DSCP: s.cfg.DSCP, Loopback: lo, Connect: u.genGroup})
+		if err != nil {
+			u.close()
+			return nil, fmt.Errorf("%s general port %d (multicast replies): %w", s.cfg.Interface, s.cfg.GeneralPort, err)
+		}
+		u.conns = append(u.conns, mc)
 		if i == 0 {
-			u.ev, u.gen = ev, gen
+			u.gen = gen
 			if s.v1Group.IsValid() && s.v1Group != ptpGroup {
 				// An _ALTn subdomain: its own group on the same ports.
 				for _, c := range []*udpio.Conn{ev, gen} {
@@ -525,71 +639,92 @@ func (s *ptpServer) startUDP(ctx context.Context, wg *sync.WaitGroup) (sender, e
 			}
 		}
 		wg.Add(2)
-		go func() { defer wg.Done(); s.eventWorker(ctx, ev, gen) }()
+		go func() { defer wg.Done(); s.eventWorker(ctx, ev, gen, mc) }()
 		go func() { defer wg.Done(); s.generalWorker(ctx, gen) }()
+	}
+	var err error
+	if u.genOut, err = sender("general", s.cfg.GeneralPort, u.genGroup, udpio.NoStamps); err != nil {
+		return nil, err
+	}
+	if s.v1Group.IsValid() && s.v1Group != ptpGroup {
+		if u.genOutV1, err = sender("PTPv1 general", s.cfg.GeneralPort, u.v1General, udpio.NoStamps); err != nil {
+			return nil, err
+		}
 	}
 	// Syncs leave from a socket of their own that no goroutine reads and
 	// Go's poller does not watch (udpio.Sender says why): the transmit
 	// timestamp's error-queue report then wakes nobody, and only the Sync
 	// thread ever reads that error queue.
-	so, err := udpio.OpenUDPSender(udpio.Options{Interface: s.cfg.Interface, Port: s.cfg.EventPort, ReusePort: true, DSCP: s.cfg.DSCP,
-		TXStamps: s.stamps, Loopback: lo, Connect: u.evGroup})
-	if err != nil {
-		u.close()
-		return nil, fmt.Errorf("%s Sync socket: %w", s.cfg.Interface, err)
+	if u.syncOut, err = sender("Sync", s.cfg.EventPort, u.evGroup, s.stamps); err != nil {
+		return nil, err
 	}
-	u.syncOut = so
 	if s.v1Group.IsValid() {
-		so1, err := udpio.OpenUDPSender(udpio.Options{Interface: s.cfg.Interface, Port: s.cfg.EventPort, ReusePort: true, DSCP: s.cfg.DSCP,
-			TXStamps: s.v1Stamps, Loopback: lo, Connect: u.v1Event})
-		if err != nil {
-			u.close()
-			return nil, fmt.Errorf("%s PTPv1 Sync socket: %w", s.cfg.Interface, err)
+		if u.syncV1, err = sender("PTPv1 Sync", s.cfg.EventPort, u.v1Event, s.v1Stamps); err != nil {
+			return nil, err
 		}
-		u.syncV1 = so1
 	}
 	return u, nil
 }
 
 // eventWorker answers Delay_Req on its own (the hot path: no allocation,
-// one sendmmsg per batch) and hands everything else to the port.
-func (s *ptpServer) eventWorker(ctx context.Context, ev, gen *udpio.Conn) {
+// one sendmmsg per batch of unicast and one of multicast replies) and
+// hands everything else to the port. A unicast reply goes where the
+// request's sender says it came from: a forged source no reply may go to
+// is refused, and a reply the kernel cannot take now is dropped, counted,
+// never waited for.
+func (s *ptpServer) eventWorker(ctx context.Context, ev, gen, mc *udpio.Conn) {
 	ms := make([]udpio.Msg, udpio.MaxBatch)
-	outs := make([]udpio.Out, 0, udpio.MaxBatch)
+	uni := make([]udpio.Out, 0, udpio.MaxBatch)
+	multi := make([]udpio.Out, 0, udpio.MaxBatch)
 	resp := make([][64]byte, udpio.MaxBatch)
-	group := netip.AddrPortFrom(ptpGroup, uint16(s.cfg.GeneralPort))
 	genPort := uint16(s.cfg.GeneralPort)
+	lo := s.cfg.Interface == "lo"
 	for ctx.Err() == nil {
 		n, err := ev.ReadBatch(ms)
 		if err != nil {
 			return
 		}
 		readAt := time.Now()
-		outs = outs[:0]
+		uni, multi = uni[:0], multi[:0]
 		master := s.master.Load()
 		for i := 0; i < n; i++ {
 			b := ms[i].Data
 			if master && len(b) >= 44 && b[1]&0x0f == 2 && b[0]&0x0f == byte(protocol.MessageDelayReq) && b[4] == s.domain {
+				unicast := b[6]&byte(protocol.FlagUnicast>>8) != 0
+				to := netip.AddrPortFrom(ms[i].From.Addr(), genPort)
+				if unicast && udpio.CheckReplyTo(to, lo) != udpio.RefuseNone {
+					s.refused.Add(1)
+					continue
+				}
 				rx := ms[i].RX
 				if rx.IsZero() {
 					rx = readAt
 				}
-				k, ok := ptp.AppendDelayResp(resp[len(outs)][:], b, s.toClock(rx), s.ident, s.logMin)
+				buf := resp[len(uni)+len(multi)][:]
+				k, ok := ptp.AppendDelayResp(buf, b, s.toClock(rx), s.ident, s.logMin)
 				if !ok {
 					continue
 				}
-				to := group
-				if b[6]&byte(protocol.FlagUnicast>>8) != 0 {
-					to = netip.AddrPortFrom(ms[i].From.Addr(), genPort)
+				if unicast {
+					uni = append(uni, udpio.Out{Data: buf[:k], To: to})
+				} else {
+					multi = append(multi, udpio.Out{Data: buf[:k]})
 				}
-				outs = append(outs, udpio.Out{Data: resp[len(outs)][:k], To: to})
 				continue
 			}
 			s.forward(b, ms[i].RX, ms[i].RXSoft, ms[i].From, true)
 		}
-		if len(outs) > 0 {
-			s.fastReqs.Add(uint64(len(outs)))
-			gen.WriteBatch(outs)
+		for _, batch := range []struct {
+			c    *udpio.Conn
+			outs []udpio.Out
+		}{{gen, uni}, {mc, multi}} {
+			if len(batch.outs) == 0 {
+				continue
+			}
+			s.fastReqs.Add(uint64(len(batch.outs)))
+			w := batch.c.WriteBatch(batch.outs)
+			s.unsendable.Add(uint64(w.Full))
+			s.sendFailed.Add(uint64(w.Failed))
 		}
 	}
 }

@@ -51,6 +51,10 @@ type Stats struct {
 	ForeignSyncs, Management                uint64
 	OtherSubdomain, Own                     uint64
 	Malformed, MissedTxTimestamps           uint64
+	// Clamped counts foreign Syncs whose syncInterval lay outside
+	// foreignIntervalRange; ForeignFull those from a master no better
+	// than any in a full table.
+	Clamped, ForeignFull uint64
 }
 
 // syncReceiptTimeout: a v1 master is forgotten after this many of its
@@ -379,22 +383,66 @@ func (p *Port) Receive(b []byte, rx, now time.Time) []ptp.Out {
 	return nil
 }
 
+// maxForeign bounds the foreign master table; a newcomer better than its
+// worst entry takes that entry's place.
 const maxForeign = 16
+
+// foreignIntervalRange is the range a foreign master's syncInterval
+// (log2 s) is clamped into before it sets our timers. 1588-2002 allows up
+// to 64 s (log 6), which made one forged Sync keep the port PASSIVE for
+// ten of them, 640 s. Dante leaders send 4 a second (-2) and ptpd 1.x
+// defaults to one Sync every 2 s (log 1): at most 2 s keeps every real
+// master qualified (one sending every 8 or 16 s still is: two of its
+// Syncs fall within ten clamped intervals) and bounds the wait after a
+// master goes silent to 20 s. Faster than 16 a second counts as 16.
+var foreignIntervalRange = [2]int8{-4, 1}
 
 func (p *Port) foreignSync(s *Sync, now time.Time) {
 	p.Stats.ForeignSyncs++
+	cred := FromSync(s)
 	f, ok := p.foreign[s.SourceUUID]
 	if !ok {
-		if len(p.foreign) >= maxForeign {
+		if len(p.foreign) >= maxForeign && !p.evictWorse(cred) {
+			p.Stats.ForeignFull++
 			return
 		}
 		f = &foreign{}
 		p.foreign[s.SourceUUID] = f
-		p.emit(slog.LevelInfo, "ptpv1_foreign_master", "PTPv1 Sync from another master: "+FromSync(s).Describe())
+		p.emit(slog.LevelInfo, "ptpv1_foreign_master", "PTPv1 Sync from another master: "+cred.Describe())
 	}
-	f.cred = FromSync(s)
-	f.interval = interval(max(-7, min(s.SyncInterval, 6)))
+	f.cred = cred
+	li := max(foreignIntervalRange[0], min(s.SyncInterval, foreignIntervalRange[1]))
+	if li != s.SyncInterval {
+		p.Stats.Clamped++
+	}
+	f.interval = interval(li)
 	f.seen[1], f.seen[0] = f.seen[0], now
 	f.last = now
 	p.decide(now)
+}
+
+// evictWorse makes room for cred in a full table: the worst entry it
+// beats goes, one heard only once before any other.
+func (p *Port) evictWorse(cred Credentials) bool {
+	var worstID UUID
+	var worst *foreign
+	for id, f := range p.foreign {
+		if worst == nil || worse(f, worst) {
+			worst, worstID = f, id
+		}
+	}
+	if worst == nil || Compare(cred, worst.cred) >= 0 {
+		return false
+	}
+	delete(p.foreign, worstID)
+	return true
+}
+
+// worse: a is a better entry to drop than b.
+func worse(a, b *foreign) bool {
+	qa, qb := !a.seen[1].IsZero(), !b.seen[1].IsZero()
+	if qa != qb {
+		return !qa
+	}
+	return Compare(a.cred, b.cred) > 0
 }
