@@ -22,18 +22,18 @@ type Drop uint8
 
 // Drop reasons, counted per port.
 const (
-	DropShort   Drop = iota // shorter than its header or its type's body
-	DropVersion             // not PTPv2 (v1 goes to the v1 port)
-	DropDomain              // another domain
-	DropLength              // messageLength beyond the datagram
-	DropType                // a type a grandmaster does not take
-	DropOwn                 // our own message looped back
-	DropState               // valid, but not answered in this state (PASSIVE)
-	DropBadMgmt             // management message that does not parse
-	DropOwnGM               // an Announce of our own grandmaster, relayed back to us
-	DropSteps               // an Announce that crossed 255 boundary clocks (9.3.2.5)
-	DropForeignFull         // a foreign master no better than any of the table's
-	DropMgmtRate            // a management request beyond the reply rate limit
+	DropShort       Drop = iota // shorter than its header or its type's body
+	DropVersion                 // not PTPv2 (v1 goes to the v1 port)
+	DropDomain                  // another domain
+	DropLength                  // messageLength beyond the datagram
+	DropType                    // a type a grandmaster does not take
+	DropOwn                     // our own message looped back
+	DropState                   // valid, but not answered in this state (PASSIVE)
+	DropBadMgmt                 // management message that does not parse
+	DropOwnGM                   // an Announce of our own grandmaster, relayed back to us
+	DropSteps                   // an Announce that crossed 255 boundary clocks (9.3.2.5)
+	DropForeignFull             // a foreign master no better than any of the table's
+	DropMgmtRate                // a management request beyond the reply rate limit
 	NumDrops
 )
 

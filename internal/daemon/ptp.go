@@ -75,7 +75,7 @@ type PTPStatus struct {
 	Foreign      []string `json:"foreign_masters"`
 	ClockID      string   `json:"clock_identity"`
 	// Hostile or odd traffic, by reason (docs/hostile-input.md).
-	Drops      map[string]uint64 `json:"drops,omitempty"`   // received and not taken, by reason
+	Drops      map[string]uint64 `json:"drops,omitempty"`     // received and not taken, by reason
 	Refused    uint64            `json:"refused_destination"` // replies not sent: the source was forged (port 0, broadcast ...)
 	Unsendable uint64            `json:"unsendable"`          // replies dropped: the send buffer was full
 	SendFailed uint64            `json:"send_failed"`         // messages the kernel refused
@@ -130,10 +130,10 @@ type ptpServer struct {
 	gaps     syncGaps // written by the port goroutine only
 	// Replies and messages that did not leave, by reason.
 	refused, unsendable, sendFailed atomic.Uint64
-	slow     chan slowMsg
-	status   atomic.Pointer[PTPStatus]
-	logMin   int8
-	domain   uint8
+	slow                            chan slowMsg
+	status                          atomic.Pointer[PTPStatus]
+	logMin                          int8
+	domain                          uint8
 }
 
 // clockIdentity is the EUI-64 of the interface's MAC with FFFE inserted
