@@ -65,13 +65,29 @@ func TestDemoParses(t *testing.T) {
 	}
 }
 
-func TestEmptyFileIsDefaults(t *testing.T) {
-	cfg, err := Parse("empty.toml", nil)
+// Issue 11 item 2: an empty file (or one truncated before its first
+// [[ptp]] or [[ntp]]) is all defaults and serves nothing. It is refused,
+// with what to do instead, so that neither check-config nor a reload
+// accepts it; every key it leaves out still takes its default.
+func TestNothingToServeRefused(t *testing.T) {
+	for name, src := range map[string]string{
+		"empty.toml":     "",
+		"truncated.toml": "[gnss]\ndevice = \"/dev/ttyS0\"\n[clock]\ndiscipline = \"virtual\"\n",
+	} {
+		_, err := Parse(name, []byte(src))
+		if err == nil || !strings.Contains(err.Error(), "nothing to serve") || !strings.Contains(err.Error(), "systemctl stop sitegm") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	cfg, err := Parse("ntp-only.toml", []byte("[[ntp]]\ninterface = \"eth1\"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(cfg, Default()) {
-		t.Errorf("empty file: got %+v", cfg)
+	want := Default()
+	want.NTP = []NTP{DefaultNTP()}
+	want.NTP[0].Interface = "eth1"
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("defaults not filled in: %+v", cfg)
 	}
 }
 
@@ -112,6 +128,7 @@ status_interval = 5
 		`bad.toml:10: clock.holdover: expected a duration such as "250ms", "60s" or "4h", got "forever"`,
 		`bad.toml:14: ptp[0].domain: the aes67 profile allows 0..127, got 200`,
 		`bad.toml:17: ptp[1].dante_v1: interface "eth1" already serves PTPv1 from ptp[0]`,
+		`bad.toml:18: ptp[1].interface: interface "eth1" port 320 is already served by ptp[0]`,
 		`bad.toml:19: ptp[1].event_port: expected an integer in 1..65535, got 70000`,
 		`bad.toml:22: log.status_interval: expected a duration such as "250ms", "60s" or "4h", got 5`,
 	}
@@ -138,6 +155,7 @@ general_port = 3000
 
 [[ptp]]
 interface = "eth0.10"
+event_port = 3000
 
 [[ntp]]
 interface = "eth0.20"
@@ -148,13 +166,13 @@ interface = "eth0.20"
 	src += "[[ptp]]\ninterface = \"eth3\"\ntransport = \"l2\"\n"
 	_, err := Parse("x.toml", []byte(src))
 	for _, frag := range []string{
-		"x.toml:20: gnss.baud: expected a standard serial rate (300 600 1200 2400 4800 9600 19200",
+		"x.toml:21: gnss.baud: expected a standard serial rate (300 600 1200 2400 4800 9600 19200",
 		`x.toml:4: clock.phc: discipline = "phc" needs`,
 		`x.toml:5: clock.holdover: expected a duration from "1m" to "720h", got "10s"`,
 		`x.toml:10: ptp[0].general_port: must differ from event_port (3000)`,
-		`x.toml:13: ptp[1].interface: interface "eth0.10" with domain 0 is already served by ptp[0]`,
-		`x.toml:18: ntp[1].interface: interface "eth0.20" port 123 is already served by ntp[0]`,
-		`x.toml:21: ptp[2].dante_v1: PTPv1 (IEEE 1588-2002) runs over UDP/IPv4 only; set dante_v1 = false with transport = "l2"`,
+		`x.toml:13: ptp[1].interface: interface "eth0.10" port 3000 is already served by ptp[0]`,
+		`x.toml:19: ntp[1].interface: interface "eth0.20" port 123 is already served by ntp[0]`,
+		`x.toml:22: ptp[2].dante_v1: PTPv1 (IEEE 1588-2002) runs over UDP/IPv4 only; set dante_v1 = false with transport = "l2"`,
 	} {
 		if err == nil || !strings.Contains(err.Error(), frag) {
 			t.Errorf("missing %q in:\n%v", frag, err)

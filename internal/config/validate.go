@@ -30,6 +30,14 @@ func Load(path string) (Config, error) {
 // validate checks what single-key tags cannot: syntax inside strings, limits
 // that depend on meaning, and combinations of keys.
 func (b *binder) validate(c *Config) {
+	if len(c.PTP) == 0 && len(c.NTP) == 0 {
+		// An empty or truncated file parses as "all defaults": a site
+		// grandmaster that serves nothing. Refused, so that a bad deploy
+		// (or a reload of one) cannot take the site's time down quietly;
+		// stopping the service is how to stop serving.
+		b.errs = append(b.errs, Error{File: b.file, Msg: "nothing to serve: no [[ptp]] and no [[ntp]] table " +
+			"(an empty or truncated file?); to stop serving time, stop the service (systemctl stop sitegm)"})
+	}
 	if _, err := ParseDevice(c.GNSS.Device); err != nil {
 		b.errorf("gnss.device", "expected a device path or tcp://HOST:PORT: %v", err)
 	}
@@ -72,23 +80,44 @@ func (b *binder) validate(c *Config) {
 	if s := c.Log.StatusInterval.Duration; s != 0 && (s < time.Second || s > 24*time.Hour) {
 		b.errorf("log.status_interval", `expected "0s" (off) or a duration from "1s" to "24h", got %q`, c.Log.StatusInterval.String())
 	}
-	type ifDomain struct {
-		iface  string
-		domain int
+	// Every UDP port is served once per interface: sitegm's sockets share a
+	// port with SO_REUSEPORT, and the kernel spreads unicast datagrams
+	// over every socket of the port, so a second table on the same port
+	// (another PTP domain, an NTP server on 319) would receive half of the
+	// first one's requests and drop them. One interface serves one PTP
+	// domain on the standard ports; a second domain needs ports of its own.
+	type ifPort struct {
+		iface string
+		port  int
 	}
-	seenPTP := map[ifDomain]int{}
+	usedPort := map[ifPort]string{}
+	claimPort := func(key, iface string, port int) {
+		if other, dup := usedPort[ifPort{iface, port}]; dup {
+			b.errorf(key, "interface %q port %d is already served by %s", iface, port, other)
+			return
+		}
+		usedPort[ifPort{iface, port}] = strings.SplitN(key, ".", 2)[0]
+	}
+	seenL2 := map[string]int{}
 	seenV1 := map[string]int{}
 	for i := range c.PTP {
 		b.profileDefaults(i, &c.PTP[i])
 	}
 	for i, p := range c.PTP {
 		key := fmt.Sprintf("ptp[%d]", i)
-		if j, dup := seenPTP[ifDomain{p.Interface, p.Domain}]; dup {
-			b.errorf(key+".interface", "interface %q with domain %d is already served by ptp[%d]", p.Interface, p.Domain, j)
-		}
-		seenPTP[ifDomain{p.Interface, p.Domain}] = i
 		if p.EventPort == p.GeneralPort {
 			b.errorf(key+".general_port", "must differ from event_port (%d)", p.EventPort)
+		}
+		if p.Transport == "l2" {
+			if j, dup := seenL2[p.Interface]; dup {
+				b.errorf(key+".interface", "interface %q already serves PTP over Ethernet from ptp[%d]", p.Interface, j)
+			}
+			seenL2[p.Interface] = i
+		} else {
+			claimPort(key+".interface", p.Interface, p.EventPort)
+			if p.GeneralPort != p.EventPort {
+				claimPort(key+".interface", p.Interface, p.GeneralPort)
+			}
 		}
 		if p.DanteV1 {
 			if p.Transport != "udp4" {
@@ -100,17 +129,9 @@ func (b *binder) validate(c *Config) {
 			seenV1[p.Interface] = i
 		}
 	}
-	type ifPort struct {
-		iface string
-		port  int
-	}
-	seenNTP := map[ifPort]int{}
 	for i, n := range c.NTP {
 		key := fmt.Sprintf("ntp[%d]", i)
-		if j, dup := seenNTP[ifPort{n.Interface, n.Port}]; dup {
-			b.errorf(key+".interface", "interface %q port %d is already served by ntp[%d]", n.Interface, n.Port, j)
-		}
-		seenNTP[ifPort{n.Interface, n.Port}] = i
+		claimPort(key+".interface", n.Interface, n.Port)
 		if r := n.RateInterval.Duration; r != 0 && (r < 10*time.Millisecond || r > time.Hour) {
 			b.errorf(key+".rate_interval", `expected "0s" (off) or a duration from "10ms" to "1h", got %q`, n.RateInterval.String())
 		}

@@ -20,6 +20,7 @@ import (
 	"sitegm/clock/discipline"
 	"sitegm/clock/leap"
 	"sitegm/clock/servo"
+	"sitegm/hw/claim"
 	"sitegm/hw/gnss"
 	"sitegm/hw/pps"
 	"sitegm/hw/serial"
@@ -62,6 +63,8 @@ type Daemon struct {
 	ntpPrecision int8
 	gmLatest     atomic.Pointer[gmPair]
 	servers      sync.WaitGroup
+	// claims: what this daemon serves alone (see claimNames)
+	claims claim.Set
 	// status, readiness, reload
 	started  time.Time
 	ready    atomic.Bool
@@ -81,9 +84,21 @@ type ptpSlot struct {
 	slot slot
 }
 
-// New opens the clock and checks what the configuration needs before
-// anything starts.
-func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
+// New claims what the configuration serves, opens the clock and checks
+// what the configuration needs before anything starts. A second sitegm
+// for the same status socket, receiver or ports fails here, before it
+// touches the clock, a socket or a file of the first. On error nothing
+// stays claimed.
+func New(cfg config.Config, log *slog.Logger) (d *Daemon, err error) {
+	var claims claim.Set
+	if err := claims.Ensure(claimNames(cfg.Status, cfg.GNSS, cfg.PTP, cfg.NTP)); err != nil {
+		return nil, fmt.Errorf("%w: another sitegm serves the same thing; stop it first (systemctl stop sitegm)", err)
+	}
+	defer func() {
+		if err != nil {
+			claims.Release()
+		}
+	}()
 	floor, err := cfg.GNSS.DateFloorTime(version.DateFloor())
 	if err != nil {
 		return nil, fmt.Errorf("gnss.date_floor: %w", err)
@@ -104,8 +119,8 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gnss.pps: %w", err)
 	}
-	d := &Daemon{
-		cfg: cfg, log: log, tb: tb, table: table, src: src, osc: osc,
+	d = &Daemon{
+		cfg: cfg, log: log, tb: tb, table: table, src: src, osc: osc, claims: claims,
 		dec:  gnss.NewDecoder(gnss.Options{DateFloor: floor}),
 		gnss: NewGNSSMonitor(log, cfg.GNSS.Device, time.Now()),
 		ppsM: NewPPSMonitor(log, cfg.GNSS.PPS),
@@ -177,12 +192,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.publishNTP()
 	defer d.servers.Wait()
 	d.startServers(ctx)
-	stopStatus := make(chan struct{})
-	defer close(stopStatus)
-	if err := d.serveStatus(stopStatus); err != nil {
+	stopStatus, err := d.serveStatus()
+	if err != nil {
 		d.log.Warn("status socket unavailable; `sitegm status` will not answer", "event", "status_socket_error",
 			"socket", d.cfg.Status.Socket, "error", err.Error())
+		stopStatus = func() {}
 	}
+	defer func() {
+		if stopStatus != nil {
+			stopStatus()
+		}
+	}()
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGUSR1, syscall.SIGHUP)
 	defer signal.Stop(signals)
@@ -222,6 +242,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 			<-done
 			d.saveDrift(true)
 			d.log.Info("sitegm stopped", "event", "stop")
+			// Everything this daemon made is closed before its claims
+			// go: a successor must find nothing of it left behind.
+			d.servers.Wait()
+			stopStatus()
+			stopStatus = nil
+			d.claims.Release()
 			return nil
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {

@@ -205,6 +205,15 @@ func (d *Daemon) reload(ctx context.Context) {
 			"event", "reload_refused", "error", strings.ReplaceAll(err.Error(), "\n", "; "))
 		return
 	}
+	// The ports the new file serves are claimed before anything changes:
+	// one that another sitegm serves refuses the whole reload.
+	names := claimNames(d.cfg.Status, d.cfg.GNSS, cfg.PTP, cfg.NTP)
+	if err := d.claims.Ensure(names); err != nil {
+		d.log.Error("configuration reload refused; still serving the running configuration",
+			"event", "reload_refused", "error", err.Error())
+		return
+	}
+	defer d.claims.Keep(names)
 	var restart []string
 	for name, same := range map[string]bool{
 		"gnss":   reflect.DeepEqual(cfg.GNSS, d.cfg.GNSS),

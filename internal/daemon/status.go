@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -158,47 +159,94 @@ func summary(s *Status) string {
 	return line
 }
 
+// statusConns bounds the status connections served at once: a client
+// that connects and never reads holds one for its 2 s write deadline, and
+// a flood of them must not grow goroutines without end.
+const statusConns = 16
+
 // serveStatus answers every connection on the status socket with the
-// latest snapshot as JSON, then closes it.
-func (d *Daemon) serveStatus(stop <-chan struct{}) error {
+// latest snapshot as JSON, then closes it. The returned stop closes the
+// listener and removes the socket, if it is still the one made here.
+func (d *Daemon) serveStatus() (stop func(), err error) {
 	path := d.cfg.Status.Socket
 	if path == "" {
-		return nil
+		return func() {}, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+		return nil, err
 	}
+	// A socket file left there is stale: this daemon holds the status
+	// claim (claimNames), so no other sitegm is serving it.
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+		return nil, err
 	}
 	l, err := net.Listen("unix", path)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	// Readable by the operator's tools (the socket's directory decides
 	// who can reach it).
 	os.Chmod(path, 0o666)
+	ours, _ := os.Stat(path)
+	done := make(chan struct{})
 	go func() {
-		<-stop
-		l.Close()
-		os.Remove(path)
+		defer close(done)
+		acceptLoop(l, statusConns, d.log, func(c net.Conn) {
+			c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			s := d.status.get()
+			if s == nil {
+				s = &Status{Summary: "starting"}
+			}
+			json.NewEncoder(c).Encode(s)
+		})
 	}()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
+	return func() {
+		l.Close()
+		<-done
+		if now, err := os.Stat(path); err == nil && ours != nil && os.SameFile(now, ours) {
+			os.Remove(path)
+		}
+	}, nil
+}
+
+// acceptLoop serves l until it is closed, at most max connections at
+// once (more are closed at once). An accept that fails for any other
+// reason (EMFILE when the process is out of descriptors, ECONNABORTED) is
+// logged, at most once a minute, and retried after a pause that grows to a
+// second: it used to end the listener for good.
+func acceptLoop(l net.Listener, max int, log *slog.Logger, serve func(net.Conn)) {
+	sem := make(chan struct{}, max)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	pause := 5 * time.Millisecond
+	var lastLog time.Time
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			go func() {
-				defer c.Close()
-				c.SetWriteDeadline(time.Now().Add(2 * time.Second))
-				s := d.status.get()
-				if s == nil {
-					s = &Status{Summary: "starting"}
-				}
-				json.NewEncoder(c).Encode(s)
-			}()
+			if time.Since(lastLog) >= time.Minute {
+				lastLog = time.Now()
+				log.Warn("status socket: accept failed; retrying", "event", "status_socket_error", "error", err.Error())
+			}
+			time.Sleep(pause)
+			pause = min(2*pause, time.Second)
+			continue
 		}
-	}()
-	return nil
+		pause = 5 * time.Millisecond
+		select {
+		case sem <- struct{}{}:
+		default:
+			c.Close() // too many at once
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			defer c.Close()
+			serve(c)
+		}()
+	}
 }

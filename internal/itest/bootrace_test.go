@@ -61,7 +61,7 @@ func TestWaitsForThePHC(t *testing.T) {
 		t.Skip("integration test")
 	}
 	dir := t.TempDir()
-	cfg := SitegmConfig(t, dir, "")
+	cfg := SitegmConfig(t, dir, LoopbackNTP(t))
 	b, _ := os.ReadFile(cfg)
 	os.WriteFile(cfg, []byte(strings.Replace(string(b), `discipline = "virtual"`, "discipline = \"phc\"\nphc = \"nic-not-yet\"", 1)), 0o644)
 	sg := Start(t, Bin(t, "sitegm"), "run", "-c", cfg)

@@ -36,7 +36,7 @@ func TestClockFollowsGNSSSim(t *testing.T) {
 		t.Skip("integration test")
 	}
 	dir := t.TempDir()
-	cfg := SitegmConfig(t, dir, "")
+	cfg := SitegmConfig(t, dir, LoopbackNTP(t))
 	sitegm := Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
 	sitegm.WaitOutput(t, 5*time.Second, "event=start")
 	truthPath := filepath.Join(dir, "truth.json")

@@ -2,6 +2,7 @@ package itest
 
 import (
 	"fmt"
+	"net"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -34,6 +35,20 @@ pps = "sock:%[1]s/pps.sock"
 discipline = "virtual"
 drift_file = "%[1]s/drift"
 `, dir)
+}
+
+// LoopbackNTP is an [[ntp]] table on lo at a free port: something to serve
+// for tests about the clock alone (a configuration that serves nothing is
+// refused).
+func LoopbackNTP(t testing.TB) string {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := c.LocalAddr().(*net.UDPAddr).Port
+	c.Close()
+	return fmt.Sprintf("[[ntp]]\ninterface = \"lo\"\nport = %d\n", port)
 }
 
 // StartGNSSSim runs gnss-sim for a sitegm configured by SitegmConfig.
