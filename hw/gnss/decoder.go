@@ -47,9 +47,16 @@ type Report struct {
 	// DateFrom says where the date came from: "RMC" or "ZDA" in this epoch,
 	// "earlier RMC" or "earlier ZDA" when carried from a previous epoch.
 	DateFrom string
-	// Rollover: the date was 1024 weeks (or a multiple) before the date
-	// floor and was moved forward.
+	// Rollover: the date was 1024 weeks before the date floor and was
+	// moved forward.
 	Rollover bool
+	// Implausible says why the epoch's date cannot be right (Valid is then
+	// false, and Time is the date as the receiver sent it): a date more
+	// than one GPS week rollover before the date floor (a receiver without
+	// an almanac reporting 1980 or 1999), one beyond what a rollover could
+	// explain after it (2099), or sentences of one epoch that disagree on
+	// the date (RMC and ZDA).
+	Implausible string
 	// FirstAt is the arrival of the epoch's first sentence; At of the
 	// sentence (or idle gap) that completed it.
 	FirstAt, At time.Time
@@ -98,6 +105,7 @@ type Stats struct {
 	ValidReports uint64
 	NoDate       uint64 // reports without any date known yet
 	Rollovers    uint64 // reports whose date was corrected
+	Implausible  uint64 // reports whose date cannot be right (Report.Implausible)
 }
 
 const weeks1024 = 1024 * 7 * 24 * time.Hour
@@ -110,7 +118,9 @@ type epoch struct {
 	sentence string
 	date     civil
 	dateFrom string
-	vote     vote
+	// dateConflict: two sentences of the epoch named different dates.
+	dateConflict bool
+	vote         vote
 	sats     int
 	gsaUsed  int
 	gsaFix   FixMode
@@ -294,8 +304,8 @@ func (d *Decoder) timeSentence(ts *timeSentence, at time.Time) {
 	e := &d.ep
 	e.types |= typeBit(ts.typ)
 	e.vote = combine(e.vote, ts.vote)
-	if ts.date.ok && !e.date.ok {
-		e.date, e.dateFrom = ts.date, ts.typ
+	if ts.date.ok {
+		e.addDate(ts.date, ts.typ)
 	}
 	if ts.sats >= 0 && e.sats < 0 {
 		e.sats = ts.sats
@@ -312,10 +322,53 @@ func (d *Decoder) timeSentence(ts *timeSentence, at time.Time) {
 	}
 }
 
+// addDate merges a sentence's date into the epoch's. ZDA states the year
+// in full and RMC only its last two digits (expanded by a pivot): where
+// they agree on the day, ZDA's year stands. Any other disagreement means
+// the receiver contradicts itself, and the epoch's date is not believed.
+func (e *epoch) addDate(d civil, from string) {
+	switch {
+	case !e.date.ok:
+		e.date, e.dateFrom = d, from
+	case e.date == d:
+	case d.m == e.date.m && d.d == e.date.d && d.y%100 == e.date.y%100 && (from == "ZDA") != (e.dateFrom == "ZDA"):
+		if from == "ZDA" {
+			e.date, e.dateFrom = d, from
+		}
+	default:
+		e.dateConflict = true
+	}
+}
+
 // needsGSA: the epoch claims a fix with zero satellites, which only a GSA
 // listing the satellites used can confirm.
 func (e *epoch) needsGSA() bool {
 	return e.vote == voteValid && e.sats == 0 && (e.gsaFix < Fix2D || e.gsaUsed == 0)
+}
+
+// plausible checks a receiver's date against the date floor (the build
+// date or gnss.date_floor: no real date is earlier). GPS broadcasts the
+// week number modulo 1024 (IS-GPS-200 20.3.3.3.1.1), so a receiver whose
+// firmware pivot is older than the floor reports dates exactly 1024
+// weeks early, and that one step is corrected. A date that needs more
+// than one step (1980-01-06 or 1999 from a receiver that has no almanac
+// yet: corrected three times it became 2038) or that lies 1024 weeks or
+// more past the floor (2099) is no rollover, and no time.
+func (d *Decoder) plausible(t time.Time) (time.Time, bool, string) {
+	floor := d.opt.DateFloor
+	if floor.IsZero() {
+		return t, false, ""
+	}
+	day := func(t time.Time) string { return t.Format("2006-01-02") }
+	switch {
+	case !t.Before(floor.Add(weeks1024)):
+		return t, false, fmt.Sprintf("date %s is 1024 weeks or more after the date floor %s", day(t), day(floor))
+	case !t.Before(floor):
+		return t, false, ""
+	case !t.Add(weeks1024).Before(floor):
+		return t.Add(weeks1024), true, ""
+	}
+	return t, false, fmt.Sprintf("date %s is more than one GPS week rollover (1024 weeks) before the date floor %s", day(t), day(floor))
 }
 
 // close reports the open epoch.
@@ -353,11 +406,13 @@ func (d *Decoder) close(at time.Time) {
 		r.HasDate = true
 		r.Leap60 = e.tod.s == 60
 		r.Time = date.midnight().Add(time.Duration(e.tod.ns()))
-		if !d.opt.DateFloor.IsZero() {
-			for i := 0; i < 4 && r.Time.Before(d.opt.DateFloor); i++ {
-				r.Time = r.Time.Add(weeks1024)
-				r.Rollover = true
-			}
+		r.Time, r.Rollover, r.Implausible = d.plausible(r.Time)
+		if e.dateConflict {
+			r.Implausible = "the epoch's sentences name different dates"
+		}
+		if r.Implausible != "" {
+			r.Valid = false
+			d.Stats.Implausible++
 		}
 	}
 	if r.Sats <= 0 && e.gsaUsed > 0 {

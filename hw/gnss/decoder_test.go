@@ -336,3 +336,43 @@ func BenchmarkDecode(b *testing.B) {
 		d.Feed(data, time.Time{})
 	}
 }
+
+// Issue 11 item 8: a receiver reporting 1980 or 1999 from power-on (no
+// almanac) or 2099 is not "rollover-corrected" into a time: its reports
+// are invalid with the reason; one real rollover is still corrected.
+func TestImplausibleDates(t *testing.T) {
+	floor := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name, in string
+		valid    bool
+		want     string // the served date when valid
+	}{
+		{"gps epoch", nmea("GPRMC,000012.00,A,,,,,,,060180,,,A"), false, ""},
+		{"1999 twice too early", nmea("GPRMC,120000.00,A,,,,,,,210899,,,A"), false, ""},
+		{"2099 via ZDA", nmea("GPRMC,120000.00,A,,,,,,,010199,,,A") + nmea("GPZDA,120000.00,01,01,2099,00,00"), false, ""},
+		{"2099 alone", nmea("GPZDA,120000.00,01,01,2099,00,00") + nmea("GPGGA,120000.00,,,,,1,08,,,M,,M,,"), false, ""},
+		{"one rollover", nmea("GPRMC,120000.00,A,,,,,,,150407,,,A"), true, "2026-11-29"},
+		{"today", nmea("GPRMC,120000.00,A,,,,,,,261126,,,A"), true, "2026-11-26"},
+		{"ZDA states the century", nmea("GPRMC,120000.00,A,,,,,,,261126,,,A") + nmea("GPZDA,120000.00,26,11,2026,00,00"), true, "2026-11-26"},
+		{"RMC and ZDA disagree", nmea("GPRMC,120000.00,A,,,,,,,261126,,,A") + nmea("GPZDA,120000.00,27,11,2026,00,00"), false, ""},
+	} {
+		d := NewDecoder(Options{DateFloor: floor})
+		var rs []Report
+		for _, e := range append(append([]Event{}, d.Feed([]byte(c.in), time.Unix(1, 0))...), d.Flush(time.Unix(2, 0))...) {
+			if r, ok := e.(Report); ok {
+				rs = append(rs, r)
+			}
+		}
+		if len(rs) != 1 {
+			t.Errorf("%s: %d reports", c.name, len(rs))
+			continue
+		}
+		r := rs[0]
+		if r.Valid != c.valid || (c.valid && r.Time.Format("2006-01-02") != c.want) || (!c.valid && r.Implausible == "") {
+			t.Errorf("%s: valid %v time %s implausible %q", c.name, r.Valid, r.UTCString(), r.Implausible)
+		}
+		if !c.valid && d.Stats.Implausible != 1 {
+			t.Errorf("%s: not counted", c.name)
+		}
+	}
+}

@@ -26,6 +26,18 @@ const (
 // receivers send every second, three missed epochs is not jitter.
 const gnssSilence = 3 * time.Second
 
+// Hysteresis of the fix state, so that a receiver whose fix flaps every
+// second does not log two lines a second: a fix is gained on fixConfirm
+// usable reports in a row, and lost when no usable report came for
+// fixHold. Flapping itself is summed up once a minute (gnss_fix_unstable)
+// when the reports changed between usable and not more than fixFlapsOK
+// times in it.
+const (
+	fixConfirm = 2
+	fixHold    = 3 * time.Second
+	fixFlapsOK = 4
+)
+
 // GNSSSnapshot is the receiver's state for status output.
 type GNSSSnapshot struct {
 	Device     string    `json:"device"`
@@ -40,6 +52,9 @@ type GNSSSnapshot struct {
 	Valid      uint64    `json:"valid_reports"`
 	Rejected   uint64    `json:"rejected_bytes"`
 	LinkErr    string    `json:"link_error,omitempty"`
+	// Implausible counts reports whose date cannot be right (see
+	// gnss.Report.Implausible).
+	Implausible uint64 `json:"implausible_dates"`
 }
 
 // GNSSMonitor turns receiver events into one state and logs each change
@@ -51,6 +66,14 @@ type GNSSMonitor struct {
 	lastAny time.Time // last report of any kind
 	quietOK bool      // the current silence was already logged
 	texts   map[string]time.Time
+	// fix hysteresis and flapping
+	usableRun   int
+	lastUsable  time.Time
+	lastWasOK   bool
+	flips       int
+	minuteFrom  time.Time
+	implSeen    uint64 // Implausible already summarised
+	implWhy     string
 }
 
 // NewGNSSMonitor starts with the receiver absent.
@@ -113,22 +136,37 @@ func (m *GNSSMonitor) Report(r gnss.Report, now time.Time) {
 		m.s.LastTime = r.UTCString()
 	}
 	usable := r.Valid && r.HasDate
+	if r.Implausible != "" {
+		m.s.Implausible++
+		m.implWhy = r.Implausible
+	}
 	if usable {
 		m.s.Valid++
+		m.usableRun++
+		m.lastUsable = now
+	} else {
+		m.usableRun = 0
+	}
+	if usable != m.lastWasOK {
+		m.flips++
+		m.lastWasOK = usable
 	}
 	if r.Rollover && usable && m.s.State != GNSSFix {
 		m.event(slog.LevelWarn, "gnss_week_rollover", "GNSS date was 1024 weeks early (GPS week rollover); corrected", now,
 			"gnss_time", r.UTCString())
 	}
 	switch {
-	case usable && m.s.State != GNSSFix:
+	case usable && m.s.State != GNSSFix && m.usableRun >= fixConfirm:
 		m.enter(GNSSFix, now)
 		m.event(logging.LevelNotice, "gnss_fix_gained", "GNSS fix gained", now,
 			"gnss_fix", r.Fix.String(), "gnss_sats", r.Sats, "gnss_time", r.UTCString(), "gnss_talker", r.Talker)
-	case !usable && m.s.State == GNSSFix:
+	case !usable && m.s.State == GNSSFix && now.Sub(m.lastUsable) >= fixHold:
 		m.enter(GNSSNoFix, now)
 		reason := "receiver reports no fix"
-		if !r.HasDate {
+		switch {
+		case r.Implausible != "":
+			reason = "implausible date: " + r.Implausible
+		case !r.HasDate:
 			reason = "no date"
 		}
 		m.event(slog.LevelWarn, "gnss_fix_lost", "GNSS fix lost", now, "reason", reason, "gnss_sats", r.Sats)
@@ -156,10 +194,32 @@ func (m *GNSSMonitor) Text(t gnss.Text, now time.Time) {
 	m.log.Log(context.Background(), level, "GNSS receiver says: "+t.Text, "event", "gnss_text", "gnss_text_severity", t.Severity)
 }
 
+// minute sums up, once a minute, what would be a line a second: a fix
+// that keeps coming and going, and dates that cannot be right.
+func (m *GNSSMonitor) minute(now time.Time) {
+	if m.minuteFrom.IsZero() {
+		m.minuteFrom = now
+	}
+	if now.Sub(m.minuteFrom) < time.Minute {
+		return
+	}
+	if m.flips > fixFlapsOK {
+		m.event(slog.LevelWarn, "gnss_fix_unstable", fmt.Sprintf("GNSS fix unstable: the receiver's reports changed between usable and not %d times in the last minute", m.flips),
+			now, "flips", m.flips, "gnss_sats", m.s.Sats)
+	}
+	if d := m.s.Implausible - m.implSeen; d > 0 {
+		m.event(slog.LevelWarn, "gnss_date_implausible", "GNSS receiver reports dates that cannot be right; not used: "+m.implWhy,
+			now, "count", d, "reason", m.implWhy, "gnss_time", m.s.LastTime)
+	}
+	m.implSeen = m.s.Implausible
+	m.flips, m.minuteFrom = 0, now
+}
+
 // Tick notices silence: an open receiver without reports, or a fix whose
 // reports stopped.
 func (m *GNSSMonitor) Tick(now time.Time, rejected uint64) {
 	m.s.Rejected = rejected
+	m.minute(now)
 	if !m.linkUp {
 		return
 	}

@@ -50,20 +50,26 @@ func TestGNSSMonitorLifecycle(t *testing.T) {
 	m.Report(rep(false), at(6))
 	expect("gnss_no_fix")
 	m.Report(rep(true), at(7))
+	expect() // one usable report is not yet a fix
+	m.Report(rep(true), at(7.5))
 	expect("gnss_fix_gained")
 	m.Report(rep(true), at(8))
 	m.Tick(at(9), 0)
 	expect()
 	m.Report(rep(false), at(10))
+	expect() // a fix is lost after 3 s without a usable report
+	m.Report(rep(false), at(11))
 	expect("gnss_fix_lost")
-	m.Report(rep(true), at(11))
+	m.Report(rep(true), at(12))
+	m.Report(rep(true), at(13))
 	expect("gnss_fix_gained")
-	m.Tick(at(14.5), 0)
+	m.Tick(at(16.5), 0)
 	expect("gnss_fix_lost")
 	if m.Snapshot().State != GNSSSilent {
 		t.Errorf("state %s", m.Snapshot().State)
 	}
-	m.Report(rep(true), at(15))
+	m.Report(rep(true), at(17))
+	m.Report(rep(true), at(17.5))
 	expect("gnss_fix_gained")
 	m.Link(serial.Link{Up: false, Err: errors.New("EIO")}, at(16))
 	expect("gnss_fix_lost", "receiver_gone")
@@ -75,4 +81,38 @@ func TestGNSSMonitorLifecycle(t *testing.T) {
 		m.Text(gnss.Text{Severity: 1, Text: "ANTENNA OPEN"}, at(21+float64(i)))
 	}
 	expect("gnss_text")
+}
+
+// Issue 11 item 15: a fix that flaps every second for ten minutes logs
+// no fix event after the first, and one gnss_fix_unstable line a minute;
+// dates that cannot be right are summed up the same way.
+func TestGNSSFixFlapping(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(logging.TextHandler(&buf, slog.LevelDebug))
+	t0 := time.Unix(1000, 0)
+	m := NewGNSSMonitor(log, "/dev/gnss0", t0)
+	m.Link(serial.Link{Up: true}, t0)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	m.Report(gnss.Report{Valid: true, HasDate: true, Sats: 5}, at(1))
+	m.Report(gnss.Report{Valid: true, HasDate: true, Sats: 5}, at(2))
+	events(&buf)
+	for s := 3; s < 603; s++ {
+		r := gnss.Report{Valid: s%2 == 0, HasDate: true, Sats: 4}
+		if s%10 == 5 {
+			r = gnss.Report{HasDate: true, Implausible: "date 1980-01-06 is more than one GPS week rollover before the date floor"}
+		}
+		m.Report(r, at(s))
+		m.Tick(at(s).Add(500*time.Millisecond), 0)
+	}
+	count := map[string]int{}
+	for _, e := range events(&buf) {
+		count[e]++
+	}
+	if count["gnss_fix_lost"]+count["gnss_fix_gained"] > 0 || count["gnss_fix_unstable"] < 9 || count["gnss_fix_unstable"] > 11 ||
+		count["gnss_date_implausible"] < 9 || count["gnss_date_implausible"] > 11 || len(count) != 2 {
+		t.Errorf("ten minutes of flapping logged %v", count)
+	}
+	if m.Snapshot().Implausible != 60 {
+		t.Errorf("implausible %d", m.Snapshot().Implausible)
+	}
 }

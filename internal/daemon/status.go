@@ -42,6 +42,10 @@ type GNSSStatus struct {
 	LastReportAgeS float64 `json:"last_report_age_s"` // -1: never
 	PPSOK          bool    `json:"pps_ok"`
 	ChecksumErrors uint64  `json:"checksum_errors"`
+	// ImplausibleDates counts reports whose date cannot be right (not
+	// used): more than one week rollover early, far in the future, or
+	// contradicting itself.
+	ImplausibleDates uint64 `json:"implausible_dates"`
 }
 
 // ClockStatus is the disciplined clock.
@@ -89,7 +93,7 @@ func (d *Daemon) snapshot() *Status {
 	s := &Status{Version: version.BuildDate, Time: time.Now(), Uptime: time.Since(d.started).Seconds(), Ready: d.ready.Load()}
 	s.GNSS = GNSSStatus{State: string(g.State), Fix: fmt.Sprint(g.Fix), Satellites: g.Sats, LastTime: g.LastTime,
 		LastReportAgeS: -1, PPSOK: d.ppsM.OK(),
-		ChecksumErrors: fs.Rejects[gnss.RejectNMEAChecksum] + fs.Rejects[gnss.RejectUBXChecksum]}
+		ChecksumErrors: fs.Rejects[gnss.RejectNMEAChecksum] + fs.Rejects[gnss.RejectUBXChecksum], ImplausibleDates: g.Implausible}
 	if !g.LastReport.IsZero() {
 		s.GNSS.LastReportAgeS = time.Since(g.LastReport).Seconds()
 	}
