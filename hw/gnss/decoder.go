@@ -121,11 +121,11 @@ type epoch struct {
 	// dateConflict: two sentences of the epoch named different dates.
 	dateConflict bool
 	vote         vote
-	sats     int
-	gsaUsed  int
-	gsaFix   FixMode
-	types    typeSet
-	firstAt  time.Time
+	sats         int
+	gsaUsed      int
+	gsaFix       FixMode
+	types        typeSet
+	firstAt      time.Time
 }
 
 // typeSet is a small set of time-bearing sentence types.

@@ -67,13 +67,13 @@ type GNSSMonitor struct {
 	quietOK bool      // the current silence was already logged
 	texts   map[string]time.Time
 	// fix hysteresis and flapping
-	usableRun   int
-	lastUsable  time.Time
-	lastWasOK   bool
-	flips       int
-	minuteFrom  time.Time
-	implSeen    uint64 // Implausible already summarised
-	implWhy     string
+	usableRun  int
+	lastUsable time.Time
+	lastWasOK  bool
+	flips      int
+	minuteFrom time.Time
+	implSeen   uint64 // Implausible already summarised
+	implWhy    string
 }
 
 // NewGNSSMonitor starts with the receiver absent.
