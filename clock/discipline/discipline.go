@@ -87,6 +87,10 @@ type Discipline struct {
 	q          *quality.Machine
 	leapTable  *leap.Table
 	receiverLS bool // the receiver confirmed the current leap count
+	// leapRefused is the receiver leap information last refused (logged
+	// once while it stays the same); LeapRefusals counts refusals.
+	leapRefused  string
+	LeapRefusals uint64
 	pending    int  // leap flag last announced
 	leapSet    int  // leap flag last given to a UTC clock
 	latency    time.Duration
@@ -154,14 +158,25 @@ func (d *Discipline) Edge(t time.Time) []Event {
 // quantisation error qErrPS.
 func (d *Discipline) TimePulse(utc time.Time, qErrPS int32) { d.pair.QErr(utc, qErrPS) }
 
-// ReceiverLeap merges a receiver's leap second knowledge (NAV-TIMELS).
+// ReceiverLeap merges a receiver's leap second knowledge (NAV-TIMELS) at
+// UTC time utcNow: the receiver epoch the message belongs to, or the
+// disciplined clock's UTC (see leap.Table.MergeReceiver for what is
+// believed). A refusal is logged once for as long as it stays the same.
 func (d *Discipline) ReceiverLeap(utcNow time.Time, currLS int, valid bool, change int, eventIn time.Duration, eventValid bool) []Event {
-	if valid {
+	merged, refused := d.leapTable.MergeReceiver(utcNow, currLS, valid, change, eventIn, eventValid)
+	if valid && refused == "" {
 		d.receiverLS = true
 	}
-	if msg := d.leapTable.MergeReceiver(utcNow, currLS, valid, change, eventIn, eventValid); msg != "" {
-		d.emit(slog.LevelWarn, "leap_table_receiver", "leap second table corrected from the receiver: "+msg)
+	if merged != "" {
+		d.emit(slog.LevelWarn, "leap_table_receiver", "leap second table corrected from the receiver: "+merged)
 	}
+	if refused != "" && refused != d.leapRefused {
+		d.emit(slog.LevelWarn, "leap_receiver_refused", "receiver's leap second information not used: "+refused)
+	}
+	if refused != "" {
+		d.LeapRefusals++
+	}
+	d.leapRefused = refused
 	return d.take()
 }
 

@@ -210,32 +210,84 @@ func (t *Table) Pending(utc time.Time) int {
 	return 0
 }
 
-// MergeReceiver merges what a GNSS receiver says (UBX NAV-TIMELS): the current
-// GPS-UTC offset and an announced change. It returns a description of
-// anything it changed, for the log.
-func (t *Table) MergeReceiver(now time.Time, currLS int, valid bool, change int, eventIn time.Duration, eventValid bool) string {
-	var msgs []string
+// MergeReceiver merges what a GNSS receiver says (UBX NAV-TIMELS): the
+// current GPS-UTC offset and an announced change, at UTC time now (the
+// receiver's epoch, or the disciplined clock: never the host's clock,
+// which may be anything). It returns what it merged and what it refused,
+// each a description for the log (empty for nothing).
+//
+// A receiver is believed only where the table cannot be: the IERS list is
+// authoritative until it expires, so a receiver contradicting it before
+// then is refused; past the expiry a receiver may add what the table could
+// not know, at most one leap second either way. An announced leap second
+// must fall at the end of a UTC month (ITU-R TF.460-6 2.1: the last second
+// of a month, December and June preferred) and within about a year (the
+// GPS navigation message announces it months ahead): anything else is a
+// receiver bug or a forgery, and placing it a second off made sitegm serve
+// UTC a second, then two seconds wrong.
+func (t *Table) MergeReceiver(now time.Time, currLS int, valid bool, change int, eventIn time.Duration, eventValid bool) (merged, refused string) {
+	var msgs, refusals []string
 	if valid {
 		want := currLS - GPSMinusTAI
-		if got := t.Offset(now); got != want {
-			// The navigation message is authoritative for the present.
-			t.Entries = append(t.Entries, Entry{At: now.Truncate(time.Second), Offset: want})
-			msgs = append(msgs, fmt.Sprintf("receiver says TAI-UTC is %d s, table said %d s", want, got))
+		got := t.Offset(now)
+		switch {
+		case want == got:
+		case !t.Expired(now):
+			refusals = append(refusals, fmt.Sprintf("receiver says TAI-UTC is %d s, the leap second table (%s) says %d s and is valid: receiver not believed",
+				want, t.Source, got))
+		case want-got > 1 || got-want > 1:
+			refusals = append(refusals, fmt.Sprintf("receiver says TAI-UTC is %d s, %d s from the expired table: more than one leap second, not believed",
+				want, want-got))
+		default:
+			// The leap second the table missed fell at a month end before
+			// now; the latest one possible is this month's start.
+			at := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+			t.Entries = append(t.Entries, Entry{At: at, Offset: want})
+			msgs = append(msgs, fmt.Sprintf("receiver says TAI-UTC is %d s, the expired table said %d s", want, got))
 		}
 	}
 	if eventValid && change != 0 && eventIn > 0 {
-		at := now.Add(eventIn).Round(time.Second)
-		if t.Offset(at.Add(time.Second)) == t.Offset(now) {
-			t.Entries = append(t.Entries, Entry{At: at, Offset: t.Offset(now) + change})
-			msgs = append(msgs, fmt.Sprintf("receiver announces a leap second (%+d) at %s", change, at.Format(time.RFC3339)))
+		at := now.Add(eventIn)
+		month := monthStart(at)
+		switch {
+		case change != 1 && change != -1:
+			refusals = append(refusals, fmt.Sprintf("receiver announces a change of %+d s: a leap second is one second", change))
+		case eventIn > 400*24*time.Hour:
+			refusals = append(refusals, fmt.Sprintf("receiver announces a leap second %v ahead: too far to be real", eventIn.Round(time.Hour)))
+		case at.Sub(month).Abs() > 2*time.Second:
+			refusals = append(refusals, fmt.Sprintf("receiver announces a leap second at %s: not the end of a UTC month", at.Format(time.RFC3339)))
+		default:
+			before, after := t.Offset(month.Add(-time.Second)), t.Offset(month)
+			switch {
+			case after-before == change:
+				// Known already.
+			case after != before:
+				refusals = append(refusals, fmt.Sprintf("receiver announces %+d s at %s, the table says %+d s", change, month.Format(time.RFC3339), after-before))
+			case !t.Expired(month):
+				refusals = append(refusals, fmt.Sprintf("receiver announces a leap second at %s that the leap second table (%s), valid then, does not have",
+					month.Format(time.RFC3339), t.Source))
+			default:
+				t.Entries = append(t.Entries, Entry{At: month, Offset: before + change})
+				msgs = append(msgs, fmt.Sprintf("receiver announces a leap second (%+d) at %s", change, month.Format(time.RFC3339)))
+			}
 		}
 	}
-	if len(msgs) == 0 {
-		return ""
+	if len(msgs) > 0 {
+		sort.Slice(t.Entries, func(i, j int) bool { return t.Entries[i].At.Before(t.Entries[j].At) })
+		t.Receiver = strings.Join(msgs, "; ")
 	}
-	sort.Slice(t.Entries, func(i, j int) bool { return t.Entries[i].At.Before(t.Entries[j].At) })
-	t.Receiver = strings.Join(msgs, "; ")
-	return t.Receiver
+	return strings.Join(msgs, "; "), strings.Join(refusals, "; ")
+}
+
+// monthStart is the start of the UTC month nearest to t.
+func monthStart(t time.Time) time.Time {
+	t = t.UTC()
+	this := time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	next := this.AddDate(0, 1, 0)
+	if next.Sub(t) < t.Sub(this) {
+		return next
+	}
+	return this
 }
 
 // DefaultTZif is tzdata's leap-second-aware UTC zone.

@@ -117,12 +117,12 @@ func TestReceiverMerges(t *testing.T) {
 	b := Builtin()
 	now := date(2027, 3, 1, 12, 0, 0)
 	// Current offset agrees: nothing to note.
-	if msg := b.MergeReceiver(now, 18, true, 0, 0, false); msg != "" {
-		t.Errorf("agreeing receiver: %q", msg)
+	if msg, ref := b.MergeReceiver(now, 18, true, 0, 0, false); msg != "" || ref != "" {
+		t.Errorf("agreeing receiver: %q %q", msg, ref)
 	}
 	// An announced insertion at the end of June the table lacks.
 	in := date(2027, 7, 1, 0, 0, 0).Sub(now)
-	msg := b.MergeReceiver(now, 18, true, 1, in, true)
+	msg, _ := b.MergeReceiver(now, 18, true, 1, in, true)
 	if !strings.Contains(msg, "announces a leap second (+1) at 2027-07-01T00:00:00Z") {
 		t.Errorf("announcement: %q", msg)
 	}
@@ -139,6 +139,50 @@ func TestReceiverMerges(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("merged %d times", n)
+	}
+}
+
+// Issue 11 item 9: what a receiver says about leap seconds is checked
+// against the calendar and the table before it changes anything.
+func TestReceiverLeapPlausibility(t *testing.T) {
+	valid := &Table{Source: "leap-seconds.list", Entries: Builtin().Entries, Expires: date(2027, 6, 28, 0, 0, 0)}
+	clone := func(tb *Table) *Table { c := *tb; c.Entries = append([]Entry(nil), tb.Entries...); return &c }
+	now := date(2026, 11, 26, 12, 0, 0)
+	for _, c := range []struct {
+		name       string
+		tb         *Table
+		now        time.Time
+		currLS     int
+		change     int
+		in         time.Duration
+		wantMerged bool
+		wantRef    string
+	}{
+		{"mid-month announcement", Builtin(), now, 18, 1, date(2027, 3, 15, 0, 0, 0).Sub(now), false, "not the end of a UTC month"},
+		{"two seconds", Builtin(), now, 18, 2, date(2027, 7, 1, 0, 0, 0).Sub(now), false, "a leap second is one second"},
+		{"years ahead", Builtin(), now, 18, 1, date(2029, 1, 1, 0, 0, 0).Sub(now), false, "too far"},
+		{"against a valid table", valid, now, 18, 1, date(2027, 1, 1, 0, 0, 0).Sub(now), false, "does not have"},
+		{"current offset against a valid table", valid, now, 20, 0, 0, false, "receiver not believed"},
+		{"three seconds off an expired table", Builtin(), now, 21, 0, 0, false, "more than one leap second"},
+		{"end of June, expired table", Builtin(), now, 18, 1, date(2027, 7, 1, 0, 0, 1).Sub(now), true, ""},
+		{"end of March, a second early", Builtin(), now, 18, -1, date(2027, 3, 31, 23, 59, 59).Sub(now), true, ""},
+		{"one second more, expired table", Builtin(), now, 19, 0, 0, true, ""},
+	} {
+		tb := clone(c.tb)
+		merged, refused := tb.MergeReceiver(c.now, c.currLS, true, c.change, c.in, c.change != 0)
+		if (merged != "") != c.wantMerged || (c.wantRef == "") != (refused == "") || !strings.Contains(refused, c.wantRef) {
+			t.Errorf("%s: merged %q refused %q", c.name, merged, refused)
+		}
+		if !c.wantMerged && len(tb.Entries) != len(c.tb.Entries) {
+			t.Errorf("%s: table changed", c.name)
+		}
+	}
+	// A merged announcement lands exactly at the month's end, whatever
+	// second the receiver's count pointed at.
+	tb := Builtin()
+	tb.MergeReceiver(now, 18, true, 1, date(2027, 7, 1, 0, 0, 1).Sub(now), true)
+	if tb.Pending(date(2027, 6, 30, 12, 0, 0)) != 1 || tb.Offset(date(2027, 6, 30, 23, 59, 59)) != 37 || tb.Offset(date(2027, 7, 1, 0, 0, 0)) != 38 {
+		t.Error("announcement not placed at 2027-06-30T23:59:60")
 	}
 }
 

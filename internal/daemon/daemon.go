@@ -54,6 +54,8 @@ type Daemon struct {
 	osc   clock.Oscillator
 	// drift file
 	lastDrift time.Time
+	// the receiver's latest dated, plausible epoch and when it came (host)
+	lastEpoch, lastEpochAt time.Time
 	// leap table expiry warning, once a day
 	leapWarned   time.Time
 	sysServo     *servo.Kalman
@@ -326,6 +328,9 @@ func (d *Daemon) events(evs []gnss.Event, at time.Time) {
 	for _, ev := range evs {
 		switch e := ev.(type) {
 		case gnss.Report:
+			if e.HasDate && e.Implausible == "" {
+				d.lastEpoch, d.lastEpochAt = e.Time, at
+			}
 			d.log.Debug("gnss report", "gnss_time", e.UTCString(), "gnss_valid", e.Valid, "gnss_fix", e.Fix.String(),
 				"gnss_sats", e.Sats, "gnss_sentence", e.Sentence, "gnss_first_ns", e.FirstAt.UnixNano())
 			d.gnss.Report(e, at)
@@ -346,11 +351,40 @@ func (d *Daemon) events(evs []gnss.Event, at time.Time) {
 				d.disc.TimePulse(d.pulseUTC(e), e.QErr)
 			}
 		case gnss.LeapInfo:
+			now, ok := d.receiverUTC(at)
+			if !ok {
+				continue // nothing to place the announcement on yet
+			}
 			in := time.Duration(e.TimeToLSEvent) * time.Second
-			d.logEvents(d.disc.ReceiverLeap(time.Now().UTC(), int(e.CurrLS), e.CurrLSValid && e.CurrLSSource != 0,
+			d.logEvents(d.disc.ReceiverLeap(now, int(e.CurrLS), e.CurrLSValid && e.CurrLSSource != 0,
 				int(e.LSChange), in, e.TimeToValid))
 		}
 	}
+}
+
+// receiverUTC is the UTC time of a receiver message that arrived at host
+// time at: the disciplined clock's UTC while it is synchronized (the time
+// sitegm serves), else the receiver's latest dated epoch carried forward
+// by the host's elapsed time. A leap second a receiver announces "in N
+// seconds" is placed on that timeline, never on the host's clock, which
+// may be anything at boot.
+func (d *Daemon) receiverUTC(at time.Time) (time.Time, bool) {
+	if d.disc.Quality().Synchronized() {
+		return d.clockUTC(), true
+	}
+	if d.lastEpoch.IsZero() {
+		return time.Time{}, false
+	}
+	return d.lastEpoch.Add(at.Sub(d.lastEpochAt)), true
+}
+
+// clockUTC is the disciplined clock's time as UTC.
+func (d *Daemon) clockUTC() time.Time {
+	now := d.tb.now()
+	if d.tb.clk.Timescale() == clock.TAI {
+		now, _ = d.table.TAIToUTC(now)
+	}
+	return now
 }
 
 // pulseUTC is the UTC second a TIM-TP describes: its week and time of week
@@ -532,8 +566,9 @@ func (d *Daemon) publishGM() {
 // quality state.
 func (d *Daemon) gmNow() (ptp.GM, v1.GM) {
 	q := d.disc.Quality()
-	utc := time.Now().UTC()
-	tp := q.TimeProperties(utc, d.table, d.disc.ReceiverLS())
+	// The leap flags are for the day the served clock is in, not the
+	// host's: they are only set while synchronized, when the two agree.
+	tp := q.TimeProperties(d.clockUTC(), d.table, d.disc.ReceiverLS())
 	var flags uint16
 	for _, f := range []struct {
 		on   bool
