@@ -101,6 +101,8 @@ type Discipline struct {
 	steps      uint64
 	lastStep   time.Duration
 	events     []Event
+	// priorDropped: the drift file's frequency was found wrong.
+	priorDropped bool
 }
 
 // New builds a discipline; now is the clock's time.
@@ -218,6 +220,11 @@ func (d *Discipline) Label(l Label) (Action, []Event) {
 	}
 	sa := d.srv.Sample(s.Local, s.Offset(), now)
 	d.note(sa)
+	if sa.PriorDropped {
+		d.priorDropped = true
+		d.emit(slog.LevelWarn, "drift_distrusted", "the drift file's frequency disagrees with GNSS: ignored, learning the frequency afresh",
+			"drift_freq_ppb", d.cfg.InitialFreq)
+	}
 	if sa.Step != 0 {
 		d.pair.Shift(sa.Step)
 	}
@@ -346,6 +353,10 @@ func (d *Discipline) transition(now time.Time, tr quality.Transition) {
 
 // Resync asks the servo to accept GNSS time as it is at the next sample.
 func (d *Discipline) Resync() { d.srv.Resync() }
+
+// DriftDistrusted tells whether the drift file's frequency disagreed with
+// the reference and was dropped (the daemon then sets the file aside).
+func (d *Discipline) DriftDistrusted() bool { return d.priorDropped }
 
 // Quality is the quality machine (for advertised values).
 func (d *Discipline) Quality() *quality.Machine { return d.q }

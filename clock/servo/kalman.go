@@ -60,6 +60,10 @@ type Kalman struct {
 	// the advertised error includes (see Estimate).
 	nuMean    float64
 	fastUntil time.Time // recovering from a frequency step
+	// probation counts the samples a drift file's frequency must still
+	// agree with; priorDropped says it did not (see checkPrior).
+	probation    int
+	priorDropped bool
 	// jump guard
 	cands     []cand
 	agreeRow  int
@@ -360,6 +364,11 @@ func (k *Kalman) Sample(at time.Time, offset time.Duration, now time.Time) Actio
 	}
 	k.tSeen = at
 	jump := math.Abs(nu) > jumpThr
+	if k.probation > 0 {
+		if a, dropped := k.checkPrior(at, nu, S, now); dropped {
+			return a
+		}
+	}
 	if k.st == StateGuard {
 		return k.guard(at, z, nu, gate, jump, now)
 	}
@@ -431,6 +440,41 @@ func (k *Kalman) Sample(at time.Time, offset time.Duration, now time.Time) Actio
 	a := k.control(now)
 	a.Note, a.Offset = NoteOutlier, dur(nu)
 	return a
+}
+
+// priorProbation is how many samples a drift file's frequency must agree
+// with before it is trusted for good.
+const priorProbation = 16
+
+// checkPrior tests a drift file's frequency against the first samples.
+// A file it is believed to ±50 ppb lets the servo skip the start (the
+// frequency looks known) and lock in half a second; but the file may be
+// another box's, stale after a repair, edited or damaged. One 5 ppm off
+// made the samples ramp away, the ramp looked like a GNSS jump, and the
+// clock sat in the jump guard for good, never locked, while its real
+// error grew to hundreds of ms. During probation, a sample beyond the
+// gate, or two growing ones of one sign with the first beyond 2.5
+// deviations (a ramp: noise does that by chance in under 1e-3 of pairs,
+// a frequency error every time), drops the file: the frequency widens to
+// what any clock may be off by and the start begins again, steps allowed,
+// as if there had been no file.
+func (k *Kalman) checkPrior(at time.Time, nu, S float64, now time.Time) (Action, bool) {
+	k.probation--
+	ramp := !k.prevAt.IsZero() && k.prevNu*nu > 0 && math.Abs(k.prevNu) > 2.5*k.prevSig && math.Abs(nu) > math.Abs(k.prevNu)
+	if math.Abs(nu) <= gateSigmas*math.Sqrt(S) && !ramp {
+		return Action{}, false
+	}
+	k.probation = 0
+	k.priorDropped = true
+	k.P[1][1] = math.Max(k.P[1][1], freqPrior*freqPrior)
+	k.P[0][0] += nu * nu
+	k.st, k.tStart = StateStart, at
+	k.cands = k.cands[:0]
+	k.prevNu, k.prevSig, k.prevAt = nu, math.Sqrt(S), at
+	k.accept(at, nu, k.P[0][0]+k.R)
+	a := k.startStep(now)
+	a.PriorDropped = true
+	return a, true
 }
 
 // rampStep recognises a step of the oscillator's frequency (a
@@ -582,6 +626,9 @@ func (k *Kalman) shiftTime(d time.Duration) {
 // (crystals are specified within ±100 ppm; TCXOs and OCXOs far better).
 const freqPrior = 100e-6
 
+// FreqPriorPPB is freqPrior in ppb: no plausible clock needs more.
+const FreqPriorPPB = freqPrior * 1e9
+
 // startExit: the start (when steps are allowed) ends when the frequency is
 // known this well, or after startMax.
 const (
@@ -598,6 +645,7 @@ func (k *Kalman) first(at time.Time, z float64, now time.Time) Action {
 	y0, fs := 0.0, freqPrior
 	if k.cfg.InitialFreqSigma > 0 {
 		y0, fs = -k.cfg.InitialFreq*1e-9, k.cfg.InitialFreqSigma*1e-9
+		k.probation = priorProbation
 	} else {
 		y0 = -k.u
 	}

@@ -47,6 +47,9 @@ type Action struct {
 	Note    Note
 	// Offset is the sample's offset that caused a note (jump size etc.).
 	Offset time.Duration
+	// PriorDropped: the initial frequency (the drift file's) disagreed
+	// with the samples and was dropped; the servo learns it afresh.
+	PriorDropped bool
 }
 
 // Estimate is the servo's view of the clock at a time.

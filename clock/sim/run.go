@@ -38,6 +38,9 @@ type Scenario struct {
 	// DriftFile: the frequency is known at start (to ±20 ppb, a day-old
 	// drift file).
 	DriftFile bool
+	// DriftFileError makes the drift file wrong by this much (ppb) while it
+	// still claims ±50 ppb: a file from another box, edited, or damaged.
+	DriftFileError float64
 	// Holdover limit and spec (defaults 24 h and the class's 24 h figure
 	// times two).
 	Holdover, HoldoverMaxError time.Duration
@@ -174,7 +177,7 @@ func Run(sc Scenario, servoName string) Result {
 	if sc.DriftFile {
 		// A day-old drift file: right to within the drift of a day and a
 		// little noise.
-		cfg.InitialFreq = -(sc.FreqOffsetPPM*1e3 + 20*sign(sc.Seed))
+		cfg.InitialFreq = -(sc.FreqOffsetPPM*1e3 + 20*sign(sc.Seed)) + sc.DriftFileError
 		cfg.InitialFreqSigma = 50
 		// The daemon sets the drift file's frequency before the first
 		// sample; so does the simulation.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"sitegm/clock"
 	"sitegm/clock/leap"
+	"sitegm/clock/servo"
 	"sitegm/hw/nic"
 	"sitegm/hw/pps"
 	"sitegm/internal/config"
@@ -152,19 +154,49 @@ type driftRecord struct {
 	Oscillator string    `json:"oscillator"`
 }
 
-func readDrift(path string) (driftRecord, error) {
+// driftMaxSize bounds what is read of a drift file: the record is about
+// 150 bytes, and a file of 200 MB (a log redirected to the wrong path)
+// must not be read whole.
+const driftMaxSize = 4096
+
+// readDrift reads a drift file and checks that it is plausible for clk: a
+// frequency within what any oscillator needs (servo.FreqPriorPPB) and the
+// clock can be set to, an uncertainty that is a number. A wrong value that
+// passes these checks is still tested against the first GNSS samples (the
+// servo's probation), and dropped if they disagree.
+func readDrift(path string, maxPPB float64) (driftRecord, error) {
 	var r driftRecord
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return r, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, driftMaxSize+1))
+	if err != nil {
+		return r, err
+	}
+	if len(b) > driftMaxSize {
+		return r, fmt.Errorf("%s: larger than %d bytes: not a drift file", path, driftMaxSize)
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		return r, fmt.Errorf("%s: %w", path, err)
 	}
-	if math.IsNaN(r.FreqPPB) || math.Abs(r.FreqPPB) > 1e6 {
-		return r, fmt.Errorf("%s: implausible frequency %v", path, r.FreqPPB)
+	limit := math.Min(maxPPB, servo.FreqPriorPPB)
+	switch {
+	case math.IsNaN(r.FreqPPB) || math.Abs(r.FreqPPB) > limit:
+		return r, fmt.Errorf("%s: implausible frequency %v ppb (beyond ±%.0f)", path, r.FreqPPB, limit)
+	case math.IsNaN(r.SigmaPPB) || r.SigmaPPB < 0 || math.IsInf(r.SigmaPPB, 0):
+		return r, fmt.Errorf("%s: implausible uncertainty %v ppb", path, r.SigmaPPB)
+	case r.Written.IsZero():
+		return r, fmt.Errorf("%s: no date", path)
 	}
 	return r, nil
+}
+
+// setAsideDrift renames a drift file the servo found wrong, so that the
+// next start does not trust it again; the next lock writes a new one.
+func setAsideDrift(path string) error {
+	return os.Rename(path, path+".rejected")
 }
 
 // writeDrift replaces the drift file atomically: a crash leaves the old

@@ -53,7 +53,8 @@ type Daemon struct {
 	src   pps.Source
 	osc   clock.Oscillator
 	// drift file
-	lastDrift time.Time
+	lastDrift     time.Time
+	driftSetAside bool
 	// the receiver's latest dated, plausible epoch and when it came (host)
 	lastEpoch, lastEpochAt time.Time
 	// leap table expiry warning, once a day
@@ -152,7 +153,7 @@ func (d *Daemon) disciplineConfig() discipline.Config {
 		JumpThreshold: d.cfg.Clock.JumpThreshold.Duration, FollowJumps: d.cfg.Clock.FollowJumps.Duration,
 		MaxFreq: d.tb.clk.MaxFrequency(), Leap: d.table,
 	}
-	if r, err := readDrift(d.cfg.Clock.DriftFile); err == nil && sameClock(r.Clock, d.tb.clk.Name()) {
+	if r, err := readDrift(d.cfg.Clock.DriftFile, d.tb.clk.MaxFrequency()); err == nil && sameClock(r.Clock, d.tb.clk.Name()) {
 		dc.InitialFreq = r.FreqPPB
 		dc.InitialFreqSigma = driftSigma(r, d.osc, time.Now())
 		// Start from the remembered frequency at once: every second at
@@ -432,6 +433,12 @@ func (d *Daemon) saveDrift(final bool) {
 	path := d.cfg.Clock.DriftFile
 	if path == "" {
 		return
+	}
+	if d.disc.DriftDistrusted() && !d.driftSetAside {
+		d.driftSetAside = true
+		if err := setAsideDrift(path); err == nil {
+			d.log.Warn("drift file set aside: GNSS disagreed with it", "event", "drift_set_aside", "file", path+".rejected")
+		}
 	}
 	q := d.disc.Quality()
 	if !q.EverLocked() || (!final && time.Since(d.lastDrift) < driftEvery) {

@@ -1,0 +1,54 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Issue 11 item 10: a drift file is bounded in size and value; what
+// passes is still tested against GNSS by the servo (clock/sim
+// TestWrongDriftFileDistrusted).
+func TestReadDriftBounds(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := `{"freq_ppb":-4321.5,"sigma_ppb":3,"written":"2026-11-25T10:00:00Z","clock":"virtual","oscillator":"tcxo"}`
+	if r, err := readDrift(write("good", good), 500000); err != nil || r.FreqPPB != -4321.5 {
+		t.Fatalf("good file: %+v %v", r, err)
+	}
+	big := filepath.Join(dir, "big")
+	f, _ := os.Create(big)
+	f.Truncate(200 << 20) // 200 MB, sparse
+	f.Close()
+	start := time.Now()
+	for name, c := range map[string]struct {
+		path, want string
+	}{
+		"300 ppm":     {write("a", strings.Replace(good, "-4321.5", "300000", 1)), "implausible frequency"},
+		"beyond PHC":  {write("b", strings.Replace(good, "-4321.5", "999999", 1)), "implausible frequency"},
+		"bad sigma":   {write("c", strings.Replace(good, `"sigma_ppb":3`, `"sigma_ppb":-1`, 1)), "implausible uncertainty"},
+		"no date":     {write("d", strings.Replace(good, `"written":"2026-11-25T10:00:00Z",`, "", 1)), "no date"},
+		"200 MB":      {big, "larger than"},
+		"not json":    {write("e", "drift"), "invalid"},
+		"trailing GB": {write("f", good+strings.Repeat(" ", 5000)), "larger than"},
+	} {
+		if _, err := readDrift(c.path, 62500); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("reading the bad files took %v", d)
+	}
+	// A PHC whose range is narrower than the file's value.
+	if _, err := readDrift(write("g", strings.Replace(good, "-4321.5", "70000", 1)), 62500); err == nil {
+		t.Error("a frequency beyond the clock's range was accepted")
+	}
+}
