@@ -91,16 +91,16 @@ type Discipline struct {
 	// once while it stays the same); LeapRefusals counts refusals.
 	leapRefused  string
 	LeapRefusals uint64
-	pending    int  // leap flag last announced
-	leapSet    int  // leap flag last given to a UTC clock
-	latency    time.Duration
-	latencyOff bool
-	problems   map[string]uint64
-	lastWarn   time.Time
-	outliers   uint64
-	steps      uint64
-	lastStep   time.Duration
-	events     []Event
+	pending      int // leap flag last announced
+	leapSet      int // leap flag last given to a UTC clock
+	latency      time.Duration
+	latencyOff   bool
+	problems     map[string]uint64
+	lastWarn     time.Time
+	outliers     uint64
+	steps        uint64
+	lastStep     time.Duration
+	events       []Event
 	// priorDropped: the drift file's frequency was found wrong.
 	priorDropped bool
 }
