@@ -51,6 +51,13 @@ func OpenUDPSender(o Options) (*Sender, error) {
 	if err := sockopts(o, fd); err != nil {
 		return fail("options", err)
 	}
+	// IP_RECVERR: without it the kernel reports a send it dropped for
+	// want of a neighbour entry (ENOBUFS) as a success, and a Sync lost
+	// that way looked sent. Nothing else comes to a multicast sender's
+	// error queue but its own transmit timestamps.
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_RECVERR, 1); err != nil {
+		return fail("IP_RECVERR", err)
+	}
 	if o.Interface != "" {
 		ifi, err := net.InterfaceByName(o.Interface)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sitegm/clock"
+	"sitegm/hw/neigh"
 	"sitegm/hw/nic"
 	"sitegm/hw/udpio"
 	"sitegm/internal/config"
@@ -51,6 +52,7 @@ type NTPStatus struct {
 	Refused    uint64 `json:"refused_destination"` // a source no reply may go to (port 0, broadcast ...)
 	Unsendable uint64 `json:"unsendable"`          // replies dropped: the send buffer was full
 	SendFailed uint64 `json:"send_failed"`         // replies the kernel refused one by one
+	Unresolved uint64 `json:"unresolved"`          // replies not sent to on-link strangers beyond their budget (hw/neigh)
 }
 
 type ntpSlot struct {
@@ -71,6 +73,7 @@ type ntpServer struct {
 	base  time.Time // monotonic origin for rate limiting
 	xl    *ntp.Xleave
 	rate  *ntp.RateTable // shared by the workers, nil without limiting
+	gate  *neigh.Gate    // on-link destinations the kernel knows; nil: all
 	// serving: the sockets are open.
 	serving  atomic.Bool
 	rxStamps udpio.Stamps
@@ -104,16 +107,31 @@ func newNTPServer(cfg config.NTP, tb *timebase, view *atomic.Pointer[ntpView], l
 
 // workerStats are one worker's counters: the responder's, then what the
 // socket side saw (refused destinations, unsendable and failed replies).
-type workerStats [12]atomic.Uint64
+type workerStats [13]atomic.Uint64
 
 func (w *workerStats) store(s *ntp.Stats, io *ntpIOStats) {
 	for i, v := range []uint64{s.Requests, s.Replies, s.Interleaved, s.Symmetric, s.KoD, s.RateDropped, s.Ignored, s.Malformed,
-		s.BadVersion, io.refused, io.unsendable, io.failed} {
+		s.BadVersion, io.refused, io.unsendable, io.failed, io.unresolved} {
 		w[i].Store(v)
 	}
 }
 
-type ntpIOStats struct{ refused, unsendable, failed uint64 }
+type ntpIOStats struct{ refused, unsendable, failed, unresolved uint64 }
+
+// watchNeighbours follows the interface's neighbour table (hw/neigh says
+// why); without it (no netlink) every destination is allowed, as before.
+func watchNeighbours(ctx context.Context, iface string, log *slog.Logger) *neigh.Gate {
+	if iface == "lo" {
+		return nil
+	}
+	g, err := neigh.Watch(ctx, iface)
+	if err != nil {
+		log.Warn("neighbour table not watched: replies to forged on-link sources are not bounded", "event", "neighbour_watch_error",
+			"error", err.Error())
+		return nil
+	}
+	return g
+}
 
 // replySendBuffer is the send buffer of a socket that answers anyone (NTP,
 // Delay_Req): room for about 10,000 replies held by address resolution
@@ -162,6 +180,7 @@ func (s *ntpServer) run(ctx context.Context) error {
 		}
 		conns = append(conns, c)
 	}
+	s.gate = watchNeighbours(ctx, s.cfg.Interface, s.log)
 	s.xl = ntp.NewXleave(1 << 16)
 	if s.cfg.RateInterval.Duration > 0 {
 		s.rate = ntp.NewRateTable(1<<16, s.cfg.RateInterval.Duration, s.cfg.RateBurst)
@@ -220,6 +239,10 @@ func (s *ntpServer) worker(ctx context.Context, c *udpio.Conn, st *workerStats) 
 				io.refused++
 				continue
 			}
+			if s.gate.Check(m.From.Addr()) != neigh.Allow {
+				io.unresolved++
+				continue
+			}
 			var rxClock int64
 			switch {
 			case s.rxStamps == udpio.Hardware && !m.RX.IsZero():
@@ -264,6 +287,7 @@ func (s *ntpServer) status() NTPStatus {
 		st.Refused += w[9].Load()
 		st.Unsendable += w[10].Load()
 		st.SendFailed += w[11].Load()
+		st.Unresolved += w[12].Load()
 	}
 	return st
 }

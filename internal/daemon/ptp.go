@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sitegm/clock/quality"
+	"sitegm/hw/neigh"
 	"sitegm/hw/nic"
 	"sitegm/hw/udpio"
 	"sitegm/internal/config"
@@ -79,6 +80,7 @@ type PTPStatus struct {
 	Refused    uint64            `json:"refused_destination"` // replies not sent: the source was forged (port 0, broadcast ...)
 	Unsendable uint64            `json:"unsendable"`          // replies dropped: the send buffer was full
 	SendFailed uint64            `json:"send_failed"`         // messages the kernel refused
+	Unresolved uint64            `json:"unresolved"`          // replies not sent to on-link strangers beyond their budget (hw/neigh)
 	// SyncsLate counts Syncs sent more than two intervals after the one
 	// before; SyncGapMaxMS is the longest gap in the last minute.
 	SyncsLate    uint64  `json:"syncs_late"`
@@ -129,7 +131,8 @@ type ptpServer struct {
 	fastReqs atomic.Uint64
 	gaps     syncGaps // written by the port goroutine only
 	// Replies and messages that did not leave, by reason.
-	refused, unsendable, sendFailed atomic.Uint64
+	refused, unsendable, sendFailed, unresolved atomic.Uint64
+	gate                                        *neigh.Gate
 	slow                            chan slowMsg
 	status                          atomic.Pointer[PTPStatus]
 	logMin                          int8
@@ -304,6 +307,7 @@ func (s *ptpServer) run(ctx context.Context) error {
 	if s.cfg.Transport == "l2" {
 		snd, err = s.startL2(ctx, &wg)
 	} else {
+		s.gate = watchNeighbours(ctx, s.cfg.Interface, s.log)
 		snd, err = s.startUDP(ctx, &wg)
 	}
 	if err != nil {
@@ -347,6 +351,8 @@ func (s *ptpServer) run(ctx context.Context) error {
 			return true
 		case errors.Is(err, errRefused):
 			s.refused.Add(1)
+		case errors.Is(err, errUnresolved):
+			s.unresolved.Add(1)
 		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.ENOBUFS):
 			s.unsendable.Add(1)
 		default:
@@ -492,7 +498,7 @@ func (s *ptpServer) publish(port *ptp.Port, port1 *v1.Port) {
 		State: port.State().String(), Timestamping: s.stamps.String(), DelayReqs: st.DelayReqs + s.fastReqs.Load(),
 		Syncs: st.Syncs, Announces: st.Announces, Management: st.Management, Malformed: malformed,
 		ClockID: s.ident.ClockIdentity.String(), Drops: drops,
-		Refused: s.refused.Load(), Unsendable: s.unsendable.Load(), SendFailed: s.sendFailed.Load(),
+		Refused: s.refused.Load(), Unsendable: s.unsendable.Load(), SendFailed: s.sendFailed.Load(), Unresolved: s.unresolved.Load(),
 		SyncsLate: s.gaps.late.Load(), SyncGapMaxMS: float64(s.gaps.maxMS.Load()) / 1000}
 	for _, f := range port.Foreign(s.tb.now()) {
 		p.Foreign = append(p.Foreign, f.Describe())
@@ -514,6 +520,10 @@ func (s *ptpServer) publish(port *ptp.Port, port1 *v1.Port) {
 // errRefused: a unicast destination chosen by a request's sender that no
 // reply may go to (udpio.CheckReplyTo).
 var errRefused = errors.New("reply destination refused")
+
+// errUnresolved: an on-link destination the kernel does not know, beyond
+// the budget for strangers (hw/neigh).
+var errUnresolved = errors.New("reply destination unresolved")
 
 // udpSender is how the port goroutine sends. Every socket it writes to is
 // one that nothing a peer sends can fill: the multicast messages (Sync,
@@ -548,6 +558,9 @@ func (u *udpSender) send(o ptp.Out, isV1 bool) error {
 	case o.To.IsValid():
 		if udpio.CheckReplyTo(o.To, u.lo) != udpio.RefuseNone {
 			return errRefused
+		}
+		if u.s.gate.Check(o.To.Addr()) != neigh.Allow {
+			return errUnresolved
 		}
 		return u.gen.WriteTo(o.Data, o.To)
 	case isV1 && u.genOutV1 != nil:
@@ -694,6 +707,10 @@ func (s *ptpServer) eventWorker(ctx context.Context, ev, gen, mc *udpio.Conn) {
 				to := netip.AddrPortFrom(ms[i].From.Addr(), genPort)
 				if unicast && udpio.CheckReplyTo(to, lo) != udpio.RefuseNone {
 					s.refused.Add(1)
+					continue
+				}
+				if unicast && s.gate.Check(to.Addr()) != neigh.Allow {
+					s.unresolved.Add(1)
 					continue
 				}
 				rx := ms[i].RX

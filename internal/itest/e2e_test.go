@@ -205,16 +205,33 @@ type statusDoc struct {
 		ClockClass       int     `json:"clock_class"`
 		HoldoverElapsedS float64 `json:"holdover_elapsed_s"`
 	} `json:"clock"`
+	GNSS struct {
+		ImplausibleDates uint64 `json:"implausible_dates"`
+	} `json:"gnss"`
 	PTP []struct {
-		State     string `json:"state"`
-		DelayReqs uint64 `json:"delay_reqs"`
-		V1        *struct {
+		State        string            `json:"state"`
+		DelayReqs    uint64            `json:"delay_reqs"`
+		Drops        map[string]uint64 `json:"drops"`
+		Refused      uint64            `json:"refused_destination"`
+		Unsendable   uint64            `json:"unsendable"`
+		SendFailed   uint64            `json:"send_failed"`
+		Unresolved   uint64            `json:"unresolved"`
+		SyncsLate    uint64            `json:"syncs_late"`
+		SyncGapMaxMS float64           `json:"sync_gap_max_ms"`
+		V1           *struct {
 			State string `json:"state"`
 		} `json:"v1"`
 	} `json:"ptp"`
 	NTP []struct {
-		State    string `json:"state"`
-		Requests uint64 `json:"requests"`
+		State       string `json:"state"`
+		Requests    uint64 `json:"requests"`
+		Replies     uint64 `json:"replies"`
+		RateDropped uint64 `json:"rate_dropped"`
+		BadVersion  uint64 `json:"bad_version"`
+		Refused     uint64 `json:"refused_destination"`
+		Unsendable  uint64 `json:"unsendable"`
+		SendFailed  uint64 `json:"send_failed"`
+		Unresolved  uint64 `json:"unresolved"`
 	} `json:"ntp"`
 }
 

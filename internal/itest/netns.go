@@ -134,50 +134,62 @@ func (h *Host) Run(name string, args ...string) (string, error) {
 	return string(out), err
 }
 
+// InNS runs f on a thread switched into the host's network namespace:
+// sockets it creates stay in that namespace after it returns.
+func (h *Host) InNS(f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		// Switch this thread into the namespace for f and back before
+		// unlocking: a thread left in the namespace would make the test
+		// process one of its "pids" (and the main thread, which Go never
+		// terminates, may be the one locked here).
+		runtime.LockOSThread()
+		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		ns, err := os.Open("/var/run/netns/" + h.NS)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer ns.Close()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- err
+			return
+		}
+		ferr := f()
+		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- ferr
+	}()
+	return <-errc
+}
+
 // ListenUDP opens a UDP socket inside the host's namespace (a socket
 // stays in the namespace it was created in), for tests that craft their
 // own packets.
 func (h *Host) ListenUDP(t testing.TB) *net.UDPConn {
 	t.Helper()
-	type res struct {
-		c   *net.UDPConn
-		err error
+	return h.ListenUDPOn(t, &net.UDPAddr{})
+}
+
+// ListenUDPOn is ListenUDP on a given local address.
+func (h *Host) ListenUDPOn(t testing.TB, laddr *net.UDPAddr) *net.UDPConn {
+	t.Helper()
+	var c *net.UDPConn
+	err := h.InNS(func() (err error) {
+		c, err = net.ListenUDP("udp4", laddr)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("socket in %s: %v", h.NS, err)
 	}
-	ch := make(chan res, 1)
-	go func() {
-		// Switch this thread into the namespace for the socket() call and
-		// back before unlocking: a thread left in the namespace would make
-		// the test process one of its "pids" (and the main thread, which
-		// Go never terminates, may be the one locked here).
-		runtime.LockOSThread()
-		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-		if err != nil {
-			ch <- res{nil, err}
-			return
-		}
-		defer orig.Close()
-		f, err := os.Open("/var/run/netns/" + h.NS)
-		if err != nil {
-			ch <- res{nil, err}
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- res{nil, err}
-			return
-		}
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{})
-		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		ch <- res{c, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		t.Fatalf("socket in %s: %v", h.NS, r.err)
-	}
-	t.Cleanup(func() { r.c.Close() })
-	return r.c
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // Bare creates a namespace with only lo, for hosts joined by Link.
