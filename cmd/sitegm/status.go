@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -107,6 +108,20 @@ func formatStatus(s *daemon.Status) string {
 			rate("ntp", n.Interface), n.KoD, n.RateDropped, n.Interleaved)
 	}
 	w.Flush()
+	if len(s.Rejected) > 0 {
+		// What was turned away since each port opened (docs/hostile-input.md).
+		keys := make([]string, 0, len(s.Rejected))
+		for k := range s.Rejected {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Fprintf(&b, "\nrejected or unanswerable since start:\n")
+		w = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		for _, k := range keys {
+			fmt.Fprintf(w, "  %s\t%d\n", k, s.Rejected[k])
+		}
+		w.Flush()
+	}
 	return strings.ReplaceAll(b.String(), "\t\n", "\n")
 }
 

@@ -73,6 +73,7 @@ type Daemon struct {
 	ready    atomic.Bool
 	status   statusBook
 	rateSeen [2]uint64 // NTP KoD and rate drops already reported
+	rejected rejectedBook
 	// Level, when set, is the logger's level, changed by SIGHUP.
 	Level *slog.LevelVar
 	// Reload, when set, loads the configuration again (SIGHUP).
@@ -266,6 +267,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			systemd.Notify("WATCHDOG=1")
 		case <-rateReport.C:
 			d.reportRateLimited()
+			if s := d.status.get(); s != nil {
+				d.reportRejected(s)
+			}
 		case c := <-chunks:
 			d.events(d.dec.Feed(c.Data, c.At), c.At)
 		case l := <-links:

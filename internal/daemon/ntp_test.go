@@ -51,3 +51,35 @@ func TestReportRateLimited(t *testing.T) {
 		t.Errorf("after a restart: %q", out)
 	}
 }
+
+// The minute summary of hostile input: one input_rejected WARNING with
+// what grew, by port and reason; nothing in a quiet minute.
+func TestReportRejected(t *testing.T) {
+	var buf bytes.Buffer
+	d := &Daemon{log: slog.New(logging.TextHandler(&buf, slog.LevelDebug))}
+	st := &Status{PTP: []PTPStatus{{Interface: "eth0.10", Drops: map[string]uint64{"own": 7, "management_rate": 40}, Unresolved: 300,
+		V1: &PTPv1Status{IntervalClamped: 2}}},
+		NTP: []NTPStatus{{Interface: "eth0.20", Refused: 5, BadVersion: 1}}}
+	minute := func() string {
+		buf.Reset()
+		d.reportRejected(st)
+		return buf.String()
+	}
+	out := minute()
+	for _, want := range []string{"event=input_rejected", "total=348", "ptp/eth0.10/management_rate=40", "ptp/eth0.10/unresolved=300",
+		"ptpv1/eth0.10/interval_clamped=2", "ntp/eth0.20/refused_destination=5", "ntp/eth0.20/bad_version=1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("first minute lacks %s: %q", want, out)
+		}
+	}
+	if strings.Contains(out, "own") {
+		t.Errorf("our own looped-back messages counted as hostile: %q", out)
+	}
+	if out := minute(); out != "" {
+		t.Errorf("a quiet minute logged %q", out)
+	}
+	st.NTP[0].Refused = 9
+	if out := minute(); !strings.Contains(out, "total=4") || !strings.Contains(out, "refused_destination=4") {
+		t.Errorf("second minute: %q", out)
+	}
+}

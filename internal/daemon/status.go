@@ -31,6 +31,9 @@ type Status struct {
 	Ready   bool        `json:"ready"`
 	Summary string      `json:"summary"` // the one-line state (also systemd's STATUS=)
 	Rates   []PortRate  `json:"rates"`
+	// Rejected counts input turned away or unanswerable, by
+	// "kind/interface/reason", since each port opened (docs/hostile-input.md).
+	Rejected map[string]uint64 `json:"rejected"`
 }
 
 // GNSSStatus is the receiver and PPS.
@@ -141,6 +144,7 @@ func (d *Daemon) snapshot() *Status {
 	}
 	b.prev, b.at = counts, s.Time
 	s.Summary = summary(s)
+	s.Rejected = rejectedCounters(s)
 	b.last = s
 	b.mu.Unlock()
 	return s
