@@ -79,6 +79,7 @@ func runDaemon(cfg config.Config, reload func() (config.Config, error)) int {
 		}
 	}
 	d.Level, d.Reload = lv, reload
+	d.NarrowCapabilities()
 	if err := d.Run(ctx); err != nil {
 		log.Error("stopped on error", "error", err)
 		return 1

@@ -20,6 +20,7 @@ import (
 	"sitegm/clock/discipline"
 	"sitegm/clock/leap"
 	"sitegm/clock/servo"
+	"sitegm/hw/caps"
 	"sitegm/hw/claim"
 	"sitegm/hw/gnss"
 	"sitegm/hw/pps"
@@ -68,6 +69,9 @@ type Daemon struct {
 	servers      sync.WaitGroup
 	// claims: what this daemon serves alone (see claimNames)
 	claims claim.Set
+	// caps: the capabilities kept (NarrowCapabilities)
+	caps         caps.Set
+	capsNarrowed bool
 	// status, readiness, reload
 	started  time.Time
 	ready    atomic.Bool
@@ -175,6 +179,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		"clock", d.tb.clk.Name(), "clock_timescale", d.tb.clk.Timescale().String(), "oscillator", d.osc.Name,
 		"leap_source", d.table.Source, "tai_utc", d.table.Offset(time.Now()))
 	d.checkLeapExpiry(time.Now())
+	d.checkUnitAllow()
 
 	chunks, links := make(chan serial.Chunk, 64), make(chan serial.Link, 4)
 	reader := &serial.Reader{Device: d.cfg.GNSS.Device, Baud: d.cfg.GNSS.Baud}

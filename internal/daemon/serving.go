@@ -224,6 +224,12 @@ func (d *Daemon) reload(ctx context.Context) {
 			restart = append(restart, "["+name+"]")
 		}
 	}
+	running := cfg
+	running.Clock = d.cfg.Clock // [clock] changes wait for the restart anyway
+	if missing := neededCaps(running) &^ d.caps; d.capsNarrowed && missing != 0 {
+		// Dropped at start for good: the port that needs it waits.
+		restart = append(restart, "capabilities ("+missing.String()+")")
+	}
 	if d.Level != nil {
 		if l, err := logging.ParseLevel(cfg.Log.Level); err == nil {
 			d.Level.Set(l)

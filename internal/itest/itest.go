@@ -44,6 +44,8 @@ func Bin(t testing.TB, name string) string {
 		}
 		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/...")
 		cmd.Dir = Root()
+		// As the Makefile builds them (static, capabilities changeable).
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

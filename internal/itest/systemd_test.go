@@ -30,7 +30,7 @@ func TestUnitVerifies(t *testing.T) {
 	}
 	for _, want := range []string{"Type=notify", "WatchdogSec=", "CAP_SYS_TIME", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW",
 		"CAP_NET_ADMIN", "ProtectSystem=strict", "StateDirectory=sitegm", "RuntimeDirectory=sitegm", "DeviceAllow=char-pps",
-		"DeviceAllow=char-ptp", "ExecReload="} {
+		"DeviceAllow=char-ptp", "ExecReload=", "UMask=0027", "ProtectProc=invisible", "IPAddressDeny=any", "IPAddressAllow="} {
 		if !strings.Contains(string(unit), want) {
 			t.Errorf("the unit lacks %s", want)
 		}
