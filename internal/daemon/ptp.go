@@ -133,10 +133,10 @@ type ptpServer struct {
 	// Replies and messages that did not leave, by reason.
 	refused, unsendable, sendFailed, unresolved atomic.Uint64
 	gate                                        *neigh.Gate
-	slow                            chan slowMsg
-	status                          atomic.Pointer[PTPStatus]
-	logMin                          int8
-	domain                          uint8
+	slow                                        chan slowMsg
+	status                                      atomic.Pointer[PTPStatus]
+	logMin                                      int8
+	domain                                      uint8
 }
 
 // clockIdentity is the EUI-64 of the interface's MAC with FFFE inserted
