@@ -32,7 +32,7 @@ target = "stderr"
 status_interval = "2s"
 [status]
 socket = "%[1]s/status.sock"
-`, dir))
+%[2]s`, dir, LoopbackNTP(t)))
 	sitegm := Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
 	sitegm.WaitOutput(t, 5*time.Second, "event=start")
 	time.Sleep(500 * time.Millisecond) // the receiver is not there yet: sitegm must wait for it
@@ -40,7 +40,7 @@ socket = "%[1]s/status.sock"
 	truthPath := filepath.Join(dir, "truth.json")
 	sim := Start(t, Bin(t, "gnss-sim"), "--pty-link", filepath.Join(dir, "gnss"), "--baud", "115200",
 		"--truth", truthPath, "--nmea-latency", "200ms:100ms", "--offset", "-3s",
-		"--fault", "nofix@4s+2s", "--fault", "badsum@8s+1s", "--fault", "garbage@10s+2s", "--duration", "13s")
+		"--fault", "nofix@3s+4s", "--fault", "badsum@9s+1s", "--fault", "garbage@11s+2s", "--duration", "14s")
 	if exited, _ := sim.Wait(20 * time.Second); !exited {
 		t.Fatal("gnss-sim did not stop")
 	}
@@ -101,6 +101,7 @@ socket = "%[1]s/status.sock"
 		}
 	}
 	if n := strings.Count(out, "event=gnss_fix_gained"); n != 2 {
+		// The 4 s without a fix outlasts the monitor's 3 s hysteresis.
 		t.Errorf("fix gained %d times, want 2 (start, after the nofix window)", n)
 	}
 }

@@ -28,7 +28,7 @@ target = "auto"
 status_interval = "1s"
 [status]
 socket = "%[1]s/status.sock"
-`, dir))
+%[2]s`, dir, LoopbackNTP(t)))
 	// stderr is a pipe, not a terminal, and the journal socket exists:
 	// "auto" must choose the journal.
 	sim := Start(t, Bin(t, "gnss-sim"), "--pty-link", filepath.Join(dir, "gnss"), "--baud", "115200")
