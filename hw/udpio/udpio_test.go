@@ -317,3 +317,16 @@ func TestUDPPayload(t *testing.T) {
 		}
 	}
 }
+
+// FuzzUDPPayload: whatever the error queue hands back, the parser stays
+// within it and never panics.
+func FuzzUDPPayload(f *testing.F) {
+	ip := []byte{0x45, 0, 0, 31, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 123, 0, 123, 0, 11, 0, 0, 'a', 'b', 'c'}
+	f.Add(ip)
+	f.Add(append(append(make([]byte, 12), 0x81, 0x00, 0, 10, 0x08, 0x00), ip...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if p, ok := UDPPayload(b); ok && len(p) > len(b) {
+			t.Fatal("payload longer than the packet")
+		}
+	})
+}

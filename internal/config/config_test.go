@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -366,5 +367,17 @@ func TestSiteSetupExampleParses(t *testing.T) {
 	}
 	if _, err := Parse("docs/site-setup.md", []byte(strings.Join(toml, "\n"))); err != nil {
 		t.Errorf("the site-setup example does not parse:\n%v", err)
+	}
+}
+
+// A file that is far too large for a configuration is refused without
+// being read whole.
+func TestLoadBounded(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "huge.toml")
+	f, _ := os.Create(p)
+	f.Truncate(200 << 20)
+	f.Close()
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("200 MB file: %v", err)
 	}
 }

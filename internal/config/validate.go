@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -18,13 +19,36 @@ func rateList() string {
 	return strings.Join(s, " ")
 }
 
+// maxFileSize bounds what is read of a configuration file: the example
+// with every key and its comments is 10 kB; anything past a megabyte is
+// not a configuration (a log or an image written to the wrong path).
+const maxFileSize = 1 << 20
+
 // Load reads and checks the configuration file at path.
 func Load(path string) (Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadLimited(path, maxFileSize)
 	if err != nil {
 		return Default(), Errors{{File: path, Msg: err.Error()}}
 	}
 	return Parse(path, data)
+}
+
+// ReadLimited reads a whole file of at most max bytes; a larger one is an
+// error, found without reading it all.
+func ReadLimited(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("larger than %d bytes: not what this file should hold", max)
+	}
+	return b, nil
 }
 
 // validate checks what single-key tags cannot: syntax inside strings, limits

@@ -115,7 +115,8 @@ func New(cfg config.Config, log *slog.Logger) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	table, notes := leap.Load(os.ReadFile, cfg.GNSS.Leapfile, leap.DefaultTZif)
+	// leap-seconds.list is about 11 kB; 1 MB is more than any will be.
+	table, notes := leap.Load(func(p string) ([]byte, error) { return config.ReadLimited(p, 1<<20) }, cfg.GNSS.Leapfile, leap.DefaultTZif)
 	for _, n := range notes {
 		log.Warn("leap second table: "+n, "event", "leap_table_fallback")
 	}
