@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"sitegm/clock"
@@ -21,11 +22,27 @@ import (
 
 // timebase is the disciplined clock and how timestamps taken on other
 // clocks are carried onto it.
+//
+// A read that fails is an error, never another clock's time: a PHC read
+// failing used to return the host's UTC for a TAI time (37 s off) and
+// carry a realtime stamp over unconverted. Every caller now holds (skips
+// what needed the time) and the failure is counted for the main loop to
+// report (clock_read_error).
 type timebase struct {
 	clk     clock.Clock
 	virtual *clock.Virtual
 	phc     *clock.PHC
 	system  *clock.System // slaved to the PHC (discipline = "phc", sync_system)
+	// failures counts failed reads; lastErr is the latest one's text.
+	failures atomic.Uint64
+	lastErr  atomic.Pointer[string]
+}
+
+func (tb *timebase) failed(err error) error {
+	tb.failures.Add(1)
+	msg := err.Error()
+	tb.lastErr.Store(&msg)
+	return err
 }
 
 // ErrNoPHC: the PHC the configuration names is not there (yet): its NIC
@@ -69,41 +86,46 @@ func openTimebase(cfg config.Config, table *leap.Table) (*timebase, error) {
 }
 
 // now reads the disciplined clock.
-func (tb *timebase) now() time.Time {
+func (tb *timebase) now() (time.Time, error) {
 	if tb.virtual != nil {
-		return tb.virtual.NowTime()
+		return tb.virtual.NowTime(), nil
 	}
 	t, err := tb.clk.Now()
 	if err != nil {
-		return time.Now()
+		return time.Time{}, tb.failed(fmt.Errorf("read %s: %w", tb.clk.Name(), err))
 	}
-	return t
+	return t, nil
 }
 
 // fromRealtime carries a CLOCK_REALTIME timestamp (kernel PPS, SOCK,
-// serial arrival) onto the disciplined clock.
-func (tb *timebase) fromRealtime(t time.Time) time.Time {
+// serial arrival, software packet stamps) onto the disciplined clock.
+func (tb *timebase) fromRealtime(t time.Time) (time.Time, error) {
 	switch {
 	case tb.virtual != nil:
-		return tb.virtual.FromHost(t)
+		return tb.virtual.FromHost(t), nil
 	case tb.phc != nil:
-		if so, err := tb.phc.SysOffset(); err == nil {
-			return t.Add(so.PHC.Sub(so.System))
+		so, err := tb.phc.SysOffset()
+		if err != nil {
+			return time.Time{}, tb.failed(fmt.Errorf("compare %s with CLOCK_REALTIME: %w", tb.phc.Name(), err))
 		}
-		return t
+		return t.Add(so.PHC.Sub(so.System)), nil
 	}
-	return t
+	return t, nil
 }
+
+// errWrongClock: a timestamp on a clock that cannot be carried onto the
+// disciplined one (a configuration error, not a read failure).
+var errWrongClock = errors.New("timestamp on another clock")
 
 // fromEdge carries a PPS edge onto the disciplined clock.
 func (tb *timebase) fromEdge(e pps.Edge) (time.Time, error) {
 	if e.Clock == pps.Realtime {
-		return tb.fromRealtime(e.Time), nil
+		return tb.fromRealtime(e.Time)
 	}
 	if tb.phc != nil && e.Clock == tb.phc.Name() {
 		return e.Time, nil
 	}
-	return time.Time{}, fmt.Errorf("edge on %s cannot be carried onto %s", e.Clock, tb.clk.Name())
+	return time.Time{}, fmt.Errorf("%w: edge on %s cannot be carried onto %s", errWrongClock, e.Clock, tb.clk.Name())
 }
 
 // ppsSource builds the PPS source of gnss.pps.

@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -53,6 +54,12 @@ type Daemon struct {
 	table *leap.Table
 	src   pps.Source
 	osc   clock.Oscillator
+	// lastNow is the disciplined clock's time at its last good read;
+	// clockFail since when reads fail (zero: they do not), and how many
+	// failures were reported already.
+	lastNow               time.Time
+	clockFail, lastFail   time.Time
+	failSeen, failAtStart uint64
 	// drift file
 	lastDrift     time.Time
 	driftSetAside bool
@@ -134,7 +141,12 @@ func New(cfg config.Config, log *slog.Logger) (d *Daemon, err error) {
 		gnss: NewGNSSMonitor(log, cfg.GNSS.Device, time.Now()),
 		ppsM: NewPPSMonitor(log, cfg.GNSS.PPS),
 	}
-	d.disc = discipline.New(d.disciplineConfig(), tb.now())
+	now0, err := tb.now()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoPHC, err) // waited for, like a PHC not there yet
+	}
+	d.lastNow = now0
+	d.disc = discipline.New(d.disciplineConfig(), now0)
 	for _, p := range cfg.PTP {
 		d.ptps = append(d.ptps, &ptpSlot{cfg: p})
 	}
@@ -286,13 +298,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.events(d.dec.Tick(now), now)
 			d.gnss.Tick(now, d.dec.FramerStats().Skipped)
 			d.ppsM.Tick(now)
-			a, evs := d.disc.Tick(d.tb.now())
-			d.apply(a)
-			d.logEvents(evs)
-			d.publishGM()
+			if cnow, ok := d.clockNow(); ok {
+				a, evs := d.disc.Tick(cnow)
+				d.apply(a)
+				d.logEvents(evs)
+				d.publishGM()
+			}
 			d.publishNTP()
 			d.saveDrift(false)
 			d.checkLeapExpiry(now)
+			d.reportClockReads(now)
 		case <-slave.C:
 			d.slaveSystem()
 			d.notify(d.snapshot())
@@ -326,12 +341,15 @@ func (d *Daemon) runPPS(ctx context.Context, edges chan<- pps.Edge) {
 }
 
 func (d *Daemon) edge(e pps.Edge) {
+	d.ppsM.Edge(time.Now())
 	t, err := d.tb.fromEdge(e)
-	if err != nil {
+	if errors.Is(err, errWrongClock) {
 		d.log.Error("PPS edge on the wrong clock", "error", err)
 		return
 	}
-	d.ppsM.Edge(time.Now())
+	if err != nil {
+		return // the clock cannot be read (counted, reported once): no sample
+	}
 	d.logEvents(d.disc.Edge(t))
 }
 
@@ -350,8 +368,13 @@ func (d *Daemon) events(evs []gnss.Event, at time.Time) {
 				if arrival.IsZero() {
 					arrival = at
 				}
+				arr, err := d.tb.fromRealtime(arrival)
+				cnow, ok := d.clockNow()
+				if err != nil || !ok {
+					continue // no sample without the clock's own time for it
+				}
 				a, evs := d.disc.Label(discipline.Label{UTC: e.Time, Leap60: e.Leap60, Valid: e.Valid,
-					Arrival: d.tb.fromRealtime(arrival), Now: d.tb.now()})
+					Arrival: arr, Now: cnow})
 				d.apply(a)
 				d.logEvents(evs)
 			}
@@ -389,13 +412,61 @@ func (d *Daemon) receiverUTC(at time.Time) (time.Time, bool) {
 	return d.lastEpoch.Add(at.Sub(d.lastEpochAt)), true
 }
 
-// clockUTC is the disciplined clock's time as UTC.
+// clockNow reads the disciplined clock (main loop only): on a failed read
+// it says so, and the caller skips what needed the time.
+func (d *Daemon) clockNow() (time.Time, bool) {
+	t, err := d.tb.now()
+	if err != nil {
+		return time.Time{}, false
+	}
+	d.lastNow = t
+	return t, true
+}
+
+// reportClockReads logs the first failed read of the disciplined clock
+// (WARNING clock_read_error, naming the error) and its recovery (NOTICE
+// clock_read_ok, with how many failed and for how long). While reads
+// fail, nothing that needs the clock's time is served or steered: sitegm
+// holds.
+func (d *Daemon) reportClockReads(now time.Time) {
+	n := d.tb.failures.Load()
+	switch {
+	case n != d.failSeen:
+		d.lastFail = now
+		if d.clockFail.IsZero() {
+			d.clockFail, d.failAtStart = now, d.failSeen
+			msg := ""
+			if e := d.tb.lastErr.Load(); e != nil {
+				msg = *e
+			}
+			d.log.Warn("the disciplined clock cannot be read: holding (nothing that needs its time is served or steered)",
+				"event", "clock_read_error", "error", msg, "clock", d.tb.clk.Name())
+		}
+	case !d.clockFail.IsZero() && now.Sub(d.lastFail) >= time.Second:
+		d.log.Log(context.Background(), discipline.LevelNotice, "the disciplined clock reads again", "event", "clock_read_ok",
+			"clock", d.tb.clk.Name(), "failed_reads", n-d.failAtStart, "failed_for", d.lastFail.Sub(d.clockFail).Round(time.Millisecond).String())
+		d.clockFail = time.Time{}
+	}
+	d.failSeen = n
+}
+
+// clockUTC is the disciplined clock's time as UTC (its last good read
+// when it cannot be read now).
 func (d *Daemon) clockUTC() time.Time {
-	now := d.tb.now()
+	now := d.nowOrLast()
 	if d.tb.clk.Timescale() == clock.TAI {
 		now, _ = d.table.TAIToUTC(now)
 	}
 	return now
+}
+
+// nowOrLast is the clock's time, or its last good read when it cannot be
+// read: for reports (status, estimates), never for what is served.
+func (d *Daemon) nowOrLast() time.Time {
+	if t, ok := d.clockNow(); ok {
+		return t
+	}
+	return d.lastNow
 }
 
 // pulseUTC is the UTC second a TIM-TP describes: its week and time of week
@@ -456,7 +527,7 @@ func (d *Daemon) saveDrift(final bool) {
 	}
 	est := q.Estimate()
 	if final {
-		est = d.disc.Status(d.tb.now()).Estimate
+		est = d.disc.Status(d.nowOrLast()).Estimate
 	}
 	if est.FreqSigma <= 0 || est.FreqSigma > 1000 {
 		return
@@ -522,8 +593,7 @@ func (d *Daemon) logStatus() {
 	if !g.LastReport.IsZero() {
 		age = time.Since(g.LastReport).Round(100 * time.Millisecond).String()
 	}
-	now := d.tb.now()
-	st := d.disc.Status(now)
+	st := d.disc.Status(d.nowOrLast())
 	freq, _ := d.tb.clk.Frequency()
 	attrs := []any{"event", "status",
 		"gnss_state", string(g.State), "gnss_fix", g.Fix, "gnss_sats", g.Sats, "gnss_time", g.LastTime,

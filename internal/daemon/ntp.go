@@ -133,6 +133,12 @@ func watchNeighbours(ctx context.Context, iface string, log *slog.Logger) *neigh
 	return g
 }
 
+// clockHold is how long NTP keeps answering from its last view when the
+// disciplined clock cannot be read: the PHC-to-realtime offset measured
+// last is good for that long (the system clock is slaved to the PHC);
+// after it, replies say unsynchronized (LI 3, stratum 0).
+const clockHold = 2 * time.Second
+
 // replySendBuffer is the send buffer of a socket that answers anyone (NTP,
 // Delay_Req): room for about 10,000 replies held by address resolution
 // (udpio.Options.SendBuffer). A flood of requests forged from on-link
@@ -295,15 +301,18 @@ func (s *ntpServer) status() NTPStatus {
 // clockPrecision measures the precision of a clock read as NTP wants it:
 // log2 of the smallest step between successive reads, in -29..-3 (older
 // w32time discards replies outside that range).
-func clockPrecision(read func() time.Time) int8 {
+func clockPrecision(read func() (time.Time, error)) int8 {
 	best := time.Duration(math.MaxInt64)
-	prev := read()
+	prev, perr := read()
 	for i := 0; i < 2000; i++ {
-		t := read()
-		if d := t.Sub(prev); d > 0 && d < best {
+		t, err := read()
+		if d := t.Sub(prev); err == nil && perr == nil && d > 0 && d < best {
 			best = d
 		}
-		prev = t
+		prev, perr = t, err
+	}
+	if best == time.Duration(math.MaxInt64) {
+		best = time.Microsecond // unreadable now: a plausible guess
 	}
 	p := int(math.Ceil(math.Log2(best.Seconds())))
 	return int8(min(-3, max(-29, p)))
@@ -312,8 +321,29 @@ func clockPrecision(read func() time.Time) int8 {
 // publishNTP derives the NTP header from the quality state (RFC 5905 7.3
 // via clock/quality) and the clock-to-UTC mapping.
 func (d *Daemon) publishNTP() {
-	now := d.tb.now()
-	v := &ntpView{}
+	now, ok := d.clockNow()
+	var phcOff int64
+	if ok && d.tb.phc != nil && d.tb.virtual == nil {
+		so, err := d.tb.phc.SysOffset()
+		if err != nil {
+			d.tb.failed(fmt.Errorf("compare %s with CLOCK_REALTIME: %w", d.tb.phc.Name(), err))
+			ok = false
+		}
+		phcOff = int64(so.PHC.Sub(so.System))
+	}
+	if !ok {
+		// Hold the last view (its PHC-to-realtime offset is a fresh
+		// measurement for a moment); past clockHold of failures, say the
+		// time is not to be trusted rather than serve a stale conversion.
+		if prev := d.ntpView.Load(); prev != nil && !d.clockFail.IsZero() && time.Since(d.clockFail) > clockHold && prev.hdr.Leap != 3 {
+			v := *prev
+			v.hdr.Leap, v.hdr.Stratum, v.hdr.RefID = 3, 0, 0x494E4954 // "INIT"
+			v.hdr.RootDispersion = ntp.Short(16 * time.Second)
+			d.ntpView.Store(&v)
+		}
+		return
+	}
+	v := &ntpView{phcOff: phcOff}
 	if d.tb.clk.Timescale() == clock.TAI {
 		utc, _ := d.table.TAIToUTC(now)
 		v.off = int64(d.table.Offset(utc)) * int64(time.Second)
@@ -323,11 +353,6 @@ func (d *Daemon) publishNTP() {
 			day := utc.Truncate(24 * time.Hour).Add(24 * time.Hour)
 			v.leapAt = day.UnixNano() + v.off
 			v.offAfter = int64(next) * int64(time.Second)
-		}
-	}
-	if d.tb.phc != nil && d.tb.virtual == nil {
-		if so, err := d.tb.phc.SysOffset(); err == nil {
-			v.phcOff = int64(so.PHC.Sub(so.System))
 		}
 	}
 	utc := time.Unix(0, now.UnixNano()-v.off)

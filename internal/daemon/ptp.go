@@ -246,8 +246,9 @@ func (s *ptpServer) chooseStamps() (udpio.Stamps, error) {
 	return udpio.Hardware, nil
 }
 
-// toClock carries a kernel timestamp onto the disciplined clock.
-func (s *ptpServer) toClock(t time.Time) time.Time {
+// toClock carries a kernel timestamp onto the disciplined clock; it fails
+// when the clock cannot be read (the message then goes unanswered).
+func (s *ptpServer) toClock(t time.Time) (time.Time, error) {
 	if t.IsZero() {
 		t = time.Now()
 		if s.stamps == udpio.Hardware {
@@ -255,7 +256,7 @@ func (s *ptpServer) toClock(t time.Time) time.Time {
 		}
 	}
 	if s.stamps == udpio.Hardware {
-		return t // already on the PHC
+		return t, nil // already on the PHC
 	}
 	return s.tb.fromRealtime(t)
 }
@@ -263,7 +264,7 @@ func (s *ptpServer) toClock(t time.Time) time.Time {
 // v1Clock carries a v1 message's receive stamp onto the disciplined
 // clock: the software stamp when v1 falls back to software under hardware
 // v2 stamps.
-func (s *ptpServer) v1Clock(m slowMsg) time.Time {
+func (s *ptpServer) v1Clock(m slowMsg) (time.Time, error) {
 	if s.stamps == udpio.Hardware && s.v1Stamps == udpio.Software {
 		t := m.rxSoft
 		if t.IsZero() {
@@ -320,11 +321,17 @@ func (s *ptpServer) run(ctx context.Context) error {
 	// timer's wake-up and the send.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	port := ptp.New(s.portConfig(), s.tb.now())
+	start, err := s.tb.now()
+	if err != nil {
+		snd.close()
+		wg.Wait()
+		return err
+	}
+	port := ptp.New(s.portConfig(), start)
 	var port1 *v1.Port
 	if s.v1Group.IsValid() {
 		port1, err = v1.New(v1.Config{Interface: s.cfg.Interface, Subdomain: s.cfg.V1Subdomain,
-			LogSync: int8(s.cfg.V1LogSyncInterval), MasterOnly: s.cfg.MasterOnly, UUID: s.v1UUID}, s.tb.now())
+			LogSync: int8(s.cfg.V1LogSyncInterval), MasterOnly: s.cfg.MasterOnly, UUID: s.v1UUID}, start)
 		if err != nil {
 			snd.close()
 			wg.Wait()
@@ -379,9 +386,15 @@ func (s *ptpServer) run(ctx context.Context) error {
 					continue
 				}
 				if isV1 && s.v1Stamps != s.stamps {
-					tx = s.tb.fromRealtime(tx)
+					tx, err = s.tb.fromRealtime(tx)
 				} else {
-					tx = s.toClock(tx)
+					tx, err = s.toClock(tx)
+				}
+				if err != nil {
+					// No Follow_Up rather than one with a time not on
+					// the disciplined clock.
+					p.SyncFailed(o.Seq)
+					continue
 				}
 				for _, f := range p.SyncSent(o.Seq, tx) {
 					send(f, isV1)
@@ -397,23 +410,39 @@ func (s *ptpServer) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case m := <-s.slow:
-			now := s.tb.now()
+			now, err := s.tb.now()
+			if err != nil {
+				continue // unanswered: the clock cannot be read
+			}
 			if v1.IsV1(m.data) {
 				// Dispatch by version (IEEE 1588-2008 clause 18: v1 and v2
 				// share ports 319/320).
-				if port1 != nil {
-					emit(port1.Receive(m.data, s.v1Clock(m), now), port1, true)
+				if rx, err := s.v1Clock(m); port1 != nil && err == nil {
+					emit(port1.Receive(m.data, rx, now), port1, true)
 				}
 				continue
 			}
-			emit(port.Receive(m.data, s.toClock(m.rx), m.from, now), port, false)
+			rx, err := s.toClock(m.rx)
+			if err != nil {
+				continue
+			}
+			emit(port.Receive(m.data, rx, m.from, now), port, false)
 			s.master.Store(port.State() == protocol.PortStateMaster)
 		case <-timer.C:
 			port.SetGM(*s.gm.Load())
-			now := s.tb.now()
+			now, err := s.tb.now()
+			if err != nil {
+				// Hold: nothing is sent with a time the clock did not
+				// give; try again shortly.
+				timer.Reset(10 * time.Millisecond)
+				continue
+			}
 			if left := due.Sub(now); s.stamps == udpio.Software && left > 0 && left <= syncSettle {
 				settle(left) // see syncSettle
-				now = s.tb.now()
+				if now, err = s.tb.now(); err != nil {
+					timer.Reset(10 * time.Millisecond)
+					continue
+				}
 			}
 			emit(port.Tick(now), port, false)
 			s.master.Store(port.State() == protocol.PortStateMaster)
@@ -428,7 +457,7 @@ func (s *ptpServer) run(ctx context.Context) error {
 					due = d
 				}
 			}
-			s.publish(port, port1)
+			s.publish(port, port1, now)
 			// The clock runs at the host's rate within a fraction of a
 			// millisecond a second: a host timer for the clock's next due
 			// time is close enough for message intervals.
@@ -478,7 +507,7 @@ type syncPort interface {
 	Events() []ptp.Event
 }
 
-func (s *ptpServer) publish(port *ptp.Port, port1 *v1.Port) {
+func (s *ptpServer) publish(port *ptp.Port, port1 *v1.Port, now time.Time) {
 	st := port.Stats
 	var malformed uint64
 	drops := map[string]uint64{}
@@ -500,7 +529,7 @@ func (s *ptpServer) publish(port *ptp.Port, port1 *v1.Port) {
 		ClockID: s.ident.ClockIdentity.String(), Drops: drops,
 		Refused: s.refused.Load(), Unsendable: s.unsendable.Load(), SendFailed: s.sendFailed.Load(), Unresolved: s.unresolved.Load(),
 		SyncsLate: s.gaps.late.Load(), SyncGapMaxMS: float64(s.gaps.maxMS.Load()) / 1000}
-	for _, f := range port.Foreign(s.tb.now()) {
+	for _, f := range port.Foreign(now) {
 		p.Foreign = append(p.Foreign, f.Describe())
 	}
 	if port1 != nil {
@@ -508,7 +537,7 @@ func (s *ptpServer) publish(port *ptp.Port, port1 *v1.Port) {
 		p.V1 = &PTPv1Status{Subdomain: s.cfg.V1Subdomain, State: port1.State().String(), Timestamping: s.v1Stamps.String(),
 			Syncs: st.Syncs, DelayReqs: st.DelayReqs, Malformed: st.Malformed,
 			IntervalClamped: st.Clamped, ForeignFull: st.ForeignFull}
-		for _, f := range port1.Foreign(s.tb.now()) {
+		for _, f := range port1.Foreign(now) {
 			p.V1.Foreign = append(p.V1.Foreign, f.Describe())
 		}
 	}
@@ -718,7 +747,11 @@ func (s *ptpServer) eventWorker(ctx context.Context, ev, gen, mc *udpio.Conn) {
 					rx = readAt
 				}
 				buf := resp[len(uni)+len(multi)][:]
-				k, ok := ptp.AppendDelayResp(buf, b, s.toClock(rx), s.ident, s.logMin)
+				crx, err := s.toClock(rx)
+				if err != nil {
+					continue // unanswered: no receipt time on the clock
+				}
+				k, ok := ptp.AppendDelayResp(buf, b, crx, s.ident, s.logMin)
 				if !ok {
 					continue
 				}

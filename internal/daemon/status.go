@@ -90,8 +90,7 @@ func (b *statusBook) get() *Status {
 func (d *Daemon) snapshot() *Status {
 	g := d.gnss.Snapshot()
 	fs := d.dec.FramerStats()
-	now := d.tb.now()
-	st := d.disc.Status(now)
+	st := d.disc.Status(d.nowOrLast())
 	freq, _ := d.tb.clk.Frequency()
 	s := &Status{Version: version.BuildDate, Time: time.Now(), Uptime: time.Since(d.started).Seconds(), Ready: d.ready.Load()}
 	s.GNSS = GNSSStatus{State: string(g.State), Fix: fmt.Sprint(g.Fix), Satellites: g.Sats, LastTime: g.LastTime,

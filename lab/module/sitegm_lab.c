@@ -1,0 +1,449 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sitegm_lab: a PTP hardware clock and a 1PPS source for sitegm's kernel
+ * lab. It stands in for a NIC's PHC with a GNSS receiver's pulse wired to
+ * one of its pins (an i210's SDP0), so that sitegm's PHC, EXTTS, kernel
+ * PPS and system-clock code runs against the kernel's own PTP and PPS
+ * subsystems, and every figure can be judged against a truth that nothing
+ * in the guest can steer.
+ *
+ * Time model (all from CLOCK_MONOTONIC_RAW, which nobody adjusts):
+ *   truth(raw) = truth0 + (raw - raw0)                 TAI, ns
+ *   phc(raw)   = base_phc + (raw - base_raw) * (1 + (nat + adj) / 1e12)
+ * truth0 is CLOCK_REALTIME at load plus tai_utc seconds; the PHC starts on
+ * CLOCK_REALTIME (UTC, as igb starts an i210's), so a clock that forgets
+ * the TAI-UTC offset is 37 s off. nat is the oscillator's natural error
+ * (freq_error_ppb), adj what adjfine asked (both in parts per 10^12); each
+ * adjustment re-anchors (base_raw, base_phc) so the line stays continuous.
+ *
+ * The pulse: at every whole second S of the truth, a rising edge (plus
+ * gaussian jitter_ns noise and a qerr_ns sawtooth, as a receiver's pulse
+ * has) and a falling edge width_ms later. Each edge is an EXTTS event on
+ * every enabled channel (the PHC's time at the edge) and a PPS event on
+ * /dev/ppsN (CLOCK_REALTIME at the edge): assert for rising, clear for
+ * falling. The timer fires after the falling edge; both stamps are
+ * computed for the edges' instants, not for when the timer ran.
+ *
+ * Like igb on an i210, a PTP_EXTTS_REQUEST2 for one edge only is refused
+ * (PTP_STRICT_FLAGS): a caller must ask for both and keep the one it
+ * wants. EXTTS needs its pin routed to the channel (PTP_PIN_SETFUNC).
+ *
+ * debugfs (sitegm_lab/):
+ *   now          read: "raw_ns truth_ns phc_ns realtime_ns" at one instant
+ *   pulses       write 0 / 1: stop / resume the pulse
+ *   fail_reads   write N: the next N reads of the PHC fail with -EIO
+ *   step_phc     write ns: someone else steps the PHC by that much
+ *   edges        read: pulses emitted, EXTTS events, PPS events
+ */
+#include <linux/debugfs.h>
+#include <linux/hrtimer.h>
+#include <linux/module.h>
+#include <linux/pps_kernel.h>
+#include <linux/ptp_clock_kernel.h>
+#include <linux/random.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/timekeeping.h>
+
+static long freq_error_ppb = 25000;
+module_param(freq_error_ppb, long, 0444);
+MODULE_PARM_DESC(freq_error_ppb, "natural frequency error of the PHC, ppb");
+static uint width_ms = 100;
+module_param(width_ms, uint, 0444);
+MODULE_PARM_DESC(width_ms, "pulse width, ms (1..900)");
+static uint jitter_ns = 20;
+module_param(jitter_ns, uint, 0444);
+MODULE_PARM_DESC(jitter_ns, "standard deviation of the edge noise, ns");
+static uint qerr_ns;
+module_param(qerr_ns, uint, 0444);
+MODULE_PARM_DESC(qerr_ns, "amplitude of the receiver's sawtooth, ns");
+static int tai_utc = 37;
+module_param(tai_utc, int, 0444);
+MODULE_PARM_DESC(tai_utc, "TAI-UTC, s: truth is CLOCK_REALTIME at load plus this");
+
+#define N_CHANNELS 2
+#define PPT_PER_SCALED_PPM 1000000 /* scaled_ppm is ppm * 2^16 */
+
+struct lab {
+	struct ptp_clock_info info;
+	struct ptp_clock *ptp;
+	struct pps_device *pps;
+	struct ptp_pin_desc pins[N_CHANNELS];
+	struct hrtimer timer;
+	struct dentry *dir;
+	spinlock_t lock;
+	s64 raw0, truth0;	/* truth at raw0 */
+	s64 base_raw, base_phc;	/* the PHC's line */
+	s64 nat_ppt, adj_ppt;	/* frequency errors, parts per 10^12 */
+	u32 extts_on;		/* bit per enabled channel */
+	u32 extts_flags[N_CHANNELS];
+	bool pulses;
+	int fail_reads;
+	s64 next_second;	/* truth second of the next pulse */
+	u64 n_pulses, n_extts, n_pps;
+};
+
+static struct lab *lab;
+
+static s64 raw_ns(void)
+{
+	return ktime_get_raw_ns();
+}
+
+/* phc_at is the PHC's time at raw time raw (lock held). */
+static s64 phc_at(struct lab *l, s64 raw)
+{
+	s64 d = raw - l->base_raw, ppt = l->nat_ppt + l->adj_ppt;
+	s64 q = div_s64(d, NSEC_PER_SEC), r = d - q * NSEC_PER_SEC;
+
+	/* d * ppt / 1e12 without overflow: whole seconds, then the rest. */
+	return l->base_phc + d + div_s64(q * ppt, 1000) + div64_s64(r * ppt, 1000000000000LL);
+}
+
+static s64 truth_at(struct lab *l, s64 raw)
+{
+	return l->truth0 + (raw - l->raw0);
+}
+
+/* rebase re-anchors the PHC's line at raw (before a change of rate). */
+static void rebase(struct lab *l, s64 raw)
+{
+	l->base_phc = phc_at(l, raw);
+	l->base_raw = raw;
+}
+
+static int lab_adjfine(struct ptp_clock_info *info, long scaled_ppm)
+{
+	struct lab *l = container_of(info, struct lab, info);
+	unsigned long flags;
+
+	spin_lock_irqsave(&l->lock, flags);
+	rebase(l, raw_ns());
+	l->adj_ppt = div_s64((s64)scaled_ppm * PPT_PER_SCALED_PPM, 65536);
+	spin_unlock_irqrestore(&l->lock, flags);
+	return 0;
+}
+
+static int lab_adjtime(struct ptp_clock_info *info, s64 delta)
+{
+	struct lab *l = container_of(info, struct lab, info);
+	unsigned long flags;
+
+	spin_lock_irqsave(&l->lock, flags);
+	rebase(l, raw_ns());
+	l->base_phc += delta;
+	spin_unlock_irqrestore(&l->lock, flags);
+	return 0;
+}
+
+static int lab_gettimex64(struct ptp_clock_info *info, struct timespec64 *ts,
+			  struct ptp_system_timestamp *sts)
+{
+	struct lab *l = container_of(info, struct lab, info);
+	unsigned long flags;
+	s64 t;
+
+	spin_lock_irqsave(&l->lock, flags);
+	if (l->fail_reads > 0) {
+		l->fail_reads--;
+		spin_unlock_irqrestore(&l->lock, flags);
+		return -EIO;
+	}
+	/* The system reads bracket the PHC read as a NIC driver's do. */
+	ptp_read_system_prets(sts);
+	t = phc_at(l, raw_ns());
+	ptp_read_system_postts(sts);
+	spin_unlock_irqrestore(&l->lock, flags);
+	*ts = ns_to_timespec64(t);
+	return 0;
+}
+
+static int lab_settime64(struct ptp_clock_info *info, const struct timespec64 *ts)
+{
+	struct lab *l = container_of(info, struct lab, info);
+	unsigned long flags;
+
+	spin_lock_irqsave(&l->lock, flags);
+	l->base_raw = raw_ns();
+	l->base_phc = timespec64_to_ns(ts);
+	spin_unlock_irqrestore(&l->lock, flags);
+	return 0;
+}
+
+static int lab_enable(struct ptp_clock_info *info, struct ptp_clock_request *rq, int on)
+{
+	struct lab *l = container_of(info, struct lab, info);
+	unsigned long flags;
+	unsigned int ch;
+
+	if (rq->type != PTP_CLK_REQ_EXTTS)
+		return -EOPNOTSUPP;
+	ch = rq->extts.index;
+	if (ch >= N_CHANNELS)
+		return -EINVAL;
+	/* As igb: under strict checking only both edges together. */
+	if (on && (rq->extts.flags & PTP_STRICT_FLAGS) &&
+	    (rq->extts.flags & PTP_EXTTS_EDGES) != PTP_EXTTS_EDGES)
+		return -EOPNOTSUPP;
+	if (on && ptp_find_pin(l->ptp, PTP_PF_EXTTS, ch) < 0)
+		return -EBUSY;
+	spin_lock_irqsave(&l->lock, flags);
+	if (on) {
+		l->extts_on |= BIT(ch);
+		l->extts_flags[ch] = rq->extts.flags & PTP_EXTTS_EDGES;
+		if (!l->extts_flags[ch]) /* the old ioctl: both edges */
+			l->extts_flags[ch] = PTP_EXTTS_EDGES;
+	} else {
+		l->extts_on &= ~BIT(ch);
+	}
+	spin_unlock_irqrestore(&l->lock, flags);
+	return 0;
+}
+
+static int lab_verify(struct ptp_clock_info *info, unsigned int pin,
+		      enum ptp_pin_function func, unsigned int chan)
+{
+	switch (func) {
+	case PTP_PF_NONE:
+	case PTP_PF_EXTTS:
+		return chan < N_CHANNELS ? 0 : -EINVAL;
+	default:
+		return -EOPNOTSUPP;
+	}
+}
+
+/* noise is a gaussian-like sample (the sum of four uniforms) of deviation sd. */
+static s64 noise(u32 sd)
+{
+	s64 sum = 0;
+	int i;
+
+	if (!sd)
+		return 0;
+	for (i = 0; i < 4; i++)
+		sum += (s64)(get_random_u32() % 2000001) - 1000000;
+	/* Four uniforms on [-1e6, 1e6] have a deviation of 1.1547e6. */
+	return div_s64(sum * sd, 1154700);
+}
+
+/* edge emits one edge that happened at raw time raw. */
+static void edge(struct lab *l, s64 raw, bool rising, s64 real_now, s64 raw_now)
+{
+	struct ptp_clock_event ev = { .type = PTP_CLOCK_EXTTS };
+	struct pps_event_time pt = {};
+	unsigned long flags;
+	s64 phc;
+	u32 on;
+	int ch;
+
+	spin_lock_irqsave(&l->lock, flags);
+	phc = phc_at(l, raw);
+	on = l->extts_on;
+	spin_unlock_irqrestore(&l->lock, flags);
+	for (ch = 0; ch < N_CHANNELS; ch++) {
+		if (!(on & BIT(ch)) ||
+		    !(l->extts_flags[ch] & (rising ? PTP_RISING_EDGE : PTP_FALLING_EDGE)))
+			continue;
+		ev.index = ch;
+		ev.timestamp = phc;
+		ptp_clock_event(l->ptp, &ev);
+		l->n_extts++;
+	}
+	/* CLOCK_REALTIME at the edge: now, less the time since. */
+	pt.ts_real = ns_to_timespec64(real_now - (raw_now - raw));
+	pps_event(l->pps, &pt, rising ? PPS_CAPTUREASSERT : PPS_CAPTURECLEAR, NULL);
+	l->n_pps++;
+}
+
+/* arm sets the timer just after the falling edge of the next pulse. */
+static void arm(struct lab *l)
+{
+	s64 raw = l->raw0 + (l->next_second * NSEC_PER_SEC - l->truth0);
+	s64 at = raw + (s64)width_ms * NSEC_PER_MSEC + NSEC_PER_MSEC;
+	s64 wait = at - raw_ns();
+
+	hrtimer_start(&l->timer, ktime_add_ns(ktime_get(), max_t(s64, wait, 0)), HRTIMER_MODE_ABS);
+}
+
+static enum hrtimer_restart pulse(struct hrtimer *t)
+{
+	struct lab *l = container_of(t, struct lab, timer);
+	s64 raw_now = raw_ns(), real_now = ktime_get_real_ns();
+	s64 edge_raw = l->raw0 + (l->next_second * NSEC_PER_SEC - l->truth0);
+	s64 saw = 0;
+
+	if (qerr_ns)
+		saw = (s64)(l->next_second % 17) * 2 * qerr_ns / 16 - qerr_ns;
+	if (l->pulses) {
+		s64 lead = edge_raw + noise(jitter_ns) + saw;
+
+		edge(l, lead, true, real_now, raw_now);
+		edge(l, lead + (s64)width_ms * NSEC_PER_MSEC, false, real_now, raw_now);
+		l->n_pulses++;
+	}
+	/* The next whole second still ahead: a timer late by more than a
+	 * second skips pulses, as a receiver that lost them would. */
+	l->next_second = div_s64(truth_at(l, raw_ns()), NSEC_PER_SEC) + 1;
+	arm(l);
+	return HRTIMER_NORESTART;
+}
+
+static int now_show(struct seq_file *m, void *unused)
+{
+	unsigned long flags;
+	s64 raw, real, phc;
+
+	spin_lock_irqsave(&lab->lock, flags);
+	real = ktime_get_real_ns();
+	raw = raw_ns();
+	phc = phc_at(lab, raw);
+	spin_unlock_irqrestore(&lab->lock, flags);
+	seq_printf(m, "%lld %lld %lld %lld\n", raw, truth_at(lab, raw), phc, real);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(now);
+
+static int edges_show(struct seq_file *m, void *unused)
+{
+	seq_printf(m, "%llu %llu %llu\n", lab->n_pulses, lab->n_extts, lab->n_pps);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(edges);
+
+static ssize_t write_s64(const char __user *buf, size_t len, s64 *v)
+{
+	int err = kstrtos64_from_user(buf, len, 0, v);
+
+	return err ? err : len;
+}
+
+static ssize_t pulses_write(struct file *f, const char __user *buf, size_t len, loff_t *off)
+{
+	s64 v;
+	ssize_t n = write_s64(buf, len, &v);
+
+	if (n > 0)
+		WRITE_ONCE(lab->pulses, v != 0);
+	return n;
+}
+
+static ssize_t fail_write(struct file *f, const char __user *buf, size_t len, loff_t *off)
+{
+	unsigned long flags;
+	s64 v;
+	ssize_t n = write_s64(buf, len, &v);
+
+	if (n > 0) {
+		spin_lock_irqsave(&lab->lock, flags);
+		lab->fail_reads = clamp_t(s64, v, 0, 1000000);
+		spin_unlock_irqrestore(&lab->lock, flags);
+	}
+	return n;
+}
+
+static ssize_t step_write(struct file *f, const char __user *buf, size_t len, loff_t *off)
+{
+	unsigned long flags;
+	s64 v;
+	ssize_t n = write_s64(buf, len, &v);
+
+	if (n > 0) {
+		spin_lock_irqsave(&lab->lock, flags);
+		lab->base_phc += v;
+		spin_unlock_irqrestore(&lab->lock, flags);
+	}
+	return n;
+}
+
+static const struct file_operations pulses_fops = { .owner = THIS_MODULE, .write = pulses_write };
+static const struct file_operations fail_fops = { .owner = THIS_MODULE, .write = fail_write };
+static const struct file_operations step_fops = { .owner = THIS_MODULE, .write = step_write };
+
+static int __init lab_init(void)
+{
+	struct pps_source_info pinfo = {
+		.name = "sitegm_lab",
+		.path = "",
+		.mode = PPS_CAPTUREBOTH | PPS_OFFSETASSERT | PPS_OFFSETCLEAR | PPS_CANWAIT | PPS_TSFMT_TSPEC,
+		.owner = THIS_MODULE,
+	};
+	s64 raw, real;
+	int i;
+
+	if (width_ms < 1 || width_ms > 900)
+		return -EINVAL;
+	lab = kzalloc(sizeof(*lab), GFP_KERNEL);
+	if (!lab)
+		return -ENOMEM;
+	spin_lock_init(&lab->lock);
+	real = ktime_get_real_ns();
+	raw = raw_ns();
+	lab->raw0 = raw;
+	lab->truth0 = real + (s64)tai_utc * NSEC_PER_SEC;
+	lab->base_raw = raw;
+	lab->base_phc = real; /* starts on UTC, as igb starts a PHC */
+	lab->nat_ppt = (s64)freq_error_ppb * 1000;
+	lab->pulses = true;
+	for (i = 0; i < N_CHANNELS; i++) {
+		snprintf(lab->pins[i].name, sizeof(lab->pins[i].name), "SDP%d", i);
+		lab->pins[i].index = i;
+		lab->pins[i].func = PTP_PF_NONE;
+		lab->pins[i].chan = i;
+	}
+	lab->info = (struct ptp_clock_info){
+		.owner = THIS_MODULE,
+		.name = "sitegm_lab",
+		.max_adj = 62499999, /* an i210's */
+		.n_ext_ts = N_CHANNELS,
+		.n_pins = N_CHANNELS,
+		.pin_config = lab->pins,
+		.adjfine = lab_adjfine,
+		.adjtime = lab_adjtime,
+		.gettimex64 = lab_gettimex64,
+		.settime64 = lab_settime64,
+		.enable = lab_enable,
+		.verify = lab_verify,
+	};
+	lab->ptp = ptp_clock_register(&lab->info, NULL);
+	if (IS_ERR(lab->ptp)) {
+		int err = PTR_ERR(lab->ptp);
+
+		kfree(lab);
+		return err;
+	}
+	lab->pps = pps_register_source(&pinfo, PPS_CAPTUREBOTH | PPS_OFFSETASSERT);
+	if (IS_ERR(lab->pps)) {
+		int err = PTR_ERR(lab->pps);
+
+		ptp_clock_unregister(lab->ptp);
+		kfree(lab);
+		return err;
+	}
+	lab->dir = debugfs_create_dir("sitegm_lab", NULL);
+	debugfs_create_file("now", 0444, lab->dir, NULL, &now_fops);
+	debugfs_create_file("edges", 0444, lab->dir, NULL, &edges_fops);
+	debugfs_create_file("pulses", 0200, lab->dir, NULL, &pulses_fops);
+	debugfs_create_file("fail_reads", 0200, lab->dir, NULL, &fail_fops);
+	debugfs_create_file("step_phc", 0200, lab->dir, NULL, &step_fops);
+	hrtimer_init(&lab->timer, CLOCK_MONOTONIC, HRTIMER_MODE_ABS);
+	lab->timer.function = pulse;
+	lab->next_second = div_s64(truth_at(lab, raw_ns()), NSEC_PER_SEC) + 1;
+	arm(lab);
+	pr_info("sitegm_lab: PHC %d, PPS %d, freq error %ld ppb, width %u ms, jitter %u ns, qerr %u ns\n",
+		ptp_clock_index(lab->ptp), lab->pps->id, freq_error_ppb, width_ms, jitter_ns, qerr_ns);
+	return 0;
+}
+
+static void __exit lab_exit(void)
+{
+	hrtimer_cancel(&lab->timer);
+	debugfs_remove_recursive(lab->dir);
+	pps_unregister_source(lab->pps);
+	ptp_clock_unregister(lab->ptp);
+	kfree(lab);
+}
+
+module_init(lab_init);
+module_exit(lab_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("sitegm lab: a steerable PHC with a simulated GNSS 1PPS (EXTTS and kernel PPS)");
