@@ -6,6 +6,8 @@
 package main
 
 import (
+	"golang.org/x/sys/unix"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -50,6 +53,40 @@ type options struct {
 	ubx              bool
 	seed             int64
 	sats             int
+	truthFrom        string
+	taiUTC           int
+}
+
+// clockNow is the simulation's host clock: CLOCK_REALTIME, or with
+// --truth-from the truth of a kernel module (see labClock).
+var clockNow = time.Now
+
+// labClock reads a truth that nothing in the machine can steer: the
+// kernel lab's module prints "raw_ns truth_ns ..." (CLOCK_MONOTONIC_RAW
+// and TAI at one instant); from it, UTC now is the truth advanced by
+// CLOCK_MONOTONIC_RAW, less TAI-UTC. The receiver then names the seconds
+// of the module's own pulse, whatever the disciplined clock under test
+// does to CLOCK_REALTIME.
+func labClock(path string, taiUTC int) (func() time.Time, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return nil, fmt.Errorf("%s: want \"raw_ns truth_ns ...\", got %q", path, b)
+	}
+	raw0, err1 := strconv.ParseInt(f[0], 10, 64)
+	truth0, err2 := strconv.ParseInt(f[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("%s: want \"raw_ns truth_ns ...\", got %q", path, b)
+	}
+	utc0 := truth0 - int64(taiUTC)*int64(time.Second)
+	return func() time.Time {
+		var ts unix.Timespec
+		unix.ClockGettime(unix.CLOCK_MONOTONIC_RAW, &ts)
+		return time.Unix(0, utc0+ts.Nano()-raw0)
+	}, nil
 }
 
 func main() {
@@ -91,6 +128,8 @@ func run(args []string) int {
 	fs.BoolVar(&o.ubx, "ubx", false, "also send UBX TIM-TP (qErr of the next pulse) and NAV-TIMELS")
 	fs.Int64Var(&o.seed, "seed", 1, "random seed")
 	fs.IntVar(&o.sats, "sats", 9, "satellites used")
+	fs.StringVar(&o.truthFrom, "truth-from", "", "take the true time from `FILE` (\"raw_ns truth_ns\", TAI: the kernel lab's module) instead of the host clock")
+	fs.IntVar(&o.taiUTC, "tai-utc", 37, "TAI-UTC in seconds, with --truth-from")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -98,6 +137,14 @@ func run(args []string) int {
 	if o.latency, o.latJit, err = parseLatency(*lat); err != nil {
 		fmt.Fprintln(os.Stderr, "gnss-sim:", err)
 		return 2
+	}
+	if o.truthFrom != "" {
+		c, err := labClock(o.truthFrom, o.taiUTC)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gnss-sim:", err)
+			return 2
+		}
+		clockNow = c
 	}
 	outs := 0
 	for _, b := range []bool{o.ptyLink != "", o.tcpAddr != "", o.stdout} {
@@ -265,7 +312,7 @@ func labelString(s sim.Second) string {
 }
 
 func sleepUntil(ctx context.Context, t time.Time) bool {
-	d := time.Until(t)
+	d := t.Sub(clockNow())
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
@@ -336,7 +383,7 @@ func simulate(ctx context.Context, o options, cfg sim.ReceiverConfig) error {
 	defer close(bursts)
 
 	rng := rand.New(rand.NewSource(cfg.Seed + 1))
-	cfg.Start = time.Now()
+	cfg.Start = clockNow()
 	rx := sim.NewReceiver(cfg)
 	next := rx.Next()
 	for {
@@ -416,7 +463,7 @@ func writeBursts(ctx context.Context, out sink, bursts <-chan burst, baud int) {
 		if !sleepUntil(ctx, bu.at) {
 			return
 		}
-		t := time.Now()
+		t := clockNow()
 		rest := bu.bytes
 		for len(rest) > 0 {
 			// One sentence (to its LF) or binary frame per write.

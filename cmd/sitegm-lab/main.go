@@ -1,0 +1,108 @@
+// Command sitegm-lab runs the kernel lab (internal/lab): a Debian kernel
+// under QEMU with a test PHC and PPS module, and sitegm's hardware paths
+// against it. It prints one line per scenario, then "lab: P/N scenarios
+// pass", and writes bin/lab/results.json. Without root or the packages it
+// needs it says what is missing and exits 0 (make test runs it that way).
+//
+//	sitegm-lab [--freq-error -40ppm] [--pulse-width 100ms] [--jitter 20ns] [--qerr 0ns] [--only extts,faults]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"sitegm/internal/lab"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+// ppm parses "-40ppm", "250ppb" or a number of ppb.
+func ppb(s string) (int64, error) {
+	mul := 1.0
+	switch {
+	case strings.HasSuffix(s, "ppm"):
+		s, mul = strings.TrimSuffix(s, "ppm"), 1000
+	case strings.HasSuffix(s, "ppb"):
+		s = strings.TrimSuffix(s, "ppb")
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, fmt.Errorf("want a frequency error such as -40ppm or 250ppb, got %q", s)
+	}
+	return int64(v * mul), nil
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("sitegm-lab", flag.ContinueOnError)
+	freq := fs.String("freq-error", "25ppm", "the PHC's natural frequency error (ppm or ppb; ±200 ppm at most)")
+	width := fs.Duration("pulse-width", 100*time.Millisecond, "width of the simulated 1PPS (1ms..900ms)")
+	jitter := fs.Duration("jitter", 20*time.Nanosecond, "standard deviation of the pulse's edge noise (0..10us)")
+	qerr := fs.Duration("qerr", 0, "amplitude of the receiver's sawtooth (0..100ns)")
+	only := fs.String("only", "", "run these scenarios only (comma separated: "+strings.Join(lab.Scenarios, ",")+")")
+	work := fs.String("work", "bin/lab", "work directory (kernel, image, console log, results.json)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	f, err := ppb(*freq)
+	switch {
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "sitegm-lab:", err)
+		return 2
+	case f < -200000 || f > 200000:
+		fmt.Fprintln(os.Stderr, "sitegm-lab: --freq-error beyond ±200 ppm")
+		return 2
+	case *width < time.Millisecond || *width > 900*time.Millisecond:
+		fmt.Fprintln(os.Stderr, "sitegm-lab: --pulse-width must be 1ms..900ms")
+		return 2
+	case *jitter < 0 || *jitter > 10*time.Microsecond:
+		fmt.Fprintln(os.Stderr, "sitegm-lab: --jitter must be 0..10us")
+		return 2
+	case *qerr < 0 || *qerr > 100*time.Nanosecond:
+		fmt.Fprintln(os.Stderr, "sitegm-lab: --qerr must be 0..100ns")
+		return 2
+	}
+	if why := lab.Missing(); why != "" {
+		fmt.Printf("lab: skipped (%s): run as root after make test-deps\n", why)
+		return 0
+	}
+	root, _ := os.Getwd()
+	o := lab.Options{FreqErrorPPB: f, PulseWidth: *width, Jitter: *jitter, QErr: *qerr, Root: root,
+		Work: *work, Log: os.Stdout, Timeout: 15 * time.Minute}
+	if *only != "" {
+		o.Only = strings.Split(*only, ",")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	res, err := lab.Run(ctx, o)
+	pass := 0
+	for _, r := range res {
+		if r.Pass {
+			pass++
+		}
+	}
+	want := len(lab.Scenarios)
+	if len(o.Only) > 0 {
+		want = len(o.Only)
+	}
+	if b, jerr := json.MarshalIndent(res, "", "  "); jerr == nil {
+		os.WriteFile(filepath.Join(*work, "results.json"), append(b, '\n'), 0o644)
+	}
+	if err != nil {
+		fmt.Println("lab:", err)
+	}
+	fmt.Printf("lab: %d/%d scenarios pass (%v)\n", pass, want, time.Since(start).Round(time.Second))
+	if err != nil || pass != want {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,371 @@
+// Command guest runs the kernel lab's scenarios inside the QEMU guest
+// (internal/lab boots it): it loads the test PHC and PPS module, runs
+// sitegm against it with real peers, judges every figure against the
+// module's truth and prints one "LAB-RESULT {json}" line per scenario on
+// the console.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"sitegm/internal/daemon"
+	"sitegm/internal/lab"
+)
+
+// params are the module's, from the kernel command line.
+type params struct {
+	freqPPB, widthMS, jitterNS, qerrNS int64
+	only                               map[string]bool
+}
+
+func readParams() params {
+	p := params{freqPPB: 25000, widthMS: 100, jitterNS: 20}
+	b, _ := os.ReadFile("/proc/cmdline")
+	for _, f := range strings.Fields(string(b)) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || !strings.HasPrefix(k, "lab.") {
+			continue
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch k {
+		case "lab.freq":
+			p.freqPPB = n
+		case "lab.width":
+			p.widthMS = n
+		case "lab.jitter":
+			p.jitterNS = n
+		case "lab.qerr":
+			p.qerrNS = n
+		case "lab.only":
+			p.only = map[string]bool{}
+			for _, s := range strings.Split(v, ",") {
+				p.only[s] = true
+			}
+		}
+	}
+	return p
+}
+
+// sh runs a command and returns its output; failure is an error with it.
+func sh(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+func must(out string, err error) string {
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// proc is a background process with its output kept.
+type proc struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+}
+
+type lockedBuf struct{ p *proc }
+
+func (w lockedBuf) Write(b []byte) (int, error) {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	return w.p.out.Write(b)
+}
+
+func start(name string, args ...string) *proc {
+	p := &proc{cmd: exec.Command(name, args...), done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = lockedBuf{p}, lockedBuf{p}
+	if err := p.cmd.Start(); err != nil {
+		panic(fmt.Errorf("start %s: %w", name, err))
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	return p
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// waitFor polls cond every 200 ms up to timeout.
+func waitFor(timeout time.Duration, what string, cond func() bool) {
+	end := time.Now().Add(timeout)
+	for time.Now().Before(end) {
+		if cond() {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	panic(fmt.Errorf("timed out after %v waiting for %s", timeout, what))
+}
+
+// --- the module ---
+
+const debugDir = "/sys/kernel/debug/sitegm_lab"
+
+type labDev struct{ phc, pps string }
+
+func loadModule(p params) labDev {
+	must(sh("insmod", "/lib/modules/sitegm_lab.ko", fmt.Sprintf("freq_error_ppb=%d", p.freqPPB),
+		fmt.Sprintf("width_ms=%d", p.widthMS), fmt.Sprintf("jitter_ns=%d", p.jitterNS), fmt.Sprintf("qerr_ns=%d", p.qerrNS)))
+	var d labDev
+	waitFor(5*time.Second, "the module's devices", func() bool {
+		d = findDevices()
+		return d.phc != "" && d.pps != ""
+	})
+	return d
+}
+
+func findDevices() labDev {
+	var d labDev
+	for _, c := range globNames("/sys/class/ptp/ptp*/clock_name") {
+		if b, _ := os.ReadFile(c); strings.TrimSpace(string(b)) == "sitegm_lab" {
+			d.phc = "/dev/" + filepath.Base(filepath.Dir(c))
+		}
+	}
+	for _, c := range globNames("/sys/class/pps/pps*/name") {
+		if b, _ := os.ReadFile(c); strings.TrimSpace(string(b)) == "sitegm_lab" {
+			d.pps = "/dev/" + filepath.Base(filepath.Dir(c))
+		}
+	}
+	if _, err := os.Stat(d.phc); err != nil {
+		d.phc = ""
+	}
+	if _, err := os.Stat(d.pps); err != nil {
+		d.pps = ""
+	}
+	return d
+}
+
+func globNames(p string) []string {
+	m, _ := filepath.Glob(p)
+	return m
+}
+
+func unloadModule() {
+	for i := 0; i < 50; i++ {
+		if _, err := sh("rmmod", "sitegm_lab"); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// sample is one reading of the module: raw, truth (TAI), PHC and
+// CLOCK_REALTIME at one instant, ns.
+type sample struct{ raw, truth, phc, real int64 }
+
+func readNow() sample {
+	b, err := os.ReadFile(debugDir + "/now")
+	if err != nil {
+		panic(err)
+	}
+	var s sample
+	fmt.Sscan(string(b), &s.raw, &s.truth, &s.phc, &s.real)
+	return s
+}
+
+func writeDebug(name, v string) {
+	if err := os.WriteFile(debugDir+"/"+name, []byte(v), 0); err != nil {
+		panic(err)
+	}
+}
+
+const taiUTC = 37 * int64(time.Second)
+
+// --- sitegm ---
+
+type sitegm struct {
+	dir  string
+	p    *proc
+	gsim *proc
+}
+
+// startSitegm writes a configuration (gnss-sim's pty and the status
+// socket in dir, the given [gnss] pps, [clock] and tables) and runs sitegm
+// and gnss-sim; prefix runs them in a network namespace ("ip netns exec
+// NS").
+func startSitegm(dir, pps, clock, tables string, prefix ...string) *sitegm {
+	os.MkdirAll(dir, 0o755)
+	cfg := fmt.Sprintf(`[gnss]
+device = "%[1]s/gnss"
+baud = 115200
+pps = "%[2]s"
+[clock]
+drift_file = "%[1]s/drift"
+%[3]s
+%[4]s
+[log]
+target = "stderr"
+status_interval = "1s"
+[status]
+socket = "%[1]s/status.sock"
+`, dir, pps, clock, tables)
+	os.WriteFile(dir+"/sitegm.toml", []byte(cfg), 0o644)
+	args := append(append([]string{}, prefix...), "/bin/sitegm", "run", "-c", dir+"/sitegm.toml")
+	s := &sitegm{dir: dir}
+	s.p = start(args[0], args[1:]...)
+	s.gsim = start("/bin/gnss-sim", "--pty-link", dir+"/gnss", "--baud", "115200",
+		"--truth-from", debugDir+"/now", "--nmea-latency", "150ms:20ms")
+	return s
+}
+
+func (s *sitegm) stop() {
+	if s.gsim != nil {
+		s.gsim.stop()
+	}
+	s.p.stop()
+}
+
+func (s *sitegm) status() (*daemon.Status, error) {
+	c, err := net.DialTimeout("unix", s.dir+"/status.sock", time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	var st daemon.Status
+	if err := json.NewDecoder(c).Decode(&st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+func (s *sitegm) waitState(timeout time.Duration, state string, class int) *daemon.Status {
+	var st *daemon.Status
+	waitFor(timeout, fmt.Sprintf("sitegm %s class %d (output: %s)", state, class, lastLines(s.p.output(), 5)), func() bool {
+		var err error
+		st, err = s.status()
+		return err == nil && st.Clock.State == state && st.Clock.ClockClass == class
+	})
+	return st
+}
+
+func (s *sitegm) has(event string) bool { return strings.Contains(s.p.output(), "event="+event) }
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, " | ")
+}
+
+// --- scenarios ---
+
+type scenario struct {
+	name string
+	run  func(p params, r *lab.Result)
+}
+
+var scenarios = []scenario{
+	{"extts", exttsScenario},
+}
+
+func main() {
+	p := readParams()
+	base, _ := os.ReadFile("/lib/modules/order")
+	for _, m := range strings.Fields(string(base)) {
+		sh("insmod", "/lib/modules/"+m)
+	}
+	for _, sc := range scenarios {
+		if p.only != nil && !p.only[sc.name] {
+			continue
+		}
+		r := lab.Result{Name: sc.name, Figures: map[string]any{}}
+		t0 := time.Now()
+		func() {
+			defer func() {
+				if e := recover(); e != nil {
+					r.Pass, r.Error = false, fmt.Sprint(e)
+				}
+			}()
+			sc.run(p, &r)
+		}()
+		r.Seconds = time.Since(t0).Seconds()
+		unloadModule()
+		b, _ := json.Marshal(r)
+		fmt.Printf("LAB-RESULT %s\n", b)
+	}
+}
+
+var errSkip = errors.New("skip")
+
+// measure reads the module every second for n seconds: PHC and
+// CLOCK_REALTIME against the truth, with sitegm's advertised bound.
+type errs struct {
+	phc, sys, bound []float64 // ns
+}
+
+func (s *sitegm) measure(n int) errs {
+	var e errs
+	for i := 0; i < n; i++ {
+		st, err := s.status()
+		if err != nil {
+			panic(err)
+		}
+		now := readNow()
+		e.phc = append(e.phc, float64(now.phc-now.truth))
+		e.sys = append(e.sys, float64(now.real-(now.truth-taiUTC)))
+		e.bound = append(e.bound, float64(st.Clock.EstErrorNS))
+		time.Sleep(time.Second)
+	}
+	return e
+}
+
+func maxAbs(v []float64) float64 {
+	m := 0.0
+	for _, x := range v {
+		if x < 0 {
+			x = -x
+		}
+		m = max(m, x)
+	}
+	return m
+}
+
+func within(v, bound []float64) (n int) {
+	for i := range v {
+		if v[i] <= bound[i] && v[i] >= -bound[i] {
+			n++
+		}
+	}
+	return n
+}
+
+var _ = bufio.NewReader
