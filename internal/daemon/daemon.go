@@ -68,6 +68,7 @@ type Daemon struct {
 	// leap table expiry warning, once a day
 	leapWarned   time.Time
 	sysServo     *servo.Kalman
+	sysWindow    time.Duration // the last PHC-system reading's bracket
 	ptps         []*ptpSlot
 	ntps         []*ntpSlot
 	ntpView      atomic.Pointer[ntpView]
@@ -575,6 +576,7 @@ func (d *Daemon) slaveSystem() {
 			MaxFreq: clock.SystemMaxPPB, StepThreshold: time.Millisecond})
 	}
 	utc, _ := d.table.TAIToUTC(so.PHC)
+	d.sysWindow = so.Window
 	a := d.sysServo.Sample(so.System, so.System.Sub(utc), so.System)
 	if a.Step != 0 {
 		d.tb.system.Step(a.Step)

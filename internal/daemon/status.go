@@ -62,6 +62,16 @@ type ClockStatus struct {
 	HoldoverElapsedS   float64 `json:"holdover_elapsed_s"`
 	HoldoverRemainingS float64 `json:"holdover_remaining_s"`
 	MinusHostNS        int64   `json:"clock_minus_host_ns,omitempty"` // virtual clock only
+	// System is CLOCK_REALTIME slaved to the PHC (sync_system), when it is.
+	System *SystemClockStatus `json:"system,omitempty"`
+}
+
+// SystemClockStatus is the system clock's own servo: its offset from the
+// PHC (as UTC) and the bound of that (|offset| + 3 sigma of its estimate,
+// plus half the window of the readings it was measured with).
+type SystemClockStatus struct {
+	OffsetNS   int64 `json:"offset_ns"`
+	EstErrorNS int64 `json:"est_error_ns"`
 }
 
 // PortRate is the per-second rate of requests on a PTP or NTP interface
@@ -103,6 +113,14 @@ func (d *Daemon) snapshot() *Status {
 		OffsetNS: st.Estimate.Offset.Nanoseconds(), FrequencyPPB: round3(freq), EstErrorNS: clampNS(st.EstError)}
 	if st.EstError == time.Duration(1<<63-1) {
 		s.Clock.EstErrorNS = -1
+	}
+	if d.sysServo != nil {
+		e := d.sysServo.Estimate(time.Now())
+		s.Clock.System = &SystemClockStatus{OffsetNS: e.Offset.Nanoseconds(),
+			EstErrorNS: (e.Offset.Abs() + 3*e.OffsetSigma + d.sysWindow/2).Nanoseconds()}
+		if e.OffsetSigma == time.Duration(1<<63-1) {
+			s.Clock.System.EstErrorNS = -1
+		}
 	}
 	if st.State == "HOLDOVER" {
 		s.Clock.HoldoverElapsedS = st.HoldoverElapsed.Seconds()

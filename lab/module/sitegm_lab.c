@@ -90,6 +90,29 @@ static s64 raw_ns(void)
 	return ktime_get_raw_ns();
 }
 
+/*
+ * raw_and_real reads CLOCK_MONOTONIC_RAW and CLOCK_REALTIME at one
+ * instant: the realtime read bracketed by two raw reads, paired with their
+ * middle, best of five (under emulation each read costs microseconds, and
+ * the host may stall the guest between two reads for a hundred: pairing
+ * two reads made one after the other biased stamps by that much).
+ */
+static void raw_and_real(s64 *raw, s64 *real)
+{
+	s64 best = S64_MAX;
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		s64 a = raw_ns(), r = ktime_get_real_ns(), b = raw_ns();
+
+		if (b - a < best) {
+			best = b - a;
+			*raw = a + (b - a) / 2;
+			*real = r;
+		}
+	}
+}
+
 /* phc_at is the PHC's time at raw time raw (lock held). */
 static s64 phc_at(struct lab *l, s64 raw)
 {
@@ -268,10 +291,11 @@ static void arm(struct lab *l)
 static enum hrtimer_restart pulse(struct hrtimer *t)
 {
 	struct lab *l = container_of(t, struct lab, timer);
-	s64 raw_now = raw_ns(), real_now = ktime_get_real_ns();
+	s64 raw_now, real_now;
 	s64 edge_raw = l->raw0 + (l->next_second * NSEC_PER_SEC - l->truth0);
 	s64 saw = 0;
 
+	raw_and_real(&raw_now, &real_now);
 	if (qerr_ns)
 		saw = (s64)(l->next_second % 17) * 2 * qerr_ns / 16 - qerr_ns;
 	if (l->pulses) {
@@ -294,8 +318,7 @@ static int now_show(struct seq_file *m, void *unused)
 	s64 raw, real, phc;
 
 	spin_lock_irqsave(&lab->lock, flags);
-	real = ktime_get_real_ns();
-	raw = raw_ns();
+	raw_and_real(&raw, &real);
 	phc = phc_at(lab, raw);
 	spin_unlock_irqrestore(&lab->lock, flags);
 	seq_printf(m, "%lld %lld %lld %lld\n", raw, truth_at(lab, raw), phc, real);
@@ -376,8 +399,7 @@ static int __init lab_init(void)
 	if (!lab)
 		return -ENOMEM;
 	spin_lock_init(&lab->lock);
-	real = ktime_get_real_ns();
-	raw = raw_ns();
+	raw_and_real(&raw, &real);
 	lab->raw0 = raw;
 	lab->truth0 = real + (s64)tai_utc * NSEC_PER_SEC;
 	lab->base_raw = raw;

@@ -6,7 +6,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -91,8 +90,27 @@ func (w lockedBuf) Write(b []byte) (int, error) {
 	return w.p.out.Write(b)
 }
 
+// debugLogs are the processes of the running scenario, printed when it
+// fails.
+var debugLogs []struct {
+	name string
+	p    *proc
+}
+
+func tailN(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
 func start(name string, args ...string) *proc {
 	p := &proc{cmd: exec.Command(name, args...), done: make(chan struct{})}
+	debugLogs = append(debugLogs, struct {
+		name string
+		p    *proc
+	}{strings.Join(append([]string{name}, args...), " "), p})
 	p.cmd.Stdout, p.cmd.Stderr = lockedBuf{p}, lockedBuf{p}
 	if err := p.cmd.Start(); err != nil {
 		panic(fmt.Errorf("start %s: %w", name, err))
@@ -216,6 +234,13 @@ type sitegm struct {
 	gsim *proc
 }
 
+// startGNSSSim runs the receiver: NMEA through a pty, naming the seconds
+// of the module's truth (the module must be loaded).
+func (s *sitegm) startGNSSSim() {
+	s.gsim = start("/bin/gnss-sim", "--pty-link", s.dir+"/gnss", "--baud", "115200",
+		"--truth-from", debugDir+"/now", "--nmea-latency", "150ms:20ms")
+}
+
 // startSitegm writes a configuration (gnss-sim's pty and the status
 // socket in dir, the given [gnss] pps, [clock] and tables) and runs sitegm
 // and gnss-sim; prefix runs them in a network namespace ("ip netns exec
@@ -240,8 +265,9 @@ socket = "%[1]s/status.sock"
 	args := append(append([]string{}, prefix...), "/bin/sitegm", "run", "-c", dir+"/sitegm.toml")
 	s := &sitegm{dir: dir}
 	s.p = start(args[0], args[1:]...)
-	s.gsim = start("/bin/gnss-sim", "--pty-link", dir+"/gnss", "--baud", "115200",
-		"--truth-from", debugDir+"/now", "--nmea-latency", "150ms:20ms")
+	if _, err := os.Stat(debugDir + "/now"); err == nil {
+		s.startGNSSSim()
+	}
 	return s
 }
 
@@ -251,6 +277,9 @@ func (s *sitegm) stop() {
 	}
 	s.p.stop()
 }
+
+// tail is the end of sitegm's log, for a failed scenario's notes.
+func (s *sitegm) tail(n int) string { return lastLines(s.p.output(), n) }
 
 func (s *sitegm) status() (*daemon.Status, error) {
 	c, err := net.DialTimeout("unix", s.dir+"/status.sock", time.Second)
@@ -293,9 +322,7 @@ type scenario struct {
 	run  func(p params, r *lab.Result)
 }
 
-var scenarios = []scenario{
-	{"extts", exttsScenario},
-}
+var scenarios []scenario // scenarios.go
 
 func main() {
 	p := readParams()
@@ -308,6 +335,7 @@ func main() {
 			continue
 		}
 		r := lab.Result{Name: sc.name, Figures: map[string]any{}}
+		setSystemFreq(0) // what an earlier scenario's sitegm left
 		t0 := time.Now()
 		func() {
 			defer func() {
@@ -318,6 +346,14 @@ func main() {
 			sc.run(p, &r)
 		}()
 		r.Seconds = time.Since(t0).Seconds()
+		if !r.Pass {
+			// The whole story for whoever reads the console log.
+			fmt.Fprintf(os.Stderr, "--- %s failed: %s\n", sc.name, r.Error)
+			for _, d := range debugLogs {
+				fmt.Fprintf(os.Stderr, "--- %s\n%s\n", d.name, tailN(d.p.output(), 60))
+			}
+		}
+		debugLogs = nil
 		unloadModule()
 		b, _ := json.Marshal(r)
 		fmt.Printf("LAB-RESULT %s\n", b)
@@ -367,5 +403,3 @@ func within(v, bound []float64) (n int) {
 	}
 	return n
 }
-
-var _ = bufio.NewReader

@@ -1,24 +1,617 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
 
+	"golang.org/x/sys/unix"
+
+	"sitegm/hw/nic"
 	"sitegm/internal/lab"
+	"sitegm/ntp"
 )
 
-// extts: the pulse on the PHC's pin (EXTTS), the PHC disciplined, the
-// system clock slaved to it. The PHC starts on UTC: a TAI/UTC mix-up shows
-// as 37 s.
+func init() {
+	scenarios = []scenario{
+		{"extts", exttsScenario},
+		{"kernel-pps", kernelPPSScenario},
+		{"pps-onto-phc", ppsOntoPHCScenario},
+		{"vlan", vlanScenario},
+		{"nic-timestamping", nicScenario},
+		{"boot-race", bootRaceScenario},
+		{"faults", faultsScenario},
+	}
+}
+
+// ntpLo serves NTP on loopback without rate limiting, for the probes.
+const ntpLo = "[[ntp]]\ninterface = \"lo\"\nrate_interval = \"0s\"\n"
+
+func phcClock(dev string, syncSystem bool) string {
+	return fmt.Sprintf("discipline = \"phc\"\nphc = %q\nsync_system = %v", dev, syncSystem)
+}
+
+// systemBounds is, per sample, what sitegm claims for CLOCK_REALTIME: the
+// PHC's bound plus the system clock's own (its offset from the PHC).
+func (s *sitegm) measureWithSystem(n int) (e errs, sysBound []float64) {
+	for i := 0; i < n; i++ {
+		st, err := s.status()
+		if err != nil {
+			panic(err)
+		}
+		now := readNow()
+		e.phc = append(e.phc, float64(now.phc-now.truth))
+		e.sys = append(e.sys, float64(now.real-(now.truth-taiUTC)))
+		e.bound = append(e.bound, float64(st.Clock.EstErrorNS))
+		sb := math.Inf(1)
+		if st.Clock.System != nil && st.Clock.System.EstErrorNS >= 0 {
+			sb = float64(st.Clock.EstErrorNS + st.Clock.System.EstErrorNS)
+		}
+		sysBound = append(sysBound, sb)
+		time.Sleep(time.Second)
+	}
+	return e, sysBound
+}
+
+// extts: the pulse on the PHC's pin (EXTTS, both edges requested, the
+// leading one kept), the PHC disciplined, the system clock slaved to it.
+// The PHC starts on UTC: a TAI/UTC mix-up shows as 37 s.
 func exttsScenario(p params, r *lab.Result) {
 	dev := loadModule(p)
-	s := startSitegm("/tmp/extts", "phc:"+dev.phc+":0", fmt.Sprintf("discipline = \"phc\"\nphc = %q\nsync_system = true", dev.phc),
-		"[[ntp]]\ninterface = \"lo\"\n")
+	s := startSitegm("/tmp/extts", "phc:"+dev.phc+":0", phcClock(dev.phc, true), ntpLo)
 	defer s.stop()
-	st := s.waitState(120e9, "LOCKED", 6)
+	st := s.waitState(120*time.Second, "LOCKED", 6)
+	r.Figures["locked_after_s"] = round(st.Uptime, 1)
+	time.Sleep(5 * time.Second) // the system clock's own servo settles
+	e, sysBound := s.measureWithSystem(20)
+	r.Figures["phc_minus_truth_max_ns"] = maxAbs(e.phc)
+	r.Figures["phc_bound_ns"] = e.bound[len(e.bound)-1]
+	r.Figures["sys_minus_truth_max_ns"] = maxAbs(e.sys)
+	r.Figures["sys_bound_ns"] = sysBound[len(sysBound)-1]
+	r.Pass = within(e.phc, e.bound) == len(e.phc) && within(e.sys, sysBound) == len(e.sys)
+	if !r.Pass {
+		r.Notes = append(r.Notes, fmt.Sprintf("phc %v bound %v sys %v bound %v", e.phc, e.bound, e.sys, sysBound))
+	}
+}
+
+// kernel-pps: the pulse as /dev/ppsN, the guest's own CLOCK_REALTIME
+// disciplined. The clock is put 300 ms and 20 ppm off first.
+func kernelPPSScenario(p params, r *lab.Result) {
+	dev := loadModule(p)
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_REALTIME, &ts)
+	ts = unix.NsecToTimespec(ts.Nano() + 300e6)
+	unix.ClockSettime(unix.CLOCK_REALTIME, &ts)
+	setSystemFreq(20)
+	defer setSystemFreq(0)
+	s := startSitegm("/tmp/kpps", dev.pps, "discipline = \"system\"", ntpLo)
+	defer s.stop()
+	st := s.waitState(120*time.Second, "LOCKED", 6)
+	r.Figures["locked_after_s"] = round(st.Uptime, 1)
+	e := s.measure(20)
+	r.Figures["sys_minus_truth_max_ns"] = maxAbs(e.sys)
+	r.Figures["bound_ns"] = e.bound[len(e.bound)-1]
+	r.Pass = within(e.sys, e.bound) == len(e.sys)
+	if !r.Pass {
+		r.Notes = append(r.Notes, fmt.Sprintf("sys %v bound %v", e.sys, e.bound))
+	}
+}
+
+// setSystemFreq sets CLOCK_REALTIME's frequency adjustment, ppm.
+func setSystemFreq(ppm int64) {
+	tx := unix.Timex{Modes: unix.ADJ_FREQUENCY, Freq: ppm * 65536}
+	unix.ClockAdjtime(unix.CLOCK_REALTIME, &tx)
+}
+
+// pps-onto-phc: the pulse as /dev/ppsN (CLOCK_REALTIME stamps), the PHC
+// disciplined: each stamp carried onto the PHC with PTP_SYS_OFFSET_EXTENDED.
+func ppsOntoPHCScenario(p params, r *lab.Result) {
+	dev := loadModule(p)
+	s := startSitegm("/tmp/ppsphc", dev.pps, phcClock(dev.phc, false), ntpLo)
+	defer s.stop()
+	st := s.waitState(120*time.Second, "LOCKED", 6)
+	r.Figures["locked_after_s"] = round(st.Uptime, 1)
 	e := s.measure(20)
 	r.Figures["phc_minus_truth_max_ns"] = maxAbs(e.phc)
-	r.Figures["sys_minus_truth_max_ns"] = maxAbs(e.sys)
-	r.Figures["advertised_bound_ns"] = e.bound[len(e.bound)-1]
-	r.Figures["locked_after_s"] = st.Uptime
+	r.Figures["bound_ns"] = e.bound[len(e.bound)-1]
 	r.Pass = within(e.phc, e.bound) == len(e.phc)
+}
+
+func round(x float64, digits int) float64 {
+	m := math.Pow(10, float64(digits))
+	return math.Round(x*m) / m
+}
+
+// netns runs a shell line in a network namespace.
+func netns(ns, line string) {
+	must(sh("ip", "netns", "exec", ns, "sh", "-c", line))
+}
+
+// vlan: a Dante-style redundant pair of audio VLANs (.10, .11) and a video
+// VLAN (.20) over one veth "trunk" between two namespaces. sitegm serves
+// PTPv2 and PTPv1 on both audio VLANs and NTP on the video one from the
+// one PHC; ptp4l on each audio VLAN and chronyd -x on the video VLAN
+// measure it; nothing leaves the trunk untagged.
+func vlanScenario(p params, r *lab.Result) {
+	dev := loadModule(p)
+	must(sh("ip", "netns", "add", "gm"))
+	must(sh("ip", "netns", "add", "sl"))
+	defer sh("ip", "netns", "del", "gm")
+	defer sh("ip", "netns", "del", "sl")
+	must(sh("ip", "link", "add", "vA", "type", "veth", "peer", "name", "vB"))
+	must(sh("ip", "link", "set", "vA", "netns", "gm"))
+	must(sh("ip", "link", "set", "vB", "netns", "sl"))
+	for _, side := range []struct{ ns, dev, host string }{{"gm", "vA", "1"}, {"sl", "vB", "2"}} {
+		line := "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; " +
+			"ip link set lo up; ip link set " + side.dev + " up"
+		for _, id := range []string{"10", "11", "20"} {
+			v := side.dev + "." + id
+			line += fmt.Sprintf("; ip link add link %s name %s type vlan id %s; ip addr add 10.%s.0.%s/24 dev %s; ip link set %s up",
+				side.dev, v, id, id, side.host, v, v)
+		}
+		netns(side.ns, line)
+	}
+	tagged := startVLANWatch("sl", "vB")
+	s := startSitegm("/tmp/vlan", "phc:"+dev.phc+":0", phcClock(dev.phc, false), `[[ptp]]
+interface = "vA.10"
+timestamping = "software"
+[[ptp]]
+interface = "vA.11"
+timestamping = "software"
+[[ntp]]
+interface = "vA.20"
+`, "ip", "netns", "exec", "gm")
+	defer s.stop()
+	st := s.waitState(120*time.Second, "LOCKED", 6)
+	r.Figures["locked_after_s"] = round(st.Uptime, 1)
+	var slaves []*proc
+	for _, v := range []string{"10", "11"} {
+		conf := fmt.Sprintf("/tmp/vlan/ptp4l-%s.conf", v)
+		os.WriteFile(conf, []byte(`[global]
+slaveOnly 1
+free_running 1
+time_stamping software
+network_transport UDPv4
+delay_mechanism E2E
+logging_level 6
+tx_timestamp_timeout 50
+freq_est_interval 0
+summary_interval -3
+uds_address /run/ptp4l-`+v+`
+`), 0o644)
+		slaves = append(slaves, start("ip", "netns", "exec", "sl", "ptp4l", "-f", conf, "-i", "vB."+v, "-m"))
+	}
+	os.MkdirAll("/run/chrony", 0o700)
+	os.Chmod("/run/chrony", 0o700) // chronyd refuses a command socket directory others can read
+	os.WriteFile("/tmp/vlan/chrony.conf", []byte(`server 10.20.0.1 iburst xleave minpoll 0 maxpoll 0
+bindcmdaddress /run/chrony/chronyd.sock
+pidfile /run/chrony/chronyd.pid
+driftfile /tmp/vlan/chrony.drift
+`), 0o644)
+	chrony := start("ip", "netns", "exec", "sl", "chronyd", "-x", "-d", "-u", "root", "-f", "/tmp/vlan/chrony.conf")
+	defer chrony.stop()
+	for _, sl := range slaves {
+		defer sl.stop()
+	}
+	// The slaves' clock (CLOCK_REALTIME, never steered here) against the
+	// served time: its offset from the truth is what they should read.
+	n := readNow()
+	c := float64(n.real - (n.truth - taiUTC))
+	time.Sleep(40 * time.Second)
+	var meds []float64
+	for i, sl := range slaves {
+		off := ptp4lOffsets(sl.output())
+		if len(off) < 20 {
+			panic(fmt.Errorf("ptp4l on vB.%s: %d offsets\n%s", []string{"10", "11"}[i], len(off), lastLines(sl.output(), 5)))
+		}
+		off = off[len(off)/2:] // after its path delay settled
+		var errsNS []float64
+		for _, o := range off {
+			errsNS = append(errsNS, o-c)
+		}
+		m := median(errsNS)
+		meds = append(meds, m)
+		r.Figures[fmt.Sprintf("ptp4l_vlan%s_median_ns", []string{"10", "11"}[i])] = round(m, 0)
+		r.Figures[fmt.Sprintf("ptp4l_vlan%s_p90_ns", []string{"10", "11"}[i])] = round(p90(errsNS), 0)
+	}
+	chronyNS, err := chronyOffset("/run/chrony/chronyd.sock")
+	if err != nil {
+		panic(err)
+	}
+	// chronyc: NTP time minus the system clock; the truth's is -c.
+	chronyErr := chronyNS + c
+	r.Figures["chrony_vlan20_ns"] = round(chronyErr, 0)
+	untagged, total := tagged()
+	r.Figures["frames_on_trunk"] = total
+	r.Figures["untagged_frames"] = untagged
+	v1 := 0
+	for _, p := range st.PTP {
+		if p.V1 != nil && p.V1.State == "MASTER" {
+			v1++
+		}
+	}
+	st2, _ := s.status()
+	if st2 != nil {
+		v1 = 0
+		for _, p := range st2.PTP {
+			if p.V1 != nil && p.V1.State == "MASTER" {
+				v1++
+			}
+		}
+	}
+	r.Figures["ptpv1_masters"] = v1
+	// Software timestamps on a veth pair in an emulated CPU: the bound is
+	// the path's (medians of 0-3 µs and 90th percentiles under 10 µs were
+	// measured), not the clock's (a few hundred ns). Both audio VLANs read
+	// the same clock, so they agree within that bound too.
+	const bound = 50e3
+	agree := math.Abs(meds[0] - meds[1])
+	r.Figures["ptp4l_agree_ns"] = round(agree, 0)
+	r.Pass = math.Abs(meds[0]) < bound && math.Abs(meds[1]) < bound && agree < bound &&
+		math.Abs(chronyErr) < 2*bound && untagged == 0 && total > 100 && v1 == 2
+	if !r.Pass {
+		r.Notes = append(r.Notes, lastLines(s.p.output(), 3))
+	}
+}
+
+var ptp4lOffsetRe = regexp.MustCompile(`master offset\s+(-?\d+) s\d`)
+
+func ptp4lOffsets(out string) []float64 {
+	var v []float64
+	for _, m := range ptp4lOffsetRe.FindAllStringSubmatch(out, -1) {
+		x, _ := strconv.ParseFloat(m[1], 64)
+		v = append(v, x)
+	}
+	return v
+}
+
+func median(v []float64) float64 {
+	a := append([]float64(nil), v...)
+	sort.Float64s(a)
+	return a[len(a)/2]
+}
+
+func p90(v []float64) float64 {
+	a := make([]float64, len(v))
+	for i, x := range v {
+		a[i] = math.Abs(x)
+	}
+	sort.Float64s(a)
+	return a[int(0.9*float64(len(a)-1))]
+}
+
+var systemTimeRe = regexp.MustCompile(`System time\s+:\s+([.0-9]+) seconds (slow|fast) of NTP time`)
+
+// chronyOffset is chronyd -x's estimate of NTP time minus the system
+// clock, ns, once it has a few measurements.
+func chronyOffset(sock string) (float64, error) {
+	var out string
+	for i := 0; i < 30; i++ {
+		o, err := sh("chronyc", "-h", sock, "tracking")
+		out = o
+		if err == nil && strings.Contains(o, "Leap status     : Normal") {
+			m := systemTimeRe.FindStringSubmatch(o)
+			if m != nil {
+				v, _ := strconv.ParseFloat(m[1], 64)
+				if m[2] == "fast" {
+					v = -v
+				}
+				return v * 1e9, nil
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	return 0, fmt.Errorf("chronyc tracking: %s", out)
+}
+
+// startVLANWatch captures every frame on a trunk interface (AF_PACKET in
+// the namespace) and counts those without an 802.1Q tag (in the frame, or
+// stripped by the driver into the packet's auxiliary data).
+func startVLANWatch(ns, iface string) func() (untagged, total int) {
+	fdc := make(chan int, 1)
+	go func() {
+		runtime.LockOSThread() // the thread enters the namespace for good
+		f, err := os.Open("/run/netns/" + ns)
+		if err != nil {
+			panic(err)
+		}
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			panic(err)
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
+		if err != nil {
+			panic(err)
+		}
+		ifi, err := ifindex(fd, iface)
+		if err != nil {
+			panic(err)
+		}
+		unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi})
+		unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1)
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 1})
+		fdc <- fd
+	}()
+	fd := <-fdc
+	var untagged, total int
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf, oob := make([]byte, 2048), make([]byte, 256)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, 0)
+			if err != nil || n < 14 {
+				continue
+			}
+			total++
+			tagged := binary.BigEndian.Uint16(buf[12:]) == 0x8100
+			if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+				for _, m := range msgs {
+					if m.Header.Level == unix.SOL_PACKET && m.Header.Type == unix.PACKET_AUXDATA && len(m.Data) >= 20 {
+						status := binary.NativeEndian.Uint32(m.Data[0:])
+						tagged = tagged || status&unix.TP_STATUS_VLAN_VALID != 0
+					}
+				}
+			}
+			if !tagged {
+				untagged++
+			}
+		}
+	}()
+	return func() (int, int) {
+		close(stop)
+		<-done
+		unix.Close(fd)
+		return untagged, total
+	}
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+func ifindex(fd int, name string) (int, error) {
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		return 0, err
+	}
+	return int(ifr.Uint32()), nil
+}
+
+// nic-timestamping: QEMU's e1000e has a PHC and hardware timestamping;
+// sitegm with timestamping = "hardware" applies it (SIOCSHWTSTAMP, read
+// back), matches the PHC index and logs it. QEMU never advances that PHC,
+// so no discipline or packet stamp accuracy can be shown: the result says
+// so.
+func nicScenario(p params, r *lab.Result) {
+	iface := e1000eInterface()
+	if iface == "" {
+		panic("no e1000e interface")
+	}
+	must(sh("ip", "link", "set", iface, "up"))
+	sh("ip", "addr", "add", "10.99.0.1/24", "dev", iface)
+	ti, err := nic.GetTSInfo(iface)
+	if err != nil {
+		panic(err)
+	}
+	phc := ti.PHCPath()
+	r.Figures["interface"] = iface
+	r.Figures["phc"] = phc
+	r.Figures["hardware_caps"] = ti.Hardware()
+	// A frozen PHC: read it twice a second apart.
+	d1, d2 := readPHC(phc), time.Time{}
+	time.Sleep(time.Second)
+	d2 = readPHC(phc)
+	r.Figures["phc_advance_in_1s_ns"] = d2.Sub(d1).Nanoseconds()
+	// The lab module is not needed; the receiver gives labels only.
+	os.MkdirAll("/tmp/nic", 0o755)
+	s := startSitegm("/tmp/nic", "none", fmt.Sprintf("discipline = \"phc\"\nphc = %q\nsync_system = false", iface),
+		fmt.Sprintf("[[ptp]]\ninterface = %q\ntimestamping = \"hardware\"\ndante_v1 = false\n", iface))
+	defer s.stop()
+	waitFor(30*time.Second, "PTP port up", func() bool { return s.has("ptp_port_up") })
+	logged := regexp.MustCompile(`PTP timestamping: hardware.* phc=(\S+) rx_filter=(\d+)`).FindStringSubmatch(s.p.output())
+	fd, _ := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+	defer unix.Close(fd)
+	cfg, err := unix.IoctlGetHwTstamp(fd, iface)
+	if err != nil {
+		panic(fmt.Errorf("SIOCGHWTSTAMP: %w", err))
+	}
+	r.Figures["tx_type"] = cfg.Tx_type
+	r.Figures["rx_filter"] = cfg.Rx_filter
+	r.Pass = logged != nil && logged[1] == phc && logged[2] == strconv.Itoa(int(cfg.Rx_filter)) &&
+		cfg.Tx_type == unix.HWTSTAMP_TX_ON && cfg.Rx_filter != unix.HWTSTAMP_FILTER_NONE
+	r.Notes = append(r.Notes, fmt.Sprintf("QEMU's e1000e PHC advanced %d ns in 1 s: it does not tick, so neither discipline "+
+		"nor the accuracy of its packet stamps can be shown here (a site box shows them: docs/hardware.md)", d2.Sub(d1).Nanoseconds()))
+	if !r.Pass {
+		r.Notes = append(r.Notes, lastLines(s.p.output(), 4))
+	}
+}
+
+func e1000eInterface() string {
+	for _, d := range globNames("/sys/class/net/*/device/driver") {
+		if t, err := os.Readlink(d); err == nil && filepath.Base(t) == "e1000e" {
+			return filepath.Base(filepath.Dir(filepath.Dir(d)))
+		}
+	}
+	return ""
+}
+
+func readPHC(dev string) time.Time {
+	f, err := os.Open(dev)
+	if err != nil {
+		panic(err)
+	}
+	defer f.Close()
+	var ts unix.Timespec
+	unix.ClockGettime(unix.FdToClockID(int(f.Fd())), &ts)
+	return time.Unix(ts.Sec, ts.Nsec)
+}
+
+// boot-race: sitegm starts before the PHC's module is loaded and before
+// its VLAN interface exists: it says what it waits for, then serves.
+func bootRaceScenario(p params, r *lab.Result) {
+	dev := loadModule(p) // learn the device's name, then unload
+	unloadModule()
+	must(sh("ip", "link", "add", "vX", "type", "veth", "peer", "name", "vY"))
+	defer sh("ip", "link", "del", "vX")
+	must(sh("ip", "link", "set", "vX", "up"))
+	must(sh("ip", "link", "set", "vY", "up"))
+	s := startSitegm("/tmp/race", "phc:"+dev.phc+":0", phcClock(dev.phc, false),
+		"[[ptp]]\ninterface = \"vX.30\"\ntimestamping = \"software\"\n")
+	defer s.stop()
+	t0 := time.Now()
+	waitFor(20*time.Second, "clock_waiting", func() bool { return s.has("clock_waiting") })
+	time.Sleep(3 * time.Second)
+	loadModule(p)
+	s.startGNSSSim()
+	must(sh("ip", "link", "add", "link", "vX", "name", "vX.30", "type", "vlan", "id", "30"))
+	must(sh("ip", "addr", "add", "10.30.0.1/24", "dev", "vX.30"))
+	must(sh("ip", "link", "set", "vX.30", "up"))
+	appeared := time.Now()
+	waitFor(30*time.Second, "ptp_waiting", func() bool { return s.has("ptp_waiting") || s.has("ptp_port_up") })
+	waitFor(60*time.Second, "the PTP port served", func() bool { return s.has("ptp_port_up") })
+	st := s.waitState(120*time.Second, "LOCKED", 6)
+	r.Figures["waited_s"] = round(appeared.Sub(t0).Seconds(), 1)
+	r.Figures["served_after_s"] = round(time.Since(appeared).Seconds(), 1)
+	r.Figures["ptp_state"] = st.PTP[0].State
+	r.Pass = s.has("clock_waiting") && st.PTP[0].State != "DOWN"
+}
+
+// faults: pulses stop (HOLDOVER, class 7) and resume (LOCKED, class 6);
+// the PHC fails reads with -EIO for a while (no served time jumps, an
+// event names the error, service resumes); the PHC stepped by an outsider
+// (the jump guard alarms instead of following).
+func faultsScenario(p params, r *lab.Result) {
+	dev := loadModule(p)
+	s := startSitegm("/tmp/faults", "phc:"+dev.phc+":0", phcClock(dev.phc, false), ntpLo)
+	defer s.stop()
+	s.waitState(120*time.Second, "LOCKED", 6)
+	// 1. Pulses stop and come back.
+	t := time.Now()
+	writeDebug("pulses", "0")
+	s.waitState(30*time.Second, "HOLDOVER", 7)
+	r.Figures["holdover_after_s"] = round(time.Since(t).Seconds(), 1)
+	time.Sleep(5 * time.Second)
+	t = time.Now()
+	writeDebug("pulses", "1")
+	s.waitState(60*time.Second, "LOCKED", 6)
+	r.Figures["relocked_after_s"] = round(time.Since(t).Seconds(), 1)
+	// 2. The PHC fails reads. An NTP client asks ten times a second
+	// throughout: every synchronized answer must be the truth.
+	probe := startNTPProbe("127.0.0.1:123")
+	t = time.Now()
+	time.Sleep(2 * time.Second)
+	writeDebug("fail_reads", "400")
+	waitFor(30*time.Second, "clock_read_error", func() bool { return s.has("clock_read_error") })
+	waitFor(60*time.Second, "clock_read_ok", func() bool { return s.has("clock_read_ok") })
+	time.Sleep(3 * time.Second)
+	answers := probe()
+	worst, synced, unsynced, afterOK := 0.0, 0, 0, 0
+	for _, a := range answers {
+		if a.li == 3 {
+			unsynced++
+			continue
+		}
+		synced++
+		worst = math.Max(worst, a.outside)
+	}
+	okAt := time.Now().Add(-3 * time.Second)
+	for _, a := range answers {
+		if a.at.After(okAt) && a.li != 3 {
+			afterOK++
+		}
+	}
+	var trace []string
+	for _, a := range answers {
+		trace = append(trace, fmt.Sprintf("%.1f:%d:%.0f", a.at.Sub(t).Seconds(), a.li, a.outside/1e3))
+	}
+	m := regexp.MustCompile(`event=clock_read_error error="([^"]*)"`).FindStringSubmatch(s.p.output())
+	r.Figures["eio_answers_synced"] = synced
+	r.Figures["eio_answers_unsynced"] = unsynced
+	r.Figures["eio_worst_outside_ns"] = round(worst, 0)
+	r.Figures["eio_answered_after_recovery"] = afterOK
+	// Synchronized answers are right (within the client's send and
+	// receipt, give or take 50 µs for reading the truth); an event named
+	// the error; answers came back.
+	eioOK := m != nil && strings.Contains(m[1], "input/output error") && worst < 50e3 && afterOK > 10
+	// 3. Someone else steps the PHC by 5 ms.
+	t = time.Now()
+	writeDebug("step_phc", "5000000")
+	waitFor(30*time.Second, "jump_alarm", func() bool { return s.has("jump_alarm") })
+	r.Figures["jump_alarm_after_s"] = round(time.Since(t).Seconds(), 1)
+	followed := s.has("jump_followed")
+	r.Pass = eioOK && !followed
+	if !eioOK && m != nil {
+		r.Notes = append(r.Notes, "logged error: "+m[1], "answers (s since the probe:LI:error µs): "+strings.Join(trace, " "))
+	}
+}
+
+// ntpAnswer is one exchange: the server's receive and transmit times,
+// and by how much they fall outside the client's send and receipt (on the
+// truth's UTC): an honest server's times lie between them, whatever the
+// path's asymmetry.
+type ntpAnswer struct {
+	at      time.Time
+	li      int
+	outside float64 // ns beyond [send, receipt], 0 when within
+}
+
+// startNTPProbe asks server ten times a second until the returned
+// function is called, which returns every answer.
+func startNTPProbe(server string) func() []ntpAnswer {
+	stop := make(chan struct{})
+	res := make(chan []ntpAnswer)
+	go func() {
+		var out []ntpAnswer
+		fd, _ := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+		defer unix.Close(fd)
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 100000})
+		host, port, _ := strings.Cut(server, ":")
+		pn, _ := strconv.Atoi(port)
+		var a [4]byte
+		fmt.Sscanf(host, "%d.%d.%d.%d", &a[0], &a[1], &a[2], &a[3])
+		to := &unix.SockaddrInet4{Port: pn, Addr: a}
+		req, buf := make([]byte, 48), make([]byte, 128)
+		for {
+			select {
+			case <-stop:
+				res <- out
+				return
+			default:
+			}
+			req[0] = 4<<3 | 3
+			t1 := time.Now()
+			binary.BigEndian.PutUint64(req[40:], ntp.Timestamp(t1))
+			unix.Sendto(fd, req, 0, to)
+			n, _, err := unix.Recvfrom(fd, buf, 0)
+			t4 := time.Now()
+			if err == nil && n >= 48 && binary.BigEndian.Uint64(buf[24:]) == ntp.Timestamp(t1) {
+				t2, t3 := ntp.ToTime(binary.BigEndian.Uint64(buf[32:])), ntp.ToTime(binary.BigEndian.Uint64(buf[40:]))
+				n := readNow()
+				c := time.Duration(n.real - (n.truth - taiUTC)) // realtime minus the truth's UTC
+				lo, hi := t1.Add(-c), t4.Add(-c)
+				outside := max(lo.Sub(t2), t3.Sub(hi), 0)
+				out = append(out, ntpAnswer{at: t4, li: int(buf[0] >> 6), outside: float64(outside)})
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	return func() []ntpAnswer {
+		close(stop)
+		return <-res
+	}
 }
