@@ -141,7 +141,10 @@ func (m *Machine) Update(now time.Time, st servo.State, est servo.Estimate) (Tra
 		switch {
 		case m.lockRun >= lockRunNeeded:
 			to, reason = Locked, "within the lock threshold"
-		case m.st == Freerun && st >= servo.StateStart && st != servo.StateHoldover:
+		case m.st == Freerun && (st == servo.StateStart || st == servo.StateTrack):
+			// Only a servo taking samples is acquiring: one in its jump
+			// guard (GNSS disagreeing) is not, or the state flapped
+			// FREERUN/ACQUIRING ten times a second, two log lines each.
 			to, reason = Acquiring, "reference samples arriving"
 		case m.st == Acquiring && (st == servo.StateHoldover || st == servo.StateGuard || st == servo.StateInit):
 			to, reason = Freerun, "reference lost while acquiring"

@@ -81,3 +81,19 @@ func TestLifecycleAndAdvertised(t *testing.T) {
 		t.Errorf("free-running time properties: %+v", tp)
 	}
 }
+
+// A servo in its jump guard before the first lock is not acquiring: the
+// state stays FREERUN instead of flapping with every update.
+func TestGuardBeforeLockDoesNotFlap(t *testing.T) {
+	m := New(Config{Osc: clock.TCXO, Holdover: time.Hour, HoldoverMaxError: time.Millisecond, LockError: time.Microsecond}, time.Unix(0, 0))
+	changes := 0
+	for i := 0; i < 100; i++ {
+		now := time.Unix(int64(i), 0)
+		if _, ok := m.Update(now, servo.StateGuard, servo.Estimate{OffsetSigma: time.Duration(1<<63 - 1)}); ok {
+			changes++
+		}
+	}
+	if changes != 0 || m.State() != Freerun {
+		t.Errorf("%d state changes, now %s", changes, m.State())
+	}
+}

@@ -60,8 +60,8 @@ func run(args []string) int {
 	case f < -200000 || f > 200000:
 		fmt.Fprintln(os.Stderr, "sitegm-lab: --freq-error beyond ±200 ppm")
 		return 2
-	case *width < time.Millisecond || *width > 900*time.Millisecond:
-		fmt.Fprintln(os.Stderr, "sitegm-lab: --pulse-width must be 1ms..900ms")
+	case *width < time.Millisecond || *width > 900*time.Millisecond || (*width-500*time.Millisecond).Abs() <= 5*time.Millisecond:
+		fmt.Fprintln(os.Stderr, "sitegm-lab: --pulse-width must be 1ms..900ms, not 495ms..505ms (a pulse half a second wide has edges nothing tells apart: gnss.pps_width)")
 		return 2
 	case *jitter < 0 || *jitter > 10*time.Microsecond:
 		fmt.Fprintln(os.Stderr, "sitegm-lab: --jitter must be 0..10us")

@@ -19,9 +19,10 @@ import (
 // PTP_EXTTS_REQUEST2's strict flag checking, so both edges are requested
 // and the wanted one is kept by its place in the pulse (EdgeFilter).
 type ExttsSource struct {
-	Device  string // /dev/ptpN
-	Channel uint32 // EXTTS channel, also the pin index
-	Clear   bool   // keep the trailing edge instead of the leading one
+	Device  string        // /dev/ptpN
+	Channel uint32        // EXTTS channel, also the pin index
+	Clear   bool          // keep the trailing edge instead of the leading one
+	Width   time.Duration // the pulse's width (EdgeFilter)
 	stats   Stats
 }
 
@@ -31,21 +32,33 @@ func (x *ExttsSource) Name() string { return fmt.Sprintf("phc:%s:%d", x.Device, 
 // Stats implements Source.
 func (x *ExttsSource) Stats() *Stats { return &x.stats }
 
-// EdgeFilter keeps one polarity out of a stream of both edges. A pulse
-// shorter than half a second (a GNSS receiver's 1PPS is 1-200 ms wide)
-// makes the gaps alternate short, long: the leading edge is the one after a
-// long gap, the trailing edge the one after a short gap. When the driver
-// says which edge it saw (event flags), that is used instead.
+// EdgeFilter keeps one polarity out of a stream of both edges. The gaps
+// between edges alternate between the pulse's width w and 1 s - w: an
+// edge w after the one before is a trailing edge, one 1 s - w after it a
+// leading edge; after a gap of whole seconds (an edge missed, or a driver
+// that reports one polarity only) an edge is of the same kind as the one
+// before. This needs the width (gnss.pps_width): a fixed threshold at
+// 500 ms, as before, took the trailing edge for the leading one with any
+// pulse wider than half a second, and locked that far off. A pulse of
+// exactly half a second cannot be told apart at all (the configuration
+// refuses it). When the driver says which edge it saw (event flags), that
+// is used instead.
 type EdgeFilter struct {
 	Trailing bool
+	// Width is the pulse's width; zero means 100 ms, a timing receiver's
+	// usual.
+	Width    time.Duration
 	last     time.Time
 	have     bool
+	lastLead bool // the previous edge's polarity
+	known    bool // whether that polarity is known
 }
 
 // Push takes one event; it returns whether it is the wanted edge.
 func (f *EdgeFilter) Push(t time.Time, flags uint32) bool {
 	if flags&(unix.PTP_RISING_EDGE|unix.PTP_FALLING_EDGE) != 0 && flags&(unix.PTP_RISING_EDGE|unix.PTP_FALLING_EDGE) != unix.PTP_RISING_EDGE|unix.PTP_FALLING_EDGE {
 		f.last, f.have = t, true
+		f.lastLead, f.known = flags&unix.PTP_RISING_EDGE != 0, true
 		return (flags&unix.PTP_FALLING_EDGE != 0) == f.Trailing
 	}
 	prev, had := f.last, f.have
@@ -53,8 +66,32 @@ func (f *EdgeFilter) Push(t time.Time, flags uint32) bool {
 	if !had {
 		return false // unknown polarity until we have a gap
 	}
-	long := t.Sub(prev) > 500*time.Millisecond
-	return long != f.Trailing
+	w := f.Width
+	if w <= 0 {
+		w = 100 * time.Millisecond
+	}
+	// Half the distance between the cases (w, 1 s - w and whole seconds),
+	// at most 50 ms: edge noise is microseconds, so this only has to keep
+	// the cases apart.
+	tol := min(50*time.Millisecond, (time.Second-2*w).Abs()/2, w/2, (time.Second-w)/2)
+	frac := t.Sub(prev) % time.Second
+	near := func(a, b time.Duration) bool { return (a - b).Abs() < tol }
+	var lead bool
+	switch {
+	case near(frac, w):
+		lead = false
+	case near(frac, time.Second-w):
+		lead = true
+	case near(frac, 0) || near(frac, time.Second):
+		// Whole seconds since the last edge: the same polarity; a driver
+		// that timestamps one polarity only gives leading edges.
+		lead = !f.known || f.lastLead
+	default:
+		f.known = false
+		return false // not this pulse's rhythm (a glitch)
+	}
+	f.lastLead, f.known = lead, true
+	return lead != f.Trailing
 }
 
 // pinAndRequest routes the pin and enables the channel (both edges).
@@ -87,7 +124,7 @@ func (x *ExttsSource) Run(ctx context.Context, out chan<- Edge) error {
 	defer x.pinAndRequest(fd, false)
 	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Now()) })
 	defer stop()
-	filt := EdgeFilter{Trailing: x.Clear}
+	filt := EdgeFilter{Trailing: x.Clear, Width: x.Width}
 	var ev unix.PtpExttsEvent
 	buf := make([]byte, unsafe.Sizeof(ev))
 	for {

@@ -28,29 +28,39 @@ func TestSeqTracker(t *testing.T) {
 
 func TestEdgeFilter(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	var events []time.Time
-	for i := 0; i < 4; i++ {
-		lead := t0.Add(time.Duration(i) * time.Second)
-		events = append(events, lead, lead.Add(100*time.Millisecond))
-	}
-	for _, trailing := range []bool{false, true} {
-		f := EdgeFilter{Trailing: trailing}
-		var kept []time.Time
-		for _, e := range events {
-			if f.Push(e, 0) {
-				kept = append(kept, e)
+	// Pulses of every plausible width but 500 ms, the fourth pulse's
+	// trailing edge missed and the sixth's leading edge missed.
+	for _, width := range []time.Duration{time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond,
+		490 * time.Millisecond, 510 * time.Millisecond, 800 * time.Millisecond, 900 * time.Millisecond} {
+		var events []time.Time
+		for i := 0; i < 8; i++ {
+			lead := t0.Add(time.Duration(i) * time.Second).Add(time.Duration(i%3) * time.Microsecond)
+			if i != 5 {
+				events = append(events, lead)
+			}
+			if i != 3 {
+				events = append(events, lead.Add(width))
 			}
 		}
-		want := 100 * time.Millisecond
-		if !trailing {
-			want = 0
-		}
-		if len(kept) < 3 {
-			t.Fatalf("trailing %v: kept %v", trailing, kept)
-		}
-		for _, k := range kept {
-			if k.Sub(t0)%time.Second != want {
-				t.Errorf("trailing %v: kept %v", trailing, k)
+		for _, trailing := range []bool{false, true} {
+			f := EdgeFilter{Trailing: trailing, Width: width}
+			var kept []time.Time
+			for _, e := range events {
+				if f.Push(e, 0) {
+					kept = append(kept, e)
+				}
+			}
+			want := width
+			if !trailing {
+				want = 0
+			}
+			if len(kept) < 5 {
+				t.Fatalf("width %v trailing %v: kept %v", width, trailing, kept)
+			}
+			for _, k := range kept {
+				if d := k.Sub(t0) % time.Second; (d - want).Abs() > 10*time.Microsecond {
+					t.Errorf("width %v trailing %v: kept an edge %v into its second", width, trailing, d)
+				}
 			}
 		}
 	}

@@ -44,6 +44,9 @@ type GNSS struct {
 	DateFloor string `toml:"date_floor"`
 	// PPSEdge is the pulse edge on time: "assert" (leading) or "clear".
 	PPSEdge string `toml:"pps_edge" check:"oneof=assert|clear"`
+	// PPSWidth is the pulse's width: with a PHC's EXTTS, which stamps both
+	// edges, it tells the leading edge from the trailing one.
+	PPSWidth Duration `toml:"pps_width"`
 	// NMEALatency is "LO..HI": when the sentences for second S start after
 	// the edge of S. Shorter than a second, or pairing is ambiguous.
 	NMEALatency string `toml:"nmea_latency"`
@@ -138,6 +141,7 @@ func Default() Config {
 			PPS:         "/dev/pps0",
 			Leapfile:    "/usr/share/zoneinfo/leap-seconds.list",
 			PPSEdge:     "assert",
+			PPSWidth:    Duration{100 * time.Millisecond},
 			NMEALatency: "0s..990ms",
 		},
 		Clock: Clock{

@@ -80,6 +80,11 @@ func (b *binder) validate(c *Config) {
 	if _, _, err := ParseLatency(c.GNSS.NMEALatency); err != nil {
 		b.errorf("gnss.nmea_latency", "%v, got %q", err, c.GNSS.NMEALatency)
 	}
+	if w := c.GNSS.PPSWidth.Duration; w < time.Millisecond || w > 900*time.Millisecond {
+		b.errorf("gnss.pps_width", `expected "1ms" to "900ms", got %q`, c.GNSS.PPSWidth.String())
+	} else if (w - 500*time.Millisecond).Abs() <= 5*time.Millisecond {
+		b.errorf("gnss.pps_width", "a pulse half a second wide has two edges nothing tells apart (a NIC stamps both); set the receiver's pulse to 100ms, got %q", c.GNSS.PPSWidth.String())
+	}
 	if d := c.GNSS.NMEADelay.Duration; d > 5*time.Second {
 		b.errorf("gnss.nmea_delay", `expected "0s" to "5s", got %q`, c.GNSS.NMEADelay.String())
 	}

@@ -148,7 +148,7 @@ func ppsSource(cfg config.Config, tb *timebase) (pps.Source, error) {
 		if tb.phc == nil || dev != tb.phc.Name() {
 			return nil, fmt.Errorf("gnss.pps %s: the PPS must be timestamped on the disciplined PHC", dev)
 		}
-		return &pps.ExttsSource{Device: dev, Channel: uint32(spec.Channel), Clear: clear}, nil
+		return &pps.ExttsSource{Device: dev, Channel: uint32(spec.Channel), Clear: clear, Width: cfg.GNSS.PPSWidth.Duration}, nil
 	}
 	return nil, nil // none
 }

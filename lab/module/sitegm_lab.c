@@ -21,8 +21,9 @@
  * has) and a falling edge width_ms later. Each edge is an EXTTS event on
  * every enabled channel (the PHC's time at the edge) and a PPS event on
  * /dev/ppsN (CLOCK_REALTIME at the edge): assert for rising, clear for
- * falling. The timer fires after the falling edge; both stamps are
- * computed for the edges' instants, not for when the timer ran.
+ * falling. The timer fires 100 µs after each edge, as the interrupt of a
+ * real pulse would; the stamps are computed for the edges' instants, not
+ * for when the timer ran.
  *
  * Like igb on an i210, a PTP_EXTTS_REQUEST2 for one edge only is refused
  * (PTP_STRICT_FLAGS): a caller must ask for both and keep the one it
@@ -80,6 +81,8 @@ struct lab {
 	bool pulses;
 	int fail_reads;
 	s64 next_second;	/* truth second of the next pulse */
+	bool falling_next;	/* its rising edge was reported */
+	s64 lead;		/* raw time of that rising edge */
 	u64 n_pulses, n_extts, n_pps;
 };
 
@@ -278,36 +281,48 @@ static void edge(struct lab *l, s64 raw, bool rising, s64 real_now, s64 raw_now)
 	l->n_pps++;
 }
 
-/* arm sets the timer just after the falling edge of the next pulse. */
+/* arm sets the timer 100 µs after the next edge: rising or falling. */
 static void arm(struct lab *l)
 {
 	s64 raw = l->raw0 + (l->next_second * NSEC_PER_SEC - l->truth0);
-	s64 at = raw + (s64)width_ms * NSEC_PER_MSEC + NSEC_PER_MSEC;
-	s64 wait = at - raw_ns();
+	s64 at, wait;
 
+	if (l->falling_next)
+		raw += (s64)width_ms * NSEC_PER_MSEC;
+	at = raw + 100 * NSEC_PER_USEC;
+	wait = at - raw_ns();
 	hrtimer_start(&l->timer, ktime_add_ns(ktime_get(), max_t(s64, wait, 0)), HRTIMER_MODE_ABS);
 }
 
+/*
+ * pulse runs just after each edge and reports it, as an interrupt would:
+ * the rising edge of second next_second, then its falling edge width_ms
+ * later, then the next second's.
+ */
 static enum hrtimer_restart pulse(struct hrtimer *t)
 {
 	struct lab *l = container_of(t, struct lab, timer);
-	s64 raw_now, real_now;
 	s64 edge_raw = l->raw0 + (l->next_second * NSEC_PER_SEC - l->truth0);
-	s64 saw = 0;
+	s64 raw_now, real_now, saw = 0;
 
 	raw_and_real(&raw_now, &real_now);
-	if (qerr_ns)
-		saw = (s64)(l->next_second % 17) * 2 * qerr_ns / 16 - qerr_ns;
-	if (l->pulses) {
-		s64 lead = edge_raw + noise(jitter_ns) + saw;
-
-		edge(l, lead, true, real_now, raw_now);
-		edge(l, lead + (s64)width_ms * NSEC_PER_MSEC, false, real_now, raw_now);
-		l->n_pulses++;
+	if (!l->falling_next) {
+		if (qerr_ns)
+			saw = (s64)(l->next_second % 17) * 2 * qerr_ns / 16 - qerr_ns;
+		l->lead = edge_raw + noise(jitter_ns) + saw;
+		if (l->pulses) {
+			edge(l, l->lead, true, real_now, raw_now);
+			l->n_pulses++;
+		}
+		l->falling_next = true;
+	} else {
+		if (l->pulses)
+			edge(l, l->lead + (s64)width_ms * NSEC_PER_MSEC, false, real_now, raw_now);
+		l->falling_next = false;
+		/* The next whole second still ahead: a timer late by more than
+		 * a second skips pulses, as a receiver that lost them would. */
+		l->next_second = div_s64(truth_at(l, raw_ns()), NSEC_PER_SEC) + 1;
 	}
-	/* The next whole second still ahead: a timer late by more than a
-	 * second skips pulses, as a receiver that lost them would. */
-	l->next_second = div_s64(truth_at(l, raw_ns()), NSEC_PER_SEC) + 1;
 	arm(l);
 	return HRTIMER_NORESTART;
 }

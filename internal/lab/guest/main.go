@@ -251,6 +251,7 @@ func startSitegm(dir, pps, clock, tables string, prefix ...string) *sitegm {
 device = "%[1]s/gnss"
 baud = 115200
 pps = "%[2]s"
+pps_width = "%[5]dms"
 [clock]
 drift_file = "%[1]s/drift"
 %[3]s
@@ -260,7 +261,7 @@ target = "stderr"
 status_interval = "1s"
 [status]
 socket = "%[1]s/status.sock"
-`, dir, pps, clock, tables)
+`, dir, pps, clock, tables, pulseWidthMS)
 	os.WriteFile(dir+"/sitegm.toml", []byte(cfg), 0o644)
 	args := append(append([]string{}, prefix...), "/bin/sitegm", "run", "-c", dir+"/sitegm.toml")
 	s := &sitegm{dir: dir}
@@ -324,8 +325,13 @@ type scenario struct {
 
 var scenarios []scenario // scenarios.go
 
+// pulseWidthMS is the module's pulse width, which sitegm is told
+// (gnss.pps_width) as a site engineer tells it the receiver's.
+var pulseWidthMS int64 = 100
+
 func main() {
 	p := readParams()
+	pulseWidthMS = p.widthMS
 	base, _ := os.ReadFile("/lib/modules/order")
 	for _, m := range strings.Fields(string(base)) {
 		sh("insmod", "/lib/modules/"+m)
