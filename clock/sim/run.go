@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"container/heap"
 	"fmt"
 	"math"
@@ -38,6 +39,10 @@ type Scenario struct {
 	// DriftFile: the frequency is known at start (to ±20 ppb, a day-old
 	// drift file).
 	DriftFile bool
+	// MeasNoise is the PPS noise the servo is told to expect (the daemon's
+	// prior for the PPS source: 50 ns for a PHC's EXTTS, 2 µs for kernel
+	// PPS); zero means 2 µs.
+	MeasNoise time.Duration
 	// DriftFileError makes the drift file wrong by this much (ppb) while it
 	// still claims ±50 ppb: a file from another box, edited, or damaged.
 	DriftFileError float64
@@ -166,7 +171,7 @@ func Run(sc Scenario, servoName string) Result {
 
 	cfg := discipline.Config{
 		Osc: sc.ServoOsc, Timescale: clock.TAI, NMEAOnly: sc.NMEAOnly,
-		NMEADelay: sc.Latency + sc.LatencyJitter/2, MeasNoise: 2 * time.Microsecond,
+		NMEADelay: sc.Latency + sc.LatencyJitter/2, MeasNoise: cmp.Or(sc.MeasNoise, 2*time.Microsecond),
 		LatencyLo: sc.LatencyLo, LatencyHi: sc.LatencyHi, Servo: servoName,
 		Holdover: sc.Holdover, HoldoverMaxError: sc.HoldoverMaxError, FollowJumps: sc.FollowJumps,
 		MaxFreq: clock.VirtualMaxPPB, Leap: table,

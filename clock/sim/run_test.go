@@ -367,3 +367,31 @@ func TestWrongDriftFileDistrusted(t *testing.T) {
 		}
 	}
 }
+
+// TestPPSNoiseHonestWhateverItIs: whatever the pulse's real noise (a
+// timing receiver's 20 ns to a poor one's 10 µs), with the daemon's prior
+// (2 µs for every PPS source) the clock locks and its error stays within
+// what it advertises. The kernel lab found that a 50 ns prior with a 1 µs
+// pulse locked at once and then advertised a bound up to nine times too
+// small.
+func TestPPSNoiseHonestWhateverItIs(t *testing.T) {
+	for _, j := range []time.Duration{20 * time.Nanosecond, 300 * time.Nanosecond, time.Microsecond, 3 * time.Microsecond, 10 * time.Microsecond} {
+		for seed := int64(1); seed <= 3; seed++ {
+			sc, _ := ScenarioByName("lock")
+			sc.PPSJitter, sc.Duration, sc.MeasNoise, sc.Seed = j, 3*time.Minute, 2*time.Microsecond, seed
+			r := Run(sc, "kalman")
+			lock, over := -1.0, 0.0
+			for _, p := range r.Points {
+				if p.State == "LOCKED" && lock < 0 {
+					lock = p.T
+				}
+				if lock >= 0 && !math.IsNaN(p.EstError) {
+					over = math.Max(over, math.Abs(p.TE)/p.EstError)
+				}
+			}
+			if lock < 0 || lock > 90 || over > 1 {
+				t.Errorf("jitter %v seed %d: lock at %v s, worst |TE|/advertised %.2f", j, seed, lock, over)
+			}
+		}
+	}
+}
