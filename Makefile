@@ -5,17 +5,20 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 BUILD_DATE := $(shell date -u +%Y-%m-%d)
 LDFLAGS  := -X sitegm/internal/version.BuildDate=$(BUILD_DATE)
-# Debian packages the tests use as real peers (see docs/testing in README).
-TEST_DEBS := linuxptp chrony tshark iproute2 systemd sntp ntpsec-ntpdig socat
+# Debian packages the tests use as real peers (see docs/testing in README),
+# and the kernel lab's (QEMU, a static busybox, the Debian kernel's headers
+# and a compiler for the test module, kmod's depmod).
+TEST_DEBS := linuxptp chrony tshark iproute2 systemd sntp ntpsec-ntpdig socat \
+	qemu-system-x86 busybox-static linux-headers-amd64 make gcc libc6-dev kmod
 # Commands that prove each package is present.
-TEST_CMDS := ptp4l chronyd tshark ip journalctl sntp ntpdig socat
+TEST_CMDS := ptp4l chronyd tshark ip journalctl sntp ntpdig socat qemu-system-x86_64 busybox depmod gcc
 FUZZTIME ?= 60s
 # Static binaries without cgo: they run in the kernel lab's initramfs as
 # they are, and sitegm can narrow its capabilities on every thread
 # (syscall.AllThreadsSyscall refuses to under cgo).
 export CGO_ENABLED := 0
 
-.PHONY: all build run test test-deps unit fuzz lint install clean
+.PHONY: all build run test test-deps unit fuzz lint install clean lab
 
 all: build
 
@@ -31,6 +34,14 @@ run: build
 # every test. Tests that need root skip with a message when not root.
 test: test-deps lint build
 	$(GO) test -count=1 -timeout 30m ./...
+	$(BIN)/sitegm-lab $(LAB_ARGS)
+
+# The kernel lab (docs/hardware.md): a Debian kernel under QEMU with a test
+# PHC/PPS module; sitegm's hardware paths against it. Needs root and the
+# packages of test-deps; says so and skips otherwise.
+#   make lab LAB_ARGS="--freq-error -40ppm --pulse-width 100ms --jitter 20ns"
+lab: build
+	$(BIN)/sitegm-lab $(LAB_ARGS)
 
 test-deps:
 	@missing=""; for c in $(TEST_CMDS); do command -v $$c >/dev/null 2>&1 || PATH=$$PATH:/usr/sbin:/sbin command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \

@@ -205,7 +205,7 @@ driftfile /tmp/vlan/chrony.drift
 	// served time: its offset from the truth is what they should read.
 	n := readNow()
 	c := float64(n.real - (n.truth - taiUTC))
-	time.Sleep(40 * time.Second)
+	time.Sleep(30 * time.Second)
 	var meds []float64
 	for i, sl := range slaves {
 		off := ptp4lOffsets(sl.output())
