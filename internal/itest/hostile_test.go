@@ -86,7 +86,26 @@ type ntpProbe struct {
 	mu        sync.Mutex
 	sent, got int
 	offsets   []offsetAt // server UTC minus host clock, ns
+	exchanges []exchange
 	pending   map[uint64]time.Time
+}
+
+// exchange is one answered request: the client's send and receipt (host
+// clock) and the server's receive and transmit times (served UTC).
+type exchange struct{ t1, t2, t3, t4 time.Time }
+
+// outside is how far an exchange's server times fall outside the client's
+// send and receipt, both carried onto true UTC (truth: UTC minus host, ns):
+// an honest server's times lie between them, whatever the path's
+// asymmetry, which a loaded 2-CPU machine makes hundreds of µs.
+func (e exchange) outside(truth func(time.Time) (float64, bool)) (time.Duration, bool) {
+	a, ok1 := truth(e.t1)
+	b, ok2 := truth(e.t4)
+	if !ok1 || !ok2 {
+		return 0, false
+	}
+	lo, hi := e.t1.Add(time.Duration(a)), e.t4.Add(time.Duration(b))
+	return max(lo.Sub(e.t2), e.t3.Sub(hi), 0), true
 }
 
 func runNTPProbe(ctx context.Context, c *net.UDPConn, server string, every time.Duration) *ntpProbe {
@@ -112,6 +131,7 @@ func runNTPProbe(ctx context.Context, c *net.UDPConn, server string, every time.
 				t2, t3 := ntp.ToTime(binary.BigEndian.Uint64(buf[32:])), ntp.ToTime(binary.BigEndian.Uint64(buf[40:]))
 				off := (t2.Sub(t1) + t3.Sub(t4)) / 2
 				p.offsets = append(p.offsets, offsetAt{at: t4, off: float64(off)})
+				p.exchanges = append(p.exchanges, exchange{t1, t2, t3, t4})
 			}
 			p.mu.Unlock()
 		}
@@ -286,13 +306,22 @@ func TestFloodsNeverStopService(t *testing.T) {
 		}
 	}
 	sort.Float64s(errs)
-	t.Logf("legitimate NTP client: %d/%d answered (loss %.2f %%), error vs truth min %.0f ns median %.0f ns max %.0f ns; PTP slave: %d/%d Delay_Resp (loss %.2f %%)",
-		np.got, np.sent, 100*ntpLoss, errs[0], errs[len(errs)/2], errs[len(errs)-1], dp.got, dp.sent, 100*ptpLoss)
+	var worstOutside time.Duration
+	for _, e := range np.exchanges {
+		if d, ok := e.outside(func(at time.Time) (float64, bool) { return truthAt(truth, at.UnixNano()) }); ok {
+			worstOutside = max(worstOutside, d)
+		}
+	}
+	t.Logf("legitimate NTP client: %d/%d answered (loss %.2f %%), offset minus truth min %.0f ns median %.0f ns max %.0f ns, "+
+		"server times outside the exchange at most %v; PTP slave: %d/%d Delay_Resp (loss %.2f %%)",
+		np.got, np.sent, 100*ntpLoss, errs[0], errs[len(errs)/2], errs[len(errs)-1], worstOutside, dp.got, dp.sent, 100*ptpLoss)
 	if ntpLoss > 0.01 || ptpLoss > 0.01 {
 		t.Errorf("legitimate clients lost more than 1 %%: NTP %.2f %%, PTP %.2f %%", 100*ntpLoss, 100*ptpLoss)
 	}
-	if errs[0] < -1e6 || errs[len(errs)-1] > 1e6 {
-		t.Errorf("NTP offsets off the truth by up to %.0f / %.0f ns", errs[0], errs[len(errs)-1])
+	// The served time is right when it lies within each exchange; 100 µs
+	// covers the truth's own interpolation and the clock's error bound.
+	if worstOutside > 100*time.Microsecond {
+		t.Errorf("an NTP answer's times fell %v outside its exchange", worstOutside)
 	}
 	// The kernel's own count of datagrams it dropped for want of room or
 	// of a neighbour entry (reported to a send call as success): the
