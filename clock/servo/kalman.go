@@ -2,7 +2,6 @@ package servo
 
 import (
 	"math"
-	"sort"
 	"time"
 
 	"sitegm/clock"
@@ -32,21 +31,17 @@ import (
 // Steering: u = -(y + d·Δ/2) - x/τ (the phase part limited to MaxSlew),
 // i.e. cancel the oscillator's error and remove the remaining phase with
 // time constant τ.
+//
+// This file is the policy: when to start, step, accept, gate, re-anchor,
+// follow a ramp or guard against a jump. The filter itself (state,
+// covariance, prediction, update, noise adaptation) is filter.go.
 type Kalman struct {
+	filter
 	cfg     Config
 	st      State
-	s       [3]float64
-	P       [3][3]float64
-	u       float64 // applied adjustment, fraction (the latest)
-	uLog    []uChange
-	tState  time.Time
 	tSample time.Time
-	R       float64 // measurement variance, s², adapted as samples come
-	nR      int
-	ring    [32]float64 // recent |innovation|
-	uBefore float64     // the adjustment in force before uLog's first entry
-	tSeen   time.Time   // last sample seen, accepted or not
-	tStart  time.Time   // first sample
+	tSeen   time.Time // last sample seen, accepted or not
+	tStart  time.Time // first sample
 	// The previous sample's innovation, accepted or not, and the
 	// deviation it was judged by: two growing ones in a row are a
 	// frequency step (see rampStep).
@@ -69,15 +64,6 @@ type Kalman struct {
 	agreeRow  int
 	outlerRow int
 	resync    bool
-}
-
-// uChange records when the caller applied a new adjustment: samples are
-// older than the moment their action takes effect, so the phase model
-// integrates the adjustment piecewise, not as if it had applied since the
-// sample.
-type uChange struct {
-	at time.Time
-	u  float64
 }
 
 type cand struct {
@@ -145,7 +131,7 @@ func NewKalman(cfg Config) *Kalman {
 		cfg.TimeConstant = 8 * time.Second
 	}
 	m := cfg.MeasNoise.Seconds()
-	k := &Kalman{cfg: cfg, R: m * m, u: cfg.InitialFreq * 1e-9}
+	k := &Kalman{cfg: cfg, filter: filter{osc: cfg.Osc, measNoise: m, R: m * m, u: cfg.InitialFreq * 1e-9}}
 	return k
 }
 
@@ -154,166 +140,6 @@ func (k *Kalman) State() State { return k.st }
 
 // Resync implements Servo.
 func (k *Kalman) Resync() { k.resync = true }
-
-func sec(d time.Duration) float64 { return d.Seconds() }
-
-func dur(s float64) time.Duration { return time.Duration(math.Round(s * 1e9)) }
-
-// predict moves the state to t.
-func (k *Kalman) predict(t time.Time) {
-	dt := t.Sub(k.tState).Seconds()
-	if dt <= 0 {
-		return
-	}
-	k.s, k.P = propagate(k.s, k.P, k.uAt(k.tState), dt, k.cfg.Osc)
-	// propagate integrated the adjustment in force at tState over the whole
-	// interval; correct for the changes made inside it.
-	k.s[0] += k.uIntegral(k.tState, t) - k.uAt(k.tState)*dt
-	k.tState = t
-	k.pruneU()
-}
-
-// uAt is the adjustment in force at t.
-func (k *Kalman) uAt(t time.Time) float64 {
-	u := k.uBefore
-	for _, c := range k.uLog {
-		if c.at.After(t) {
-			break
-		}
-		u = c.u
-	}
-	return u
-}
-
-// uIntegral is the phase the adjustments added over [a, b].
-func (k *Kalman) uIntegral(a, b time.Time) float64 {
-	sum := 0.0
-	cur, from := k.uAt(a), a
-	for _, c := range k.uLog {
-		if !c.at.After(a) {
-			continue
-		}
-		if !c.at.Before(b) {
-			break
-		}
-		sum += cur * c.at.Sub(from).Seconds()
-		cur, from = c.u, c.at
-	}
-	return sum + cur*b.Sub(from).Seconds()
-}
-
-// pruneU forgets changes before the state time (keeping the one in force).
-func (k *Kalman) pruneU() {
-	i := 0
-	for i < len(k.uLog) && !k.uLog[i].at.After(k.tState) {
-		k.uBefore = k.uLog[i].u
-		i++
-	}
-	k.uLog = k.uLog[i:]
-}
-
-// setU applies a new adjustment from time now on.
-func (k *Kalman) setU(now time.Time, u float64) {
-	k.u = u
-	if now.Before(k.tState) {
-		now = k.tState
-	}
-	k.uLog = append(k.uLog, uChange{at: now, u: u})
-	if len(k.uLog) > 64 {
-		k.uBefore = k.uLog[0].u
-		k.uLog = k.uLog[1:]
-	}
-}
-
-func propagate(s [3]float64, P [3][3]float64, u, dt float64, o clock.Oscillator) ([3]float64, [3][3]float64) {
-	s[0] += (s[1]+u)*dt + s[2]*dt*dt/2
-	s[1] += s[2] * dt
-	F := [3][3]float64{{1, dt, dt * dt / 2}, {0, 1, dt}, {0, 0, 1}}
-	var FP, FPFt [3][3]float64
-	for i := 0; i < 3; i++ {
-		for j := 0; j < 3; j++ {
-			for l := 0; l < 3; l++ {
-				FP[i][j] += F[i][l] * P[l][j]
-			}
-		}
-	}
-	for i := 0; i < 3; i++ {
-		for j := 0; j < 3; j++ {
-			for l := 0; l < 3; l++ {
-				FPFt[i][j] += FP[i][l] * F[j][l]
-			}
-		}
-	}
-	q1 := o.WhiteFM * o.WhiteFM
-	q2 := o.RandomWalkFM * o.RandomWalkFM
-	q3 := o.DriftNoise * o.DriftNoise
-	d2, d3, d4, d5 := dt*dt, dt*dt*dt, dt*dt*dt*dt, dt*dt*dt*dt*dt
-	Q := [3][3]float64{
-		{q1*dt + q2*d3/3 + q3*d5/20, q2*d2/2 + q3*d4/8, q3 * d3 / 6},
-		{q2*d2/2 + q3*d4/8, q2*dt + q3*d3/3, q3 * d2 / 2},
-		{q3 * d3 / 6, q3 * d2 / 2, q3 * dt},
-	}
-	for i := 0; i < 3; i++ {
-		for j := 0; j < 3; j++ {
-			FPFt[i][j] += Q[i][j]
-		}
-	}
-	return s, FPFt
-}
-
-// update folds in measurement z (innovation nu, its variance S).
-func (k *Kalman) update(nu, S float64) {
-	var K [3]float64
-	for i := 0; i < 3; i++ {
-		K[i] = k.P[i][0] / S
-	}
-	for i := 0; i < 3; i++ {
-		k.s[i] += K[i] * nu
-	}
-	var P [3][3]float64
-	for i := 0; i < 3; i++ {
-		for j := 0; j < 3; j++ {
-			P[i][j] = k.P[i][j] - K[i]*K[j]*S
-		}
-	}
-	// Keep P symmetric against rounding.
-	for i := 0; i < 3; i++ {
-		for j := i + 1; j < 3; j++ {
-			a := (P[i][j] + P[j][i]) / 2
-			P[i][j], P[j][i] = a, a
-		}
-	}
-	k.P = P
-}
-
-// adaptR refines the measurement variance from accepted innovations:
-// E[nu²] = P_pred + R. A robust scale (1.4826 × the median absolute
-// innovation over the last 32) so that start-up transients and the odd
-// outlier do not inflate it.
-func (k *Kalman) adaptR(nu, Ppred float64) {
-	k.ring[k.nR%len(k.ring)] = math.Abs(nu)
-	k.nR++
-	n := min(k.nR, len(k.ring))
-	if n < adaptAfter {
-		return
-	}
-	tmp := k.ring
-	v := tmp[:n]
-	sort.Float64s(v)
-	med := v[n/2]
-	sigma := 1.4826 * med
-	// While the state is still uncertain (the start, from a wide prior)
-	// Ppred can exceed what the innovations show, and subtracting it all
-	// would leave R a hundredth of the truth: the filter then believes
-	// every sample, gates out the rest and loses its frequency. The
-	// innovations bound R from below at a quarter of their variance.
-	r := math.Max(sigma*sigma-Ppred, sigma*sigma/4)
-	m := sec(k.cfg.MeasNoise)
-	// Bounds: a hundredth of the configured noise below, a hundred times
-	// it above (or 10 ms: a PPS through a USB serial adapter scatters by
-	// up to a millisecond, and is still worth averaging).
-	k.R = math.Min(math.Max(r, math.Max(1e-18, m*m/1e4)), math.Max(m*m*1e4, 1e-4))
-}
 
 func (k *Kalman) control(now time.Time) Action {
 	tau := k.cfg.TimeConstant.Seconds()
@@ -542,15 +368,6 @@ func (k *Kalman) checkBias(nu, S float64) {
 	k.widen(b, b/biasWindow)
 }
 
-// widen adds to the state's uncertainty what the samples showed it
-// lacked: dx of phase and df of frequency, the latter never more than the
-// oscillator class can move (MaxFreqError).
-func (k *Kalman) widen(dx, df float64) {
-	df = math.Min(math.Abs(df), k.cfg.Osc.MaxFreqError)
-	k.P[0][0] += dx * dx
-	k.P[1][1] += df * df
-}
-
 // addCand keeps consecutive jump candidates that agree with each other.
 func (k *Kalman) addCand(at time.Time, nu float64) {
 	if n := len(k.cands); n > 0 {
@@ -615,11 +432,8 @@ func (k *Kalman) applyStep(x float64) time.Duration {
 
 // shiftTime moves the servo's time bookkeeping by a clock step.
 func (k *Kalman) shiftTime(d time.Duration) {
-	k.tState = k.tState.Add(d)
+	k.filter.shiftTime(d)
 	k.tSeen = k.tSeen.Add(d)
-	for i := range k.uLog {
-		k.uLog[i].at = k.uLog[i].at.Add(d)
-	}
 }
 
 // freqPrior is what any clock's frequency error is before it is measured
@@ -693,18 +507,6 @@ func (k *Kalman) Tick(now time.Time) Action {
 		return k.control(now)
 	}
 	return Action{}
-}
-
-// predicted is the state carried to t without changing the filter.
-func (k *Kalman) predicted(t time.Time) [3]float64 {
-	s := k.s
-	dt := t.Sub(k.tState).Seconds()
-	if dt <= 0 {
-		return s
-	}
-	s, _ = propagate(s, k.P, k.uAt(k.tState), dt, k.cfg.Osc)
-	s[0] += k.uIntegral(k.tState, t) - k.uAt(k.tState)*dt
-	return s
 }
 
 // Estimate implements Servo.
