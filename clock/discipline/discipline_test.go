@@ -1,0 +1,167 @@
+package discipline
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"sitegm/clock"
+	"sitegm/clock/leap"
+	"sitegm/clock/quality"
+)
+
+// The discipline joins pairer, servo and quality: these tests drive it
+// with edges and labels on a perfect clock (it reads the truth) and check
+// what comes out.
+var utc0 = time.Date(2026, 6, 30, 23, 0, 0, 0, time.UTC)
+
+func newDisc(t *testing.T, mut ...func(*Config)) (*Discipline, *leap.Table) {
+	t.Helper()
+	table := leap.Builtin()
+	table.Expires = utc0.AddDate(1, 0, 0)
+	cfg := Config{Osc: clock.TCXO, Timescale: clock.TAI, MeasNoise: 2 * time.Microsecond, LatencyHi: 990 * time.Millisecond,
+		Servo: "kalman", Holdover: time.Hour, HoldoverMaxError: 100 * time.Microsecond, JumpThreshold: 10 * time.Microsecond,
+		MaxFreq: 500000, Leap: table}
+	for _, m := range mut {
+		m(&cfg)
+	}
+	return New(cfg, table.UTCToTAI(utc0, false)), table
+}
+
+// second feeds one second: the edge at the clock's time of UTC second u
+// (plus err), its label 150 ms later, and a tick. It returns the events.
+func second(d *Discipline, table *leap.Table, u time.Time, err time.Duration) (Action, []Event) {
+	tai := table.UTCToTAI(u, false)
+	evs := d.Edge(tai.Add(err))
+	a, evs2 := d.Label(Label{UTC: u, Valid: true, Arrival: tai.Add(err + 150*time.Millisecond), Now: tai.Add(err + 160*time.Millisecond)})
+	a3, evs3 := d.Tick(tai.Add(err + 500*time.Millisecond))
+	a.merge(a3)
+	return a, append(append(evs, evs2...), evs3...)
+}
+
+func names(evs []Event) string {
+	var n []string
+	for _, e := range evs {
+		n = append(n, e.Name)
+	}
+	return strings.Join(n, ",")
+}
+
+func TestLocksAndAdvertises(t *testing.T) {
+	d, table := newDisc(t)
+	var all []Event
+	for i := 0; i < 30; i++ {
+		_, evs := second(d, table, utc0.Add(time.Duration(i)*time.Second), 0)
+		all = append(all, evs...)
+	}
+	if d.Quality().State() != quality.Locked || d.Quality().ClockClass() != quality.ClassLocked {
+		t.Fatalf("state %v; events %s", d.Quality().State(), names(all))
+	}
+	if !strings.Contains(names(all), "clock_state") {
+		t.Errorf("no state events: %s", names(all))
+	}
+	st := d.Status(table.UTCToTAI(utc0.Add(30*time.Second), false))
+	if st.Pairing.Paired < 25 || st.EstError > time.Microsecond {
+		t.Errorf("status %+v", st)
+	}
+}
+
+// A label that is not valid, or has no edge, gives no sample; pairing
+// problems are summed up once a minute.
+func TestInvalidLabelsAndPairingProblems(t *testing.T) {
+	d, table := newDisc(t)
+	if a, _ := d.Label(Label{UTC: utc0, Valid: false, Arrival: table.UTCToTAI(utc0, false)}); a.SetFreq || a.Step != 0 {
+		t.Error("an invalid label steered the clock")
+	}
+	var evs []Event
+	for i := 0; i < 70; i++ {
+		u := utc0.Add(time.Duration(i) * time.Second)
+		tai := table.UTCToTAI(u, false)
+		_, e := d.Label(Label{UTC: u, Valid: true, Arrival: tai.Add(150 * time.Millisecond), Now: tai}) // no edges
+		_, e2 := d.Tick(tai.Add(500 * time.Millisecond))
+		evs = append(append(evs, e...), e2...)
+	}
+	if n := strings.Count(names(evs), "pairing_problems"); n != 1 && n != 2 {
+		t.Errorf("pairing_problems %d times in 70 s: %s", n, names(evs))
+	}
+}
+
+// A GNSS jump after lock: jump_alarm, holdover, then jump_over.
+func TestJumpEvents(t *testing.T) {
+	d, table := newDisc(t)
+	for i := 0; i < 30; i++ {
+		second(d, table, utc0.Add(time.Duration(i)*time.Second), 0)
+	}
+	var all []Event
+	for i := 30; i < 36; i++ {
+		_, evs := second(d, table, utc0.Add(time.Duration(i)*time.Second), -50*time.Microsecond)
+		all = append(all, evs...)
+	}
+	for i := 36; i < 50; i++ {
+		_, evs := second(d, table, utc0.Add(time.Duration(i)*time.Second), 0)
+		all = append(all, evs...)
+	}
+	n := names(all)
+	if !strings.Contains(n, "jump_alarm") || !strings.Contains(n, "holdover_entered") || !strings.Contains(n, "jump_over") {
+		t.Errorf("events %s", n)
+	}
+}
+
+// The leap second at the end of 2026-06-30 (in the table for this test):
+// scheduled during the day, applied after it.
+func TestLeapEvents(t *testing.T) {
+	d, table := newDisc(t)
+	table.Entries = append(table.Entries, leap.Entry{At: time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), Offset: 38})
+	_, evs := d.Tick(table.UTCToTAI(utc0, false))
+	if !strings.Contains(names(evs), "leap_scheduled") {
+		t.Errorf("events %s", names(evs))
+	}
+	_, evs = d.Tick(table.UTCToTAI(utc0.Add(2*time.Hour), false))
+	if !strings.Contains(names(evs), "leap_applied") {
+		t.Errorf("events %s", names(evs))
+	}
+	// A UTC clock gets the kernel's flag set and cleared.
+	du, tu := newDisc(t, func(c *Config) { c.Timescale = clock.UTC })
+	tu.Entries = table.Entries
+	if a, _ := du.Tick(utc0); !a.SetLeap || a.Leap != 1 {
+		t.Errorf("leap flag for a UTC clock: %+v", a)
+	}
+}
+
+// What a receiver says about leap seconds: an announcement at a month
+// end is merged (WARNING leap_table_receiver), one mid-month refused once
+// (leap_receiver_refused), not again while it stays the same.
+func TestReceiverLeap(t *testing.T) {
+	d, _ := newDisc(t)
+	d.leapTable.Expires = time.Time{}
+	d.leapTable.Entries = leap.Builtin().Entries
+	evs := d.ReceiverLeap(utc0.Add(-24*time.Hour), 18, true, 1, 24*time.Hour+time.Hour, true)
+	if names(evs) != "leap_table_receiver" || !d.ReceiverLS() {
+		t.Errorf("events %s", names(evs))
+	}
+	bad := func() []Event { return d.ReceiverLeap(utc0, 18, true, 1, 15*24*time.Hour, true) }
+	if names(bad()) != "leap_receiver_refused" || len(bad()) != 0 || d.LeapRefusals != 2 {
+		t.Errorf("refusals %d", d.LeapRefusals)
+	}
+}
+
+// A drift file the samples disagree with is dropped and said so.
+func TestDriftDistrusted(t *testing.T) {
+	d, table := newDisc(t, func(c *Config) { c.InitialFreq, c.InitialFreqSigma = 5000, 50 })
+	var all []Event
+	for i := 0; i < 10; i++ {
+		// The clock runs as if its frequency were right; the samples say
+		// otherwise by 5 ppm a second.
+		_, evs := second(d, table, utc0.Add(time.Duration(i)*time.Second), time.Duration(i)*5*time.Microsecond)
+		all = append(all, evs...)
+	}
+	if !d.DriftDistrusted() || !strings.Contains(names(all), "drift_distrusted") {
+		t.Errorf("events %s", names(all))
+	}
+	for _, e := range all {
+		if e.Name == "drift_distrusted" && e.Level != slog.LevelWarn {
+			t.Errorf("level %v", e.Level)
+		}
+	}
+}
