@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"os"
 
 	"sitegm/internal/config"
 	"sitegm/internal/version"
@@ -25,6 +26,9 @@ func cmdCheckConfig(args []string) int {
 	cfg, ok := loadConfig(*path)
 	if !ok {
 		return 1
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(os.Stderr, "warning:", w)
 	}
 	fmt.Print(config.Format(cfg))
 	return 0

@@ -34,9 +34,7 @@ func cmdDemo(args []string) int {
 	}
 	move := func(p string) string { return filepath.Join(*dir, filepath.Base(p)) }
 	cfg.GNSS.Device = move(cfg.GNSS.Device)
-	pps, _ := config.ParsePPS(cfg.GNSS.PPS)
-	pps.Path = move(pps.Path)
-	cfg.GNSS.PPS = "sock:" + pps.Path
+	cfg.GNSS.PPS.Path = move(cfg.GNSS.PPS.Path)
 	cfg.Clock.DriftFile = move(cfg.Clock.DriftFile)
 	cfg.Status.Socket = move(cfg.Status.Socket)
 
@@ -48,7 +46,7 @@ func cmdDemo(args []string) int {
 	// The simulated receiver runs 37 ms and 2.5 ppm away from the host
 	// clock, so there is something to discipline.
 	simArgs := []string{"--pty-link", cfg.GNSS.Device, "--baud", fmt.Sprint(cfg.GNSS.Baud),
-		"--pps-sock", pps.Path, "--offset", "37ms", "--drift", "2.5", "--pps-jitter", "50ns",
+		"--pps-sock", cfg.GNSS.PPS.Path, "--offset", "37ms", "--drift", "2.5", "--pps-jitter", "50ns",
 		"--nmea-latency", "120ms:30ms", "--ubx"}
 	sim := exec.Command(filepath.Join(*bin, "gnss-sim"), simArgs...)
 	sim.Stderr = os.Stderr
@@ -78,7 +76,7 @@ a virtual clock, PTP and NTP on loopback (unprivileged ports). Stop with Ctrl-C.
     %s ntp-query 127.0.0.1:%d
   (PTP is on lo, ports %d/%d.)
 
-`, cfg.GNSS.Device, pps.Path, "sim: gnss-sim "+strings.Join(simArgs, " "), cfg.Log.StatusInterval,
+`, cfg.GNSS.Device, cfg.GNSS.PPS.Path, "sim: gnss-sim "+strings.Join(simArgs, " "), cfg.Log.StatusInterval,
 		self, cfg.Status.Socket, self, ntpPort, cfg.PTP[0].EventPort, cfg.PTP[0].GeneralPort)
 	return runDaemon(cfg, nil)
 }

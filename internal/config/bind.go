@@ -84,6 +84,14 @@ func (b *binder) errorf(key, format string, args ...any) {
 	b.errs = append(b.errs, Error{File: b.file, Line: b.line(key), Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
+// pos is "file:line" of a key (or the file alone), for warnings.
+func (b *binder) pos(key string) string {
+	if l := b.line(key); l > 0 {
+		return fmt.Sprintf("%s:%d", b.file, l)
+	}
+	return b.file
+}
+
 // line finds the key's line, or its nearest enclosing table's.
 func (b *binder) line(key string) int {
 	for k := key; k != ""; {
@@ -178,6 +186,11 @@ func (b *binder) bindValue(key string, v any, fv reflect.Value, check string) {
 			return
 		}
 		if err := fv.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)); err != nil {
+			if _, specific := fv.Interface().(expecter); specific {
+				// A parsed setting says what was wrong in the string.
+				b.errorf(key, "expected %s, got %q: %v", expectText(fv.Type()), s, err)
+				return
+			}
 			b.errorf(key, "expected %s, got %q", expectText(fv.Type()), s)
 			return
 		}
@@ -281,9 +294,15 @@ func defaultElem(t reflect.Type) any {
 	return reflect.Zero(t).Interface()
 }
 
+// expecter is a parsed setting that says what it takes.
+type expecter interface{ Expect() string }
+
 func expectText(t reflect.Type) string {
 	if t == reflect.TypeOf(Duration{}) {
 		return `a duration such as "250ms", "60s" or "4h"`
+	}
+	if e, ok := reflect.Zero(t).Interface().(expecter); ok {
+		return e.Expect()
 	}
 	return "a string"
 }

@@ -26,6 +26,9 @@ type Config struct {
 	NTP    []NTP  `toml:"ntp"`
 	Log    Log    `toml:"log"`
 	Status Status `toml:"status"`
+	// Warnings are what the file says that still works but should change
+	// (an old name): check-config prints them, the daemon logs them.
+	Warnings []string `toml:"-"`
 }
 
 // GNSS is the receiver: where its bytes come from and where its PPS comes from.
@@ -35,7 +38,7 @@ type GNSS struct {
 	// Baud is the serial line rate; ignored for TCP and ptys.
 	Baud int `toml:"baud" check:"range=300..4000000"`
 	// PPS is "/dev/ppsN", "phc:IFACE_OR_/dev/ptpN[:CHANNEL]", "sock:PATH" or "none".
-	PPS string `toml:"pps" check:"nonempty"`
+	PPS PPSSpec `toml:"pps"`
 	// Leapfile is an IERS/NIST leap-seconds.list.
 	Leapfile string `toml:"leapfile"`
 	// DateFloor is the earliest date the receiver can legitimately report
@@ -43,13 +46,13 @@ type GNSS struct {
 	// and moved forward by 1024 weeks. Empty means the build date.
 	DateFloor string `toml:"date_floor"`
 	// PPSEdge is the pulse edge on time: "assert" (leading) or "clear".
-	PPSEdge string `toml:"pps_edge" check:"oneof=assert|clear"`
+	PPSEdge Edge `toml:"pps_edge" check:"oneof=assert|clear"`
 	// PPSWidth is the pulse's width: with a PHC's EXTTS, which stamps both
 	// edges, it tells the leading edge from the trailing one.
 	PPSWidth Duration `toml:"pps_width"`
 	// NMEALatency is "LO..HI": when the sentences for second S start after
 	// the edge of S. Shorter than a second, or pairing is ambiguous.
-	NMEALatency string `toml:"nmea_latency"`
+	NMEALatency Latency `toml:"nmea_latency"`
 	// NMEADelay is, without a PPS, the fixed delay of the sentences after
 	// the second they name (subtracted from their arrival).
 	NMEADelay Duration `toml:"nmea_delay"`
@@ -57,11 +60,11 @@ type GNSS struct {
 
 // Clock is the one disciplined timebase.
 type Clock struct {
-	Discipline string   `toml:"discipline" check:"oneof=phc|system|virtual"`
-	PHC        string   `toml:"phc"`
-	DriftFile  string   `toml:"drift_file"`
-	Oscillator string   `toml:"oscillator" check:"oneof=tcxo|ocxo|rubidium"`
-	Holdover   Duration `toml:"holdover"`
+	Discipline Discipline `toml:"discipline" check:"oneof=phc|system|virtual"`
+	PHC        string     `toml:"phc"`
+	DriftFile  string     `toml:"drift_file"`
+	Oscillator string     `toml:"oscillator" check:"oneof=tcxo|ocxo|rubidium"`
+	Holdover   Duration   `toml:"holdover"`
 	// HoldoverMaxError ends holdover early when the predicted error
 	// exceeds it.
 	HoldoverMaxError Duration `toml:"holdover_max_error"`
@@ -71,23 +74,23 @@ type Clock struct {
 	// FollowJumps: follow a new GNSS time that persisted this long; "0s"
 	// never (an operator can still resync: SIGUSR1).
 	FollowJumps Duration `toml:"follow_jumps"`
-	// Servo is "sitegm" (the Kalman servo) or "pi" (linuxptp's PI, for
-	// comparison on site).
-	Servo string `toml:"servo" check:"oneof=sitegm|pi"`
+	// Servo is "kalman" (sitegm's) or "pi" (linuxptp's PI, for comparison
+	// on site). "sitegm", its old name, is accepted with a warning.
+	Servo Servo `toml:"servo" check:"oneof=kalman|pi|sitegm"`
 	// SyncSystem: with discipline = "phc", slave CLOCK_REALTIME to the PHC.
 	SyncSystem bool `toml:"sync_system"`
 }
 
 // PTP is one audio interface (VLAN) served with PTPv2 and optionally PTPv1.
 type PTP struct {
-	Interface    string `toml:"interface" check:"nonempty"`
-	Profile      string `toml:"profile" check:"oneof=aes67|smpte2059-2|default"`
-	Domain       int    `toml:"domain" check:"range=0..255"`
-	Priority1    int    `toml:"priority1" check:"range=0..255"`
-	Priority2    int    `toml:"priority2" check:"range=0..255"`
-	Transport    string `toml:"transport" check:"oneof=udp4|l2"`
-	Timestamping string `toml:"timestamping" check:"oneof=auto|hardware|software"`
-	DanteV1      bool   `toml:"dante_v1"`
+	Interface    string       `toml:"interface" check:"nonempty"`
+	Profile      string       `toml:"profile" check:"oneof=aes67|smpte2059-2|default"`
+	Domain       int          `toml:"domain" check:"range=0..255"`
+	Priority1    int          `toml:"priority1" check:"range=0..255"`
+	Priority2    int          `toml:"priority2" check:"range=0..255"`
+	Transport    Transport    `toml:"transport" check:"oneof=udp4|l2"`
+	Timestamping Timestamping `toml:"timestamping" check:"oneof=auto|hardware|software"`
+	DanteV1      bool         `toml:"dante_v1"`
 	// V1Subdomain and V1LogSyncInterval configure the IEEE 1588-2002 port.
 	V1Subdomain       string `toml:"v1_subdomain" check:"oneof=_DFLT|_ALT1|_ALT2|_ALT3"`
 	V1LogSyncInterval int    `toml:"v1_log_sync_interval" check:"range=-4..6"`
@@ -138,21 +141,21 @@ func Default() Config {
 		GNSS: GNSS{
 			Device:      "/dev/ttyUSB0",
 			Baud:        9600,
-			PPS:         "/dev/pps0",
+			PPS:         PPSSpec{Kind: PPSKernel, Path: "/dev/pps0"},
 			Leapfile:    "/usr/share/zoneinfo/leap-seconds.list",
-			PPSEdge:     "assert",
+			PPSEdge:     EdgeAssert,
 			PPSWidth:    Duration{100 * time.Millisecond},
-			NMEALatency: "0s..990ms",
+			NMEALatency: Latency{0, 990 * time.Millisecond},
 		},
 		Clock: Clock{
-			Discipline:       "phc",
+			Discipline:       DisciplinePHC,
 			PHC:              "eth0",
 			DriftFile:        "/var/lib/sitegm/drift",
 			Oscillator:       "tcxo",
 			Holdover:         Duration{4 * time.Hour},
 			HoldoverMaxError: Duration{100 * time.Microsecond},
 			JumpThreshold:    Duration{10 * time.Microsecond},
-			Servo:            "sitegm",
+			Servo:            ServoKalman,
 			SyncSystem:       true,
 		},
 		Log: Log{
@@ -170,8 +173,8 @@ func DefaultPTP() PTP {
 		Profile:      "aes67",
 		Priority1:    128,
 		Priority2:    128,
-		Transport:    "udp4",
-		Timestamping: "auto",
+		Transport:    TransportUDP4,
+		Timestamping: TimestampingAuto,
 		DanteV1:      true,
 		// Dante leaders send four Syncs a second; followers expect it.
 		V1Subdomain:       "_DFLT",
@@ -220,6 +223,54 @@ func (d Duration) String() string {
 	return s
 }
 
+// Discipline is the clock disciplined (clock.discipline).
+type Discipline string
+
+// Disciplines.
+const (
+	DisciplinePHC     Discipline = "phc"     // a NIC's PTP hardware clock
+	DisciplineSystem  Discipline = "system"  // CLOCK_REALTIME
+	DisciplineVirtual Discipline = "virtual" // a software clock over the host's (demo, tests)
+)
+
+// Servo is clock.servo.
+type Servo string
+
+// Servos.
+const (
+	ServoKalman Servo = "kalman" // sitegm's
+	ServoPI     Servo = "pi"     // linuxptp's, the baseline
+	servoOld    Servo = "sitegm" // kalman's old name
+)
+
+// Transport is a [[ptp]] table's transport.
+type Transport string
+
+// Transports.
+const (
+	TransportUDP4 Transport = "udp4" // UDP/IPv4 (IEEE 1588-2019 Annex C)
+	TransportL2   Transport = "l2"   // Ethernet (Annex E)
+)
+
+// Timestamping is a [[ptp]] table's choice of timestamps.
+type Timestamping string
+
+// Timestamping modes.
+const (
+	TimestampingAuto     Timestamping = "auto"     // hardware where the NIC's PHC is the clock
+	TimestampingHardware Timestamping = "hardware" // required
+	TimestampingSoftware Timestamping = "software"
+)
+
+// Edge is the PPS edge on time (gnss.pps_edge).
+type Edge string
+
+// Edges.
+const (
+	EdgeAssert Edge = "assert" // leading
+	EdgeClear  Edge = "clear"  // trailing
+)
+
 // PPSKind says where PPS edges come from.
 type PPSKind string
 
@@ -231,7 +282,7 @@ const (
 	PPSNone   PPSKind = "none"   // NMEA only
 )
 
-// PPSSpec is gnss.pps, parsed.
+// PPSSpec is gnss.pps, parsed once when the file is read.
 type PPSSpec struct {
 	Kind PPSKind
 	// Path is the /dev/ppsN device, the socket path, or for PHC the
@@ -239,6 +290,37 @@ type PPSSpec struct {
 	Path string
 	// Channel is the PHC external timestamp channel (SDP pin index).
 	Channel int
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (p *PPSSpec) UnmarshalText(b []byte) error {
+	s, err := ParsePPS(string(b))
+	if err != nil {
+		return err
+	}
+	*p = s
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler (the syntax it was read
+// from).
+func (p PPSSpec) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+func (p PPSSpec) String() string {
+	switch p.Kind {
+	case PPSNone:
+		return "none"
+	case PPSSock:
+		return "sock:" + p.Path
+	case PPSPHC:
+		return fmt.Sprintf("phc:%s:%d", p.Path, p.Channel)
+	}
+	return p.Path
+}
+
+// Expect says what the key takes, for error messages.
+func (PPSSpec) Expect() string {
+	return `"/dev/ppsN", "phc:IFACE_OR_/dev/ptpN[:CHANNEL]", "sock:PATH" or "none"`
 }
 
 // ParsePPS parses the gnss.pps syntax.
@@ -304,6 +386,28 @@ func (g GNSS) DateFloorTime(fallback time.Time) (time.Time, error) {
 	}
 	return time.Parse("2006-01-02", g.DateFloor)
 }
+
+// Latency is gnss.nmea_latency: the window after its edge in which a
+// second's sentences start.
+type Latency struct{ Lo, Hi time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (l *Latency) UnmarshalText(b []byte) error {
+	lo, hi, err := ParseLatency(string(b))
+	if err != nil {
+		return err
+	}
+	*l = Latency{lo, hi}
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (l Latency) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
+
+func (l Latency) String() string { return Duration{l.Lo}.String() + ".." + Duration{l.Hi}.String() }
+
+// Expect says what the key takes, for error messages.
+func (Latency) Expect() string { return `a window "LO..HI" such as "0s..990ms"` }
 
 // ParseLatency parses gnss.nmea_latency, "LO..HI".
 func ParseLatency(s string) (lo, hi time.Duration, err error) {

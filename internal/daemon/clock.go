@@ -52,18 +52,18 @@ var ErrNoPHC = errors.New("PTP hardware clock not available")
 // openTimebase opens the clock clock.discipline names.
 func openTimebase(cfg config.Config, table *leap.Table) (*timebase, error) {
 	switch cfg.Clock.Discipline {
-	case "virtual":
+	case config.DisciplineVirtual:
 		// Start on TAI, like the PHC it stands in for.
 		off := time.Duration(table.Offset(time.Now())) * time.Second
 		v := clock.NewVirtual(off)
 		return &timebase{clk: v, virtual: v}, nil
-	case "system":
+	case config.DisciplineSystem:
 		s, err := clock.NewSystem()
 		if err != nil {
 			return nil, err
 		}
 		return &timebase{clk: s}, nil
-	case "phc":
+	case config.DisciplinePHC:
 		dev, err := nic.PHCDevice(cfg.Clock.PHC)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrNoPHC, cfg.Clock.PHC, err)
@@ -130,11 +130,8 @@ func (tb *timebase) fromEdge(e pps.Edge) (time.Time, error) {
 
 // ppsSource builds the PPS source of gnss.pps.
 func ppsSource(cfg config.Config, tb *timebase) (pps.Source, error) {
-	spec, err := config.ParsePPS(cfg.GNSS.PPS)
-	if err != nil {
-		return nil, err
-	}
-	clear := cfg.GNSS.PPSEdge == "clear"
+	spec := cfg.GNSS.PPS
+	clear := cfg.GNSS.PPSEdge == config.EdgeClear
 	switch spec.Kind {
 	case config.PPSKernel:
 		return &pps.KernelSource{Path: spec.Path, Clear: clear}, nil

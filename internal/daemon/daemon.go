@@ -140,7 +140,7 @@ func New(cfg config.Config, log *slog.Logger) (d *Daemon, err error) {
 		cfg: cfg, log: log, tb: tb, table: table, src: src, osc: osc, claims: claims,
 		dec:  gnss.NewDecoder(gnss.Options{DateFloor: floor}),
 		gnss: NewGNSSMonitor(log, cfg.GNSS.Device, time.Now()),
-		ppsM: NewPPSMonitor(log, cfg.GNSS.PPS),
+		ppsM: NewPPSMonitor(log, cfg.GNSS.PPS.String()),
 	}
 	now0, err := tb.now()
 	if err != nil {
@@ -158,16 +158,11 @@ func New(cfg config.Config, log *slog.Logger) (d *Daemon, err error) {
 }
 
 func (d *Daemon) disciplineConfig() discipline.Config {
-	spec, _ := config.ParsePPS(d.cfg.GNSS.PPS)
-	lo, hi, _ := config.ParseLatency(d.cfg.GNSS.NMEALatency)
-	servo := "kalman"
-	if d.cfg.Clock.Servo == "pi" {
-		servo = "pi"
-	}
+	g := d.cfg.GNSS
 	dc := discipline.Config{
 		Osc: d.osc, Timescale: d.tb.clk.Timescale(),
-		NMEAOnly: spec.Kind == config.PPSNone, NMEADelay: d.cfg.GNSS.NMEADelay.Duration,
-		MeasNoise: measNoise(spec.Kind), LatencyLo: lo, LatencyHi: hi, Servo: servo,
+		NMEAOnly: g.PPS.Kind == config.PPSNone, NMEADelay: g.NMEADelay.Duration,
+		MeasNoise: measNoise(g.PPS.Kind), LatencyLo: g.NMEALatency.Lo, LatencyHi: g.NMEALatency.Hi, Servo: string(d.cfg.Clock.Servo),
 		Holdover: d.cfg.Clock.Holdover.Duration, HoldoverMaxError: d.cfg.Clock.HoldoverMaxError.Duration,
 		JumpThreshold: d.cfg.Clock.JumpThreshold.Duration, FollowJumps: d.cfg.Clock.FollowJumps.Duration,
 		MaxFreq: d.tb.clk.MaxFrequency(), Leap: d.table,
@@ -194,6 +189,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		"leap_source", d.table.Source, "tai_utc", d.table.Offset(time.Now()))
 	d.checkLeapExpiry(time.Now())
 	d.checkUnitAllow()
+	d.logWarnings(d.cfg.Warnings)
 
 	chunks, links := make(chan serial.Chunk, 64), make(chan serial.Link, 4)
 	reader := &serial.Reader{Device: d.cfg.GNSS.Device, Baud: d.cfg.GNSS.Baud}
@@ -394,6 +390,14 @@ func (d *Daemon) events(evs []gnss.Event, at time.Time) {
 			d.logEvents(d.disc.ReceiverLeap(now, int(e.CurrLS), e.CurrLSValid && e.CurrLSSource != 0,
 				int(e.LSChange), in, e.TimeToValid))
 		}
+	}
+}
+
+// logWarnings logs what the configuration file says that still works but
+// should change.
+func (d *Daemon) logWarnings(ws []string) {
+	for _, w := range ws {
+		d.log.Warn("configuration: "+w, "event", "config_warning")
 	}
 }
 
@@ -682,7 +686,7 @@ func (d *Daemon) PTPStatuses() []PTPStatus {
 	var out []PTPStatus
 	for _, slot := range d.ptps {
 		st := PTPStatus{Interface: slot.cfg.Interface, Profile: slot.cfg.Profile, Domain: slot.cfg.Domain,
-			Transport: slot.cfg.Transport, State: "DOWN"}
+			Transport: string(slot.cfg.Transport), State: "DOWN"}
 		if srv := slot.srv.Load(); srv != nil {
 			if p := srv.status.Load(); p != nil {
 				st = *p

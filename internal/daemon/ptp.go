@@ -523,7 +523,7 @@ func (s *ptpServer) publish(port *ptp.Port, port1 *v1.Port, now time.Time) {
 	if st.Clamped > 0 {
 		drops["interval_clamped"] = st.Clamped
 	}
-	p := &PTPStatus{Interface: s.cfg.Interface, Profile: s.cfg.Profile, Domain: s.cfg.Domain, Transport: s.cfg.Transport,
+	p := &PTPStatus{Interface: s.cfg.Interface, Profile: s.cfg.Profile, Domain: s.cfg.Domain, Transport: string(s.cfg.Transport),
 		State: port.State().String(), Timestamping: s.stamps.String(), DelayReqs: st.DelayReqs + s.fastReqs.Load(),
 		Syncs: st.Syncs, Announces: st.Announces, Management: st.Management, Malformed: malformed,
 		ClockID: s.ident.ClockIdentity.String(), Drops: drops,

@@ -205,6 +205,7 @@ func (d *Daemon) reload(ctx context.Context) {
 			"event", "reload_refused", "error", strings.ReplaceAll(err.Error(), "\n", "; "))
 		return
 	}
+	d.logWarnings(cfg.Warnings)
 	// The ports the new file serves are claimed before anything changes:
 	// one that another sitegm serves refuses the whole reload.
 	names := claimNames(d.cfg.Status, d.cfg.GNSS, cfg.PTP, cfg.NTP)
