@@ -27,11 +27,11 @@ import (
 	"sitegm/hw/pps"
 	"sitegm/hw/serial"
 	"sitegm/internal/config"
-	"sitegm/internal/systemd"
 	"sitegm/internal/version"
 	"sitegm/ptp"
 	v1 "sitegm/ptp/v1"
 
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/facebook/time/ptp/protocol"
 )
 
@@ -245,7 +245,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	slave := time.NewTicker(time.Second)
 	defer slave.Stop()
 	var watchdog <-chan time.Time
-	if iv := systemd.WatchdogInterval(); iv > 0 {
+	// Pat at half of WatchdogSec, as sd_watchdog_enabled(3) advises.
+	if iv, _ := sddaemon.SdWatchdogEnabled(false); iv > 0 {
+		iv /= 2
 		w := time.NewTicker(iv)
 		defer w.Stop()
 		watchdog = w.C
@@ -255,7 +257,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			systemd.Notify("STOPPING=1")
+			sdNotify("STOPPING=1")
 			cancel()
 			<-done
 			<-done
@@ -279,7 +281,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-watchdog:
 			// From the main loop: a wedged loop stops the pats and
 			// systemd restarts sitegm.
-			systemd.Notify("WATCHDOG=1")
+			sdNotify("WATCHDOG=1")
 		case <-rateReport.C:
 			d.reportRateLimited()
 			if s := d.status.get(); s != nil {
@@ -392,6 +394,10 @@ func (d *Daemon) events(evs []gnss.Event, at time.Time) {
 		}
 	}
 }
+
+// sdNotify tells the service manager (sd_notify(3)); outside systemd it
+// does nothing.
+func sdNotify(state string) { sddaemon.SdNotify(false, state) }
 
 // logWarnings logs what the configuration file says that still works but
 // should change.

@@ -11,7 +11,6 @@ import (
 
 	"sitegm/internal/config"
 	"sitegm/internal/logging"
-	"sitegm/internal/systemd"
 	"sitegm/ptp"
 	v1 "sitegm/ptp/v1"
 )
@@ -286,9 +285,9 @@ func (d *Daemon) notify(s *Status) {
 	if !d.ready.Load() && (d.allServing() || time.Since(d.started) > 10*time.Second) {
 		d.ready.Store(true)
 		s.Ready = true
-		systemd.Notify("READY=1\nSTATUS=" + s.Summary)
+		sdNotify("READY=1\nSTATUS=" + s.Summary)
 		d.log.Info("serving", "event", "ready", "summary", s.Summary)
 		return
 	}
-	systemd.Notify("STATUS=" + s.Summary)
+	sdNotify("STATUS=" + s.Summary)
 }
