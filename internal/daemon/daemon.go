@@ -47,8 +47,8 @@ type Daemon struct {
 	cfg   config.Config
 	log   *slog.Logger
 	dec   *gnss.Decoder
-	gnss  *GNSSMonitor
-	ppsM  *PPSMonitor
+	gnss  *gnss.Monitor
+	ppsM  *pps.Monitor
 	tb    *timebase
 	disc  *discipline.Discipline
 	table *leap.Table
@@ -139,8 +139,8 @@ func New(cfg config.Config, log *slog.Logger) (d *Daemon, err error) {
 	d = &Daemon{
 		cfg: cfg, log: log, tb: tb, table: table, src: src, osc: osc, claims: claims,
 		dec:  gnss.NewDecoder(gnss.Options{DateFloor: floor}),
-		gnss: NewGNSSMonitor(log, cfg.GNSS.Device, time.Now()),
-		ppsM: NewPPSMonitor(log, cfg.GNSS.PPS.String()),
+		gnss: gnss.NewMonitor(log, cfg.GNSS.Device, time.Now()),
+		ppsM: pps.NewMonitor(log, cfg.GNSS.PPS.String()),
 	}
 	now0, err := tb.now()
 	if err != nil {

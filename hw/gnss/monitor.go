@@ -1,4 +1,4 @@
-package daemon
+package gnss
 
 import (
 	"context"
@@ -6,20 +6,19 @@ import (
 	"log/slog"
 	"time"
 
-	"sitegm/hw/gnss"
 	"sitegm/hw/serial"
 	"sitegm/internal/logging"
 )
 
-// GNSSState is what the operator needs to know about the receiver.
-type GNSSState string
+// State is what the operator needs to know about the receiver.
+type State string
 
 // Receiver states, in the order things go right.
 const (
-	GNSSAbsent GNSSState = "absent" // the device cannot be opened or was unplugged
-	GNSSSilent GNSSState = "silent" // open, but no time sentences (wrong baud, wrong port, receiver booting)
-	GNSSNoFix  GNSSState = "nofix"  // time sentences saying the receiver has no fix
-	GNSSFix    GNSSState = "fix"    // valid, dated time reports
+	StateAbsent State = "absent" // the device cannot be opened or was unplugged
+	StateSilent State = "silent" // open, but no time sentences (wrong baud, wrong port, receiver booting)
+	StateNoFix  State = "nofix"  // time sentences saying the receiver has no fix
+	StateFix    State = "fix"    // valid, dated time reports
 )
 
 // Silence after which an open receiver is "silent" and a fix is "lost":
@@ -38,10 +37,10 @@ const (
 	fixFlapsOK = 4
 )
 
-// GNSSSnapshot is the receiver's state for status output.
-type GNSSSnapshot struct {
+// Snapshot is the receiver's state for status output.
+type Snapshot struct {
 	Device     string    `json:"device"`
-	State      GNSSState `json:"state"`
+	State      State     `json:"state"`
 	Fix        string    `json:"fix"`
 	Sats       int       `json:"sats"`
 	InView     int       `json:"in_view"`
@@ -53,15 +52,15 @@ type GNSSSnapshot struct {
 	Rejected   uint64    `json:"rejected_bytes"`
 	LinkErr    string    `json:"link_error,omitempty"`
 	// Implausible counts reports whose date cannot be right (see
-	// gnss.Report.Implausible).
+	// Report.Implausible).
 	Implausible uint64 `json:"implausible_dates"`
 }
 
-// GNSSMonitor turns receiver events into one state and logs each change
+// Monitor turns receiver events into one state and logs each change
 // as an event. It is driven by explicit inputs (no clock reads).
-type GNSSMonitor struct {
+type Monitor struct {
 	log     *slog.Logger
-	s       GNSSSnapshot
+	s       Snapshot
 	linkUp  bool
 	lastAny time.Time // last report of any kind
 	quietOK bool      // the current silence was already logged
@@ -76,29 +75,29 @@ type GNSSMonitor struct {
 	implWhy    string
 }
 
-// NewGNSSMonitor starts with the receiver absent.
-func NewGNSSMonitor(log *slog.Logger, device string, now time.Time) *GNSSMonitor {
-	return &GNSSMonitor{log: log, s: GNSSSnapshot{Device: device, State: GNSSAbsent, Fix: "unknown", Sats: -1, InView: -1, Since: now},
+// NewMonitor starts with the receiver absent.
+func NewMonitor(log *slog.Logger, device string, now time.Time) *Monitor {
+	return &Monitor{log: log, s: Snapshot{Device: device, State: StateAbsent, Fix: "unknown", Sats: -1, InView: -1, Since: now},
 		texts: map[string]time.Time{}}
 }
 
 // Snapshot returns the current state.
-func (m *GNSSMonitor) Snapshot() GNSSSnapshot { return m.s }
+func (m *Monitor) Snapshot() Snapshot { return m.s }
 
-func (m *GNSSMonitor) event(level slog.Level, name, msg string, now time.Time, attrs ...any) {
+func (m *Monitor) event(level slog.Level, name, msg string, now time.Time, attrs ...any) {
 	attrs = append([]any{"event", name, "gnss_device", m.s.Device, "gnss_state", string(m.s.State)}, attrs...)
 	m.log.Log(context.Background(), level, msg, attrs...)
 }
 
-func (m *GNSSMonitor) enter(st GNSSState, now time.Time) (prev GNSSState, held time.Duration) {
+func (m *Monitor) enter(st State, now time.Time) (prev State, held time.Duration) {
 	prev, held = m.s.State, now.Sub(m.s.Since)
 	m.s.State, m.s.Since = st, now
 	return prev, held
 }
 
 // Link records the stream going up or down.
-func (m *GNSSMonitor) Link(l serial.Link, now time.Time) {
-	if l.Up == m.linkUp && (l.Up || m.s.State == GNSSAbsent) {
+func (m *Monitor) Link(l serial.Link, now time.Time) {
+	if l.Up == m.linkUp && (l.Up || m.s.State == StateAbsent) {
 		return
 	}
 	m.linkUp = l.Up
@@ -106,8 +105,8 @@ func (m *GNSSMonitor) Link(l serial.Link, now time.Time) {
 		m.s.LinkErr = ""
 		m.lastAny = time.Time{}
 		m.quietOK = false
-		prev, held := m.enter(GNSSSilent, now)
-		if prev == GNSSAbsent && !m.s.LastReport.IsZero() {
+		prev, held := m.enter(StateSilent, now)
+		if prev == StateAbsent && !m.s.LastReport.IsZero() {
 			m.event(logging.LevelNotice, "receiver_back", "GNSS receiver back", now, "gone_for", held.Round(time.Second).String())
 		} else {
 			m.event(logging.LevelNotice, "receiver_open", "GNSS receiver open", now)
@@ -117,16 +116,16 @@ func (m *GNSSMonitor) Link(l serial.Link, now time.Time) {
 	if l.Err != nil {
 		m.s.LinkErr = l.Err.Error()
 	}
-	prev, _ := m.enter(GNSSAbsent, now)
+	prev, _ := m.enter(StateAbsent, now)
 	m.s.Fix, m.s.Sats, m.s.InView = "none", -1, -1
-	if prev == GNSSFix {
+	if prev == StateFix {
 		m.event(slog.LevelWarn, "gnss_fix_lost", "GNSS fix lost: receiver gone", now, "reason", "receiver gone")
 	}
 	m.event(slog.LevelWarn, "receiver_gone", "GNSS receiver gone; retrying", now, "error", m.s.LinkErr)
 }
 
 // Report records one epoch.
-func (m *GNSSMonitor) Report(r gnss.Report, now time.Time) {
+func (m *Monitor) Report(r Report, now time.Time) {
 	m.s.Reports++
 	m.lastAny = now
 	m.quietOK = false
@@ -151,17 +150,17 @@ func (m *GNSSMonitor) Report(r gnss.Report, now time.Time) {
 		m.flips++
 		m.lastWasOK = usable
 	}
-	if r.Rollover && usable && m.s.State != GNSSFix {
+	if r.Rollover && usable && m.s.State != StateFix {
 		m.event(slog.LevelWarn, "gnss_week_rollover", "GNSS date was 1024 weeks early (GPS week rollover); corrected", now,
 			"gnss_time", r.UTCString())
 	}
 	switch {
-	case usable && m.s.State != GNSSFix && m.usableRun >= fixConfirm:
-		m.enter(GNSSFix, now)
+	case usable && m.s.State != StateFix && m.usableRun >= fixConfirm:
+		m.enter(StateFix, now)
 		m.event(logging.LevelNotice, "gnss_fix_gained", "GNSS fix gained", now,
 			"gnss_fix", r.Fix.String(), "gnss_sats", r.Sats, "gnss_time", r.UTCString(), "gnss_talker", r.Talker)
-	case !usable && m.s.State == GNSSFix && now.Sub(m.lastUsable) >= fixHold:
-		m.enter(GNSSNoFix, now)
+	case !usable && m.s.State == StateFix && now.Sub(m.lastUsable) >= fixHold:
+		m.enter(StateNoFix, now)
 		reason := "receiver reports no fix"
 		switch {
 		case r.Implausible != "":
@@ -170,15 +169,15 @@ func (m *GNSSMonitor) Report(r gnss.Report, now time.Time) {
 			reason = "no date"
 		}
 		m.event(slog.LevelWarn, "gnss_fix_lost", "GNSS fix lost", now, "reason", reason, "gnss_sats", r.Sats)
-	case !usable && m.s.State == GNSSSilent:
-		m.enter(GNSSNoFix, now)
+	case !usable && m.s.State == StateSilent:
+		m.enter(StateNoFix, now)
 		m.event(logging.LevelNotice, "gnss_no_fix", "GNSS receiver talking, no fix yet", now, "gnss_sats", r.Sats)
 	}
 }
 
 // Text logs a receiver TXT message, each distinct text at most once a
 // minute (u-blox repeats antenna status every few seconds).
-func (m *GNSSMonitor) Text(t gnss.Text, now time.Time) {
+func (m *Monitor) Text(t Text, now time.Time) {
 	key := fmt.Sprint(t.Severity, t.Text)
 	if last, ok := m.texts[key]; ok && now.Sub(last) < time.Minute {
 		return
@@ -196,7 +195,7 @@ func (m *GNSSMonitor) Text(t gnss.Text, now time.Time) {
 
 // minute sums up, once a minute, what would be a line a second: a fix
 // that keeps coming and going, and dates that cannot be right.
-func (m *GNSSMonitor) minute(now time.Time) {
+func (m *Monitor) minute(now time.Time) {
 	if m.minuteFrom.IsZero() {
 		m.minuteFrom = now
 	}
@@ -217,7 +216,7 @@ func (m *GNSSMonitor) minute(now time.Time) {
 
 // Tick notices silence: an open receiver without reports, or a fix whose
 // reports stopped.
-func (m *GNSSMonitor) Tick(now time.Time, rejected uint64) {
+func (m *Monitor) Tick(now time.Time, rejected uint64) {
 	m.s.Rejected = rejected
 	m.minute(now)
 	if !m.linkUp {
@@ -234,50 +233,14 @@ func (m *GNSSMonitor) Tick(now time.Time, rejected uint64) {
 	m.quietOK = true
 	silent := quiet.Round(time.Second).String()
 	switch m.s.State {
-	case GNSSFix:
-		m.enter(GNSSSilent, now)
+	case StateFix:
+		m.enter(StateSilent, now)
 		m.event(slog.LevelWarn, "gnss_fix_lost", "GNSS fix lost: no time reports", now, "reason", "silence", "silent_for", silent)
-	case GNSSNoFix:
-		m.enter(GNSSSilent, now)
+	case StateNoFix:
+		m.enter(StateSilent, now)
 		m.event(slog.LevelWarn, "gnss_silent", "GNSS receiver open but silent", now, "silent_for", silent)
-	case GNSSSilent:
+	case StateSilent:
 		m.event(slog.LevelWarn, "gnss_silent", "GNSS receiver open but no time sentences (check baud rate and port)", now,
 			"silent_for", silent, "rejected_bytes", rejected)
 	}
 }
-
-// PPSMonitor notices the PPS coming and going.
-type PPSMonitor struct {
-	log  *slog.Logger
-	name string
-	last time.Time
-	ok   bool
-}
-
-// ppsSilence: three missed pulses is a lost PPS.
-const ppsSilence = 3 * time.Second
-
-// NewPPSMonitor watches a PPS source.
-func NewPPSMonitor(log *slog.Logger, name string) *PPSMonitor {
-	return &PPSMonitor{log: log, name: name}
-}
-
-// Edge records a pulse.
-func (p *PPSMonitor) Edge(now time.Time) {
-	p.last = now
-	if !p.ok {
-		p.ok = true
-		p.log.Log(context.Background(), logging.LevelNotice, "PPS gained", "event", "pps_gained", "pps", p.name)
-	}
-}
-
-// Tick notices silence.
-func (p *PPSMonitor) Tick(now time.Time) {
-	if p.ok && now.Sub(p.last) > ppsSilence {
-		p.ok = false
-		p.log.Warn("PPS lost", "event", "pps_lost", "pps", p.name, "silent_for", now.Sub(p.last).Round(time.Second).String())
-	}
-}
-
-// OK tells whether pulses are arriving.
-func (p *PPSMonitor) OK() bool { return p.ok }

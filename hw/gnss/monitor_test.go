@@ -1,4 +1,4 @@
-package daemon
+package gnss
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"sitegm/hw/gnss"
 	"sitegm/hw/serial"
 	"sitegm/internal/logging"
 )
@@ -28,10 +27,10 @@ func TestGNSSMonitorLifecycle(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(logging.TextHandler(&buf, slog.LevelDebug))
 	t0 := time.Unix(1000, 0)
-	m := NewGNSSMonitor(log, "/dev/gnss0", t0)
+	m := NewMonitor(log, "/dev/gnss0", t0)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
-	rep := func(valid bool) gnss.Report {
-		return gnss.Report{Valid: valid, HasDate: true, Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Sats: 8, Fix: gnss.Fix3D}
+	rep := func(valid bool) Report {
+		return Report{Valid: valid, HasDate: true, Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Sats: 8, Fix: Fix3D}
 	}
 	expect := func(want ...string) {
 		t.Helper()
@@ -65,7 +64,7 @@ func TestGNSSMonitorLifecycle(t *testing.T) {
 	expect("gnss_fix_gained")
 	m.Tick(at(16.5), 0)
 	expect("gnss_fix_lost")
-	if m.Snapshot().State != GNSSSilent {
+	if m.Snapshot().State != StateSilent {
 		t.Errorf("state %s", m.Snapshot().State)
 	}
 	m.Report(rep(true), at(17))
@@ -78,7 +77,7 @@ func TestGNSSMonitorLifecycle(t *testing.T) {
 	m.Link(serial.Link{Up: true}, at(20))
 	expect("receiver_back")
 	for i := 0; i < 3; i++ {
-		m.Text(gnss.Text{Severity: 1, Text: "ANTENNA OPEN"}, at(21+float64(i)))
+		m.Text(Text{Severity: 1, Text: "ANTENNA OPEN"}, at(21+float64(i)))
 	}
 	expect("gnss_text")
 }
@@ -90,16 +89,16 @@ func TestGNSSFixFlapping(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(logging.TextHandler(&buf, slog.LevelDebug))
 	t0 := time.Unix(1000, 0)
-	m := NewGNSSMonitor(log, "/dev/gnss0", t0)
+	m := NewMonitor(log, "/dev/gnss0", t0)
 	m.Link(serial.Link{Up: true}, t0)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
-	m.Report(gnss.Report{Valid: true, HasDate: true, Sats: 5}, at(1))
-	m.Report(gnss.Report{Valid: true, HasDate: true, Sats: 5}, at(2))
+	m.Report(Report{Valid: true, HasDate: true, Sats: 5}, at(1))
+	m.Report(Report{Valid: true, HasDate: true, Sats: 5}, at(2))
 	events(&buf)
 	for s := 3; s < 603; s++ {
-		r := gnss.Report{Valid: s%2 == 0, HasDate: true, Sats: 4}
+		r := Report{Valid: s%2 == 0, HasDate: true, Sats: 4}
 		if s%10 == 5 {
-			r = gnss.Report{HasDate: true, Implausible: "date 1980-01-06 is more than one GPS week rollover before the date floor"}
+			r = Report{HasDate: true, Implausible: "date 1980-01-06 is more than one GPS week rollover before the date floor"}
 		}
 		m.Report(r, at(s))
 		m.Tick(at(s).Add(500*time.Millisecond), 0)
