@@ -162,7 +162,10 @@ func (t *Table) TAIToUTC(tai time.Time) (utc time.Time, leap60 bool) {
 	prev := 10
 	off := 10
 	for _, e := range t.Entries {
-		change := e.At.Add(time.Duration(prev) * time.Second) // TAI when UTC reaches At on the old offset
+		// The TAI instant UTC changes offset: for an inserted second the
+		// start of 23:59:60 (At on the old offset), for a deleted one the
+		// instant 23:59:58 ends (At on the new offset).
+		change := e.At.Add(time.Duration(min(prev, e.Offset)) * time.Second)
 		if tai.Before(change) {
 			break
 		}

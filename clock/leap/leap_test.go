@@ -202,3 +202,27 @@ func FuzzParseList(f *testing.F) {
 		}
 	})
 }
+
+// A deleted leap second (ITU-R TF.460-6 2.2 allows one; none has happened):
+// UTC goes from 23:59:58 straight to 00:00:00, and TAI-UTC drops by one.
+func TestTAIToUTCAcrossDeletedSecond(t *testing.T) {
+	tb := Builtin()
+	tb.Entries = append(tb.Entries, Entry{At: time.Date(2030, 7, 1, 0, 0, 0, 0, time.UTC), Offset: 36})
+	for _, c := range []struct{ tai, utc string }{
+		{"2030-07-01T00:00:35.5Z", "2030-06-30T23:59:58.5Z"},
+		{"2030-07-01T00:00:36Z", "2030-07-01T00:00:00Z"},
+		{"2030-07-01T00:00:37Z", "2030-07-01T00:00:01Z"},
+	} {
+		tai, _ := time.Parse(time.RFC3339Nano, c.tai)
+		want, _ := time.Parse(time.RFC3339Nano, c.utc)
+		if got, leap60 := tb.TAIToUTC(tai); !got.Equal(want) || leap60 {
+			t.Errorf("TAI %s: UTC %v leap60 %v, want %s", c.tai, got, leap60, c.utc)
+		}
+		if back := tb.UTCToTAI(want, false); !back.Equal(tai) {
+			t.Errorf("UTC %s back to TAI %v, want %s", c.utc, back, c.tai)
+		}
+	}
+	if tb.Pending(time.Date(2030, 6, 30, 12, 0, 0, 0, time.UTC)) != -1 {
+		t.Error("the deleted second is not announced")
+	}
+}

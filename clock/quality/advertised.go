@@ -100,3 +100,33 @@ func (m *Machine) V1() V1 {
 	}
 	return V1{Stratum: 4, Identifier: [4]byte{'D', 'F', 'L', 'T'}, Variance: 0x7FFF, Preferred: false}
 }
+
+// Advertised is everything sitegm advertises about its clock at one
+// instant, derived from the one state: what ptp.GMOf, v1.GMOf and
+// ntp.HeaderOf put on the wire.
+type Advertised struct {
+	ClockClass    uint8
+	ClockAccuracy uint8
+	Variance      uint16 // offsetScaledLogVariance
+	Time          TimeProperties
+	V1            V1
+	NTP           NTP
+}
+
+// Advertise derives what is advertised at UTC time utc: the disciplined
+// clock's time, never the host's, so that the leap flags are for the day
+// the served clock is in.
+func (m *Machine) Advertise(utc time.Time, t *leap.Table, receiverLS bool) Advertised {
+	return Advertised{ClockClass: m.ClockClass(), ClockAccuracy: m.ClockAccuracy(), Variance: m.OffsetScaledLogVariance(),
+		Time: m.TimeProperties(utc, t, receiverLS), V1: m.V1(), NTP: m.NTP(utc, t)}
+}
+
+// Initial is what a port advertises before the daemon said anything: the
+// default class with nothing known, no flags (not even the PTP timescale),
+// PTPv1's worst stratum, NTP unsynchronized.
+func Initial() Advertised {
+	return Advertised{ClockClass: ClassDefault, ClockAccuracy: AccuracyUnknown, Variance: VarianceUnknown,
+		Time: TimeProperties{TimeSource: TimeSourceOsc},
+		V1:   V1{Stratum: 4, Identifier: [4]byte{'D', 'F', 'L', 'T'}, Variance: 0x7FFF},
+		NTP:  NTP{LI: 3, RefID: [4]byte{'I', 'N', 'I', 'T'}, RootDispersion: 16 * time.Second}}
+}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"sitegm/internal/config"
-	"sitegm/internal/daemon"
+	"sitegm/internal/status"
 )
 
 // cmdStatus asks the running daemon over its status socket.
@@ -48,7 +48,7 @@ func cmdStatus(args []string) int {
 		os.Stdout.Write(raw)
 		return 0
 	}
-	var s daemon.Status
+	var s status.Status
 	if err := json.Unmarshal(raw, &s); err != nil {
 		fmt.Fprintln(os.Stderr, "sitegm status: bad answer:", err)
 		return 1
@@ -58,7 +58,7 @@ func cmdStatus(args []string) int {
 }
 
 // formatStatus is the compact human table.
-func formatStatus(s *daemon.Status) string {
+func formatStatus(s *status.Status) string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "sitegm %s  up %s  %s\n\n", s.Version, (time.Duration(s.Uptime) * time.Second).Round(time.Second), s.Summary)
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)

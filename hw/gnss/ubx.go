@@ -95,3 +95,15 @@ func decodeUBX(fr *Frame) (Event, bool) {
 	}
 	return nil, false
 }
+
+// UTC is the UTC second the pulse marks: its week and time of week on the
+// pulse's time base, UTC or GPS time (UBX TIM-TP flags bit 0; GPS time
+// is UTC plus gpsMinusUTC(t) seconds at t, IS-GPS-200 20.3.3.5.2.4).
+func (tp TimePulse) UTC(gpsMinusUTC func(time.Time) int) time.Time {
+	gpsEpoch := time.Date(1980, 1, 6, 0, 0, 0, 0, time.UTC)
+	t := gpsEpoch.Add(time.Duration(tp.Week)*7*24*time.Hour + time.Duration(tp.TowMS)*time.Millisecond)
+	if !tp.TimeBaseUTC {
+		t = t.Add(-time.Duration(gpsMinusUTC(t)) * time.Second)
+	}
+	return t.Round(time.Second)
+}

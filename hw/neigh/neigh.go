@@ -26,6 +26,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -312,4 +313,20 @@ func ndaDst(b []byte) (netip.Addr, bool) {
 		b = b[al:]
 	}
 	return netip.Addr{}, false
+}
+
+// WatchOrAllow is Watch for a server: on the loopback interface (no
+// neighbours) or when netlink is not available it returns nil, a Gate that
+// allows every destination, and says so in the log.
+func WatchOrAllow(ctx context.Context, iface string, log *slog.Logger) *Gate {
+	if iface == "lo" {
+		return nil
+	}
+	g, err := Watch(ctx, iface)
+	if err != nil {
+		log.Warn("neighbour table not watched: replies to forged on-link sources are not bounded", "event", "neighbour_watch_error",
+			"error", err.Error())
+		return nil
+	}
+	return g
 }

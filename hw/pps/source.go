@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync/atomic"
 	"time"
+
+	"sitegm/clock/timebase"
 )
 
 // Edge is one PPS edge as a source timestamped it.
@@ -18,7 +20,7 @@ type Edge struct {
 }
 
 // Realtime is the Clock of edges stamped on CLOCK_REALTIME.
-const Realtime = "realtime"
+const Realtime = timebase.Realtime
 
 // Stats counts what a source saw. Safe to read while Run is going.
 type Stats struct {

@@ -1,135 +1,43 @@
 package daemon
 
 import (
-	"encoding/json"
-	"errors"
+	"context"
 	"fmt"
-	"io"
-	"math"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"sitegm/clock"
+	"sitegm/clock/discipline"
+	"sitegm/clock/driftfile"
 	"sitegm/clock/leap"
-	"sitegm/clock/servo"
+	"sitegm/clock/timebase"
 	"sitegm/hw/nic"
 	"sitegm/hw/pps"
 	"sitegm/internal/config"
 )
 
-// timebase is the disciplined clock and how timestamps taken on other
-// clocks are carried onto it.
-//
-// A read that fails is an error, never another clock's time: a PHC read
-// failing used to return the host's UTC for a TAI time (37 s off) and
-// carry a realtime stamp over unconverted. Every caller now holds (skips
-// what needed the time) and the failure is counted for the main loop to
-// report (clock_read_error).
-type timebase struct {
-	clk     clock.Clock
-	virtual *clock.Virtual
-	phc     *clock.PHC
-	system  *clock.System // slaved to the PHC (discipline = "phc", sync_system)
-	// failures counts failed reads; lastErr is the latest one's text.
-	failures atomic.Uint64
-	lastErr  atomic.Pointer[string]
-}
-
-func (tb *timebase) failed(err error) error {
-	tb.failures.Add(1)
-	msg := err.Error()
-	tb.lastErr.Store(&msg)
-	return err
-}
+// driftEvery is how often the drift file is rewritten while locked.
+const driftEvery = 10 * time.Minute
 
 // ErrNoPHC: the PHC the configuration names is not there (yet): its NIC
 // may come up after sitegm at boot, so the caller waits for it.
-var ErrNoPHC = errors.New("PTP hardware clock not available")
+var ErrNoPHC = timebase.ErrNoPHC
 
-// openTimebase opens the clock clock.discipline names.
-func openTimebase(cfg config.Config, table *leap.Table) (*timebase, error) {
-	switch cfg.Clock.Discipline {
-	case config.DisciplineVirtual:
-		// Start on TAI, like the PHC it stands in for.
-		off := time.Duration(table.Offset(time.Now())) * time.Second
-		v := clock.NewVirtual(off)
-		return &timebase{clk: v, virtual: v}, nil
-	case config.DisciplineSystem:
-		s, err := clock.NewSystem()
-		if err != nil {
-			return nil, err
+// openClock opens the clock clock.discipline names (clock/timebase).
+func openClock(cfg config.Config, table *leap.Table) (*timebase.Timebase, *timebase.Slave, error) {
+	dev := ""
+	if cfg.Clock.Discipline == config.DisciplinePHC {
+		var err error
+		if dev, err = nic.PHCDevice(cfg.Clock.PHC); err != nil {
+			return nil, nil, fmt.Errorf("%w: %s: %v", ErrNoPHC, cfg.Clock.PHC, err)
 		}
-		return &timebase{clk: s}, nil
-	case config.DisciplinePHC:
-		dev, err := nic.PHCDevice(cfg.Clock.PHC)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrNoPHC, cfg.Clock.PHC, err)
-		}
-		p, err := clock.OpenPHC(dev)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrNoPHC, dev, err)
-		}
-		tb := &timebase{clk: p, phc: p}
-		if cfg.Clock.SyncSystem {
-			if s, err := clock.NewSystem(); err == nil {
-				tb.system = s
-			} else {
-				return nil, fmt.Errorf("clock.sync_system: %w", err)
-			}
-		}
-		return tb, nil
 	}
-	return nil, fmt.Errorf("unknown discipline %q", cfg.Clock.Discipline)
-}
-
-// now reads the disciplined clock.
-func (tb *timebase) now() (time.Time, error) {
-	if tb.virtual != nil {
-		return tb.virtual.NowTime(), nil
-	}
-	t, err := tb.clk.Now()
-	if err != nil {
-		return time.Time{}, tb.failed(fmt.Errorf("read %s: %w", tb.clk.Name(), err))
-	}
-	return t, nil
-}
-
-// fromRealtime carries a CLOCK_REALTIME timestamp (kernel PPS, SOCK,
-// serial arrival, software packet stamps) onto the disciplined clock.
-func (tb *timebase) fromRealtime(t time.Time) (time.Time, error) {
-	switch {
-	case tb.virtual != nil:
-		return tb.virtual.FromHost(t), nil
-	case tb.phc != nil:
-		so, err := tb.phc.SysOffset()
-		if err != nil {
-			return time.Time{}, tb.failed(fmt.Errorf("compare %s with CLOCK_REALTIME: %w", tb.phc.Name(), err))
-		}
-		return t.Add(so.PHC.Sub(so.System)), nil
-	}
-	return t, nil
-}
-
-// errWrongClock: a timestamp on a clock that cannot be carried onto the
-// disciplined one (a configuration error, not a read failure).
-var errWrongClock = errors.New("timestamp on another clock")
-
-// fromEdge carries a PPS edge onto the disciplined clock.
-func (tb *timebase) fromEdge(e pps.Edge) (time.Time, error) {
-	if e.Clock == pps.Realtime {
-		return tb.fromRealtime(e.Time)
-	}
-	if tb.phc != nil && e.Clock == tb.phc.Name() {
-		return e.Time, nil
-	}
-	return time.Time{}, fmt.Errorf("%w: edge on %s cannot be carried onto %s", errWrongClock, e.Clock, tb.clk.Name())
+	return timebase.Open(string(cfg.Clock.Discipline), dev, cfg.Clock.SyncSystem, table)
 }
 
 // ppsSource builds the PPS source of gnss.pps.
-func ppsSource(cfg config.Config, tb *timebase) (pps.Source, error) {
+func ppsSource(cfg config.Config, tb *timebase.Timebase) (pps.Source, error) {
 	spec := cfg.GNSS.PPS
 	clear := cfg.GNSS.PPSEdge == config.EdgeClear
 	switch spec.Kind {
@@ -142,7 +50,7 @@ func ppsSource(cfg config.Config, tb *timebase) (pps.Source, error) {
 		if err != nil {
 			return nil, err
 		}
-		if tb.phc == nil || dev != tb.phc.Name() {
+		if dev != tb.PHC() {
 			return nil, fmt.Errorf("gnss.pps %s: the PPS must be timestamped on the disciplined PHC", dev)
 		}
 		return &pps.ExttsSource{Device: dev, Channel: uint32(spec.Channel), Clear: clear, Width: cfg.GNSS.PPSWidth.Duration}, nil
@@ -167,96 +75,178 @@ func measNoise(kind config.PPSKind) time.Duration {
 	return 2 * time.Microsecond
 }
 
-// driftRecord is the drift file: the frequency the clock needed last.
-type driftRecord struct {
-	FreqPPB    float64   `json:"freq_ppb"`
-	SigmaPPB   float64   `json:"sigma_ppb"`
-	Written    time.Time `json:"written"`
-	Clock      string    `json:"clock"`
-	Oscillator string    `json:"oscillator"`
-}
-
-// driftMaxSize bounds what is read of a drift file: the record is about
-// 150 bytes, and a file of 200 MB (a log redirected to the wrong path)
-// must not be read whole.
-const driftMaxSize = 4096
-
-// readDrift reads a drift file and checks that it is plausible for clk: a
-// frequency within what any oscillator needs (servo.FreqPriorPPB) and the
-// clock can be set to, an uncertainty that is a number. A wrong value that
-// passes these checks is still tested against the first GNSS samples (the
-// servo's probation), and dropped if they disagree.
-func readDrift(path string, maxPPB float64) (driftRecord, error) {
-	var r driftRecord
-	f, err := os.Open(path)
-	if err != nil {
-		return r, err
+func (d *Daemon) disciplineConfig() discipline.Config {
+	g, clk := d.cfg.GNSS, d.tb.Clock()
+	dc := discipline.Config{
+		Osc: d.osc, Timescale: clk.Timescale(),
+		NMEAOnly: g.PPS.Kind == config.PPSNone, NMEADelay: g.NMEADelay.Duration,
+		MeasNoise: measNoise(g.PPS.Kind), LatencyLo: g.NMEALatency.Lo, LatencyHi: g.NMEALatency.Hi, Servo: string(d.cfg.Clock.Servo),
+		Holdover: d.cfg.Clock.Holdover.Duration, HoldoverMaxError: d.cfg.Clock.HoldoverMaxError.Duration,
+		JumpThreshold: d.cfg.Clock.JumpThreshold.Duration, FollowJumps: d.cfg.Clock.FollowJumps.Duration,
+		MaxFreq: clk.MaxFrequency(), Leap: d.table,
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, driftMaxSize+1))
-	if err != nil {
-		return r, err
-	}
-	if len(b) > driftMaxSize {
-		return r, fmt.Errorf("%s: larger than %d bytes: not a drift file", path, driftMaxSize)
-	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		return r, fmt.Errorf("%s: %w", path, err)
-	}
-	limit := math.Min(maxPPB, servo.FreqPriorPPB)
+	r, err := driftfile.Read(d.cfg.Clock.DriftFile, clk.MaxFrequency())
 	switch {
-	case math.IsNaN(r.FreqPPB) || math.Abs(r.FreqPPB) > limit:
-		return r, fmt.Errorf("%s: implausible frequency %v ppb (beyond ±%.0f)", path, r.FreqPPB, limit)
-	case math.IsNaN(r.SigmaPPB) || r.SigmaPPB < 0 || math.IsInf(r.SigmaPPB, 0):
-		return r, fmt.Errorf("%s: implausible uncertainty %v ppb", path, r.SigmaPPB)
-	case r.Written.IsZero():
-		return r, fmt.Errorf("%s: no date", path)
+	case err == nil && strings.EqualFold(r.Clock, clk.Name()):
+		dc.InitialFreq = r.FreqPPB
+		dc.InitialFreqSigma = driftfile.Sigma(r, d.osc, time.Now())
+		// Start from the remembered frequency at once: every second at
+		// the wrong rate is error the servo has to take out.
+		clk.SetFrequency(r.FreqPPB)
+		d.log.Info("drift file read", "event", "drift_read", "freq_ppb", r.FreqPPB, "sigma_ppb", dc.InitialFreqSigma,
+			"age", time.Since(r.Written).Round(time.Second).String())
+	case err != nil && !os.IsNotExist(err):
+		d.log.Warn("drift file unusable; locking without it", "event", "drift_unusable", "error", err)
 	}
-	return r, nil
+	return dc
 }
 
-// setAsideDrift renames a drift file the servo found wrong, so that the
-// next start does not trust it again; the next lock writes a new one.
-func setAsideDrift(path string) error {
-	return os.Rename(path, path+".rejected")
-}
-
-// writeDrift replaces the drift file atomically: a crash leaves the old
-// file or the new one, never half of one.
-func writeDrift(path string, r driftRecord) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	b, _ := json.Marshal(r)
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".drift-*")
+// clockNow reads the disciplined clock (main loop only): on a failed read
+// it says so, and the caller skips what needed the time.
+func (d *Daemon) clockNow() (timebase.Instant, bool) {
+	t, err := d.tb.Now()
 	if err != nil {
-		return err
+		return t, false
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	d.lastNow = t
+	return t, true
 }
 
-// driftSigma is how far a drift file's frequency may be off after age:
-// what it was known to, plus the oscillator's drift since, plus a floor for
-// temperature.
-func driftSigma(r driftRecord, osc clock.Oscillator, now time.Time) float64 {
-	age := now.Sub(r.Written).Seconds()
-	if age < 0 {
-		age = 0
+// nowOrLast is the clock's time, or its last good read when it cannot be
+// read: for reports (status, estimates), never for what is served.
+func (d *Daemon) nowOrLast() timebase.Instant {
+	if t, ok := d.clockNow(); ok {
+		return t
 	}
-	s := r.SigmaPPB + osc.Drift*age*1e9 + 10
-	return math.Min(s, 1000)
+	return d.lastNow
 }
 
-func sameClock(a, b string) bool { return strings.EqualFold(a, b) }
+// clockUTC is the disciplined clock's time as UTC (its last good read
+// when it cannot be read now).
+func (d *Daemon) clockUTC() time.Time {
+	utc, _ := d.nowOrLast().UTC()
+	return utc
+}
+
+// receiverUTC is the UTC time of a receiver message that arrived at host
+// time at: the disciplined clock's UTC while it is synchronized (the time
+// sitegm serves), else the receiver's latest dated epoch carried forward
+// by the host's elapsed time. A leap second a receiver announces "in N
+// seconds" is placed on that timeline, never on the host's clock, which
+// may be anything at boot.
+func (d *Daemon) receiverUTC(at time.Time) (time.Time, bool) {
+	if d.disc.Quality().Synchronized() {
+		return d.clockUTC(), true
+	}
+	if d.lastEpoch.IsZero() {
+		return time.Time{}, false
+	}
+	return d.lastEpoch.Add(at.Sub(d.lastEpochAt)), true
+}
+
+// reportClockReads logs the first failed read of the disciplined clock
+// (WARNING clock_read_error, naming the error) and its recovery (NOTICE
+// clock_read_ok, with how many failed and for how long). While reads
+// fail, nothing that needs the clock's time is served or steered: sitegm
+// holds.
+func (d *Daemon) reportClockReads(now time.Time) {
+	n, lastErr := d.tb.Failures()
+	name := d.tb.Clock().Name()
+	switch {
+	case n != d.failSeen:
+		d.lastFail = now
+		if d.clockFail.IsZero() {
+			d.clockFail, d.failAtStart = now, d.failSeen
+			d.log.Warn("the disciplined clock cannot be read: holding (nothing that needs its time is served or steered)",
+				"event", "clock_read_error", "error", lastErr, "clock", name)
+		}
+	case !d.clockFail.IsZero() && now.Sub(d.lastFail) >= time.Second:
+		d.log.Log(context.Background(), discipline.LevelNotice, "the disciplined clock reads again", "event", "clock_read_ok",
+			"clock", name, "failed_reads", n-d.failAtStart, "failed_for", d.lastFail.Sub(d.clockFail).Round(time.Millisecond).String())
+		d.clockFail = time.Time{}
+	}
+	d.failSeen = n
+}
+
+// apply carries out what the discipline decided.
+func (d *Daemon) apply(a discipline.Action) {
+	clk := d.tb.Clock()
+	if a.Step != 0 {
+		if err := clk.Step(a.Step); err != nil {
+			d.log.Error("clock step failed", "error", err, "step", a.Step.String())
+		}
+	}
+	if a.SetFreq {
+		if err := clk.SetFrequency(a.Freq); err != nil {
+			d.log.Error("clock frequency adjustment failed", "error", err)
+		}
+	}
+	if a.SetLeap {
+		if ls, ok := clk.(clock.LeapSetter); ok {
+			if err := ls.SetLeap(a.Leap); err != nil {
+				d.log.Error("kernel leap second flag", "error", err)
+			}
+		}
+	}
+}
+
+// saveDrift writes the drift file every driftEvery while locked, and on
+// exit when the frequency is known.
+func (d *Daemon) saveDrift(final bool) {
+	path := d.cfg.Clock.DriftFile
+	if path == "" {
+		return
+	}
+	if d.disc.DriftDistrusted() && !d.driftSetAside {
+		d.driftSetAside = true
+		if err := driftfile.SetAside(path); err == nil {
+			d.log.Warn("drift file set aside: GNSS disagreed with it", "event", "drift_set_aside", "file", path+".rejected")
+		}
+	}
+	q := d.disc.Quality()
+	if !q.EverLocked() || (!final && time.Since(d.lastDrift) < driftEvery) {
+		return
+	}
+	est := q.Estimate()
+	if final {
+		est = d.disc.Status(d.nowOrLast().Clock()).Estimate
+	}
+	if est.FreqSigma <= 0 || est.FreqSigma > 1000 {
+		return
+	}
+	r := driftfile.Record{FreqPPB: est.Freq, SigmaPPB: est.FreqSigma, Written: time.Now().UTC(), Clock: d.tb.Clock().Name(), Oscillator: d.osc.Name}
+	if err := driftfile.Write(path, r); err != nil {
+		d.log.Warn("drift file not written", "event", "drift_write_error", "error", err)
+		return
+	}
+	d.lastDrift = time.Now()
+	d.log.Debug("drift file written", "freq_ppb", r.FreqPPB)
+}
+
+// checkLeapExpiry warns, once a day, that the leap table expired: the time
+// is still served, but a leap second announced after the expiry would be
+// missed unless the receiver reports it.
+func (d *Daemon) checkLeapExpiry(now time.Time) {
+	if !d.table.Expired(now) || now.Sub(d.leapWarned) < 24*time.Hour {
+		return
+	}
+	d.leapWarned = now
+	exp := "unknown"
+	if !d.table.Expires.IsZero() {
+		exp = d.table.Expires.Format("2006-01-02")
+	}
+	d.log.Warn("leap second table expired: update tzdata (leap-seconds.list); GNSS time is still served, "+
+		"and PTP utcOffsetValid stays false unless the receiver confirms the offset",
+		"event", "leap_table_expired", "leap_source", d.table.Source, "expired", exp)
+}
+
+// slaveSystem keeps CLOCK_REALTIME on the PHC once the PHC has locked
+// (timebase.Slave).
+func (d *Daemon) slaveSystem() {
+	if d.slave == nil || !d.disc.Quality().EverLocked() {
+		return
+	}
+	if step, err := d.slave.Step(); err == nil && step != 0 {
+		d.log.Log(context.Background(), discipline.LevelNotice, "system clock stepped onto the PHC", "event", "system_stepped", "step", step.String())
+	}
+}

@@ -20,8 +20,8 @@ import (
 	"syscall"
 	"time"
 
-	"sitegm/internal/daemon"
 	"sitegm/internal/lab"
+	"sitegm/internal/status"
 )
 
 // params are the module's, from the kernel command line.
@@ -282,22 +282,22 @@ func (s *sitegm) stop() {
 // tail is the end of sitegm's log, for a failed scenario's notes.
 func (s *sitegm) tail(n int) string { return lastLines(s.p.output(), n) }
 
-func (s *sitegm) status() (*daemon.Status, error) {
+func (s *sitegm) status() (*status.Status, error) {
 	c, err := net.DialTimeout("unix", s.dir+"/status.sock", time.Second)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(2 * time.Second))
-	var st daemon.Status
+	var st status.Status
 	if err := json.NewDecoder(c).Decode(&st); err != nil {
 		return nil, err
 	}
 	return &st, nil
 }
 
-func (s *sitegm) waitState(timeout time.Duration, state string, class int) *daemon.Status {
-	var st *daemon.Status
+func (s *sitegm) waitState(timeout time.Duration, state string, class int) *status.Status {
+	var st *status.Status
 	waitFor(timeout, fmt.Sprintf("sitegm %s class %d (output: %s)", state, class, lastLines(s.p.output(), 5)), func() bool {
 		var err error
 		st, err = s.status()

@@ -1,4 +1,4 @@
-package daemon
+package driftfile
 
 import (
 	"os"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sitegm/clock"
 )
 
 // Issue 11 item 10: a drift file is bounded in size and value; what
@@ -21,7 +23,7 @@ func TestReadDriftBounds(t *testing.T) {
 		return p
 	}
 	good := `{"freq_ppb":-4321.5,"sigma_ppb":3,"written":"2026-11-25T10:00:00Z","clock":"virtual","oscillator":"tcxo"}`
-	if r, err := readDrift(write("good", good), 500000); err != nil || r.FreqPPB != -4321.5 {
+	if r, err := Read(write("good", good), 500000); err != nil || r.FreqPPB != -4321.5 {
 		t.Fatalf("good file: %+v %v", r, err)
 	}
 	big := filepath.Join(dir, "big")
@@ -40,7 +42,7 @@ func TestReadDriftBounds(t *testing.T) {
 		"not json":    {write("e", "drift"), "invalid"},
 		"trailing GB": {write("f", good+strings.Repeat(" ", 5000)), "larger than"},
 	} {
-		if _, err := readDrift(c.path, 62500); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := Read(c.path, 62500); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -48,7 +50,28 @@ func TestReadDriftBounds(t *testing.T) {
 		t.Errorf("reading the bad files took %v", d)
 	}
 	// A PHC whose range is narrower than the file's value.
-	if _, err := readDrift(write("g", strings.Replace(good, "-4321.5", "70000", 1)), 62500); err == nil {
+	if _, err := Read(write("g", strings.Replace(good, "-4321.5", "70000", 1)), 62500); err == nil {
 		t.Error("a frequency beyond the clock's range was accepted")
+	}
+}
+
+// Write then Read gives the record back; a write replaces the file whole.
+func TestWriteRead(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "sub", "drift")
+	r := Record{FreqPPB: 12.5, SigmaPPB: 0.3, Written: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), Clock: "/dev/ptp0", Oscillator: "ocxo"}
+	if err := Write(p, r); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Read(p, 62500); err != nil || got != r {
+		t.Fatalf("read back %+v %v, want %+v", got, err, r)
+	}
+	if err := SetAside(p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p + ".rejected"); err != nil {
+		t.Error(err)
+	}
+	if s := Sigma(r, clock.TCXO, r.Written.Add(24*time.Hour)); s <= r.SigmaPPB || s > 1000 {
+		t.Errorf("sigma a day later %v", s)
 	}
 }

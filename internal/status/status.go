@@ -1,4 +1,8 @@
-package daemon
+// Package status is the status document of a running sitegm (what
+// `sitegm status --json` prints and systemd's STATUS= sums up), the book
+// that derives its rates and rejected-input counters, and the Unix socket
+// that serves it.
+package status
 
 import (
 	"encoding/json"
@@ -14,30 +18,30 @@ import (
 	"sync"
 	"time"
 
-	"sitegm/hw/gnss"
-	"sitegm/internal/version"
+	"sitegm/hw/ntpnet"
+	"sitegm/hw/ptpnet"
 )
 
 // Status is what `sitegm status --json` prints: a stable document for
 // scripts. Fields are only ever added.
 type Status struct {
-	Version string      `json:"version"`
-	Time    time.Time   `json:"time"` // host clock when the snapshot was taken
-	Uptime  float64     `json:"uptime_s"`
-	GNSS    GNSSStatus  `json:"gnss"`
-	Clock   ClockStatus `json:"clock"`
-	PTP     []PTPStatus `json:"ptp"`
-	NTP     []NTPStatus `json:"ntp"`
-	Ready   bool        `json:"ready"`
-	Summary string      `json:"summary"` // the one-line state (also systemd's STATUS=)
-	Rates   []PortRate  `json:"rates"`
+	Version string          `json:"version"`
+	Time    time.Time       `json:"time"` // host clock when the snapshot was taken
+	Uptime  float64         `json:"uptime_s"`
+	GNSS    GNSS            `json:"gnss"`
+	Clock   Clock           `json:"clock"`
+	PTP     []ptpnet.Status `json:"ptp"`
+	NTP     []ntpnet.Status `json:"ntp"`
+	Ready   bool            `json:"ready"`
+	Summary string          `json:"summary"` // the one-line state (also systemd's STATUS=)
+	Rates   []PortRate      `json:"rates"`
 	// Rejected counts input turned away or unanswerable, by
 	// "kind/interface/reason", since each port opened (docs/hostile-input.md).
 	Rejected map[string]uint64 `json:"rejected"`
 }
 
-// GNSSStatus is the receiver and PPS.
-type GNSSStatus struct {
+// GNSS is the receiver and PPS.
+type GNSS struct {
 	State          string  `json:"state"` // absent, silent, nofix, fix
 	Fix            string  `json:"fix"`
 	Satellites     int     `json:"satellites"`
@@ -51,8 +55,8 @@ type GNSSStatus struct {
 	ImplausibleDates uint64 `json:"implausible_dates"`
 }
 
-// ClockStatus is the disciplined clock.
-type ClockStatus struct {
+// Clock is the disciplined clock.
+type Clock struct {
 	Name               string  `json:"name"`
 	State              string  `json:"state"` // FREERUN, ACQUIRING, LOCKED, HOLDOVER
 	ClockClass         int     `json:"clock_class"`
@@ -63,13 +67,13 @@ type ClockStatus struct {
 	HoldoverRemainingS float64 `json:"holdover_remaining_s"`
 	MinusHostNS        int64   `json:"clock_minus_host_ns,omitempty"` // virtual clock only
 	// System is CLOCK_REALTIME slaved to the PHC (sync_system), when it is.
-	System *SystemClockStatus `json:"system,omitempty"`
+	System *SystemClock `json:"system,omitempty"`
 }
 
-// SystemClockStatus is the system clock's own servo: its offset from the
+// SystemClock is the system clock's own servo: its offset from the
 // PHC (as UTC) and the bound of that (|offset| + 3 sigma of its estimate,
 // plus half the window of the readings it was measured with).
-type SystemClockStatus struct {
+type SystemClock struct {
 	OffsetNS   int64 `json:"offset_ns"`
 	EstErrorNS int64 `json:"est_error_ns"`
 }
@@ -82,57 +86,24 @@ type PortRate struct {
 	PerSecond float64 `json:"per_second"`
 }
 
-// statusBook keeps the last snapshot and the counters to derive rates.
-type statusBook struct {
+// Book keeps the last document and the counters to derive rates from.
+type Book struct {
 	mu   sync.Mutex
 	last *Status
 	prev map[string]uint64
 	at   time.Time
 }
 
-func (b *statusBook) get() *Status {
+// Last is the latest document (nil before the first).
+func (b *Book) Last() *Status {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.last
 }
 
-// snapshot builds the status document (on the daemon's loop).
-func (d *Daemon) snapshot() *Status {
-	g := d.gnss.Snapshot()
-	fs := d.dec.FramerStats()
-	st := d.disc.Status(d.nowOrLast())
-	freq, _ := d.tb.clk.Frequency()
-	s := &Status{Version: version.BuildDate, Time: time.Now(), Uptime: time.Since(d.started).Seconds(), Ready: d.ready.Load()}
-	s.GNSS = GNSSStatus{State: string(g.State), Fix: fmt.Sprint(g.Fix), Satellites: g.Sats, LastTime: g.LastTime,
-		LastReportAgeS: -1, PPSOK: d.ppsM.OK(),
-		ChecksumErrors: fs.Rejects[gnss.RejectNMEAChecksum] + fs.Rejects[gnss.RejectUBXChecksum], ImplausibleDates: g.Implausible}
-	if !g.LastReport.IsZero() {
-		s.GNSS.LastReportAgeS = time.Since(g.LastReport).Seconds()
-	}
-	s.Clock = ClockStatus{Name: d.tb.clk.Name(), State: string(st.State), ClockClass: int(st.ClockClass),
-		OffsetNS: st.Estimate.Offset.Nanoseconds(), FrequencyPPB: round3(freq), EstErrorNS: clampNS(st.EstError)}
-	if st.EstError == time.Duration(1<<63-1) {
-		s.Clock.EstErrorNS = -1
-	}
-	if d.sysServo != nil {
-		e := d.sysServo.Estimate(time.Now())
-		s.Clock.System = &SystemClockStatus{OffsetNS: e.Offset.Nanoseconds(),
-			EstErrorNS: (e.Offset.Abs() + 3*e.OffsetSigma + d.sysWindow/2).Nanoseconds()}
-		if e.OffsetSigma == time.Duration(1<<63-1) {
-			s.Clock.System.EstErrorNS = -1
-		}
-	}
-	if st.State == "HOLDOVER" {
-		s.Clock.HoldoverElapsedS = st.HoldoverElapsed.Seconds()
-		s.Clock.HoldoverRemainingS = st.HoldoverRemaining.Seconds()
-	}
-	if d.tb.virtual != nil {
-		h := time.Now()
-		s.Clock.MinusHostNS = d.tb.virtual.FromHost(h).Sub(h).Nanoseconds()
-	}
-	s.PTP = d.PTPStatuses()
-	s.NTP = d.NTPStatuses()
-	// Rates since the previous snapshot.
+// Record completes s (request rates since the previous document, the
+// summary, the rejected-input counters) and keeps it as the latest.
+func (b *Book) Record(s *Status) {
 	counts := map[string]uint64{}
 	for _, p := range s.PTP {
 		counts["ptp/"+p.Interface] = p.DelayReqs
@@ -143,8 +114,8 @@ func (d *Daemon) snapshot() *Status {
 	for _, n := range s.NTP {
 		counts["ntp/"+n.Interface] = n.Requests
 	}
-	b := &d.status
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	dt := s.Time.Sub(b.at).Seconds()
 	keys := make([]string, 0, len(counts))
 	for k := range counts {
@@ -157,19 +128,20 @@ func (d *Daemon) snapshot() *Status {
 			r = float64(counts[k]-p) / dt
 		}
 		kind, iface, _ := strings.Cut(k, "/")
-		s.Rates = append(s.Rates, PortRate{Kind: kind, Interface: iface, PerSecond: round3(r)})
+		s.Rates = append(s.Rates, PortRate{Kind: kind, Interface: iface, PerSecond: Round3(r)})
 	}
 	b.prev, b.at = counts, s.Time
-	s.Summary = summary(s)
-	s.Rejected = rejectedCounters(s)
+	s.Summary = Summary(s)
+	s.Rejected = Rejected(s)
 	b.last = s
-	b.mu.Unlock()
-	return s
 }
 
-// summary is the one-line state: systemd's STATUS= and the first line of
+// Round3 truncates x to three decimals (ppb, rates).
+func Round3(x float64) float64 { return float64(int64(x*1000)) / 1000 }
+
+// Summary is the one-line state: systemd's STATUS= and the first line of
 // `sitegm status`.
-func summary(s *Status) string {
+func Summary(s *Status) string {
 	line := fmt.Sprintf("%s class %d", s.Clock.State, s.Clock.ClockClass)
 	if s.Clock.EstErrorNS >= 0 {
 		line += fmt.Sprintf(" ±%s", time.Duration(s.Clock.EstErrorNS).Round(time.Nanosecond))
@@ -189,11 +161,11 @@ func summary(s *Status) string {
 // a flood of them must not grow goroutines without end.
 const statusConns = 16
 
-// serveStatus answers every connection on the status socket with the
-// latest snapshot as JSON, then closes it. The returned stop closes the
-// listener and removes the socket, if it is still the one made here.
-func (d *Daemon) serveStatus() (stop func(), err error) {
-	path := d.cfg.Status.Socket
+// Serve answers every connection on the socket at path with the latest
+// document as JSON, then closes it. The returned stop closes the listener
+// and removes the socket, if it is still the one made here. An empty path
+// serves nothing.
+func Serve(path string, b *Book, log *slog.Logger) (stop func(), err error) {
 	if path == "" {
 		return func() {}, nil
 	}
@@ -201,7 +173,7 @@ func (d *Daemon) serveStatus() (stop func(), err error) {
 		return nil, err
 	}
 	// A socket file left there is stale: this daemon holds the status
-	// claim (claimNames), so no other sitegm is serving it.
+	// claim (hw/claim), so no other sitegm is serving it.
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
@@ -217,9 +189,9 @@ func (d *Daemon) serveStatus() (stop func(), err error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		acceptLoop(l, statusConns, d.log, func(c net.Conn) {
+		acceptLoop(l, statusConns, log, func(c net.Conn) {
 			c.SetWriteDeadline(time.Now().Add(2 * time.Second))
-			s := d.status.get()
+			s := b.Last()
 			if s == nil {
 				s = &Status{Summary: "starting"}
 			}

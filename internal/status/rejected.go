@@ -1,18 +1,16 @@
-package daemon
+package status
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 )
 
-// rejectedCounters lists, from a status snapshot, every counter of input
+// Rejected lists, from a status snapshot, every counter of input
 // sitegm turned away or could not answer, by "kind/interface/reason":
 // the figures docs/hostile-input.md describes, totals since each port
 // opened. Rate limiting has its own minute summary (ntp_rate_limited).
-func rejectedCounters(s *Status) map[string]uint64 {
+func Rejected(s *Status) map[string]uint64 {
 	m := map[string]uint64{}
 	add := func(key string, v uint64) {
 		if v > 0 {
@@ -52,13 +50,13 @@ func rejectedCounters(s *Status) map[string]uint64 {
 	return m
 }
 
-// rejectedBook turns the counters into one summary a minute.
-type rejectedBook struct{ seen map[string]uint64 }
+// RejectedBook turns the counters into one summary a minute.
+type RejectedBook struct{ seen map[string]uint64 }
 
-// minute returns what grew since the last call, "key=delta" sorted, and
+// Minute returns what grew since the last call, "key=delta" sorted, and
 // the sum; a counter that went down belongs to a port that was re-opened
 // and counts from zero.
-func (b *rejectedBook) minute(now map[string]uint64) (string, uint64) {
+func (b *RejectedBook) Minute(now map[string]uint64) (string, uint64) {
 	var parts []string
 	var total uint64
 	for k, v := range now {
@@ -74,15 +72,4 @@ func (b *rejectedBook) minute(now map[string]uint64) (string, uint64) {
 	b.seen = now
 	slices.Sort(parts)
 	return strings.Join(parts, " "), total
-}
-
-// reportRejected logs, once a minute while it lasts, one WARNING that sums
-// up what was turned away: a flood shows as one line, not one per packet.
-func (d *Daemon) reportRejected(s *Status) {
-	counts, total := d.rejected.minute(rejectedCounters(s))
-	if total == 0 {
-		return
-	}
-	d.log.Log(context.Background(), slog.LevelWarn, "input rejected or unanswerable in the last minute (docs/hostile-input.md)",
-		"event", "input_rejected", "total", total, "counts", counts)
 }

@@ -6,8 +6,10 @@ import (
 	"strings"
 	"testing"
 
-	"sitegm/internal/config"
+	"sitegm/hw/ntpnet"
+	"sitegm/hw/ptpnet"
 	"sitegm/internal/logging"
+	"sitegm/internal/status"
 )
 
 // The minute summary of rate limiting: one ntp_rate_limited line with the
@@ -17,18 +19,13 @@ import (
 func TestReportRateLimited(t *testing.T) {
 	var buf bytes.Buffer
 	d := &Daemon{log: slog.New(logging.TextHandler(&buf, slog.LevelDebug))}
-	srv := &ntpServer{cfg: config.NTP{Interface: "eth1"}, stats: make([]workerStats, 2)}
-	srv.serving.Store(true)
-	slot := &ntpSlot{cfg: srv.cfg}
-	slot.srv.Store(srv)
-	d.ntps = []*ntpSlot{slot}
-	set := func(worker int, kod, dropped uint64) {
-		srv.stats[worker][4].Store(kod)
-		srv.stats[worker][5].Store(dropped)
+	ns := []ntpnet.Status{{Interface: "eth1"}, {Interface: "eth2"}}
+	set := func(i int, kod, dropped uint64) {
+		ns[i].KoD, ns[i].RateDropped = kod, dropped
 	}
 	minute := func() string {
 		buf.Reset()
-		d.reportRateLimited()
+		d.reportRateLimited(ns)
 		return buf.String()
 	}
 
@@ -57,9 +54,9 @@ func TestReportRateLimited(t *testing.T) {
 func TestReportRejected(t *testing.T) {
 	var buf bytes.Buffer
 	d := &Daemon{log: slog.New(logging.TextHandler(&buf, slog.LevelDebug))}
-	st := &Status{PTP: []PTPStatus{{Interface: "eth0.10", Drops: map[string]uint64{"own": 7, "management_rate": 40}, Unresolved: 300,
-		V1: &PTPv1Status{IntervalClamped: 2}}},
-		NTP: []NTPStatus{{Interface: "eth0.20", Refused: 5, BadVersion: 1}}}
+	st := &status.Status{PTP: []ptpnet.Status{{Interface: "eth0.10", Drops: map[string]uint64{"own": 7, "management_rate": 40}, Unresolved: 300,
+		V1: &ptpnet.V1Status{IntervalClamped: 2}}},
+		NTP: []ntpnet.Status{{Interface: "eth0.20", Refused: 5, BadVersion: 1}}}
 	minute := func() string {
 		buf.Reset()
 		d.reportRejected(st)

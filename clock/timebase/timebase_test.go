@@ -1,0 +1,244 @@
+package timebase
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"sitegm/clock"
+	"sitegm/clock/leap"
+)
+
+// fakeClock stands for CLOCK_REALTIME (UTC) or, with phcOff set, a PHC
+// (TAI) read against it.
+type fakeClock struct {
+	name   string
+	scale  clock.Timescale
+	host   time.Time     // CLOCK_REALTIME now
+	phcOff time.Duration // PHC - CLOCK_REALTIME
+	fail   error
+}
+
+func (f *fakeClock) Name() string                { return f.name }
+func (f *fakeClock) Timescale() clock.Timescale  { return f.scale }
+func (f *fakeClock) Frequency() (float64, error) { return 0, nil }
+func (f *fakeClock) SetFrequency(float64) error  { return nil }
+func (f *fakeClock) Step(time.Duration) error    { return nil }
+func (f *fakeClock) MaxFrequency() float64       { return 1e5 }
+func (f *fakeClock) Now() (time.Time, error)     { return f.host.Add(f.phcOff), f.fail }
+func (f *fakePHC) SysOffset() (clock.SysOffset, error) {
+	if f.fail != nil {
+		return clock.SysOffset{}, f.fail
+	}
+	return clock.SysOffset{PHC: f.host.Add(f.phcOff), System: f.host}, nil
+}
+
+type fakePHC struct{ fakeClock }
+
+// deleted is a table with one deleted leap second (none has happened; the
+// rules allow it, ITU-R TF.460-6 2.2): TAI-UTC goes from 37 to 36 at the
+// end of 2030-06-30.
+func deleted() *leap.Table {
+	t := leap.Builtin()
+	t.Entries = append(t.Entries, leap.Entry{At: time.Date(2030, 7, 1, 0, 0, 0, 0, time.UTC), Offset: 36})
+	return t
+}
+
+// The three kinds of disciplined clock, read around an inserted and a
+// deleted leap second: the PTP time is always TAI, the NTP time UTC, and a
+// CLOCK_REALTIME stamp lands on the clock where the clock says it is.
+func TestInstantsAcrossLeapSeconds(t *testing.T) {
+	type instant struct {
+		utc    string // what UTC reads (the second 23:59:60 as "60")
+		offset int    // TAI-UTC in force for that second
+		leap60 bool
+	}
+	inserted := []instant{
+		{"2016-12-31T23:59:58Z", 36, false},
+		{"2016-12-31T23:59:59Z", 36, false},
+		{"60", 36, true}, // the inserted second: TAI 2017-01-01T00:00:36
+		{"2017-01-01T00:00:00Z", 37, false},
+	}
+	deletedDay := []instant{
+		{"2030-06-30T23:59:57Z", 37, false},
+		{"2030-06-30T23:59:58Z", 37, false},
+		// 23:59:59 does not exist: the next second is 00:00:00 at TAI-UTC 36
+		{"2030-07-01T00:00:00Z", 36, false},
+	}
+	for _, tc := range []struct {
+		name  string
+		table *leap.Table
+		secs  []instant
+	}{{"inserted", leap.Builtin(), inserted}, {"deleted", deleted(), deletedDay}} {
+		for _, kind := range []string{"virtual", "system", "phc"} {
+			t.Run(tc.name+"/"+kind, func(t *testing.T) {
+				for _, s := range tc.secs {
+					utc := time.Date(2016, 12, 31, 23, 59, 59, 0, time.UTC).Add(time.Second)
+					if s.utc != "60" {
+						utc, _ = time.Parse(time.RFC3339, s.utc)
+					}
+					utc = utc.Add(250 * time.Millisecond)
+					tai := utc.Add(time.Duration(s.offset) * time.Second)
+					if s.leap60 {
+						tai = utc.Add(-time.Second).Add(time.Duration(s.offset+1) * time.Second)
+					}
+					var tb *Timebase
+					var host time.Time // CLOCK_REALTIME at that instant
+					switch kind {
+					case "virtual":
+						// The host counts UTC as the kernel does through an
+						// inserted second: 23:59:59 twice.
+						host = utc
+						if s.leap60 {
+							host = utc.Add(-time.Second)
+						}
+						v := clock.NewVirtualOver(func() time.Time { return host }, tai.Sub(host))
+						tb = New(v, tc.table)
+					case "system":
+						host = utc
+						if s.leap60 {
+							host = utc.Add(-time.Second)
+						}
+						tb = New(&fakeClock{name: "system", scale: clock.UTC, host: host}, tc.table)
+					case "phc":
+						host = utc.Add(3 * time.Millisecond) // a system clock a little off
+						if s.leap60 {
+							host = host.Add(-time.Second)
+						}
+						tb = New(&fakePHC{fakeClock{name: "/dev/ptp0", scale: clock.TAI, host: host, phcOff: tai.Sub(host)}}, tc.table)
+					}
+					now, err := tb.Now()
+					if err != nil {
+						t.Fatal(err)
+					}
+					gotUTC, leap60 := now.UTC()
+					wantTAI, wantUTC := tai, utc
+					if kind == "system" && s.leap60 {
+						// CLOCK_REALTIME cannot say 23:59:60: it repeats
+						// 23:59:59, and so does what it serves.
+						wantTAI, wantUTC = tai.Add(-time.Second), utc.Add(-time.Second)
+					}
+					if !now.TAI().Equal(wantTAI) || !gotUTC.Equal(wantUTC) || (kind != "system" && leap60 != s.leap60) {
+						t.Errorf("%s: TAI %v UTC %v leap60 %v, want TAI %v UTC %v leap60 %v", s.utc,
+							now.TAI(), gotUTC, leap60, wantTAI, wantUTC, s.leap60)
+					}
+					// A software stamp taken at this instant on CLOCK_REALTIME
+					// is the clock's own reading.
+					if got, err := tb.FromRealtime(host); err != nil || !got.Clock().Equal(now.Clock()) {
+						t.Errorf("%s: FromRealtime %v (%v), want %v", s.utc, got.Clock(), err, now.Clock())
+					}
+					// What NTP serves from a stamp at this instant.
+					m, _, err := tb.Map()
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := m.UTC(m.ClockNS(host))
+					want := wantUTC
+					if s.leap60 {
+						want = utc.Add(-time.Second) // NTP repeats 23:59:59
+					}
+					if !got.Equal(want) {
+						t.Errorf("%s: NTP time %v, want %v", s.utc, got, want)
+					}
+				}
+			})
+		}
+	}
+}
+
+// The NTP mapping built just before a leap second switches at it, not at
+// the next rebuild.
+func TestMapSwitchesAtTheLeapSecond(t *testing.T) {
+	before := time.Date(2016, 12, 31, 23, 59, 59, 500e6, time.UTC)
+	v := clock.NewVirtualOver(func() time.Time { return before }, 36*time.Second)
+	tb := New(v, leap.Builtin())
+	m, _, err := tb.Map()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		after time.Duration
+		want  string
+	}{{0, "23:59:59.5"}, {500 * time.Millisecond, "23:59:59"}, {time.Second, "23:59:59.5"}, {2 * time.Second, "00:00:00.5"}} {
+		clk := before.Add(36*time.Second + c.after).UnixNano()
+		if got := m.UTC(clk).Format("15:04:05.999"); got != c.want {
+			t.Errorf("+%v: %s, want %s", c.after, got, c.want)
+		}
+	}
+}
+
+// A clock that cannot be read gives an error, counted, and never another
+// clock's time.
+func TestFailedReadsAreErrors(t *testing.T) {
+	host := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := &fakePHC{fakeClock{name: "/dev/ptp0", scale: clock.TAI, host: host, phcOff: 37 * time.Second, fail: errors.New("EIO")}}
+	tb := New(p, leap.Builtin())
+	if _, err := tb.Now(); err == nil {
+		t.Error("Now: no error")
+	}
+	if i, err := tb.FromRealtime(host); err == nil || !i.IsZero() {
+		t.Errorf("FromRealtime: %v, %v", i, err)
+	}
+	if _, _, err := tb.Map(); err == nil {
+		t.Error("Map: no error")
+	}
+	if n, last := tb.Failures(); n != 3 || last == "" {
+		t.Errorf("failures %d %q", n, last)
+	}
+	if _, err := tb.FromClock("/dev/ptp1", host); !errors.Is(err, ErrWrongClock) {
+		t.Errorf("an edge on another PHC: %v", err)
+	}
+	p.fail = nil
+	if i, err := tb.FromClock("/dev/ptp0", host); err != nil || !i.Clock().Equal(host) {
+		t.Errorf("an edge on the PHC itself: %v %v", i.Clock(), err)
+	}
+	sys := New(&fakeClock{name: "system", scale: clock.UTC, host: host}, leap.Builtin())
+	if _, err := sys.FromClock("/dev/ptp0", host); !errors.Is(err, ErrWrongClock) {
+		t.Errorf("an EXTTS edge onto the system clock: %v", err)
+	}
+}
+
+// stepClock is a system clock that records how it is steered.
+type stepClock struct {
+	fakeClock
+	steps []time.Duration
+	freq  float64
+}
+
+func (s *stepClock) Step(d time.Duration) error {
+	s.steps = append(s.steps, d)
+	s.host = s.host.Add(d)
+	return nil
+}
+func (s *stepClock) SetFrequency(ppb float64) error { s.freq = ppb; return nil }
+
+// The system clock slaved to a PHC is stepped onto the PHC's UTC (not its
+// TAI) when it is off by more than a millisecond, then steered.
+func TestSlaveStepsSystemOntoPHCUTC(t *testing.T) {
+	host := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	utc := host.Add(-250 * time.Millisecond) // the system clock is 250 ms ahead
+	phc := &fakePHC{fakeClock{name: "/dev/ptp0", scale: clock.TAI, host: host, phcOff: utc.Add(37 * time.Second).Sub(host)}}
+	tb := New(phc, leap.Builtin())
+	sys := &stepClock{fakeClock: fakeClock{name: "system", scale: clock.UTC, host: host}}
+	if NewSlave(sys, New(sys, leap.Builtin())) != nil {
+		t.Fatal("a slave of a clock that is no PHC")
+	}
+	s := NewSlave(sys, tb)
+	if _, _, ok := s.Offset(host); ok {
+		t.Error("an offset before the first reading")
+	}
+	step, err := s.Step()
+	if err != nil || len(sys.steps) != 1 || step != sys.steps[0] {
+		t.Fatalf("step %v err %v steps %v", step, err, sys.steps)
+	}
+	if d := sys.steps[0] + 250*time.Millisecond; d.Abs() > time.Microsecond {
+		t.Errorf("stepped by %v, want -250ms", sys.steps[0])
+	}
+	if _, _, ok := s.Offset(host); !ok {
+		t.Error("no offset after a reading")
+	}
+	phc.fail = errors.New("EIO")
+	if _, err := s.Step(); err == nil || len(sys.steps) != 1 {
+		t.Errorf("a failed reading: err %v steps %v", err, sys.steps)
+	}
+}

@@ -1,0 +1,250 @@
+// Package ntpnet serves NTP on Linux: one SO_REUSEPORT socket and one
+// ntp.Responder per CPU, batched reads and writes, kernel receive and
+// transmit timestamps carried onto UTC as the disciplined clock counts it,
+// nothing allocated per request.
+package ntpnet
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"sitegm/clock/timebase"
+	"sitegm/hw/neigh"
+	"sitegm/hw/nic"
+	"sitegm/hw/udpio"
+	"sitegm/ntp"
+)
+
+// View is what every worker reads per request: the header and how to
+// carry CLOCK_REALTIME stamps onto UTC, swapped atomically by the daemon's
+// loop (every 100 ms).
+type View struct {
+	Header ntp.Header
+	Map    timebase.UTCMap
+}
+
+// Options of one server.
+type Options struct {
+	Interface    string
+	Port         int
+	RateInterval time.Duration // zero: no rate limiting
+	RateBurst    int
+	// SendBuffer of each socket (udpio.Options.SendBuffer says why it is
+	// large).
+	SendBuffer int
+}
+
+// Status is one NTP interface's counters for status output.
+type Status struct {
+	Interface   string `json:"interface"`
+	Port        int    `json:"port"`
+	State       string `json:"state"`
+	Requests    uint64 `json:"requests"`
+	Replies     uint64 `json:"replies"`
+	Interleaved uint64 `json:"interleaved"`
+	Symmetric   uint64 `json:"symmetric"`
+	KoD         uint64 `json:"kod"`
+	RateDropped uint64 `json:"rate_dropped"`
+	Ignored     uint64 `json:"ignored"`
+	Malformed   uint64 `json:"malformed"`
+	// Hostile or odd traffic, by reason (docs/hostile-input.md).
+	BadVersion uint64 `json:"bad_version"`         // versions 5-7
+	Refused    uint64 `json:"refused_destination"` // a source no reply may go to (port 0, broadcast ...)
+	Unsendable uint64 `json:"unsendable"`          // replies dropped: the send buffer was full
+	SendFailed uint64 `json:"send_failed"`         // replies the kernel refused one by one
+	Unresolved uint64 `json:"unresolved"`          // replies not sent to on-link strangers beyond their budget (hw/neigh)
+}
+
+// Server serves one [[ntp]] table.
+type Server struct {
+	o     Options
+	tb    *timebase.Timebase
+	view  *atomic.Pointer[View]
+	log   *slog.Logger
+	stats []workerStats
+	base  time.Time // monotonic origin for rate limiting
+	xl    *ntp.Xleave
+	rate  *ntp.RateTable // shared by the workers, nil without limiting
+	gate  *neigh.Gate    // on-link destinations the kernel knows; nil: all
+	// serving: the sockets are open.
+	serving  atomic.Bool
+	rxStamps udpio.Stamps
+}
+
+// NewServer prepares a server that answers from view.
+func NewServer(o Options, tb *timebase.Timebase, view *atomic.Pointer[View], log *slog.Logger) *Server {
+	return &Server{o: o, tb: tb, view: view, log: log.With("ntp_interface", o.Interface),
+		stats: make([]workerStats, max(1, runtime.NumCPU()))}
+}
+
+// workerStats are one worker's counters: the responder's, then what the
+// socket side saw (refused destinations, unsendable and failed replies).
+type workerStats [13]atomic.Uint64
+
+func (w *workerStats) store(s *ntp.Stats, io *ioStats) {
+	for i, v := range []uint64{s.Requests, s.Replies, s.Interleaved, s.Symmetric, s.KoD, s.RateDropped, s.Ignored, s.Malformed,
+		s.BadVersion, io.refused, io.unsendable, io.failed, io.unresolved} {
+		w[i].Store(v)
+	}
+}
+
+type ioStats struct{ refused, unsendable, failed, unresolved uint64 }
+
+// chooseStamps takes hardware receive timestamps when the interface's
+// PHC is the disciplined clock and its filter stamps every packet
+// (HWTSTAMP_FILTER_ALL: NTP is not PTP, so a PTP-only filter misses it);
+// software otherwise. Transmit stamps (interleaved mode) stay software.
+func (s *Server) chooseStamps() udpio.Stamps {
+	phc := s.tb.PHC()
+	if phc == "" {
+		return udpio.Software
+	}
+	ti, err := nic.GetTSInfo(s.o.Interface)
+	if err != nil || !ti.Hardware() || ti.PHCPath() != phc {
+		return udpio.Software
+	}
+	f, err := nic.EnableHardwareStamps(s.o.Interface)
+	if err != nil || f != unix.HWTSTAMP_FILTER_ALL {
+		s.log.Info("NTP uses software receive timestamps: the NIC does not stamp every packet", "event", "ntp_timestamping", "rx_filter", f)
+		return udpio.Software
+	}
+	s.log.Info("NTP uses hardware receive timestamps", "event", "ntp_timestamping", "phc", phc)
+	return udpio.Hardware
+}
+
+// Run serves until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	workers := len(s.stats)
+	var conns []*udpio.Conn
+	closeAll := func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	s.rxStamps = s.chooseStamps()
+	for i := 0; i < workers; i++ {
+		c, err := udpio.Listen(udpio.Options{Interface: s.o.Interface, Port: s.o.Port, ReusePort: true, PacketInfo: true,
+			RXStamps: s.rxStamps, RXSoftwareToo: true, TXStampsPerPacket: true, RecvBuffer: 4 << 20,
+			SendBuffer: s.o.SendBuffer, Loopback: s.o.Interface == "lo"})
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("%s port %d: %w", s.o.Interface, s.o.Port, err)
+		}
+		conns = append(conns, c)
+	}
+	s.gate = neigh.WatchOrAllow(ctx, s.o.Interface, s.log)
+	s.xl = ntp.NewXleave(1 << 16)
+	if s.o.RateInterval > 0 {
+		s.rate = ntp.NewRateTable(1<<16, s.o.RateInterval, s.o.RateBurst)
+	}
+	s.serving.Store(true)
+	defer s.serving.Store(false)
+	s.base = time.Now()
+	s.log.Info("NTP server up", "event", "ntp_up", "ntp_port", s.o.Port, "ntp_workers", workers,
+		"ntp_rate_interval", s.o.RateInterval.String(), "ntp_rate_burst", s.o.RateBurst)
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.worker(ctx, c, &s.stats[i])
+		}()
+	}
+	<-ctx.Done()
+	closeAll()
+	wg.Wait()
+	return nil
+}
+
+// worker reads a batch, answers it in one sendmmsg, then collects the
+// kernel transmit times of the replies that interleaved clients will be
+// sent next. Nothing here waits for the kernel to take a reply: a reply
+// that cannot leave now is dropped and counted (see udpio.WriteBatch).
+func (s *Server) worker(ctx context.Context, c *udpio.Conn, st *workerStats) {
+	r := ntp.NewResponder(ntp.Config{RateInterval: s.o.RateInterval, RateBurst: s.o.RateBurst, Xleave: s.xl, Rate: s.rate})
+	ms := make([]udpio.Msg, udpio.MaxBatch)
+	outs := make([]udpio.Out, 0, udpio.MaxBatch)
+	bufs := make([][ntp.HeaderLen]byte, udpio.MaxBatch)
+	lo := s.o.Interface == "lo"
+	var io ioStats
+	var v *View
+	stamp := func(clockNS int64) uint64 { return ntp.Timestamp(v.Map.UTC(clockNS)) }
+	txNow := func() uint64 { return stamp(v.Map.ClockNS(time.Now())) }
+	// Each stamp comes back with the reply it stamps, whose receive
+	// timestamp (bytes 32-39) is the key the interleaved table knows it by.
+	sent := func(reply []byte, t time.Time) {
+		if len(reply) >= ntp.HeaderLen {
+			r.Sent(binary.BigEndian.Uint64(reply[32:]), stamp(v.Map.ClockNS(t)))
+		}
+	}
+	for ctx.Err() == nil {
+		n, err := c.ReadBatch(ms)
+		if err != nil {
+			return
+		}
+		readAt := time.Now()
+		mono := int64(readAt.Sub(s.base))
+		v = s.view.Load()
+		outs = outs[:0]
+		for i := 0; i < n; i++ {
+			m := &ms[i]
+			if udpio.CheckReplyTo(m.From, lo) != udpio.RefuseNone {
+				io.refused++
+				continue
+			}
+			if s.gate.Check(m.From.Addr()) != neigh.Allow {
+				io.unresolved++
+				continue
+			}
+			var rxClock int64
+			switch {
+			case s.rxStamps == udpio.Hardware && !m.RX.IsZero():
+				rxClock = m.RX.UnixNano() // already on the PHC
+			case s.rxStamps == udpio.Hardware && !m.RXSoft.IsZero():
+				rxClock = v.Map.ClockNS(m.RXSoft)
+			case s.rxStamps == udpio.Software && !m.RX.IsZero():
+				rxClock = v.Map.ClockNS(m.RX)
+			default:
+				rxClock = v.Map.ClockNS(readAt)
+			}
+			rep := r.Respond(bufs[len(outs)][:], m.Data, stamp(rxClock), m.From.Addr(), mono, &v.Header, txNow)
+			if rep.N == 0 {
+				continue
+			}
+			outs = append(outs, udpio.Out{Data: bufs[len(outs)][:rep.N], To: m.From, TxStamp: rep.WantTxStamp, Src: m.Dst})
+		}
+		if len(outs) > 0 {
+			w := c.WriteBatch(outs)
+			io.unsendable += uint64(w.Full)
+			io.failed += uint64(w.Failed)
+		}
+		c.ReadTxStamps(sent)
+		st.store(&r.Stats, &io)
+	}
+}
+
+// Status sums the workers' counters; a server whose sockets are not open
+// is DOWN.
+func (s *Server) Status() Status {
+	st := Status{Interface: s.o.Interface, Port: s.o.Port, State: "DOWN"}
+	if !s.serving.Load() {
+		return st
+	}
+	st.State = "SERVING"
+	for i := range s.stats {
+		w := &s.stats[i]
+		for j, p := range []*uint64{&st.Requests, &st.Replies, &st.Interleaved, &st.Symmetric, &st.KoD, &st.RateDropped,
+			&st.Ignored, &st.Malformed, &st.BadVersion, &st.Refused, &st.Unsendable, &st.SendFailed, &st.Unresolved} {
+			*p += w[j].Load()
+		}
+	}
+	return st
+}

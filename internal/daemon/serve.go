@@ -1,0 +1,240 @@
+package daemon
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"sitegm/hw/ntpnet"
+	"sitegm/hw/ptpnet"
+	"sitegm/internal/config"
+	"sitegm/internal/logging"
+	"sitegm/internal/supervise"
+	"sitegm/ntp"
+	"sitegm/ptp"
+	v1 "sitegm/ptp/v1"
+)
+
+// clockHold is how long NTP keeps answering from its last view when the
+// disciplined clock cannot be read: the PHC-to-realtime offset measured
+// last is good for that long (the system clock is slaved to the PHC);
+// after it, replies say unsynchronized (LI 3, stratum 0).
+const clockHold = 2 * time.Second
+
+// gmPair is what the PTP ports advertise, published by the main loop.
+type gmPair struct {
+	v2 ptp.GM
+	v1 v1.GM
+}
+
+// ptpSlot holds the running server of one [[ptp]] section (nil while its
+// interface is not there yet).
+type ptpSlot struct {
+	cfg  config.PTP
+	srv  atomic.Pointer[ptpnet.Server]
+	slot supervise.Slot
+}
+
+// ntpSlot is the same for one [[ntp]] section.
+type ntpSlot struct {
+	cfg  config.NTP
+	srv  atomic.Pointer[ntpnet.Server]
+	slot supervise.Slot
+}
+
+// ptpConfig is what a [[ptp]] section asks of the port.
+func ptpConfig(c config.PTP) ptpnet.Config {
+	return ptpnet.Config{Port: c.Port(), V1: c.V1Port(), Transport: string(c.Transport), EventPort: c.EventPort, DSCP: c.DSCP,
+		Timestamping: string(c.Timestamping)}
+}
+
+// runPTP keeps one [[ptp]] port served.
+func (d *Daemon) runPTP(ctx context.Context, ps *ptpSlot) {
+	supervise.Keep(ctx, d.log, "ptp", ps.cfg.Interface, func() (func(context.Context) error, error) {
+		srv, err := ptpnet.NewServer(ptpConfig(ps.cfg), d.tb, d.log)
+		if err != nil {
+			return nil, err
+		}
+		if g := d.gmLatest.Load(); g != nil {
+			srv.SetGM(g.v2, g.v1)
+		}
+		return func(c context.Context) error {
+			ps.srv.Store(srv)
+			defer ps.srv.Store(nil)
+			return srv.Run(c)
+		}, nil
+	})
+}
+
+// runNTP keeps one [[ntp]] interface served.
+func (d *Daemon) runNTP(ctx context.Context, ns *ntpSlot) {
+	supervise.Keep(ctx, d.log, "ntp", ns.cfg.Interface, func() (func(context.Context) error, error) {
+		if _, err := net.InterfaceByName(ns.cfg.Interface); err != nil {
+			return nil, err
+		}
+		srv := ntpnet.NewServer(ntpnet.Options{Interface: ns.cfg.Interface, Port: ns.cfg.Port,
+			RateInterval: ns.cfg.RateInterval.Duration, RateBurst: ns.cfg.RateBurst, SendBuffer: ptpnet.ReplySendBuffer},
+			d.tb, &d.ntpView, d.log)
+		return func(c context.Context) error {
+			ns.srv.Store(srv)
+			defer ns.srv.Store(nil)
+			return srv.Run(c)
+		}, nil
+	})
+}
+
+// startServers starts every table of cfg that is not running yet.
+func (d *Daemon) startServers(ctx context.Context) {
+	for _, ps := range d.ptps {
+		if !ps.slot.Started() {
+			ps.slot = supervise.Start(ctx, &d.servers, func(c context.Context) { d.runPTP(c, ps) })
+		}
+	}
+	for _, ns := range d.ntps {
+		if !ns.slot.Started() {
+			ns.slot = supervise.Start(ctx, &d.servers, func(c context.Context) { d.runNTP(c, ns) })
+		}
+	}
+}
+
+// allServing: every configured port has its sockets open.
+func (d *Daemon) allServing() bool {
+	for _, ps := range d.ptps {
+		if ps.srv.Load() == nil {
+			return false
+		}
+	}
+	for _, n := range d.NTPStatuses() {
+		if n.State != "SERVING" {
+			return false
+		}
+	}
+	return true
+}
+
+// publishGM hands every PTP port what the quality machine advertises now.
+// The leap flags are for the day the served clock is in, not the host's.
+func (d *Daemon) publishGM() {
+	a := d.disc.Quality().Advertise(d.clockUTC(), d.table, d.disc.ReceiverLS())
+	g, g1 := ptp.GMOf(a), v1.GMOf(a)
+	d.gmLatest.Store(&gmPair{g, g1})
+	for _, slot := range d.ptps {
+		if srv := slot.srv.Load(); srv != nil {
+			srv.SetGM(g, g1)
+		}
+	}
+}
+
+// publishNTP hands the NTP workers the header for the quality state (RFC
+// 5905 7.3 via clock/quality) and the mapping of their stamps onto UTC.
+func (d *Daemon) publishNTP() {
+	m, now, err := d.tb.Map()
+	if err != nil {
+		// Hold the last view (its PHC-to-realtime offset is a fresh
+		// measurement for a moment); past clockHold of failures, say the
+		// time is not to be trusted rather than serve a stale conversion.
+		if prev := d.ntpView.Load(); prev != nil && !d.clockFail.IsZero() && time.Since(d.clockFail) > clockHold && prev.Header.Leap != 3 {
+			v := *prev
+			v.Header = v.Header.Unsynchronized()
+			d.ntpView.Store(&v)
+		}
+		return
+	}
+	d.lastNow = now
+	utc := m.UTC(now.Clock().UnixNano())
+	n := d.disc.Quality().NTP(utc, d.table)
+	d.ntpView.Store(&ntpnet.View{Header: ntp.HeaderOf(n, d.ntpPrecision, utc), Map: m})
+}
+
+// PTPStatuses reports every PTP port.
+func (d *Daemon) PTPStatuses() []ptpnet.Status {
+	var out []ptpnet.Status
+	for _, slot := range d.ptps {
+		c := slot.cfg
+		st := ptpnet.Down(c.Interface, c.Profile, c.Domain, string(c.Transport))
+		if srv := slot.srv.Load(); srv != nil {
+			if p := srv.Status(); p != nil {
+				st = *p
+			}
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// NTPStatuses reports every NTP interface.
+func (d *Daemon) NTPStatuses() []ntpnet.Status {
+	var out []ntpnet.Status
+	for _, slot := range d.ntps {
+		st := ntpnet.Status{Interface: slot.cfg.Interface, Port: slot.cfg.Port, State: "DOWN"}
+		if srv := slot.srv.Load(); srv != nil {
+			st = srv.Status()
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// reload applies a new configuration (SIGHUP). A file that does not load
+// is refused and the running configuration keeps serving. [log] and the
+// [[ptp]]/[[ntp]] tables change live (a changed table's port is re-opened,
+// the others are not touched); [gnss], [clock] and [status] need a
+// restart, which is logged.
+func (d *Daemon) reload(ctx context.Context) {
+	if d.Reload == nil {
+		return
+	}
+	cfg, err := d.Reload()
+	if err != nil {
+		d.log.Error("configuration reload refused; still serving the running configuration",
+			"event", "reload_refused", "error", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return
+	}
+	d.logWarnings(cfg.Warnings)
+	// What runs: the new ports, on the running clock, receiver and socket
+	// ([clock], [gnss] and [status] changes wait for the restart).
+	running := cfg
+	running.Clock, running.GNSS, running.Status = d.cfg.Clock, d.cfg.GNSS, d.cfg.Status
+	// The ports the new file serves are claimed before anything changes:
+	// one that another sitegm serves refuses the whole reload.
+	names := running.Claims()
+	if err := d.claims.Ensure(names); err != nil {
+		d.log.Error("configuration reload refused; still serving the running configuration",
+			"event", "reload_refused", "error", err.Error())
+		return
+	}
+	defer d.claims.Keep(names)
+	restart := d.cfg.RestartNeeded(cfg)
+	if missing := running.Capabilities() &^ d.caps; d.capsNarrowed && missing != 0 {
+		// Dropped at start for good: the port that needs it waits.
+		restart = append(restart, "capabilities ("+missing.String()+")")
+	}
+	if d.Level != nil {
+		if l, err := logging.ParseLevel(cfg.Log.Level); err == nil {
+			d.Level.Set(l)
+		}
+	}
+	d.cfg.Log = cfg.Log
+	// Ports: keep the unchanged, stop the removed and changed, start the new.
+	keepP := supervise.Reconcile(d.ptps, cfg.PTP, func(ps *ptpSlot) config.PTP { return ps.cfg }, func(ps *ptpSlot) {
+		ps.slot.Stop()
+		d.log.Log(ctx, logging.LevelNotice, "PTP port stopped (configuration)", "event", "ptp_port_removed", "ptp_interface", ps.cfg.Interface)
+	}, func(p config.PTP) *ptpSlot { return &ptpSlot{cfg: p} })
+	keepN := supervise.Reconcile(d.ntps, cfg.NTP, func(ns *ntpSlot) config.NTP { return ns.cfg }, func(ns *ntpSlot) {
+		ns.slot.Stop()
+		d.log.Log(ctx, logging.LevelNotice, "NTP stopped (configuration)", "event", "ntp_removed", "ntp_interface", ns.cfg.Interface)
+	}, func(n config.NTP) *ntpSlot { return &ntpSlot{cfg: n} })
+	d.ptps, d.ntps = keepP, keepN
+	d.cfg.PTP, d.cfg.NTP = cfg.PTP, cfg.NTP
+	d.startServers(ctx)
+	d.publishGM()
+	msg := "configuration reloaded"
+	if len(restart) > 0 {
+		msg += "; changes to " + strings.Join(restart, ", ") + " take effect at the next restart"
+		d.log.Warn(msg, "event", "reloaded", "needs_restart", strings.Join(restart, " "))
+		return
+	}
+	d.log.Log(ctx, logging.LevelNotice, msg, "event", "reloaded")
+}
