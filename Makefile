@@ -18,6 +18,9 @@ FUZZTIME ?= 60s
 # (syscall.AllThreadsSyscall refuses to under cgo).
 export CGO_ENABLED := 0
 
+# staticcheck, from the Go module proxy (honnef.co/go/tools).
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 .PHONY: all build run test test-deps unit fuzz lint install clean lab
 
 all: build
@@ -59,6 +62,8 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) mod tidy -diff
+	$(GO) run $(STATICCHECK) ./...
 
 # Longer fuzzing of every decoder of outside input ($(FUZZTIME) each).
 fuzz:

@@ -54,15 +54,3 @@ type LeapSetter interface {
 
 // ErrNotSupported is returned where a clock cannot do something here.
 var ErrNotSupported = errors.New("not supported by this clock")
-
-// Clamp limits ppb to the clock's range.
-func Clamp(c Clock, ppb float64) float64 {
-	m := c.MaxFrequency()
-	switch {
-	case ppb > m:
-		return m
-	case ppb < -m:
-		return -m
-	}
-	return ppb
-}

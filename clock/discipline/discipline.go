@@ -361,9 +361,6 @@ func (d *Discipline) DriftDistrusted() bool { return d.priorDropped }
 // Quality is the quality machine (for advertised values).
 func (d *Discipline) Quality() *quality.Machine { return d.q }
 
-// Leap is the leap second table in use.
-func (d *Discipline) Leap() *leap.Table { return d.leapTable }
-
 // ReceiverLS tells whether the receiver confirmed the UTC offset.
 func (d *Discipline) ReceiverLS() bool { return d.receiverLS }
 

@@ -285,11 +285,5 @@ func (m *Machine) Traceable() bool { return m.st == Locked || m.st == Holdover }
 // traceability). False before the first lock and after holdover ran out.
 func (m *Machine) Synchronized() bool { return m.Traceable() }
 
-// LastSample is when GNSS last corrected the clock.
-func (m *Machine) LastSample() time.Time { return m.lastSample }
-
 // Estimate is the last servo estimate seen.
 func (m *Machine) Estimate() servo.Estimate { return m.est }
-
-// Config returns the configuration.
-func (m *Machine) Config() Config { return m.cfg }

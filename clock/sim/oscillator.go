@@ -86,6 +86,8 @@ func (c *Clock) LocalAt(t time.Time) time.Time {
 	return t.Add(time.Duration(math.Round(p * 1e9)))
 }
 
+var _ clock.Clock = (*Clock)(nil)
+
 // Name implements clock.Clock.
 func (c *Clock) Name() string { return "sim" }
 

@@ -302,6 +302,3 @@ func (r *Receiver) Next() Second {
 	s.NMEAAt = edge.Add(lat)
 	return s
 }
-
-// Config returns the receiver's configuration (with defaults filled in).
-func (r *Receiver) Config() ReceiverConfig { return r.cfg }

@@ -117,12 +117,6 @@ func (tb *Timebase) PHC() string {
 	return tb.clk.Name()
 }
 
-// Table is the leap second table every conversion uses.
-func (tb *Timebase) Table() *leap.Table { return tb.table }
-
-// Scale is the timescale the disciplined clock counts.
-func (tb *Timebase) Scale() clock.Timescale { return tb.clk.Timescale() }
-
 func (tb *Timebase) failed(err error) error {
 	tb.failures.Add(1)
 	msg := err.Error()

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 )
@@ -204,27 +203,4 @@ func TestCapturesAgreeWithGpsd(t *testing.T) {
 			t.Errorf("exception for %s, which is not a capture", name)
 		}
 	}
-}
-
-func setDiff(a, b map[int64]bool) []int64 {
-	var d []int64
-	for k := range a {
-		if !b[k] {
-			d = append(d, k)
-		}
-	}
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	return d
-}
-
-func fmtSecs(s []int64) string {
-	var parts []string
-	for i, v := range s {
-		if i == 4 {
-			parts = append(parts, "...")
-			break
-		}
-		parts = append(parts, time.Unix(v, 0).UTC().Format(time.RFC3339))
-	}
-	return "[" + strings.Join(parts, " ") + "]"
 }

@@ -23,15 +23,13 @@ import (
 
 // syncSettle: under software timestamps the sending thread wakes this
 // long before a message is due and sleeps the rest in the kernel, on its
-// own, outside Go's timers. A Go timer firing wakes more than our thread:
-// the runtime thread that ran it hands the goroutine over and looks for
-// work (short sleeps of its own), and sysmon, asleep until that very
-// timer, polls every 20 us for a while. Their timer interrupts on the
-// sending CPU fell between the software timestamp and the frame reaching
-// the wire (ftrace, 2-CPU VM: the worst tenth of Syncs 15-20 us later
-// than ptp4l's).
-// After a few milliseconds that stir has died down; a plain nanosleep
-// returning on a thread that kept its P wakes nobody else.
+// own, outside Go's timers. A Go timer firing wakes more than our thread
+// (the runtime thread that ran it looks for work, sysmon polls for a
+// while), and their timer interrupts on the sending CPU fell between the
+// software timestamp and the frame reaching the wire. After a few
+// milliseconds that stir has died down; a plain nanosleep returning on a
+// thread that kept its P wakes nobody else. (The measurement:
+// docs/hardware.md, "Software timestamps".)
 const syncSettle = 8 * time.Millisecond
 
 // Config is one PTP port to serve.

@@ -19,12 +19,10 @@ import (
 // it inside the driver's transmit routine, after taking the timestamp and
 // before handing the frame on: when a runtime thread is parked in
 // epoll_wait on the other CPU, waking it costs an inter-processor
-// interrupt in the middle of the transmit path. Measured on a 2-CPU VM
-// (ftrace, net_dev_queue to netif_rx of the Sync): 20-25 us, up to 64 us,
-// against 5 us for ptp4l, whose poll(2) loop has no waiter at that moment;
-// every microsecond of it is transit after t1 that the slave reads as
-// offset. A socket outside the poller has no waiter: the error report
-// wakes nobody.
+// interrupt in the middle of the transmit path, transit after t1 that the
+// slave reads as offset. A socket outside the poller has no waiter: the
+// error report wakes nobody. (The measurement: docs/hardware.md,
+// "Software timestamps".)
 type Sender struct {
 	mu     sync.Mutex
 	fd     int

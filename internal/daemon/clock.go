@@ -61,13 +61,10 @@ func ppsSource(cfg config.Config, tb *timebase.Timebase) (pps.Source, error) {
 // measNoise is the sample noise to expect from a PPS source before the
 // servo has measured it (it does within eight samples). It is a prior, so
 // it errs on the wide side: 2 µs for every pulse source, though a timing
-// receiver on a NIC's pin scatters by tens of ns. The kernel lab showed
-// why: with a 50 ns prior (the EXTTS figure it used to be) a pulse
-// scattering by 1 µs locked in 4 s and then advertised a bound up to nine
-// times smaller than the clock's real error (clock/sim
-// TestPPSNoiseHonestWhateverItIs). With 2 µs a clean pulse locks in about
-// 15 s instead of 5 and every pulse from 20 ns to 10 µs of jitter keeps
-// its error within what is advertised.
+// receiver on a NIC's pin scatters by tens of ns; a narrow prior let a
+// noisy pulse lock early and advertise a bound smaller than the clock's
+// real error (docs/clock.md, "The PPS noise prior"; clock/sim
+// TestPPSNoiseHonestWhateverItIs).
 func measNoise(kind config.PPSKind) time.Duration {
 	if kind == config.PPSNone {
 		return 20 * time.Millisecond

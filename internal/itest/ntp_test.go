@@ -165,7 +165,8 @@ func TestNTPServer(t *testing.T) {
 			t.Errorf("request %#x got a reply %x", first, r)
 		}
 	}
-	if r := ntpAsk(t, c, gm.Addr, 1<<3|0, time.Second); r == nil || (r[0]>>3)&7 != 1 {
+	// Version 1, mode 0: NTPv1 (RFC 1059) had no mode field.
+	if r := ntpAsk(t, c, gm.Addr, 1<<3, time.Second); r == nil || (r[0]>>3)&7 != 1 {
 		t.Errorf("NTPv1 request: reply %x", r)
 	}
 	for _, tool := range [][]string{{"sntp", gm.Addr}, {"ntpdig", gm.Addr}} {

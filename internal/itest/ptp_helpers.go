@@ -4,11 +4,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"regexp"
-	"strconv"
-	"strings"
 	"testing"
-	"time"
 )
 
 // SitegmConfig writes a sitegm configuration for a lab host: gnss-sim's
@@ -78,27 +74,3 @@ tx_timestamp_timeout 50
 freq_est_interval 0
 summary_interval -3
 `
-
-// OffsetSample is one "master offset" line of ptp4l.
-type OffsetSample struct {
-	At     time.Time // when the line was read (host clock)
-	Offset float64   // ns
-	State  string
-}
-
-var ptp4lOffset = regexp.MustCompile(`master offset\s+(-?\d+) (s\d) freq\s+[-+]?\d+ path delay\s+(-?\d+)`)
-
-// Ptp4lOffsets extracts ptp4l's reported offsets from its output; ptp4l -m
-// prints "ptp4l[monotonic]: master offset N sK freq F path delay D".
-func Ptp4lOffsets(out string) []OffsetSample {
-	var res []OffsetSample
-	for _, l := range strings.Split(out, "\n") {
-		m := ptp4lOffset.FindStringSubmatch(l)
-		if m == nil {
-			continue
-		}
-		v, _ := strconv.ParseFloat(m[1], 64)
-		res = append(res, OffsetSample{Offset: v, State: m[2]})
-	}
-	return res
-}

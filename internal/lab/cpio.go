@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 )
 
@@ -98,13 +97,3 @@ func (c *cpioWriter) copyFile(host, as string) error {
 }
 
 func (c *cpioWriter) close() error { return c.header("TRAILER!!!", 0, 0) }
-
-// sortedKeys is for deterministic archives.
-func sortedKeys(m map[string]string) []string {
-	k := make([]string, 0, len(m))
-	for x := range m {
-		k = append(k, x)
-	}
-	sort.Strings(k)
-	return k
-}

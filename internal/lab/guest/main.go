@@ -8,7 +8,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -279,9 +278,6 @@ func (s *sitegm) stop() {
 	s.p.stop()
 }
 
-// tail is the end of sitegm's log, for a failed scenario's notes.
-func (s *sitegm) tail(n int) string { return lastLines(s.p.output(), n) }
-
 func (s *sitegm) status() (*status.Status, error) {
 	c, err := net.DialTimeout("unix", s.dir+"/status.sock", time.Second)
 	if err != nil {
@@ -365,8 +361,6 @@ func main() {
 		fmt.Printf("LAB-RESULT %s\n", b)
 	}
 }
-
-var errSkip = errors.New("skip")
 
 // measure reads the module every second for n seconds: PHC and
 // CLOCK_REALTIME against the truth, with sitegm's advertised bound.
