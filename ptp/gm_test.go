@@ -25,7 +25,7 @@ func TestGMOfEachState(t *testing.T) {
 		source   protocol.TimeSource
 		flags    uint16
 	}{
-		"freerun":   {248, func(a protocol.ClockAccuracy) bool { return a == quality.AccuracyUnknown }, 0xA0, ptpTS},
+		"freerun":   {248, func(a protocol.ClockAccuracy) bool { return a == protocol.ClockAccuracyUnknown }, 0xA0, ptpTS},
 		"locked":    {6, func(a protocol.ClockAccuracy) bool { return a == 0x21 }, 0x20, leap61 | valid | ptpTS | traced},
 		"holdover":  {7, func(a protocol.ClockAccuracy) bool { return a > 0x21 && a <= 0x27 }, 0xA0, leap61 | valid | ptpTS | traced},
 		"past-spec": {52, func(a protocol.ClockAccuracy) bool { return a >= 0x27 && a < 0xFE }, 0xA0, ptpTS},

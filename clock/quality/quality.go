@@ -8,6 +8,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/facebook/time/ptp/protocol"
+
 	"sitegm/clock"
 	"sitegm/clock/servo"
 )
@@ -23,15 +25,17 @@ const (
 	Holdover  State = "HOLDOVER"  // reference lost; predicted error within spec
 )
 
-// PTP clockClass values (IEEE 1588-2019 Table 4; same in 1588-2008).
+// PTP clockClass values (IEEE 1588-2019 Table 4; same in 1588-2008),
+// time sources (Table 6) and the unknown accuracy and variance, as
+// facebook/time's ptp/protocol names them.
 const (
-	ClassLocked     = 6   // synchronized to a primary reference (PTP timescale)
-	ClassHoldover   = 7   // was 6, in holdover within specification
-	ClassDegradedA  = 52  // was 7, out of holdover specification (alternative A: may not become a slave)
-	ClassDefault    = 248 // default: never synchronized
-	TimeSourceGNSS  = 0x20
-	TimeSourceOsc   = 0xA0
-	AccuracyUnknown = 0xFE
+	ClassLocked     = uint8(protocol.ClockClass6)  // synchronized to a primary reference (PTP timescale)
+	ClassHoldover   = uint8(protocol.ClockClass7)  // was 6, in holdover within specification
+	ClassDegradedA  = uint8(protocol.ClockClass52) // was 7, out of holdover specification (alternative A: may not become a slave)
+	ClassDefault    = 248                          // default: never synchronized
+	TimeSourceGNSS  = uint8(protocol.TimeSourceGNSS)
+	TimeSourceOsc   = uint8(protocol.TimeSourceInternalOscillator)
+	AccuracyUnknown = uint8(protocol.ClockAccuracyUnknown)
 	VarianceUnknown = 0xFFFF
 	lockRunNeeded   = 5 // consecutive good updates to call the clock locked
 	// referenceSilentOK: a reference silent for less than this is a glitch
@@ -211,28 +215,10 @@ func (m *Machine) ClockClass() uint8 {
 	return ClassDefault
 }
 
-// accuracyTable is IEEE 1588-2019 Table 5 (clockAccuracy): each code's
-// upper bound.
-var accuracyTable = []struct {
-	code  uint8
-	bound time.Duration
-}{
-	{0x20, 25 * time.Nanosecond}, {0x21, 100 * time.Nanosecond}, {0x22, 250 * time.Nanosecond},
-	{0x23, time.Microsecond}, {0x24, 2500 * time.Nanosecond}, {0x25, 10 * time.Microsecond},
-	{0x26, 25 * time.Microsecond}, {0x27, 100 * time.Microsecond}, {0x28, 250 * time.Microsecond},
-	{0x29, time.Millisecond}, {0x2A, 2500 * time.Microsecond}, {0x2B, 10 * time.Millisecond},
-	{0x2C, 25 * time.Millisecond}, {0x2D, 100 * time.Millisecond}, {0x2E, 250 * time.Millisecond},
-	{0x2F, time.Second}, {0x30, 10 * time.Second},
-}
-
-// AccuracyCode maps an error bound to clockAccuracy.
+// AccuracyCode maps an error bound to clockAccuracy (IEEE 1588-2019
+// Table 5: the smallest code whose bound covers it).
 func AccuracyCode(bound time.Duration) uint8 {
-	for _, a := range accuracyTable {
-		if bound <= a.bound {
-			return a.code
-		}
-	}
-	return 0x31 // > 10 s
+	return uint8(protocol.ClockAccuracyFromOffset(bound))
 }
 
 // ClockAccuracy is the clockAccuracy of the estimated error; unknown

@@ -66,10 +66,10 @@ func TestHoldoverEntryExit(t *testing.T) {
 	r := Run(sc, "kalman")
 	var enter, leave float64
 	for _, c := range r.ClockClass {
-		if c[1] == quality.ClassHoldover && enter == 0 {
+		if c[1] == float64(quality.ClassHoldover) && enter == 0 {
 			enter = c[0]
 		}
-		if c[1] == quality.ClassLocked && enter > 0 && leave == 0 {
+		if c[1] == float64(quality.ClassLocked) && enter > 0 && leave == 0 {
 			leave = c[0]
 		}
 	}
@@ -107,7 +107,7 @@ func TestHoldoverLimit(t *testing.T) {
 		t.Errorf("6 min into a 5 min holdover: %s", got)
 	}
 	last := r.ClockClass[len(r.ClockClass)-1]
-	if last[1] != quality.ClassDegradedA || last[0] < 610 || last[0] > 612 {
+	if last[1] != float64(quality.ClassDegradedA) || last[0] < 610 || last[0] > 612 {
 		t.Errorf("clock class timeline %v", r.ClockClass)
 	}
 }
@@ -207,7 +207,7 @@ func TestMissingPulses(t *testing.T) {
 	}
 	r := Run(sc, "kalman")
 	for _, c := range r.ClockClass[1:] {
-		if c[0] > 60 && c[1] != quality.ClassLocked {
+		if c[0] > 60 && c[1] != float64(quality.ClassLocked) {
 			t.Errorf("class %v at %.0f s", c[1], c[0])
 		}
 	}
