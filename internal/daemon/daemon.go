@@ -157,20 +157,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.checkUnitAllow()
 	d.logWarnings(d.cfg.Warnings)
 
-	chunks, links := make(chan serial.Chunk, 64), make(chan serial.Link, 4)
-	reader := &serial.Reader{Device: d.cfg.GNSS.Device, Baud: d.cfg.GNSS.Baud}
-	edges := make(chan pps.Edge, 16)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan struct{}, 2)
-	go func() {
-		defer func() { done <- struct{}{} }()
-		reader.Run(ctx, chunks, links)
-	}()
-	go func() {
-		defer func() { done <- struct{}{} }()
-		d.runPPS(ctx, edges)
-	}()
+	chunks, links, edges, done := d.startInputs(ctx)
 	d.started = time.Now()
 	d.ntpPrecision = ntp.Precision(clk.Now)
 	d.publishGM()
@@ -259,19 +248,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case e := <-edges:
 			d.edge(e)
 		case now := <-tick.C:
-			d.events(d.dec.Tick(now), now)
-			d.gnss.Tick(now, d.dec.FramerStats().Skipped)
-			d.ppsM.Tick(now)
-			if cnow, ok := d.clockNow(); ok {
-				a, evs := d.disc.Tick(cnow.Clock())
-				d.apply(a)
-				d.logEvents(evs)
-				d.publishGM()
-			}
-			d.publishNTP()
-			d.saveDrift(false)
-			d.checkLeapExpiry(now)
-			d.reportClockReads(now)
+			d.tick(now)
 		case <-second.C:
 			d.slaveSystem()
 			s := d.snapshot()
@@ -281,6 +258,43 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.logStatus()
 		}
 	}
+}
+
+// startInputs starts the receiver's reader and the PPS source; each
+// sends on done when it ended (with ctx).
+func (d *Daemon) startInputs(ctx context.Context) (<-chan serial.Chunk, <-chan serial.Link, <-chan pps.Edge, <-chan struct{}) {
+	chunks, links := make(chan serial.Chunk, 64), make(chan serial.Link, 4)
+	reader := &serial.Reader{Device: d.cfg.GNSS.Device, Baud: d.cfg.GNSS.Baud}
+	edges := make(chan pps.Edge, 16)
+	done := make(chan struct{}, 2)
+	go func() {
+		defer func() { done <- struct{}{} }()
+		reader.Run(ctx, chunks, links)
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		d.runPPS(ctx, edges)
+	}()
+	return chunks, links, edges, done
+}
+
+// tick drives every timeout (tickEvery): the decoder's idle close, the
+// monitors' silence, the discipline's holdover and quality, and hands
+// the servers what they advertise.
+func (d *Daemon) tick(now time.Time) {
+	d.events(d.dec.Tick(now), now)
+	d.gnss.Tick(now, d.dec.FramerStats().Skipped)
+	d.ppsM.Tick(now)
+	if cnow, ok := d.clockNow(); ok {
+		a, evs := d.disc.Tick(cnow.Clock())
+		d.apply(a)
+		d.logEvents(evs)
+		d.publishGM()
+	}
+	d.publishNTP()
+	d.saveDrift(false)
+	d.checkLeapExpiry(now)
+	d.reportClockReads(now)
 }
 
 // runPPS runs the PPS source, restarting it (with a pause) when it fails:
