@@ -7,6 +7,8 @@ package discipline
 import (
 	"fmt"
 	"log/slog"
+	"sort"
+	"strings"
 	"time"
 
 	"sitegm/clock"
@@ -103,6 +105,11 @@ type Discipline struct {
 	events       []Event
 	// priorDropped: the drift file's frequency was found wrong.
 	priorDropped bool
+	// distrust holds why the receiver is not believed now (spoofing, its
+	// own time accuracy); accBad: its accuracy is past the lock threshold.
+	distrust map[string]bool
+	accBad   bool
+	lockErr  time.Duration
 }
 
 // New builds a discipline; now is the clock's time.
@@ -135,7 +142,51 @@ func New(cfg Config, now time.Time) *Discipline {
 		q: quality.New(quality.Config{Osc: cfg.Osc, Holdover: cfg.Holdover, HoldoverMaxError: cfg.HoldoverMaxError,
 			LockError: lockErr, SourceError: srcErr, NMEAOnly: cfg.NMEAOnly, Timescale: cfg.Timescale}, now),
 		problems: map[string]uint64{},
+		distrust: map[string]bool{},
+		lockErr:  lockErr,
 	}
+}
+
+// Distrust stops (on) or resumes taking the receiver's time for reason:
+// while any reason holds, labels make no samples, and a locked clock holds
+// over as it does when GNSS is lost (quality.Machine.Distrust). A
+// receiver reporting spoofing is treated so: its time may be anyone's.
+func (d *Discipline) Distrust(reason string, on bool) {
+	if d.distrust[reason] == on {
+		return
+	}
+	if on {
+		d.distrust[reason] = true
+	} else {
+		delete(d.distrust, reason)
+	}
+	var why []string
+	for r := range d.distrust {
+		why = append(why, r)
+	}
+	sort.Strings(why)
+	d.q.Distrust(strings.Join(why, ", "))
+}
+
+// SourceAccuracy takes the receiver's estimate of its own time accuracy
+// (UBX tAcc; 0 unknown). The advertised bound is never smaller; past the
+// lock threshold (1 µs with a PPS) the receiver is distrusted until it is
+// back under half of it.
+func (d *Discipline) SourceAccuracy(acc time.Duration) {
+	if acc <= 0 {
+		return
+	}
+	d.q.SetSourceAccuracy(acc)
+	switch {
+	case !d.accBad && acc > d.lockErr:
+		d.accBad = true
+		d.emit(slog.LevelWarn, "gnss_time_accuracy", fmt.Sprintf("the receiver's time accuracy %v is worse than the lock threshold %v: holding over", acc, d.lockErr),
+			"time_accuracy", acc.String(), "threshold", d.lockErr.String())
+	case d.accBad && acc < d.lockErr/2:
+		d.accBad = false
+		d.emit(LevelNotice, "gnss_time_accuracy", fmt.Sprintf("the receiver's time accuracy %v is good again", acc), "time_accuracy", acc.String())
+	}
+	d.Distrust("receiver time accuracy", d.accBad)
 }
 
 func (d *Discipline) emit(level slog.Level, name, msg string, attrs ...any) {
@@ -194,6 +245,10 @@ func (d *Discipline) toScale(utc time.Time, leap60 bool) time.Time {
 func (d *Discipline) Label(l Label) (Action, []Event) {
 	var a Action
 	if !l.Valid {
+		return a, d.take()
+	}
+	if len(d.distrust) > 0 {
+		d.problem("distrusted")
 		return a, d.take()
 	}
 	if d.cfg.Timescale == clock.UTC && (l.Leap60 || d.nearLeap(l.UTC)) {

@@ -165,3 +165,54 @@ func TestDriftDistrusted(t *testing.T) {
 		}
 	}
 }
+
+// A receiver reporting spoofing is not followed: the locked clock holds
+// over at once, and locks again once the receiver is believed again.
+func TestDistrustHoldsOver(t *testing.T) {
+	d, table := newDisc(t)
+	i := 0
+	run := func(n int) []Event {
+		var all []Event
+		for end := i + n; i < end; i++ {
+			_, evs := second(d, table, utc0.Add(time.Duration(i)*time.Second), 0)
+			all = append(all, evs...)
+		}
+		return all
+	}
+	run(30)
+	if d.Quality().State() != quality.Locked {
+		t.Fatalf("not locked: %v", d.Quality().State())
+	}
+	d.Distrust("spoofing", true)
+	run(3)
+	if d.Quality().State() != quality.Holdover || d.Quality().ClockClass() != quality.ClassHoldover || !strings.Contains(d.Quality().Distrusted(), "spoofing") {
+		t.Fatalf("spoofed: %v %q", d.Quality().State(), d.Quality().Distrusted())
+	}
+	d.Distrust("spoofing", false)
+	run(20)
+	if d.Quality().State() != quality.Locked || d.Quality().Distrusted() != "" {
+		t.Fatalf("after spoofing: %v", d.Quality().State())
+	}
+	// The receiver's own accuracy: 300 ns widens the advertised bound; 5 µs
+	// is past the lock threshold and holds over until it is under 500 ns.
+	d.SourceAccuracy(300 * time.Nanosecond)
+	run(1)
+	if e := d.Quality().EstError(); e < 300*time.Nanosecond {
+		t.Errorf("bound %v below the receiver's accuracy", e)
+	}
+	d.SourceAccuracy(5 * time.Microsecond)
+	evs := run(2)
+	if d.Quality().State() != quality.Holdover || !strings.Contains(names(evs), "gnss_time_accuracy") {
+		t.Errorf("5 µs: %v, events %s", d.Quality().State(), names(evs))
+	}
+	d.SourceAccuracy(800 * time.Nanosecond) // hysteresis: still distrusted
+	run(10)
+	if d.Quality().State() == quality.Locked {
+		t.Error("relocked at 800 ns")
+	}
+	d.SourceAccuracy(20 * time.Nanosecond)
+	run(20)
+	if d.Quality().State() != quality.Locked {
+		t.Errorf("not relocked: %v", d.Quality().State())
+	}
+}

@@ -83,7 +83,25 @@ type Machine struct {
 	lastSample   time.Time // last accepted sample (NTP reference timestamp)
 	est          servo.Estimate
 	lockedSigma  time.Duration // the filter's phase deviation while locked
+	// distrust says why the reference is not believed now (the receiver
+	// reports spoofing, or its time is worse than the lock threshold):
+	// its samples are not taken, and the state is what it would be
+	// without them. sourceAcc is the receiver's own accuracy estimate.
+	distrust  string
+	sourceAcc time.Duration
 }
+
+// Distrust marks the reference as not believed for reason ("" believes
+// it again): a LOCKED clock goes to HOLDOVER at the next update, and
+// nothing locks while it lasts.
+func (m *Machine) Distrust(reason string) { m.distrust = reason }
+
+// Distrusted is why the reference is not believed ("" when it is).
+func (m *Machine) Distrusted() string { return m.distrust }
+
+// SetSourceAccuracy is the receiver's own estimate of its time's accuracy
+// (0 unknown): the advertised error bound is never smaller.
+func (m *Machine) SetSourceAccuracy(d time.Duration) { m.sourceAcc = d }
 
 // New starts in FREERUN at now.
 func New(cfg Config, now time.Time) *Machine {
@@ -113,14 +131,14 @@ func (m *Machine) EstError() time.Duration {
 		return time.Duration(math.MaxInt64)
 	}
 	s := math.Hypot(float64(m.est.OffsetSigma), float64(m.cfg.SourceError))
-	return m.est.Offset.Abs() + time.Duration(3*s)
+	return m.est.Offset.Abs() + max(time.Duration(3*s), m.sourceAcc)
 }
 
 // Update feeds the servo's state and estimate at now; it returns a
 // transition when the state changed.
 func (m *Machine) Update(now time.Time, st servo.State, est servo.Estimate) (Transition, bool) {
 	m.est = est
-	tracking := (st == servo.StateTrack || st == servo.StateHoldover) && est.SinceSample < referenceSilentOK
+	tracking := (st == servo.StateTrack || st == servo.StateHoldover) && est.SinceSample < referenceSilentOK && m.distrust == ""
 	if tracking && est.SinceSample >= 0 {
 		m.lastSample = now.Add(-est.SinceSample)
 	}
@@ -145,16 +163,18 @@ func (m *Machine) Update(now time.Time, st servo.State, est servo.Estimate) (Tra
 		switch {
 		case m.lockRun >= lockRunNeeded:
 			to, reason = Locked, "within the lock threshold"
-		case m.st == Freerun && (st == servo.StateStart || st == servo.StateTrack):
+		case m.st == Freerun && m.distrust == "" && (st == servo.StateStart || st == servo.StateTrack):
 			// Only a servo taking samples is acquiring: one in its jump
 			// guard (GNSS disagreeing) is not, or the state flapped
 			// FREERUN/ACQUIRING ten times a second, two log lines each.
 			to, reason = Acquiring, "reference samples arriving"
-		case m.st == Acquiring && (st == servo.StateHoldover || st == servo.StateGuard || st == servo.StateInit):
+		case m.st == Acquiring && (m.distrust != "" || st == servo.StateHoldover || st == servo.StateGuard || st == servo.StateInit):
 			to, reason = Freerun, "reference lost while acquiring"
 		}
 	case Locked:
 		switch {
+		case m.distrust != "":
+			to, reason = Holdover, "reference distrusted: "+m.distrust
 		case st == servo.StateGuard:
 			to, reason = Holdover, "reference jumped: not followed"
 		case !tracking:

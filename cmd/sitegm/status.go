@@ -68,6 +68,30 @@ func formatStatus(s *status.Status) string {
 		age = (time.Duration(g.LastReportAgeS*1e3) * time.Millisecond).Round(100 * time.Millisecond).String()
 	}
 	fmt.Fprintf(w, "GNSS\t%s\tfix %s\t%d sats\tlast report %s ago\tPPS %s\n", g.State, g.Fix, g.Satellites, age, okStr(g.PPSOK))
+	if g.Antenna != "unknown" || g.Jamming != "unknown" || g.Spoofing != "unknown" || g.TimeAccuracyNS > 0 || g.Survey != nil {
+		acc := "unknown"
+		if g.TimeAccuracyNS > 0 {
+			acc = time.Duration(g.TimeAccuracyNS).String()
+		}
+		jam := g.Jamming
+		if g.JammingIndicator >= 0 {
+			jam += fmt.Sprintf(" (%d/255)", g.JammingIndicator)
+		}
+		fmt.Fprintf(w, "receiver\tantenna %s\tjamming %s\tspoofing %s\ttime accuracy %s\n", g.Antenna, jam, g.Spoofing, acc)
+	}
+	if sv := g.Survey; sv != nil {
+		state := "in progress"
+		switch {
+		case sv.Valid && !sv.Active:
+			state = "done"
+		case !sv.Active:
+			state = "off"
+		}
+		fmt.Fprintf(w, "survey-in\t%s\t%s\t±%.3f m\t%d observations\n", state, (time.Duration(sv.DurationS) * time.Second).String(), sv.MeanAccM, sv.Observations)
+	}
+	if g.Distrusted != "" {
+		fmt.Fprintf(w, "distrusted\t%s: the clock holds over\n", g.Distrusted)
+	}
 	cl := s.Clock
 	est := "unknown"
 	if cl.EstErrorNS >= 0 {

@@ -116,6 +116,11 @@ var captureExceptions = map[string][]capException{
 	"gp-320fw-2019-04-06-overflow.log": {{"23:57:26", whyNoGLL}},
 	"bundg_zeus_9.log": {{"09:48:16", "a multiplexed marine log: GGA 094816 is followed by a GLL already naming 094817 " +
 		"before the 094817 RMC, which breaks gpsd's cycle; the 094816 RMC, ZDA and GGA are valid and agree"}},
+	"ublox-zed-f9p-hp.log": {{"21:19:20", "first UBX epoch (NAV-PVT, -TIMEUTC, -TIMEGPS all valid, gnssFixOK, 3D): gpsd prints its first timed TPV only from the next cycle"}},
+	"ublox-aek-4t.log": {
+		{"23:11:19", "gpsd timed the first epoch (NAV-SOL GPS week and time) with its built-in GPS-UTC of 18 s before it read the receiver's NAV-TIMEGPS (leap seconds 14, valid, in 2007): 4 s early"},
+		{"23:11:23", "the same epoch, timed by its NAV-TIMEUTC (validUTC) and NAV-TIMEGPS (14 leap seconds, valid): gpsd put it at 23:11:19"},
+	},
 	"tn204.log": {{"23:01:49", "this receiver alternates RMC (even seconds) and GGA+GLL (odd seconds); gpsd drops " +
 		"the first odd second, sitegm dates it from the RMC one second earlier"}},
 }
@@ -138,7 +143,15 @@ func TestCapturesAgreeWithGpsd(t *testing.T) {
 			continue
 		}
 		seen[name] = true
-		reports, _ := decodeFile(t, log, Options{})
+		reports, dec := decodeFile(t, log, Options{})
+		if dec.Stats.Conflicts != 0 {
+			// Every capture is a working receiver: its UBX and NMEA agree.
+			for _, r := range reports {
+				if r.Conflict != "" {
+					t.Errorf("%s %s: %s", name, r.UTCString(), r.Conflict)
+				}
+			}
+		}
 		ours := map[int64]bool{} // second -> valid
 		for _, r := range reports {
 			if r.HasDate {

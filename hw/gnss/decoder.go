@@ -7,7 +7,7 @@ import (
 )
 
 // Event is what the decoder produces: Report, Text, TimePulse, LeapInfo or
-// UTCTime.
+// Health.
 type Event interface{ event() }
 
 // FixMode is the receiver's fix dimension.
@@ -19,10 +19,11 @@ const (
 	FixNone
 	Fix2D
 	Fix3D
+	FixTime // time only: a timing receiver on a surveyed or fixed position (u-blox fix type 5)
 )
 
 func (f FixMode) String() string {
-	return [...]string{"unknown", "none", "2d", "3d"}[f]
+	return [...]string{"unknown", "none", "2d", "3d", "time"}[f]
 }
 
 // Report is one receiver epoch: everything the receiver said about one UTC
@@ -57,6 +58,12 @@ type Report struct {
 	// explain after it (2099), or sentences of one epoch that disagree on
 	// the date (RMC and ZDA).
 	Implausible string
+	// TAcc is the receiver's own estimate of its time's accuracy (UBX
+	// NAV-TIMEUTC, NAV-PVT or NAV-TIMEGPS tAcc), 0 when it gave none.
+	TAcc time.Duration
+	// Conflict says how the epoch's UBX and NMEA messages disagreed on
+	// the second or the date; the UBX time was kept (Stats.Conflicts).
+	Conflict string
 	// FirstAt is the arrival of the epoch's first sentence; At of the
 	// sentence (or idle gap) that completed it.
 	FirstAt, At time.Time
@@ -106,6 +113,8 @@ type Stats struct {
 	NoDate       uint64 // reports without any date known yet
 	Rollovers    uint64 // reports whose date was corrected
 	Implausible  uint64 // reports whose date cannot be right (Report.Implausible)
+	UBXNoTime    uint64 // UBX navigation epochs without a time (no flag vouched for one, no leap seconds known)
+	Conflicts    uint64 // epochs whose UBX and NMEA named different seconds or dates (Report.Conflict)
 }
 
 const weeks1024 = 1024 * 7 * 24 * time.Hour
@@ -126,9 +135,18 @@ type epoch struct {
 	gsaFix       FixMode
 	types        typeSet
 	firstAt      time.Time
+	// UBX's contribution (preferred where both protocols speak): its
+	// vote, fix and accuracy; conflict says how NMEA disagreed, and
+	// sentences naming rejectTod are the refused NMEA side of it.
+	ubxVote   vote
+	ubxFix    FixMode
+	tAcc      time.Duration
+	conflict  string
+	rejectTod tod
 }
 
-// typeSet is a small set of time-bearing sentence types.
+// typeSet is a small set of time-bearing sentence types (and UBX, for a
+// navigation epoch's time).
 type typeSet uint8
 
 func typeBit(t string) typeSet {
@@ -143,6 +161,8 @@ func typeBit(t string) typeSet {
 		return 8
 	case "GLL":
 		return 16
+	case "UBX":
+		return 32
 	}
 	return 0
 }
@@ -164,8 +184,14 @@ type Decoder struct {
 	lastFixAt time.Time
 	inView    map[string]int
 	lastByte  time.Time
-	events    []Event
-	Stats     Stats
+	// UBX navigation epochs: the open one, the kinds a complete one had,
+	// and the receiver's latest GPS-UTC.
+	nav        navEpoch
+	navLearned navKind
+	navLeap    int
+	navLeapOK  bool
+	events     []Event
+	Stats      Stats
 }
 
 // NewDecoder returns a decoder.
@@ -199,8 +225,11 @@ func (d *Decoder) Feed(p []byte, at time.Time) []Event {
 // means the burst is over. Call it when a read times out.
 func (d *Decoder) Tick(now time.Time) []Event {
 	d.events = d.events[:0]
-	if d.ep.active && now.Sub(d.lastByte) >= d.opt.IdleClose {
-		d.close(now)
+	if now.Sub(d.lastByte) >= d.opt.IdleClose {
+		d.closeNav(now)
+		if d.ep.active {
+			d.close(now)
+		}
 	}
 	return d.events
 }
@@ -208,6 +237,7 @@ func (d *Decoder) Tick(now time.Time) []Event {
 // Flush ends the input, reporting an open epoch.
 func (d *Decoder) Flush(now time.Time) []Event {
 	d.events = d.events[:0]
+	d.closeNav(now)
 	if d.ep.active {
 		d.close(now)
 	}
@@ -220,8 +250,17 @@ func (d *Decoder) frame(fr *Frame) {
 		d.sentence(fr)
 	case FrameUBX:
 		d.Stats.UBXByID[fmt.Sprintf("%02X-%02X", fr.Class, fr.ID)]++
+		if fr.Class == ubxClassNAV {
+			d.navMessage(fr)
+		}
 		if ev, ok := decodeUBX(fr); ok {
 			d.events = append(d.events, ev)
+		}
+		if h, ok := decodeHealth(fr); ok {
+			d.events = append(d.events, h)
+		}
+		if t, ok := decodeINF(fr); ok {
+			d.events = append(d.events, t)
 		}
 	}
 }
@@ -284,11 +323,53 @@ func (d *Decoder) sentence(fr *Frame) {
 	d.timeSentence(&ts, fr.At)
 }
 
+// sameBurst: a UBX navigation epoch that began arriving this long before
+// the open epoch belongs to an earlier burst of the receiver's output
+// (receivers send an epoch's messages in one burst a second).
+const sameBurst = 500 * time.Millisecond
+
 func (d *Decoder) timeSentence(ts *timeSentence, at time.Time) {
-	if d.ep.active && ts.tod != d.ep.tod {
+	first := ts.firstAt
+	if first.IsZero() {
+		first = at
+	}
+	ubx := ts.typ == "UBX"
+	e := &d.ep
+	if e.active && !ubx && e.rejectTod.ok && ts.tod == e.rejectTod {
+		return // more of the NMEA side of a conflict already counted
+	}
+	if !ubx && d.nav.active && !d.nav.nmeaTod.ok {
+		d.nav.nmeaTod = ts.tod // NMEA inside a UBX navigation epoch: the same epoch
+	}
+	if ubx && ts.nmeaTod.ok && ts.nmeaTod != ts.tod {
+		// UBX and NMEA of one navigation epoch name different seconds:
+		// an error in the receiver (a default leap second count in NMEA
+		// before the almanac, a firmware bug), never averaged. UBX's
+		// stands; the NMEA side is refused.
+		d.Stats.Conflicts++
+		u, n := ts.tod, ts.nmeaTod
+		conflict := fmt.Sprintf("UBX names %02d:%02d:%02d, NMEA %02d:%02d:%02d", u.h, u.m, u.s, n.h, n.m, n.s)
+		if e.active && e.tod == n && e.types&typeBit("UBX") == 0 {
+			// The open epoch is that NMEA's: start it again from UBX.
+			*e = epoch{active: true, tod: ts.tod, talker: ts.talker, sentence: ts.typ, sats: -1, firstAt: e.firstAt}
+		} else if e.active && e.tod != ts.tod {
+			d.close(at)
+		}
+		if !e.active {
+			d.ep = epoch{active: true, tod: ts.tod, talker: ts.talker, sentence: ts.typ, sats: -1, firstAt: first}
+		}
+		e.conflict, e.rejectTod = conflict, n
+	}
+	if e.active && ubx && ts.tod != e.tod && first.Before(e.firstAt.Add(-sameBurst)) {
+		// A navigation epoch closed only after the next burst began: its
+		// second's report is out already.
+		d.Stats.Late++
+		return
+	}
+	if e.active && ts.tod != e.tod {
 		d.close(at)
 	}
-	if !d.ep.active {
+	if !e.active {
 		if d.closed.ok && ts.tod == d.closed {
 			// A sentence of the epoch already reported (it closed early):
 			// keep its date, and wait for its type next time.
@@ -299,13 +380,23 @@ func (d *Decoder) timeSentence(ts *timeSentence, at time.Time) {
 			}
 			return
 		}
-		d.ep = epoch{active: true, tod: ts.tod, talker: ts.talker, sentence: ts.typ, sats: -1, firstAt: at}
+		d.ep = epoch{active: true, tod: ts.tod, talker: ts.talker, sentence: ts.typ, sats: -1, firstAt: first}
 	}
-	e := &d.ep
+	if ubx {
+		e.ubxVote, e.ubxFix, e.tAcc = ts.vote, ts.fix, ts.tAcc
+		if ts.sats >= 0 {
+			e.sats = ts.sats
+		}
+	}
 	e.types |= typeBit(ts.typ)
-	e.vote = combine(e.vote, ts.vote)
+	if !ubx {
+		e.vote = combine(e.vote, ts.vote)
+	}
 	if ts.date.ok {
-		e.addDate(ts.date, ts.typ)
+		if c := e.addDate(ts.date, ts.typ); c != "" {
+			d.Stats.Conflicts++
+			e.conflict = c
+		}
 	}
 	if ts.sats >= 0 && e.sats < 0 {
 		e.sats = ts.sats
@@ -326,11 +417,23 @@ func (d *Decoder) timeSentence(ts *timeSentence, at time.Time) {
 // in full and RMC only its last two digits (expanded by a pivot): where
 // they agree on the day, ZDA's year stands. Any other disagreement means
 // the receiver contradicts itself, and the epoch's date is not believed.
-func (e *epoch) addDate(d civil, from string) {
+// UBX's date (from the GPS week, or stated in full) stands over NMEA's:
+// a disagreement between the two is returned as a conflict.
+func (e *epoch) addDate(d civil, from string) (conflict string) {
+	ubx, hadUBX := from == "UBX", e.dateFrom == "UBX"
 	switch {
 	case !e.date.ok:
 		e.date, e.dateFrom = d, from
 	case e.date == d:
+		if ubx {
+			e.dateFrom = from
+		}
+	case ubx != hadUBX:
+		conflict = fmt.Sprintf("UBX dates the epoch %04d-%02d-%02d, NMEA %04d-%02d-%02d", e.date.y, e.date.m, e.date.d, d.y, d.m, d.d)
+		if ubx {
+			conflict = fmt.Sprintf("UBX dates the epoch %04d-%02d-%02d, NMEA %04d-%02d-%02d", d.y, d.m, d.d, e.date.y, e.date.m, e.date.d)
+			e.date, e.dateFrom = d, from
+		}
 	case d.m == e.date.m && d.d == e.date.d && d.y%100 == e.date.y%100 && (from == "ZDA") != (e.dateFrom == "ZDA"):
 		if from == "ZDA" {
 			e.date, e.dateFrom = d, from
@@ -338,12 +441,13 @@ func (e *epoch) addDate(d civil, from string) {
 	default:
 		e.dateConflict = true
 	}
+	return conflict
 }
 
 // needsGSA: the epoch claims a fix with zero satellites, which only a GSA
 // listing the satellites used can confirm.
 func (e *epoch) needsGSA() bool {
-	return e.vote == voteValid && e.sats == 0 && (e.gsaFix < Fix2D || e.gsaUsed == 0)
+	return e.types&typeBit("UBX") == 0 && e.vote == voteValid && e.sats == 0 && (e.gsaFix < Fix2D || e.gsaUsed == 0)
 }
 
 // plausible checks a receiver's date against the date floor (the build
@@ -374,7 +478,11 @@ func (d *Decoder) plausible(t time.Time) (time.Time, bool, string) {
 // close reports the open epoch.
 func (d *Decoder) close(at time.Time) {
 	e := &d.ep
+	ubx := e.types&typeBit("UBX") != 0
 	valid := e.vote == voteValid
+	if ubx {
+		valid = e.ubxVote == voteValid // UBX, where both speak
+	}
 	if e.needsGSA() {
 		// A fix from zero satellites is dead reckoning or a stale solution
 		// (Hemisphere sends GGA quality 1 with 00 satellites), unless GSA
@@ -382,7 +490,7 @@ func (d *Decoder) close(at time.Time) {
 		valid = false
 	}
 	r := Report{
-		Valid: valid, Sats: e.sats, InView: -1,
+		Valid: valid, Sats: e.sats, InView: -1, TAcc: e.tAcc, Conflict: e.conflict,
 		Talker: e.talker, Sentence: e.sentence, FirstAt: e.firstAt, At: at,
 	}
 	date := e.date
@@ -419,6 +527,8 @@ func (d *Decoder) close(at time.Time) {
 		r.Sats = e.gsaUsed
 	}
 	switch {
+	case ubx && e.ubxFix != FixUnknown:
+		r.Fix = e.ubxFix
 	case e.gsaFix != FixUnknown:
 		r.Fix = e.gsaFix
 	case d.lastFix != FixUnknown && at.Sub(d.lastFixAt) < 2*time.Second:

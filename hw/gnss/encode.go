@@ -147,3 +147,117 @@ func AppendNavTimeLS(dst []byte, currLS int8, lsChange int8, timeToEvent int32) 
 	p[23] = 0x03
 	return AppendUBX(dst, ubxClassNAV, ubxNavTimeLS, p)
 }
+
+// UBX navigation messages of one simulated epoch: what a u-blox timing
+// receiver sends (interface descriptions cited in ubxnav.go).
+
+// simITOW is GPS week and time of week (ms) of the UTC time utc, with
+// gpsMinusUTC leap seconds.
+func simITOW(utc time.Time, gpsMinusUTC int) (week int, itow uint32) {
+	d := utc.Add(time.Duration(gpsMinusUTC) * time.Second).Sub(gpsEpoch)
+	w := d / (7 * 24 * time.Hour)
+	return int(w), uint32((d - w*7*24*time.Hour) / time.Millisecond)
+}
+
+// ubxFixType is the UBX fix type a simulated epoch reports: 3D with a
+// fix, none without.
+func (e SimEpoch) ubxFixType() (fixType, fixOK byte) {
+	if e.Valid {
+		return 3, 1
+	}
+	return 0, 0
+}
+
+// putCivil writes year..sec at p for the epoch (a leap second as :60).
+func (e SimEpoch) putCivil(p []byte) {
+	t, sec := e.Time, e.Time.Second()
+	if e.Leap60 {
+		t, sec = t.Add(-time.Second), 60
+	}
+	binary.LittleEndian.PutUint16(p, uint16(t.Year()))
+	p[2], p[3], p[4], p[5], p[6] = byte(t.Month()), byte(t.Day()), byte(t.Hour()), byte(t.Minute()), byte(sec)
+}
+
+// AppendNavPVT appends a NAV-PVT (92 bytes, protocol 15+) for the epoch:
+// date and time valid and fully resolved (confirmed, protocol 19+) when
+// the epoch is valid; tAcc ns.
+func AppendNavPVT(dst []byte, e SimEpoch, gpsMinusUTC int, tAccNS uint32) []byte {
+	p := make([]byte, 92)
+	le := binary.LittleEndian
+	_, itow := simITOW(e.Time, gpsMinusUTC)
+	le.PutUint32(p, itow)
+	e.putCivil(p[4:])
+	fixType, fixOK := e.ubxFixType()
+	p[11] = 0x03 // validDate, validTime
+	if e.Valid {
+		p[11] |= 0x04       // fullyResolved
+		p[22] = 0x20 | 0xC0 // confirmedAvai, confirmedDate, confirmedTime
+	}
+	le.PutUint32(p[12:], tAccNS)
+	le.PutUint32(p[16:], uint32(int32(e.Time.Nanosecond()))) // the fraction of the second
+	p[20], p[21], p[23] = fixType, fixOK, byte(e.Sats)
+	return AppendUBX(dst, ubxClassNAV, ubxNavPVT, p)
+}
+
+// AppendNavTimeUTC appends a NAV-TIMEUTC for the epoch; validUTC says
+// whether the receiver knows GPS-UTC yet.
+func AppendNavTimeUTC(dst []byte, e SimEpoch, gpsMinusUTC int, tAccNS uint32, validUTC bool) []byte {
+	p := make([]byte, 20)
+	le := binary.LittleEndian
+	_, itow := simITOW(e.Time, gpsMinusUTC)
+	le.PutUint32(p, itow)
+	le.PutUint32(p[4:], tAccNS)
+	le.PutUint32(p[8:], uint32(int32(e.Time.Nanosecond())))
+	e.putCivil(p[12:])
+	p[19] = 0x03
+	if validUTC {
+		p[19] |= 0x04
+	}
+	return AppendUBX(dst, ubxClassNAV, ubxNavTimeUTC, p)
+}
+
+// AppendNavTimeGPS appends a NAV-TIMEGPS for the epoch, with its leap
+// seconds marked valid when leapValid.
+func AppendNavTimeGPS(dst []byte, e SimEpoch, gpsMinusUTC int, leapValid bool) []byte {
+	p := make([]byte, 16)
+	le := binary.LittleEndian
+	week, itow := simITOW(e.Time, gpsMinusUTC)
+	le.PutUint32(p, itow)
+	le.PutUint16(p[8:], uint16(week))
+	p[10], p[11] = byte(gpsMinusUTC), 0x03
+	if leapValid {
+		p[11] |= 0x04
+	}
+	return AppendUBX(dst, ubxClassNAV, ubxNavTimeGPS, p)
+}
+
+// AppendNavSol appends a NAV-SOL (u-blox 6 to 8) for the epoch.
+func AppendNavSol(dst []byte, e SimEpoch, gpsMinusUTC int) []byte {
+	p := make([]byte, 52)
+	le := binary.LittleEndian
+	week, itow := simITOW(e.Time, gpsMinusUTC)
+	le.PutUint32(p, itow)
+	le.PutUint16(p[8:], uint16(week))
+	fixType, fixOK := e.ubxFixType()
+	p[10], p[11], p[47] = fixType, fixOK|0x0C, byte(e.Sats)
+	return AppendUBX(dst, ubxClassNAV, ubxNavSol, p)
+}
+
+// AppendNavStatus appends a NAV-STATUS for the epoch; spoof is its
+// spoofDetState (0 unknown, 1 none, 2 indicated, 3 multiple indications).
+func AppendNavStatus(dst []byte, e SimEpoch, gpsMinusUTC int, spoof byte) []byte {
+	p := make([]byte, 16)
+	_, itow := simITOW(e.Time, gpsMinusUTC)
+	binary.LittleEndian.PutUint32(p, itow)
+	fixType, fixOK := e.ubxFixType()
+	p[4], p[5], p[7] = fixType, fixOK|0x0C, spoof<<3
+	return AppendUBX(dst, ubxClassNAV, ubxNavStatus, p)
+}
+
+// AppendNavEOE appends the end-of-epoch marker of the epoch.
+func AppendNavEOE(dst []byte, e SimEpoch, gpsMinusUTC int) []byte {
+	p := make([]byte, 4)
+	_, itow := simITOW(e.Time, gpsMinusUTC)
+	binary.LittleEndian.PutUint32(p, itow)
+	return AppendUBX(dst, ubxClassNAV, ubxNavEOE, p)
+}

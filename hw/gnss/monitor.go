@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"sitegm/hw/serial"
@@ -54,6 +55,34 @@ type Snapshot struct {
 	// Implausible counts reports whose date cannot be right (see
 	// Report.Implausible).
 	Implausible uint64 `json:"implausible_dates"`
+	// What the receiver says of its condition (UBX; "unknown" when it
+	// said nothing): antenna, interference, spoofing, survey-in, and its
+	// own time accuracy estimate.
+	Antenna    string         `json:"antenna"`
+	Jamming    string         `json:"jamming"`
+	JamInd     int            `json:"jamming_indicator"` // 0..255, -1 unknown
+	Spoofing   string         `json:"spoofing"`
+	Survey     *SurveySummary `json:"survey,omitempty"`
+	TimeAccNS  int64          `json:"time_accuracy_ns"` // 0 unknown
+	Conflicts  uint64         `json:"conflicts"`        // epochs whose UBX and NMEA disagreed
+	lastSurvey time.Time
+}
+
+// SurveySummary is the survey-in's progress for the status.
+type SurveySummary struct {
+	Active       bool    `json:"active"`
+	Valid        bool    `json:"valid"`
+	DurationS    float64 `json:"duration_s"`
+	MeanAccM     float64 `json:"mean_accuracy_m"`
+	Observations uint32  `json:"observations"`
+}
+
+// HealthConfig tunes what the monitor calls interference.
+type HealthConfig struct {
+	// JammingThreshold is the jamming indicator (0..255) above which
+	// interference is reported; the receiver's own warning or critical
+	// verdict counts whatever the indicator says. 0 means 100.
+	JammingThreshold int
 }
 
 // Monitor turns receiver events into one state and logs each change
@@ -73,12 +102,105 @@ type Monitor struct {
 	minuteFrom time.Time
 	implSeen   uint64 // Implausible already summarised
 	implWhy    string
+	health     HealthConfig
+	jammed     bool
+	conflSeen  uint64
+	conflWhy   string
+}
+
+// SetHealth sets the interference threshold.
+func (m *Monitor) SetHealth(c HealthConfig) {
+	if c.JammingThreshold <= 0 {
+		c.JammingThreshold = 100
+	}
+	m.health = c
+}
+
+// Spoofed reports whether the receiver says it is being spoofed now.
+func (m *Monitor) Spoofed() bool {
+	return m.s.Spoofing == SpoofingIndicated.String() || m.s.Spoofing == SpoofingAffirmed.String()
+}
+
+// surveyEvery is how often a running survey-in's progress is logged.
+const surveyEvery = 5 * time.Minute
+
+// Health records what the receiver says of its condition, and logs each
+// change: the antenna opening or shorting (WARNING) and coming back
+// (NOTICE), interference beyond the threshold, spoofing (ERROR: the clock
+// holds over, see the daemon), and the survey-in (started, progress every
+// five minutes, done with its accuracy).
+func (m *Monitor) Health(h Health, now time.Time) {
+	if h.Antenna != AntennaUnknown && h.Antenna.String() != m.s.Antenna {
+		prev := m.s.Antenna
+		m.s.Antenna = h.Antenna.String()
+		switch {
+		case h.Antenna != AntennaOK:
+			m.event(slog.LevelWarn, "gnss_antenna", "GNSS antenna "+strings.ToUpper(m.s.Antenna)+": check the cable and the antenna", now,
+				"gnss_antenna", m.s.Antenna, "was", prev, "source", h.Source)
+		case prev != "unknown":
+			m.event(logging.LevelNotice, "gnss_antenna", "GNSS antenna OK", now, "gnss_antenna", m.s.Antenna, "was", prev, "source", h.Source)
+		}
+	}
+	if h.HasJam {
+		m.s.Jamming = h.Jamming.String()
+	}
+	if h.JamInd >= 0 {
+		m.s.JamInd = h.JamInd
+	}
+	if h.HasJam || h.JamInd >= 0 {
+		thr := m.health.JammingThreshold
+		jammed := h.Jamming >= JammingWarning || m.s.JamInd > thr
+		// Clear below 80 % of the threshold, so a level hovering at it
+		// does not log a line a second.
+		if m.jammed && !jammed && h.Jamming < JammingWarning && m.s.JamInd > thr*8/10 {
+			jammed = true
+		}
+		if jammed != m.jammed {
+			m.jammed = jammed
+			if jammed {
+				m.event(slog.LevelWarn, "gnss_jamming", "GNSS interference: the receiver reports jamming", now,
+					"gnss_jamming", m.s.Jamming, "jamming_indicator", m.s.JamInd, "threshold", thr, "source", h.Source)
+			} else {
+				m.event(logging.LevelNotice, "gnss_jamming", "GNSS interference over", now,
+					"gnss_jamming", m.s.Jamming, "jamming_indicator", m.s.JamInd, "source", h.Source)
+			}
+		}
+	}
+	if h.HasSpoof {
+		was := m.Spoofed()
+		m.s.Spoofing = h.Spoofing.String()
+		switch is := m.Spoofed(); {
+		case is && !was:
+			m.event(slog.LevelError, "gnss_spoofing", "GNSS spoofing detected by the receiver: its time is not followed, the clock holds over", now,
+				"gnss_spoofing", m.s.Spoofing, "source", h.Source)
+		case !is && was:
+			m.event(logging.LevelNotice, "gnss_spoofing", "GNSS spoofing no longer indicated", now, "gnss_spoofing", m.s.Spoofing, "source", h.Source)
+		}
+	}
+	if sv := h.Survey; sv != nil {
+		prev := m.s.Survey
+		m.s.Survey = &SurveySummary{Active: sv.Active, Valid: sv.Valid, DurationS: sv.Duration.Seconds(), MeanAccM: sv.MeanAcc, Observations: sv.Observations}
+		attrs := []any{"survey_duration", sv.Duration.String(), "survey_accuracy_m", fmt.Sprintf("%.3f", sv.MeanAcc), "source", h.Source}
+		switch {
+		case sv.Active && (prev == nil || !prev.Active):
+			m.s.lastSurvey = now
+			m.event(logging.LevelNotice, "gnss_survey", "GNSS survey-in started", now, append(attrs, "survey", "started")...)
+		case sv.Active && now.Sub(m.s.lastSurvey) >= surveyEvery:
+			m.s.lastSurvey = now
+			m.event(slog.LevelInfo, "gnss_survey", "GNSS survey-in in progress", now, append(attrs, "survey", "progress")...)
+		case sv.Valid && !sv.Active && (prev == nil || prev.Active || !prev.Valid):
+			m.event(logging.LevelNotice, "gnss_survey", "GNSS survey-in done: the receiver is in timing mode on its surveyed position", now,
+				append(attrs, "survey", "done")...)
+		}
+	}
 }
 
 // NewMonitor starts with the receiver absent.
 func NewMonitor(log *slog.Logger, device string, now time.Time) *Monitor {
-	return &Monitor{log: log, s: Snapshot{Device: device, State: StateAbsent, Fix: "unknown", Sats: -1, InView: -1, Since: now},
-		texts: map[string]time.Time{}}
+	m := &Monitor{log: log, s: Snapshot{Device: device, State: StateAbsent, Fix: "unknown", Sats: -1, InView: -1, Since: now,
+		Antenna: "unknown", Jamming: "unknown", JamInd: -1, Spoofing: "unknown"}, texts: map[string]time.Time{}}
+	m.SetHealth(HealthConfig{})
+	return m
 }
 
 // Snapshot returns the current state.
@@ -131,6 +253,13 @@ func (m *Monitor) Report(r Report, now time.Time) {
 	m.quietOK = false
 	m.s.LastReport = now
 	m.s.Sats, m.s.InView, m.s.Fix = r.Sats, r.InView, r.Fix.String()
+	if r.TAcc > 0 {
+		m.s.TimeAccNS = r.TAcc.Nanoseconds()
+	}
+	if r.Conflict != "" {
+		m.s.Conflicts++
+		m.conflWhy = r.Conflict
+	}
 	if r.HasDate {
 		m.s.LastTime = r.UTCString()
 	}
@@ -211,6 +340,11 @@ func (m *Monitor) minute(now time.Time) {
 			now, "count", d, "reason", m.implWhy, "gnss_time", m.s.LastTime)
 	}
 	m.implSeen = m.s.Implausible
+	if d := m.s.Conflicts - m.conflSeen; d > 0 {
+		m.event(slog.LevelWarn, "gnss_sources_disagree", "GNSS receiver's UBX and NMEA name different times; UBX is used: "+m.conflWhy,
+			now, "count", d, "example", m.conflWhy)
+	}
+	m.conflSeen = m.s.Conflicts
 	m.flips, m.minuteFrom = 0, now
 }
 

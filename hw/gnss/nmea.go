@@ -192,6 +192,14 @@ type timeSentence struct {
 	date        civil
 	vote        vote
 	sats        int // satellites used, -1 unknown
+	// UBX only: the fix type, the receiver's time accuracy estimate, and
+	// the arrival of the epoch's first NAV message.
+	fix     FixMode
+	tAcc    time.Duration
+	firstAt time.Time
+	// nmeaTod is the first NMEA time that arrived inside the navigation
+	// epoch (between its first and last NAV message).
+	nmeaTod tod
 }
 
 // modeVote reads an NMEA 2.3+ FAA mode indicator. A (autonomous), D

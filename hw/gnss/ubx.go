@@ -48,50 +48,24 @@ type LeapInfo struct {
 
 func (LeapInfo) event() {}
 
-// UTCTime is UBX NAV-TIMEUTC: the navigation epoch's UTC time.
-type UTCTime struct {
-	Time     time.Time // normalised (a leap second 23:59:60 reads as next 00:00:00)
-	Leap60   bool      // the epoch is the inserted second 23:59:60
-	TAccNS   uint32
-	ValidTOW bool
-	ValidWKN bool
-	ValidUTC bool
-	At       time.Time
-}
-
-func (UTCTime) event() {}
-
 // decodeUBX turns a UBX frame into an event, or nil for messages not used.
 func decodeUBX(fr *Frame) (Event, bool) {
 	p := fr.Data
 	le := binary.LittleEndian
 	switch {
-	case fr.Class == ubxClassTIM && fr.ID == ubxTimTP && len(p) == 16:
+	case fr.Class == ubxClassTIM && fr.ID == ubxTimTP && len(p) >= 16:
 		flags := p[14]
 		return TimePulse{
 			TowMS: le.Uint32(p[0:]), TowSubMS: le.Uint32(p[4:]), QErr: int32(le.Uint32(p[8:])),
 			Week: le.Uint16(p[12:]), TimeBaseUTC: flags&1 != 0, UTCValid: flags&2 != 0,
 			QErrInvalid: flags&0x10 != 0, At: fr.At,
 		}, true
-	case fr.Class == ubxClassNAV && fr.ID == ubxNavTimeLS && len(p) == 24:
+	case fr.Class == ubxClassNAV && fr.ID == ubxNavTimeLS && len(p) >= 24:
 		return LeapInfo{
 			CurrLSSource: p[8], CurrLS: int8(p[9]), LSSource: p[10], LSChange: int8(p[11]),
 			TimeToLSEvent: int32(le.Uint32(p[12:])), DateWeek: le.Uint16(p[16:]), DateDay: le.Uint16(p[18:]),
 			CurrLSValid: p[23]&1 != 0, TimeToValid: p[23]&2 != 0, At: fr.At,
 		}, true
-	case fr.Class == ubxClassNAV && fr.ID == ubxNavTimeUTC && len(p) == 20:
-		y, mo, d := int(le.Uint16(p[12:])), time.Month(p[14]), int(p[15])
-		h, mi, s := int(p[16]), int(p[17]), int(p[18])
-		nano := int32(le.Uint32(p[8:]))
-		v := p[19]
-		u := UTCTime{TAccNS: le.Uint32(p[4:]), ValidTOW: v&1 != 0, ValidWKN: v&2 != 0, ValidUTC: v&4 != 0, At: fr.At}
-		if !validDate(y, mo, d) || h > 23 || mi > 59 || s > 60 || nano <= -1e9 || nano >= 1e9 {
-			u.ValidUTC = false
-			return u, true
-		}
-		u.Leap60 = s == 60
-		u.Time = time.Date(y, mo, d, h, mi, s, 0, time.UTC).Add(time.Duration(nano))
-		return u, true
 	}
 	return nil, false
 }

@@ -56,6 +56,10 @@ type GNSS struct {
 	// NMEADelay is, without a PPS, the fixed delay of the sentences after
 	// the second they name (subtracted from their arrival).
 	NMEADelay Duration `toml:"nmea_delay"`
+	// JammingThreshold is the receiver's jamming indicator (UBX MON-HW /
+	// MON-RF jamInd, 0..255) above which interference is reported
+	// (gnss_jamming); the receiver's own warning verdict counts anyway.
+	JammingThreshold int `toml:"jamming_threshold" check:"range=1..255"`
 }
 
 // Clock is the one disciplined timebase.
@@ -139,13 +143,16 @@ type Status struct {
 func Default() Config {
 	return Config{
 		GNSS: GNSS{
-			Device:      "/dev/ttyUSB0",
-			Baud:        9600,
-			PPS:         PPSSpec{Kind: PPSKernel, Path: "/dev/pps0"},
-			Leapfile:    "/usr/share/zoneinfo/leap-seconds.list",
-			PPSEdge:     EdgeAssert,
-			PPSWidth:    Duration{100 * time.Millisecond},
-			NMEALatency: Latency{0, 990 * time.Millisecond},
+			Device:   "/dev/ttyUSB0",
+			Baud:     9600,
+			PPS:      PPSSpec{Kind: PPSKernel, Path: "/dev/pps0"},
+			Leapfile: "/usr/share/zoneinfo/leap-seconds.list",
+			PPSEdge:  EdgeAssert,
+			PPSWidth: Duration{100 * time.Millisecond},
+			// u-blox's own guidance: jamInd above about 100 is significant
+			// CW interference.
+			JammingThreshold: 100,
+			NMEALatency:      Latency{0, 990 * time.Millisecond},
 		},
 		Clock: Clock{
 			Discipline:       DisciplinePHC,

@@ -136,6 +136,7 @@ func New(cfg config.Config, log *slog.Logger) (d *Daemon, err error) {
 		return nil, fmt.Errorf("%w: %v", ErrNoPHC, err) // waited for, like a PHC not there yet
 	}
 	d.lastNow = now0
+	d.gnss.SetHealth(gnss.HealthConfig{JammingThreshold: cfg.GNSS.JammingThreshold})
 	d.disc = discipline.New(d.disciplineConfig(), now0.Clock())
 	for _, p := range cfg.PTP {
 		d.ptps = append(d.ptps, &ptpSlot{cfg: p})
@@ -343,6 +344,9 @@ func (d *Daemon) events(evs []gnss.Event, at time.Time) {
 			d.log.Debug("gnss report", "gnss_time", e.UTCString(), "gnss_valid", e.Valid, "gnss_fix", e.Fix.String(),
 				"gnss_sats", e.Sats, "gnss_sentence", e.Sentence, "gnss_first_ns", e.FirstAt.UnixNano())
 			d.gnss.Report(e, at)
+			if e.Valid {
+				d.disc.SourceAccuracy(e.TAcc)
+			}
 			if e.HasDate {
 				arrival := e.FirstAt
 				if arrival.IsZero() {
@@ -360,6 +364,11 @@ func (d *Daemon) events(evs []gnss.Event, at time.Time) {
 			}
 		case gnss.Text:
 			d.gnss.Text(e, at)
+		case gnss.Health:
+			d.gnss.Health(e, at)
+			// A receiver that says it is spoofed is not followed: the
+			// clock holds over as when GNSS is lost (docs/clock.md).
+			d.disc.Distrust("receiver reports spoofing", d.gnss.Spoofed())
 		case gnss.TimePulse:
 			if !e.QErrInvalid {
 				d.disc.TimePulse(e.UTC(d.gpsMinusUTC), e.QErr)

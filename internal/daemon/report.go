@@ -36,7 +36,9 @@ func (d *Daemon) snapshot() *status.Status {
 	s := &status.Status{Version: version.BuildDate, Time: time.Now(), Uptime: time.Since(d.started).Seconds(), Ready: d.ready.Load()}
 	s.GNSS = status.GNSS{State: string(g.State), Fix: fmt.Sprint(g.Fix), Satellites: g.Sats, LastTime: g.LastTime,
 		LastReportAgeS: -1, PPSOK: d.ppsM.OK(),
-		ChecksumErrors: fs.Rejects[gnss.RejectNMEAChecksum] + fs.Rejects[gnss.RejectUBXChecksum], ImplausibleDates: g.Implausible}
+		ChecksumErrors: fs.Rejects[gnss.RejectNMEAChecksum] + fs.Rejects[gnss.RejectUBXChecksum], ImplausibleDates: g.Implausible,
+		Antenna: g.Antenna, Jamming: g.Jamming, JammingIndicator: g.JamInd, Spoofing: g.Spoofing, Survey: g.Survey,
+		TimeAccuracyNS: g.TimeAccNS, Conflicts: g.Conflicts, Distrusted: d.disc.Quality().Distrusted()}
 	if !g.LastReport.IsZero() {
 		s.GNSS.LastReportAgeS = time.Since(g.LastReport).Seconds()
 	}
@@ -73,6 +75,8 @@ func (d *Daemon) logStatus() {
 		"gnss_sentences", fs.NMEA, "gnss_rejected_bytes", fs.Skipped,
 		"gnss_checksum_errors", fs.Rejects[gnss.RejectNMEAChecksum] + fs.Rejects[gnss.RejectUBXChecksum],
 		"pps_ok", d.ppsM.OK(), "pps_edges", st.Pairing.Edges,
+		"gnss_antenna", g.Antenna, "gnss_jamming", g.Jamming, "gnss_jamming_indicator", g.JamInd, "gnss_spoofing", g.Spoofing,
+		"gnss_time_accuracy_ns", g.TimeAccNS,
 		"clock_state", string(st.State), "clock_class", st.ClockClass, "servo_state", st.ServoState.String(),
 		"offset_ns", st.Estimate.Offset.Nanoseconds(), "est_error_ns", clampNS(st.EstError),
 		"freq_ppb", status.Round3(freq), "meas_noise_ns", st.Estimate.MeasNoise.Nanoseconds(),
@@ -90,6 +94,10 @@ func (d *Daemon) logStatus() {
 	}
 	if mh, ok := d.tb.MinusHost(time.Now()); ok {
 		attrs = append(attrs, "clock_minus_host_ns", mh.Nanoseconds())
+	}
+	if sv := g.Survey; sv != nil {
+		attrs = append(attrs, "gnss_survey", fmt.Sprintf("active=%v valid=%v %s ±%.3fm", sv.Active, sv.Valid,
+			(time.Duration(sv.DurationS)*time.Second).String(), sv.MeanAccM))
 	}
 	if st.State == "HOLDOVER" {
 		attrs = append(attrs, "holdover_elapsed", st.HoldoverElapsed.Round(time.Second).String(),

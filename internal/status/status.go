@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"sitegm/hw/gnss"
 	"sitegm/hw/ntpnet"
 	"sitegm/hw/ptpnet"
 )
@@ -53,6 +54,22 @@ type GNSS struct {
 	// used): more than one week rollover early, far in the future, or
 	// contradicting itself.
 	ImplausibleDates uint64 `json:"implausible_dates"`
+	// What the receiver says of its condition (u-blox UBX; "unknown" for
+	// receivers that do not say): antenna ok/open/short, interference
+	// (ok, warning, critical) and its indicator 0..255 (-1 unknown),
+	// spoofing (none, indicated, affirmed), the survey-in, and the
+	// receiver's own time accuracy estimate (0 unknown).
+	Antenna          string              `json:"antenna"`
+	Jamming          string              `json:"jamming"`
+	JammingIndicator int                 `json:"jamming_indicator"`
+	Spoofing         string              `json:"spoofing"`
+	Survey           *gnss.SurveySummary `json:"survey,omitempty"`
+	TimeAccuracyNS   int64               `json:"time_accuracy_ns"`
+	// Conflicts counts epochs whose UBX and NMEA named different times.
+	Conflicts uint64 `json:"conflicts"`
+	// Distrusted says why the receiver's time is not followed now
+	// (spoofing, its accuracy): the clock holds over meanwhile.
+	Distrusted string `json:"distrusted,omitempty"`
 }
 
 // Clock is the disciplined clock.
