@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -25,6 +26,11 @@ const (
 	FaultGarbage     FaultKind = "garbage"      // random bytes before each burst
 	FaultBadSum      FaultKind = "badsum"       // every sentence's checksum is wrong
 	FaultJump        FaultKind = "jump"         // the receiver's time is off by Jump (spoofing, a firmware bug)
+	// Receiver health, told in UBX (MON-HW/MON-RF, NAV-STATUS, TIM-SVIN):
+	FaultAntenna  FaultKind = "antenna"  // antenna=open|short: no signal, so no fix; PPS free-runs
+	FaultJamming  FaultKind = "jamming"  // jamming=LEVEL: jamming indicator LEVEL (0-255), the fix holds
+	FaultSpoofing FaultKind = "spoofing" // the receiver flags spoofing (NAV-STATUS spoofDetState 2) and keeps its time
+	FaultSurvey   FaultKind = "survey"   // survey=DURATION: a survey-in from START taking DURATION (LENGTH defaults to it)
 )
 
 // Fault is one fault over a window of host time relative to the start.
@@ -32,6 +38,8 @@ type Fault struct {
 	Kind          FaultKind
 	Start, Length time.Duration
 	Jump          time.Duration // for FaultJump
+	Antenna       string        // for FaultAntenna: "open" or "short"
+	Level         int           // for FaultJamming: 0-255
 }
 
 // ParseFault reads KIND@START+LENGTH, with KIND jump=DUR for a jump.
@@ -41,30 +49,45 @@ func ParseFault(s string) (Fault, error) {
 		return Fault{}, fmt.Errorf("fault %q: want KIND@START+LENGTH", s)
 	}
 	var f Fault
-	if d, found := strings.CutPrefix(kind, "jump="); found {
-		j, err := time.ParseDuration(d)
-		if err != nil {
-			return Fault{}, fmt.Errorf("fault %q: jump: %v", s, err)
-		}
-		f.Kind, f.Jump = FaultJump, j
-	} else {
-		f.Kind = FaultKind(kind)
-		switch f.Kind {
-		case FaultOutage, FaultNMEASilence, FaultPPSSilence, FaultNoFix, FaultGarbage, FaultBadSum:
-		default:
-			return Fault{}, fmt.Errorf("fault %q: unknown kind %q (outage, nmea-silence, pps-silence, nofix, garbage, badsum, jump=DUR)", s, kind)
-		}
-	}
-	st, ln, ok := strings.Cut(win, "+")
-	if !ok {
-		return Fault{}, fmt.Errorf("fault %q: want START+LENGTH", s)
-	}
+	name, arg, hasArg := strings.Cut(kind, "=")
+	f.Kind = FaultKind(name)
 	var err error
+	switch f.Kind {
+	case FaultOutage, FaultNMEASilence, FaultPPSSilence, FaultNoFix, FaultGarbage, FaultBadSum, FaultSpoofing:
+		if hasArg {
+			return Fault{}, fmt.Errorf("fault %q: %s takes no value", s, name)
+		}
+	case FaultJump:
+		if f.Jump, err = time.ParseDuration(arg); err != nil {
+			return Fault{}, fmt.Errorf("fault %q: jump: want jump=DURATION", s)
+		}
+	case FaultAntenna:
+		if arg != "open" && arg != "short" {
+			return Fault{}, fmt.Errorf("fault %q: want antenna=open or antenna=short", s)
+		}
+		f.Antenna = arg
+	case FaultJamming:
+		if f.Level, err = strconv.Atoi(arg); err != nil || f.Level < 0 || f.Level > 255 {
+			return Fault{}, fmt.Errorf("fault %q: want jamming=LEVEL, 0-255", s)
+		}
+	case FaultSurvey:
+		if f.Length, err = time.ParseDuration(arg); err != nil || f.Length <= 0 {
+			return Fault{}, fmt.Errorf("fault %q: want survey=DURATION", s)
+		}
+	default:
+		return Fault{}, fmt.Errorf("fault %q: unknown kind %q (outage, nmea-silence, pps-silence, nofix, garbage, badsum, jump=DUR, antenna=open|short, jamming=LEVEL, spoofing, survey=DUR)", s, name)
+	}
+	st, ln, hasLen := strings.Cut(win, "+")
 	if f.Start, err = time.ParseDuration(st); err != nil || f.Start < 0 {
 		return Fault{}, fmt.Errorf("fault %q: bad start %q", s, st)
 	}
-	if f.Length, err = time.ParseDuration(ln); err != nil || f.Length <= 0 {
-		return Fault{}, fmt.Errorf("fault %q: bad length %q", s, ln)
+	switch {
+	case hasLen:
+		if f.Length, err = time.ParseDuration(ln); err != nil || f.Length <= 0 {
+			return Fault{}, fmt.Errorf("fault %q: bad length %q", s, ln)
+		}
+	case f.Kind != FaultSurvey:
+		return Fault{}, fmt.Errorf("fault %q: want START+LENGTH", s)
 	}
 	return f, nil
 }
@@ -146,6 +169,19 @@ type Second struct {
 	BadSum       bool
 	NMEAAt       time.Time // host time the burst for this label starts
 	Faults       []FaultKind
+	// Receiver health: Antenna "" (ok), "open" or "short"; Jamming the
+	// jamming indicator (0 none); Spoofing flagged; a survey-in that is
+	// Survey.Active or, once done, Survey.Valid.
+	Antenna  string
+	Jamming  int
+	Spoofing bool
+	Survey   SurveyState
+}
+
+// SurveyState is a simulated survey-in at one second.
+type SurveyState struct {
+	Active, Valid bool
+	Elapsed       time.Duration
 }
 
 // Receiver steps through a simulated receiver's seconds.
@@ -193,7 +229,7 @@ func (r *Receiver) hostAt(c time.Time) time.Time {
 func (r *Receiver) active(h time.Time) (kinds []FaultKind, jump time.Duration) {
 	rel := h.Sub(r.cfg.Start)
 	for _, f := range r.cfg.Faults {
-		if rel >= f.Start && rel < f.Start+f.Length {
+		if f.Kind != FaultSurvey && rel >= f.Start && rel < f.Start+f.Length {
 			kinds = append(kinds, f.Kind)
 			if f.Kind == FaultJump {
 				jump += f.Jump
@@ -282,6 +318,7 @@ func (r *Receiver) Next() Second {
 			s.BadSum = true
 		}
 	}
+	r.health(&s)
 	var q time.Duration
 	if r.cfg.QErr > 0 {
 		// A sawtooth: the receiver's clock slips against the second by a
@@ -301,4 +338,26 @@ func (r *Receiver) Next() Second {
 	}
 	s.NMEAAt = edge.Add(lat)
 	return s
+}
+
+// health sets what the receiver says about itself at the edge: an open or
+// shorted antenna leaves it without signal (no fix), jamming raises its
+// indicator, a survey-in runs from its start for its duration and is
+// valid after.
+func (r *Receiver) health(s *Second) {
+	rel := s.EdgeHost.Sub(r.cfg.Start)
+	for _, f := range r.cfg.Faults {
+		in := rel >= f.Start && rel < f.Start+f.Length
+		switch {
+		case f.Kind == FaultSurvey && rel >= f.Start:
+			s.Survey = SurveyState{Active: in, Valid: !in, Elapsed: min(rel-f.Start, f.Length)}
+		case !in:
+		case f.Kind == FaultAntenna:
+			s.Antenna, s.Valid = f.Antenna, false
+		case f.Kind == FaultJamming:
+			s.Jamming = max(s.Jamming, f.Level)
+		case f.Kind == FaultSpoofing:
+			s.Spoofing = true
+		}
+	}
 }

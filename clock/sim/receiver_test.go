@@ -137,3 +137,39 @@ func sqrt(x float64) float64 {
 	}
 	return z
 }
+
+// TestHealthFaults: the receiver-health faults parse, bad values are
+// refused, and each shows in the seconds of its window only.
+func TestHealthFaults(t *testing.T) {
+	for _, bad := range []string{"antenna=cut@1s+1s", "jamming=300@1s+1s", "jamming@1s+1s", "spoofing=1@1s+1s", "survey=x@0s", "antenna=open@1s"} {
+		if _, err := ParseFault(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+	var faults []Fault
+	for _, s := range []string{"antenna=open@2s+2s", "jamming=180@5s+2s", "spoofing@8s+2s", "survey=4s@1s"} {
+		f, err := ParseFault(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		faults = append(faults, f)
+	}
+	rx := NewReceiver(ReceiverConfig{Start: time.Unix(1_700_000_000, 0), Faults: faults})
+	for i := 0; i < 12; i++ {
+		s := rx.Next()
+		rel := s.EdgeHost.Sub(time.Unix(1_700_000_000, 0))
+		in := func(a, b time.Duration) bool { return rel >= a && rel < b }
+		if (s.Antenna == "open") != in(2*time.Second, 4*time.Second) || s.Valid == (s.Antenna == "open") {
+			t.Errorf("%v: antenna %q valid %v", rel, s.Antenna, s.Valid)
+		}
+		if (s.Jamming == 180) != in(5*time.Second, 7*time.Second) {
+			t.Errorf("%v: jamming %d", rel, s.Jamming)
+		}
+		if s.Spoofing != in(8*time.Second, 10*time.Second) {
+			t.Errorf("%v: spoofing %v", rel, s.Spoofing)
+		}
+		if s.Survey.Active != in(time.Second, 5*time.Second) || s.Survey.Valid != (rel >= 5*time.Second) {
+			t.Errorf("%v: survey %+v", rel, s.Survey)
+		}
+	}
+}

@@ -261,3 +261,34 @@ func AppendNavEOE(dst []byte, e SimEpoch, gpsMinusUTC int) []byte {
 	binary.LittleEndian.PutUint32(p, itow)
 	return AppendUBX(dst, ubxClassNAV, ubxNavEOE, p)
 }
+
+// AppendMonHW appends a MON-HW (60 bytes, u-blox 6 to 8): antenna status
+// (2 ok, 3 short, 4 open), jamming state in flags bits 2-3 and the CW
+// jamming indicator.
+func AppendMonHW(dst []byte, ant Antenna, jam Jamming, jamInd uint8) []byte {
+	p := make([]byte, 60)
+	p[20] = map[Antenna]byte{AntennaOK: 2, AntennaShort: 3, AntennaOpen: 4}[ant]
+	p[21] = 1 // aPower on
+	p[22] = byte(jam&3) << 2
+	p[45] = jamInd
+	return AppendUBX(dst, ubxClassMON, ubxMonHW, p)
+}
+
+// AppendTimSVIN appends a TIM-SVIN: survey-in duration so far, its
+// position variance (mean accuracy squared, mm²), observations, valid
+// and active.
+func AppendTimSVIN(dst []byte, s Survey) []byte {
+	p := make([]byte, 28)
+	le := binary.LittleEndian
+	le.PutUint32(p, uint32(s.Duration/time.Second))
+	acc := s.MeanAcc * 1000
+	le.PutUint32(p[16:], uint32(min(acc*acc, 4e9)))
+	le.PutUint32(p[20:], s.Observations)
+	if s.Valid {
+		p[24] = 1
+	}
+	if s.Active {
+		p[25] = 1
+	}
+	return AppendUBX(dst, ubxClassTIM, ubxTimSVIN, p)
+}

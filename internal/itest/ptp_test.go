@@ -72,9 +72,17 @@ func rms(v []float64) (r, mean float64) {
 // pmcGet runs linuxptp's pmc over UDP/IPv4 (-4; -u is its Unix socket)
 // from a host and returns field -> value of the response from the clock
 // with identity id (other PTP nodes on the LAN answer too).
+//
+// pmc in batch mode exits only after 100 ms without any packet on its
+// PTP sockets, and on a LAN with several masters sending Sync and
+// Follow_Up every 125 ms such a gap can take minutes (a CI run waited
+// 79 s for one). The answers come within milliseconds, so pmc gets 3 s
+// and then SIGINT, on which it leaves its loop and exits 0 with its
+// output flushed (--preserve-status keeps that 0).
 func pmcGet(t *testing.T, h *Host, what string, domain int, id string) map[string]string {
 	t.Helper()
-	out, err := h.Run("pmc", "-4", "-b", "0", "-d", fmt.Sprint(domain), "-i", "eth0", "GET "+what)
+	out, err := h.Run("timeout", "--preserve-status", "-s", "INT", "3",
+		"pmc", "-4", "-b", "0", "-d", fmt.Sprint(domain), "-i", "eth0", "GET "+what)
 	if err != nil {
 		t.Fatalf("pmc GET %s: %v\n%s", what, err, out)
 	}
