@@ -55,6 +55,7 @@ type options struct {
 	sats             int
 	truthFrom        string
 	taiUTC           int
+	protocol, model  string
 }
 
 // clockNow is the simulation's host clock: CLOCK_REALTIME, or with
@@ -120,12 +121,14 @@ func run(args []string) int {
 	fs.DurationVar(&o.qerr, "qerr", 0, "amplitude of the pulse quantisation sawtooth (reported in TIM-TP with --ubx)")
 	lat := fs.String("nmea-latency", "100ms", "NMEA burst start after the edge it names: `DUR[:JITTER]` (uniform jitter)")
 	fs.StringVar(&o.truth, "truth", "", "write the truth of every edge as JSON lines to `FILE`")
-	fs.Var(&o.faults, "fault", "inject `KIND@START+LENGTH` (outage, nmea-silence, pps-silence, nofix, garbage, badsum, jump=DUR); repeatable")
+	fs.Var(&o.faults, "fault", "inject `KIND@START+LENGTH` (outage, nmea-silence, pps-silence, nofix, garbage, badsum, jump=DUR, antenna=open|short, jamming=LEVEL, spoofing; survey=DUR@START); repeatable")
 	fs.StringVar(&o.leap, "leap", "", "a leap second at the end of `YYYY-MM-DD[:+1|:-1]`")
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (default: run until SIGINT/SIGTERM)")
 	fs.StringVar(&o.talker, "talker", "GN", "talker ID of time sentences")
 	fs.StringVar(&o.sentences, "sentences", "RMC,GGA,GSA,GSV,ZDA", "sentences of each epoch, in order")
-	fs.BoolVar(&o.ubx, "ubx", false, "also send UBX TIM-TP (qErr of the next pulse) and NAV-TIMELS")
+	fs.BoolVar(&o.ubx, "ubx", false, "with --protocol nmea, also send UBX TIM-TP (qErr of the next pulse) and NAV-TIMELS")
+	fs.StringVar(&o.protocol, "protocol", "nmea", "what the receiver outputs: `nmea`, ubx (NAV-PVT, NAV-TIMEUTC, NAV-STATUS, NAV-TIMELS, TIM-TP, MON-HW or MON-RF, TIM-SVIN) or both")
+	fs.StringVar(&o.model, "model", "zed-f9t", "the u-blox receiver it plays for MON-VER and configuration: `zed-f9t` (CFG-VALSET) or neo-m8t (legacy CFG messages)")
 	fs.Int64Var(&o.seed, "seed", 1, "random seed")
 	fs.IntVar(&o.sats, "sats", 9, "satellites used")
 	fs.StringVar(&o.truthFrom, "truth-from", "", "take the true time from `FILE` (\"raw_ns truth_ns\", TAI: the kernel lab's module) instead of the host clock")
@@ -217,6 +220,21 @@ func (s *fileSink) close() {
 	}
 	s.f.Close()
 }
+
+// lockedSink serialises writes: bursts and answers to configuration
+// frames share the line, a whole sentence or frame at a time.
+type lockedSink struct {
+	mu sync.Mutex
+	s  sink
+}
+
+func (l *lockedSink) write(p []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.s.write(p)
+}
+
+func (l *lockedSink) close() { l.s.close() }
 
 type stdoutSink struct{}
 
@@ -372,23 +390,33 @@ func simulate(ctx context.Context, o options, cfg sim.ReceiverConfig) error {
 	}()
 
 	types := strings.Split(o.sentences, ",")
+	rx, err := newUblox(o.model, o.protocol, o.baud, o.ubx)
+	if err != nil {
+		return err
+	}
+	// What the receiver is sent (on the pty) is answered at once, between
+	// the frames of the bursts.
+	out = &lockedSink{s: out}
+	if fsk, ok := out.(*lockedSink).s.(*fileSink); ok {
+		go rx.listen(ctx, fsk.f, out.write)
+	}
 	bursts := make(chan burst, 64)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		writeBursts(ctx, out, bursts, o.baud)
+		writeBursts(ctx, out, bursts, rx.lineBaud)
 	}()
 	defer wg.Wait()
 	defer close(bursts)
 
 	rng := rand.New(rand.NewSource(cfg.Seed + 1))
 	cfg.Start = clockNow()
-	rx := sim.NewReceiver(cfg)
-	next := rx.Next()
+	seconds := sim.NewReceiver(cfg)
+	next := seconds.Next()
 	for {
 		s := next
-		next = rx.Next()
+		next = seconds.Next()
 		if !sleepUntil(ctx, s.EdgeHost) {
 			return nil
 		}
@@ -419,16 +447,7 @@ func simulate(ctx context.Context, o options, cfg sim.ReceiverConfig) error {
 			rng.Read(g)
 			b = append(b, g...)
 		}
-		ep := gnss.SimEpoch{Time: s.Label, Leap60: s.Leap60, Valid: s.Valid, Sats: cfg.Sats, InView: max(cfg.Sats+3, 12), Talker: o.talker}
-		b = gnss.AppendSimSentences(b, ep, types)
-		if o.ubx {
-			// TIM-TP goes out after an edge and describes the next one.
-			b = gnss.AppendTimTP(b, next.Label, next.QErrPS)
-			if cfg.Leap != nil {
-				end := cfg.Leap.Day.AddDate(0, 0, 1)
-				b = gnss.AppendNavTimeLS(b, 18, int8(cfg.Leap.Sign), int32(end.Sub(s.Label)/time.Second))
-			}
-		}
+		b = append(b, rx.epoch(s, next, cfg, types, o.talker)...)
 		if s.BadSum {
 			b = corruptChecksums(b)
 		}
@@ -457,12 +476,13 @@ func corruptChecksums(b []byte) []byte {
 // byte at the line rate, a sentence at a time. A burst that starts late
 // (the previous one still going) starts when the line is free, as on a
 // real UART.
-func writeBursts(ctx context.Context, out sink, bursts <-chan burst, baud int) {
-	byteTime := time.Duration(10 * float64(time.Second) / float64(baud))
+func writeBursts(ctx context.Context, out sink, bursts <-chan burst, baud func() int) {
 	for bu := range bursts {
 		if !sleepUntil(ctx, bu.at) {
 			return
 		}
+		// The rate is the port's now: a configuration may change it.
+		byteTime := time.Duration(10 * float64(time.Second) / float64(baud()))
 		t := clockNow()
 		rest := bu.bytes
 		for len(rest) > 0 {

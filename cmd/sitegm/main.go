@@ -14,6 +14,7 @@ usage:
   sitegm ntp-query HOST[:PORT]         one NTP request: stratum, leap, offset, delay
   sitegm check-config [-c FILE]        print the effective configuration, or every error
   sitegm gnss decode [--json] FILE|-   decode a receiver capture into time reports
+  sitegm gnss configure [--dry-run]    set a u-blox receiver up for timing (see --help)
   sitegm sim [--scenario NAME] [--json] simulate the clock discipline against the PI baseline
   sitegm demo [--dir D] [--bin DIR]    run the embedded demo (what make run does)
   sitegm version
@@ -47,7 +48,10 @@ func dispatch(args []string) int {
 		if len(rest) > 0 && rest[0] == "decode" {
 			return cmdGNSSDecode(rest[1:])
 		}
-		fmt.Fprintln(os.Stderr, "usage: sitegm gnss decode [--json] FILE|-")
+		if len(rest) > 0 && rest[0] == "configure" {
+			return cmdGNSSConfigure(rest[1:])
+		}
+		fmt.Fprintln(os.Stderr, "usage: sitegm gnss decode [--json] FILE|-\n       sitegm gnss configure [--dry-run] [options]")
 		return 2
 	case "demo":
 		return cmdDemo(rest)

@@ -349,6 +349,16 @@ func DecodeCfgPrt(p []byte) (baud int, out uint16, ok bool) {
 	return int(binary.LittleEndian.Uint32(p[8:])), binary.LittleEndian.Uint16(p[14:]), true
 }
 
+// WakeUBX returns the frames that switch UBX output on for UART1 in RAM
+// whatever the generation, at baud: a receiver set to NMEA only answers
+// no poll until then. Generation 9+ takes the CFG-VALSET (and also still
+// reads the legacy CFG-PRT); older ones take the CFG-PRT and refuse or
+// ignore the CFG-VALSET. Nothing is saved.
+func WakeUBX(baud int) []byte {
+	b := AppendCfgPrt(nil, baud, ProtoUBX|ProtoNMEA)
+	return AppendValset(b, LayerRAM, KeyValue{keyUART1OutUBX, 1}, KeyValue{keyUART1OutNMEA, 1})
+}
+
 // Errors of PlanConfig.
 var (
 	ErrOldReceiver = errors.New("u-blox generation 5 and older (and unknown hardware) are not configured here: they lack CFG-TP5 and the timing modes; set them up with the receiver's own tools")
@@ -408,14 +418,14 @@ func planValset(v ReceiverVersion, o ConfigOptions, ubx, nmea bool) []ConfigStep
 		if m.key == 0 || v.Gen < m.minGen || (m.maxGen != 0 && v.Gen > m.maxGen) {
 			continue
 		}
-		s := step("messages", fmt.Sprintf("UBX-%s %s on UART1: %s", m.name, onOffWord(ubx), m.why),
+		s := step("messages", fmt.Sprintf("UBX-%s %s (UART1): %s", m.name, onOffWord(ubx), m.why),
 			AppendValset(nil, layers, KeyValue{m.key, onOff(ubx)}))
 		s.Optional = m.optional
 		steps = append(steps, s)
 	}
 	for _, m := range nmeaOuts {
 		on := nmea && m.on
-		steps = append(steps, step("messages", fmt.Sprintf("NMEA %s %s on UART1", m.name, onOffWord(on)),
+		steps = append(steps, step("messages", fmt.Sprintf("NMEA %s %s (UART1)", m.name, onOffWord(on)),
 			AppendValset(nil, layers, KeyValue{m.key, onOff(on)})))
 	}
 	lenUS := uint64(o.PulseLength / time.Microsecond)
@@ -652,12 +662,62 @@ func timingMeaning(o ConfigOptions) string {
 	return "time mode off: the receiver navigates"
 }
 
-// UBXName names a UBX class/id for messages to the operator.
+// Names of the configuration keys used here, for whoever reads a
+// CFG-VALSET (gnss-sim): "UART1-BAUDRATE", "UART1OUTPROT-UBX",
+// "MSGOUT-UBX-NAV-PVT", "MSGOUT-NMEA-RMC", "TP-...", "TMODE-...",
+// "RATE-...".
+var configKeyNames = func() map[uint32]string {
+	m := map[uint32]string{
+		keyUART1Baud: "UART1-BAUDRATE", keyUART1InUBX: "UART1INPROT-UBX", keyUART1InNMEA: "UART1INPROT-NMEA",
+		keyUART1OutUBX: "UART1OUTPROT-UBX", keyUART1OutNMEA: "UART1OUTPROT-NMEA",
+		keyRateMeas: "RATE-MEAS", keyRateNav: "RATE-NAV", keyRateTimeRef: "RATE-TIMEREF",
+		keyTPPulseDef: "TP-PULSE_DEF", keyTPLengthDef: "TP-PULSE_LENGTH_DEF", keyTPPeriod: "TP-PERIOD_TP1",
+		keyTPPeriodLock: "TP-PERIOD_LOCK_TP1", keyTPLen: "TP-LEN_TP1", keyTPLenLock: "TP-LEN_LOCK_TP1",
+		keyTPEnable: "TP-TP1_ENA", keyTPSyncGNSS: "TP-SYNC_GNSS_TP1", keyTPUseLocked: "TP-USE_LOCKED_TP1",
+		keyTPAlignTOW: "TP-ALIGN_TO_TOW_TP1", keyTPPolarity: "TP-POL_TP1", keyTPTimeGrid: "TP-TIMEGRID_TP1",
+		keyTModeMode: "TMODE-MODE", keyTModePosType: "TMODE-POS_TYPE", keyTModeLat: "TMODE-LAT", keyTModeLon: "TMODE-LON",
+		keyTModeHeight: "TMODE-HEIGHT", keyTModeLatHP: "TMODE-LAT_HP", keyTModeLonHP: "TMODE-LON_HP",
+		keyTModeHeightHP: "TMODE-HEIGHT_HP", keyTModeFixedAcc: "TMODE-FIXED_POS_ACC",
+		keyTModeSvinMin: "TMODE-SVIN_MIN_DUR", keyTModeSvinAccLm: "TMODE-SVIN_ACC_LIMIT",
+	}
+	for _, o := range ubxOuts {
+		if o.key != 0 {
+			m[o.key] = "MSGOUT-UBX-" + o.name
+		}
+	}
+	for _, o := range nmeaOuts {
+		m[o.key] = "MSGOUT-NMEA-" + o.name
+	}
+	return m
+}()
+
+// ConfigKeyName names a configuration key sitegm sets; ok is false for
+// any other key.
+func ConfigKeyName(key uint32) (name string, ok bool) {
+	name, ok = configKeyNames[key]
+	return name, ok
+}
+
+// UBXName names a UBX class/id for messages to the operator: "UBX-NAV-PVT",
+// "UBX-CFG-TP5", "NMEA-RMC" (standard message class 0xF0).
 func UBXName(class, id byte) string {
 	for _, m := range ubxOuts {
 		if m.class == class && m.id == id {
 			return "UBX-" + m.name
 		}
+	}
+	if class == 0xF0 {
+		for _, m := range nmeaOuts {
+			if m.id == id {
+				return "NMEA-" + m.name
+			}
+		}
+	}
+	switch {
+	case class == ubxClassNAV && id == ubxNavEOE:
+		return "UBX-NAV-EOE"
+	case class == ubxClassNAV && id == ubxNavTimeGPS:
+		return "UBX-NAV-TIMEGPS"
 	}
 	if class == ubxClassCFG {
 		if n, ok := map[byte]string{ubxCfgPRT: "CFG-PRT", ubxCfgMSG: "CFG-MSG", ubxCfgTP5: "CFG-TP5", ubxCfgTMODE: "CFG-TMODE",

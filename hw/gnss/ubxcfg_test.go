@@ -35,8 +35,8 @@ func TestMonVerGenerations(t *testing.T) {
 		{"00080000", []string{"PROTVER=20.30", "MOD=NEO-M8T"}, 8, "NEO-M8T"},
 		{"00190000", []string{"FWVER=TIM 2.20", "PROTVER=29.20", "MOD=ZED-F9T"}, 9, "ZED-F9T"},
 		{"000A0000", []string{"PROTVER=34.10"}, 10, ""},
-		{"00300000", nil, 9, ""},                            // newer than this table: configuration interface
-		{"00080000", []string{"PROTVER=27.11"}, 9, ""},      // protocol 27+ is generation 9 firmware
+		{"00300000", nil, 9, ""},                          // newer than this table: configuration interface
+		{"00080000", []string{"PROTVER=27.11"}, 9, ""},    // protocol 27+ is generation 9 firmware
 		{"00040001", []string{"MOD=LEA-4T"}, 0, "LEA-4T"}, // Antaris 4: not configured here
 	} {
 		fr := ubxFrames(t, AppendMonVer(nil, "ROM CORE 3.01", c.hw, c.ext...))

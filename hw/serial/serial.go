@@ -82,3 +82,17 @@ func MakeRaw(t *unix.Termios) {
 	t.Cc[unix.VMIN] = 1
 	t.Cc[unix.VTIME] = 0
 }
+
+// Drain waits until everything written to f has left the line
+// (tcdrain(3)): a rate change must not cut the frame that asked for it.
+func Drain(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var derr error
+	if err := rc.Control(func(fd uintptr) { derr = unix.IoctlSetInt(int(fd), unix.TCSBRK, 1) }); err != nil {
+		return err
+	}
+	return derr
+}

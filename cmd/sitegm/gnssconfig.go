@@ -1,0 +1,350 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"sitegm/hw/claim"
+	"sitegm/hw/gnss"
+	"sitegm/hw/serial"
+	"sitegm/internal/config"
+)
+
+// cmdGNSSConfigure sets a u-blox receiver up for timing over its serial
+// port (see docs/hardware.md): it asks the receiver what it is
+// (UBX-MON-VER), plans the frames for its generation (hw/gnss
+// PlanConfig), sends them one at a time and waits for each one's ACK-ACK
+// or ACK-NAK, and reports every setting the receiver refused.
+func cmdGNSSConfigure(args []string) int {
+	fs := flag.NewFlagSet("gnss configure", flag.ContinueOnError)
+	path := fs.String("c", defaultConfig, "configuration `FILE` (gnss.device and gnss.baud are the defaults)")
+	device := fs.String("device", "", "the receiver's serial `DEVICE` (default: gnss.device)")
+	baud := fs.Int("baud", 0, "the port's rate now (default: gnss.baud)")
+	newBaud := fs.Int("new-baud", 0, "switch the receiver's port to this rate (then set gnss.baud to it)")
+	outputs := fs.String("outputs", "both", "what the receiver sends: `ubx`, nmea or both")
+	pulseLen := fs.Duration("pulse-length", 100*time.Millisecond, "time pulse length")
+	polarity := fs.String("pulse-polarity", "rising", "the edge on the second: `rising` or falling")
+	always := fs.Bool("pulse-always", false, "pulse also without a time solution (default: only while locked)")
+	timing := fs.String("timing", "survey", "time mode: `survey` (survey-in, then hold the position), fixed (--position), off (navigate), keep")
+	svinMin := fs.Duration("survey-min", 5*time.Minute, "survey-in: at least this long")
+	svinAcc := fs.Float64("survey-acc", 2, "survey-in: until the position is within `METRES`")
+	position := fs.String("position", "", "fixed: the antenna's `LAT,LON,HEIGHT` (degrees, degrees, metres above the WGS84 ellipsoid)")
+	posAcc := fs.Float64("position-acc", 0.1, "fixed: how good --position is, in `METRES`")
+	save := fs.Bool("save", true, "save to the receiver's battery-backed RAM and flash")
+	dry := fs.Bool("dry-run", false, "print the frames and what they mean; send nothing but the MON-VER poll")
+	gen := fs.Int("generation", 0, "with --dry-run: plan for this u-blox generation (6-10) without asking the receiver")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "usage: sitegm gnss configure [options] (see --help)")
+		return 2
+	}
+	if *device == "" || *baud == 0 {
+		cfg, err := config.Load(*path)
+		if err != nil && (*device == "" || *baud == 0) {
+			fmt.Fprintf(os.Stderr, "sitegm: %v (or give --device and --baud)\n", err)
+			return 2
+		}
+		if *device == "" {
+			*device = cfg.GNSS.Device
+		}
+		if *baud == 0 {
+			*baud = cfg.GNSS.Baud
+		}
+	}
+	if strings.Contains(*device, "://") {
+		fmt.Fprintf(os.Stderr, "sitegm: %s is not a serial port: configure the receiver where it is attached\n", *device)
+		return 2
+	}
+	o := gnss.ConfigOptions{Outputs: *outputs, CurrentBaud: *baud, Baud: *newBaud, PulseLength: *pulseLen,
+		FallingEdge: *polarity == "falling", OnlyLocked: !*always, SurveyMin: *svinMin, SurveyAcc: *svinAcc,
+		FixedAcc: *posAcc, Save: *save}
+	if *polarity != "rising" && *polarity != "falling" {
+		fmt.Fprintf(os.Stderr, "sitegm: --pulse-polarity %q: rising or falling\n", *polarity)
+		return 2
+	}
+	switch *timing {
+	case "survey":
+		o.Timing = gnss.TimingSurveyIn
+	case "fixed":
+		o.Timing = gnss.TimingFixed
+		f := strings.Split(*position, ",")
+		var err error
+		var v [3]float64
+		for i := 0; i < 3 && len(f) == 3 && err == nil; i++ {
+			v[i], err = strconv.ParseFloat(strings.TrimSpace(f[i]), 64)
+		}
+		if len(f) != 3 || err != nil {
+			fmt.Fprintf(os.Stderr, "sitegm: --timing fixed needs --position LAT,LON,HEIGHT\n")
+			return 2
+		}
+		o.Lat, o.Lon, o.Height = v[0], v[1], v[2]
+	case "off":
+		o.Timing = gnss.TimingOff
+	case "keep":
+		o.Timing = gnss.TimingKeep
+	default:
+		fmt.Fprintf(os.Stderr, "sitegm: --timing %q: survey, fixed, off or keep\n", *timing)
+		return 2
+	}
+	if _, ok := serial.Rates[*baud]; !ok {
+		fmt.Fprintf(os.Stderr, "sitegm: --baud %d is not a standard rate\n", *baud)
+		return 2
+	}
+	if _, ok := serial.Rates[*newBaud]; *newBaud != 0 && !ok {
+		fmt.Fprintf(os.Stderr, "sitegm: --new-baud %d is not a standard rate\n", *newBaud)
+		return 2
+	}
+
+	if *dry && *gen != 0 {
+		return printPlan(gnss.ReceiverVersion{Gen: *gen, HW: "(--generation)"}, o)
+	}
+	// The daemon reads this port: two programs on one receiver would each
+	// eat the other's answers. The claim is the daemon's own (hw/claim).
+	abs, err := filepath.Abs(*device)
+	if err != nil {
+		abs = *device
+	}
+	c, err := claim.Take("gnss" + abs)
+	var held *claim.Held
+	if errors.As(err, &held) {
+		fmt.Fprintf(os.Stderr, "sitegm: %s is in use: %v; stop the daemon first (systemctl stop sitegm)\n", *device, err)
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sitegm: %v\n", err)
+		return 1
+	}
+	defer c.Release()
+
+	s, err := openUBXPort(*device, *baud)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sitegm: %v\n", err)
+		return 1
+	}
+	defer func() { s.f.Close() }()
+	v, err := s.version(!*dry)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sitegm: %s at %d baud: %v\n", *device, *baud, err)
+		return 1
+	}
+	fmt.Printf("receiver: %s\n", describe(v))
+	if *dry {
+		return printPlan(v, o)
+	}
+	steps, err := gnss.PlanConfig(v, o)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sitegm: %v\n", err)
+		return 1
+	}
+	failed := 0
+	for _, st := range steps {
+		res := s.send(st)
+		fmt.Printf("%-11s %-8s %s\n", st.Setting, res, st.Meaning)
+		if res == "REFUSED" && st.Optional {
+			fmt.Printf("%-11s %-8s (optional: this receiver lacks %s; sitegm does without it)\n", "", "", messageOf(st))
+		}
+		if (res == "REFUSED" && !st.Optional) || res == "NO ANSWER" {
+			failed++
+		}
+		if st.NewBaud != 0 {
+			if err := s.reopen(st.NewBaud); err != nil {
+				fmt.Fprintf(os.Stderr, "sitegm: reopening at %d baud: %v\n", st.NewBaud, err)
+				return 1
+			}
+			if !st.NoAck {
+				if _, err := s.version(false); err != nil {
+					fmt.Printf("%-11s %-8s the receiver does not answer at %d baud\n", "baud", "FAILED", st.NewBaud)
+					failed++
+				} else {
+					fmt.Printf("%-11s %-8s the receiver answers at %d baud: set gnss.baud = %d\n", "baud", "ok", st.NewBaud, st.NewBaud)
+				}
+			}
+		}
+	}
+	if failed > 0 {
+		fmt.Printf("%d setting(s) refused or unanswered: the receiver is only partly configured\n", failed)
+		return 1
+	}
+	fmt.Println("configured")
+	return 0
+}
+
+func describe(v gnss.ReceiverVersion) string {
+	mod := v.Module
+	if mod == "" {
+		mod = "u-blox receiver"
+	}
+	s := fmt.Sprintf("%s, generation %d (hardware %s, software %s", mod, v.Gen, v.HW, v.SW)
+	if v.ProtVer != "" {
+		s += ", protocol " + v.ProtVer
+	}
+	return s + ")"
+}
+
+func messageOf(st gnss.ConfigStep) string {
+	if f := strings.Fields(st.Meaning); len(f) > 0 {
+		return f[0]
+	}
+	return st.Setting
+}
+
+func printPlan(v gnss.ReceiverVersion, o gnss.ConfigOptions) int {
+	steps, err := gnss.PlanConfig(v, o)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sitegm: %v\n", err)
+		return 1
+	}
+	fmt.Printf("dry run for generation %d: %d frames, none sent\n", v.Gen, len(steps))
+	for _, st := range steps {
+		note := ""
+		switch {
+		case st.NoAck:
+			note = " (no answer possible: UBX output is off after it)"
+		case st.Optional:
+			note = " (optional)"
+		}
+		fmt.Printf("%s: %s%s\n  %s % X\n", st.Setting, st.Meaning, note, gnss.UBXName(st.Class, st.ID), st.Frame)
+	}
+	return 0
+}
+
+// ubxPort is the receiver's serial port during configuration.
+type ubxPort struct {
+	f      *os.File
+	path   string
+	baud   int
+	frames chan gnss.Frame
+	done   chan struct{}
+}
+
+func openUBXPort(path string, baud int) (*ubxPort, error) {
+	f, err := serial.Open(path, baud)
+	if err != nil {
+		return nil, err
+	}
+	p := &ubxPort{f: f, path: path, baud: baud, frames: make(chan gnss.Frame, 256), done: make(chan struct{})}
+	go p.read()
+	return p, nil
+}
+
+// read frames what the receiver sends; answers are picked out of its
+// navigation output by send and version.
+func (p *ubxPort) read() {
+	defer close(p.done)
+	fr := gnss.NewFramer(func(f *gnss.Frame) {
+		if f.Kind != gnss.FrameUBX || (f.Class != 0x05 && f.Class != 0x0A) {
+			return // ACK and MON are all we wait for
+		}
+		c := *f
+		c.Data = append([]byte(nil), f.Data...)
+		select {
+		case p.frames <- c:
+		default:
+		}
+	})
+	buf := make([]byte, 4096)
+	for {
+		n, err := p.f.Read(buf)
+		if n > 0 {
+			fr.Write(buf[:n], time.Now())
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *ubxPort) reopen(baud int) error {
+	serial.Drain(p.f)
+	time.Sleep(100 * time.Millisecond) // the receiver switches after its answer
+	p.f.Close()
+	<-p.done
+	np, err := openUBXPort(p.path, baud)
+	if err != nil {
+		return err
+	}
+	*p = *np
+	return nil
+}
+
+// version polls MON-VER, three times a second apart at most. A receiver
+// that does not answer the first may have UBX output off (set to NMEA
+// only): UBX output is switched on in RAM (nothing saved) before the
+// next.
+func (p *ubxPort) version(wake bool) (gnss.ReceiverVersion, error) {
+	for try := 0; try < 3; try++ {
+		if try == 1 && wake {
+			fmt.Printf("no answer to UBX-MON-VER: switching UBX output on (in RAM) and asking again\n")
+			if _, err := p.f.Write(gnss.WakeUBX(p.baud)); err != nil {
+				return gnss.ReceiverVersion{}, err
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if _, err := p.f.Write(gnss.MonVerPoll()); err != nil {
+			return gnss.ReceiverVersion{}, err
+		}
+		deadline := time.After(time.Second)
+	wait:
+		for {
+			select {
+			case f := <-p.frames:
+				if gnss.IsMonVer(&f) {
+					if v, ok := gnss.DecodeMonVer(f.Data); ok {
+						return v, nil
+					}
+				}
+			case <-deadline:
+				break wait
+			}
+		}
+	}
+	if !wake {
+		return gnss.ReceiverVersion{}, errors.New("no UBX-MON-VER answer (UBX output may be off: a dry run does not switch it on; give --generation)")
+	}
+	return gnss.ReceiverVersion{}, errors.New("no UBX-MON-VER answer: not a u-blox receiver, another baud rate, or UBX input switched off")
+}
+
+// send writes one step and waits for its acknowledgement: "ok",
+// "REFUSED" (ACK-NAK), "NO ANSWER", or "sent" when none can come. A lost
+// answer is asked again once (a byte lost on the line, or the receiver
+// busy with its navigation output); a setting applied twice is the same.
+func (p *ubxPort) send(st gnss.ConfigStep) string {
+	for try := 0; try < 2; try++ {
+		if _, err := p.f.Write(st.Frame); err != nil {
+			return "NO ANSWER"
+		}
+		if st.NoAck {
+			serial.Drain(p.f)
+			return "sent"
+		}
+		deadline := time.After(1500 * time.Millisecond)
+		for {
+			select {
+			case f := <-p.frames:
+				if a, ok := gnss.DecodeAck(&f); ok && a.Class == st.Class && a.ID == st.ID {
+					if a.OK {
+						return "ok"
+					}
+					return "REFUSED"
+				}
+				continue
+			case <-deadline:
+			}
+			break
+		}
+		if st.NewBaud != 0 {
+			// The answer to a rate change may be lost in the change:
+			// whether it took is checked at the new rate.
+			return "sent"
+		}
+	}
+	return "NO ANSWER"
+}

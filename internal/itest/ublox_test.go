@@ -1,0 +1,244 @@
+package itest
+
+import (
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"sitegm/hw/gnss"
+	"sitegm/hw/serial"
+)
+
+// ntpQuery asks sitegm's NTP server once with `sitegm ntp-query` and
+// returns its stratum and root dispersion.
+func ntpQuery(t *testing.T, addr string) (stratum string, rootDisp time.Duration) {
+	t.Helper()
+	out, err := exec.Command(Bin(t, "sitegm"), "ntp-query", addr).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ntp-query %s: %v\n%s", addr, err, out)
+	}
+	m := regexp.MustCompile(`stratum (\d+),.*root dispersion ([0-9.]+[µmn]?s)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("ntp-query: %s", out)
+	}
+	d, err := time.ParseDuration(m[2])
+	if err != nil {
+		t.Fatalf("ntp-query root dispersion %q: %v", m[2], err)
+	}
+	return m[1], d
+}
+
+// lineWith returns the first log line holding every one of parts.
+func lineWith(out string, parts ...string) string {
+next:
+	for _, l := range strings.Split(out, "\n") {
+		for _, p := range parts {
+			if !strings.Contains(l, p) {
+				continue next
+			}
+		}
+		return l
+	}
+	return ""
+}
+
+// TestUBXReceiverLocksAndServes: a receiver that speaks UBX only (gnss-sim
+// --protocol ubx, a ZED-F9T) on a pty, its PPS over SOCK: sitegm takes
+// its time from NAV-PVT/NAV-TIMEUTC, locks and serves NTP at stratum 1.
+// Then the receiver's health: a survey-in (started, done), jamming, an
+// open antenna (a WARNING; the fix goes, the clock holds over at class 7
+// with a growing root dispersion; a NOTICE when it is back) and spoofing
+// (an ERROR, and the clock holds over at once although the receiver
+// keeps reporting a valid time).
+func TestUBXReceiverLocksAndServes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	dir := t.TempDir()
+	ntp := LoopbackNTP(t)
+	port := regexp.MustCompile(`port = (\d+)`).FindStringSubmatch(ntp)[1]
+	addr := "127.0.0.1:" + port
+	cfg := SitegmConfig(t, dir, ntp)
+	sg := Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
+	sg.WaitOutput(t, 5*time.Second, "event=start")
+	// Relative to gnss-sim's start: sitegm locks after about 11 s.
+	Start(t, Bin(t, "gnss-sim"), "--pty-link", filepath.Join(dir, "gnss"), "--baud", "115200",
+		"--pps-sock", filepath.Join(dir, "pps.sock"), "--protocol", "ubx", "--model", "zed-f9t",
+		"--fault", "survey=10s@0s", "--fault", "jamming=180@12s+3s",
+		"--fault", "antenna=open@24s+16s", "--fault", "spoofing@60s+6s")
+
+	sg.WaitOutput(t, 40*time.Second, "clock_state=LOCKED")
+	if l := lineWith(sg.Output(), "event=gnss_fix_gained"); !strings.Contains(l, "gnss_talker=UBX") {
+		t.Errorf("the fix was not gained from UBX: %s", l)
+	}
+	stratum, lockedDisp := ntpQuery(t, addr)
+	if stratum != "1" {
+		t.Errorf("locked on UBX: NTP stratum %s", stratum)
+	}
+	sg.WaitOutput(t, 30*time.Second, "survey=done")
+	sg.WaitOutput(t, 30*time.Second, "gnss_jamming=warning")
+
+	// The antenna: WARNING, then holdover (class 7) once the receiver's
+	// silence outlasts the 10 s ride-through.
+	sg.WaitOutput(t, 30*time.Second, "gnss_antenna=open")
+	if l := lineWith(sg.Output(), "event=gnss_antenna", "gnss_antenna=open"); !strings.Contains(l, "level=WARNING") {
+		t.Errorf("antenna open: %s", l)
+	}
+	sg.WaitOutput(t, 30*time.Second, "clock LOCKED -> HOLDOVER: reference lost")
+	if l := lineWith(sg.Output(), "clock LOCKED -> HOLDOVER"); !strings.Contains(l, "clock_class=7") {
+		t.Errorf("holdover without class 7: %s", l)
+	}
+	time.Sleep(2 * time.Second)
+	stratum, holdDisp := ntpQuery(t, addr)
+	// The root dispersion follows the clock's error bound, which grows
+	// at the oscillator's rate: in a few seconds by less than its 15 µs
+	// resolution, so it may only not shrink here (docs/clock.md).
+	if stratum != "1" || holdDisp < lockedDisp {
+		t.Errorf("in holdover: stratum %s, root dispersion %v (locked: %v)", stratum, holdDisp, lockedDisp)
+	}
+	sg.WaitOutput(t, 30*time.Second, "gnss_antenna=ok was=open")
+	if l := lineWith(sg.Output(), "gnss_antenna=ok was=open"); !strings.Contains(l, "level=NOTICE") {
+		t.Errorf("antenna back: %s", l)
+	}
+	sg.WaitOutput(t, 30*time.Second, "clock HOLDOVER -> LOCKED")
+
+	// Spoofing: an ERROR, and holdover at once, reason named.
+	sg.WaitOutput(t, 40*time.Second, "reference distrusted: receiver reports spoofing")
+	out := sg.Output()
+	if l := lineWith(out, "event=gnss_spoofing", "gnss_spoofing=indicated"); !strings.Contains(l, "level=ERROR") {
+		t.Errorf("spoofing: %s", l)
+	}
+	if l := lineWith(out, "reference distrusted: receiver reports spoofing"); !strings.Contains(l, "clock_class=7") {
+		t.Errorf("spoofing holdover: %s", l)
+	}
+	// The status socket answers from the last published snapshot (each
+	// status interval, 1 s here): ask until it has caught up.
+	var js struct {
+		GNSS struct {
+			Spoofing   string `json:"spoofing"`
+			Antenna    string `json:"antenna"`
+			Distrusted string `json:"distrusted"`
+		} `json:"gnss"`
+		Clock struct {
+			Class int `json:"clock_class"`
+		} `json:"clock"`
+	}
+	var st []byte
+	WaitFor(t, 5*time.Second, "spoofing and class 7 in sitegm status --json", func() bool {
+		st, _ = exec.Command(Bin(t, "sitegm"), "status", "-c", cfg, "--json").Output()
+		return json.Unmarshal(st, &js) == nil && js.GNSS.Spoofing == "indicated" && js.Clock.Class == 7
+	})
+	if js.GNSS.Distrusted == "" || js.GNSS.Antenna != "ok" {
+		t.Errorf("status during spoofing: %s", st)
+	}
+	sg.WaitOutput(t, 30*time.Second, "gnss_spoofing=none")
+	WaitFor(t, 30*time.Second, "LOCKED after the spoofing", func() bool {
+		return strings.Count(sg.Output(), "-> LOCKED") >= 3
+	})
+}
+
+func ptyThere(path string) bool {
+	f, err := serial.Open(path, 9600)
+	if err == nil {
+		f.Close()
+	}
+	return err == nil
+}
+
+// readUBX reads the pty for d and returns the UBX class-ids and NMEA
+// sentences it saw.
+func readUBX(t *testing.T, path string, baud int, d time.Duration) (ubx, nmea int) {
+	t.Helper()
+	f, err := serial.Open(path, baud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fr := gnss.NewFramer(func(f *gnss.Frame) {
+		if f.Kind == gnss.FrameUBX {
+			ubx++
+		} else if f.Kind == gnss.FrameNMEA {
+			nmea++
+		}
+	})
+	f.SetReadDeadline(time.Now().Add(d))
+	buf := make([]byte, 4096)
+	for {
+		n, err := f.Read(buf)
+		fr.Write(buf[:n], time.Now())
+		if err != nil {
+			return ubx, nmea
+		}
+	}
+}
+
+// TestGNSSConfigure: `sitegm gnss configure` against gnss-sim playing a
+// NEO-M8T (legacy CFG messages) that sends NMEA only at 9600 baud: the
+// dry run prints frames and changes nothing; the real run wakes UBX up,
+// sets UBX-only output, survey-in, the time pulse, 115200 baud and saves,
+// every frame acknowledged; sitegm then locks on it, and configure
+// refuses the port the daemon holds. Then a ZED-F9T (CFG-VALSET), whose
+// firmware refuses one optional message: reported, not a failure.
+func TestGNSSConfigure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	dir := t.TempDir()
+	dev := filepath.Join(dir, "gnss")
+	Start(t, Bin(t, "gnss-sim"), "--pty-link", dev, "--baud", "9600", "--model", "neo-m8t", "--protocol", "nmea",
+		"--pps-sock", filepath.Join(dir, "pps.sock"), "--sentences", "RMC,GGA,ZDA")
+	WaitFor(t, 5*time.Second, "the pty", func() bool { return ptyThere(dev) })
+	configure := func(args ...string) (string, int) {
+		cmd := exec.Command(Bin(t, "sitegm"), append([]string{"gnss", "configure", "--device", dev}, args...)...)
+		out, _ := cmd.CombinedOutput()
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+
+	out, rc := configure("--baud", "9600", "--dry-run", "--generation", "8")
+	if rc != 0 || !strings.Contains(out, "UBX-CFG-TP5 B5 62 06 31 20 00") || !strings.Contains(out, "UBX-CFG-TMODE2") || !strings.Contains(out, "none sent") {
+		t.Fatalf("dry run (rc %d):\n%s", rc, out)
+	}
+	if ubx, nmea := readUBX(t, dev, 9600, 2500*time.Millisecond); ubx != 0 || nmea == 0 {
+		t.Errorf("after the dry run the receiver sends %d UBX frames, %d sentences: it was changed", ubx, nmea)
+	}
+
+	out, rc = configure("--baud", "9600", "--outputs", "ubx", "--new-baud", "115200", "--timing", "survey", "--survey-min", "60s")
+	t.Logf("configure:\n%s", out)
+	if rc != 0 || !strings.Contains(out, "receiver: NEO-M8T, generation 8") || !strings.Contains(out, "set gnss.baud = 115200") ||
+		!regexp.MustCompile(`save +ok`).MatchString(out) || strings.Contains(out, "NO ANSWER") || !strings.HasSuffix(strings.TrimSpace(out), "configured") {
+		t.Fatalf("configure (rc %d)", rc)
+	}
+	if ubx, nmea := readUBX(t, dev, 115200, 2500*time.Millisecond); ubx == 0 || nmea != 0 {
+		t.Errorf("configured UBX only, the receiver sends %d UBX frames and %d sentences", ubx, nmea)
+	}
+
+	cfg := SitegmConfig(t, dir, LoopbackNTP(t))
+	sg := Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
+	sg.WaitOutput(t, 40*time.Second, "clock_state=LOCKED")
+	if l := lineWith(sg.Output(), "event=gnss_fix_gained"); !strings.Contains(l, "gnss_talker=UBX") {
+		t.Errorf("fix not from UBX: %s", l)
+	}
+	out, rc = configure("--baud", "115200", "--dry-run")
+	if rc != 1 || !strings.Contains(out, "in use") || !strings.Contains(out, "systemctl stop sitegm") {
+		t.Errorf("configure while the daemon holds the port (rc %d):\n%s", rc, out)
+	}
+	sg.Stop(5 * time.Second)
+
+	// A ZED-F9T: the generation 9 configuration interface.
+	dev9 := filepath.Join(dir, "f9t")
+	Start(t, Bin(t, "gnss-sim"), "--pty-link", dev9, "--baud", "38400", "--model", "zed-f9t", "--protocol", "both")
+	WaitFor(t, 5*time.Second, "the pty", func() bool { return ptyThere(dev9) })
+	cmd := exec.Command(Bin(t, "sitegm"), "gnss", "configure", "--device", dev9, "--baud", "38400", "--outputs", "both",
+		"--timing", "fixed", "--position", "46.5,7.9,1500.25", "--pulse-polarity", "falling")
+	b, _ := cmd.CombinedOutput()
+	out = string(b)
+	t.Logf("configure ZED-F9T:\n%s", out)
+	if cmd.ProcessState.ExitCode() != 0 || !strings.Contains(out, "generation 9") || !regexp.MustCompile(`REFUSED +UBX-SEC-SIG`).MatchString(out) ||
+		!strings.Contains(out, "optional: this receiver lacks UBX-SEC-SIG") || !regexp.MustCompile(`timing mode +ok +time mode fixed position`).MatchString(out) {
+		t.Errorf("configure ZED-F9T (rc %d)", cmd.ProcessState.ExitCode())
+	}
+}
