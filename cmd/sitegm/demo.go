@@ -75,8 +75,9 @@ a virtual clock, PTP and NTP on loopback (unprivileged ports). Stop with Ctrl-C.
     %s status --socket %s          (--json for scripts)
     %s ntp-query 127.0.0.1:%d
   (PTP is on lo, ports %d/%d.)
+  status page: http://%s/   (metrics: /metrics, document: /status.json)
 
 `, cfg.GNSS.Device, cfg.GNSS.PPS.Path, "sim: gnss-sim "+strings.Join(simArgs, " "), cfg.Log.StatusInterval,
-		self, cfg.Status.Socket, self, ntpPort, cfg.PTP[0].EventPort, cfg.PTP[0].GeneralPort)
+		self, cfg.Status.Socket, self, ntpPort, cfg.PTP[0].EventPort, cfg.PTP[0].GeneralPort, cfg.HTTP.Listen)
 	return runDaemon(cfg, nil)
 }

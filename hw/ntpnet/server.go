@@ -20,6 +20,7 @@ import (
 	"sitegm/hw/neigh"
 	"sitegm/hw/nic"
 	"sitegm/hw/udpio"
+	"sitegm/internal/followers"
 	"sitegm/ntp"
 )
 
@@ -40,6 +41,8 @@ type Options struct {
 	// SendBuffer of each socket (udpio.Options.SendBuffer says why it is
 	// large).
 	SendBuffer int
+	// Followers, when set, learns each client answered.
+	Followers *followers.Table
 }
 
 // Status is one NTP interface's counters for status output.
@@ -218,6 +221,12 @@ func (s *Server) worker(ctx context.Context, c *udpio.Conn, st *workerStats) {
 			rep := r.Respond(bufs[len(outs)][:], m.Data, stamp(rxClock), m.From.Addr(), mono, &v.Header, txNow)
 			if rep.N == 0 {
 				continue
+			}
+			if s.o.Followers != nil {
+				out := bufs[len(outs)][:rep.N]
+				kod := out[1] == 0 && string(out[12:16]) == "RATE"
+				s.o.Followers.Seen(followers.Key{Kind: followers.NTP, Iface: s.o.Interface, Addr: m.From.Addr()}, m.From.Addr(), readAt,
+					int(m.Data[0]>>3&7), int(m.Data[0]&7), kod)
 			}
 			outs = append(outs, udpio.Out{Data: bufs[len(outs)][:rep.N], To: m.From, TxStamp: rep.WantTxStamp, Src: m.Dst})
 		}

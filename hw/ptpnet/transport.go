@@ -95,6 +95,9 @@ type FastPath struct {
 	Master *atomic.Bool
 	// ToClock carries a receive stamp onto the clock PTP serves.
 	ToClock func(rx time.Time) (time.Time, error)
+	// Seen is told of each Delay_Req answered (the followers table), or
+	// nil.
+	Seen func(msg []byte, from netip.Addr, at time.Time)
 }
 
 // Options of a transport.

@@ -219,6 +219,9 @@ func (u *udpTransport) eventWorker(ev, gen, mc *udpio.Conn) {
 				if !ok {
 					continue
 				}
+				if f.Seen != nil {
+					f.Seen(b, ms[i].From.Addr(), readAt)
+				}
 				if unicast {
 					uni = append(uni, udpio.Out{Data: buf[:k], To: to})
 				} else {

@@ -290,6 +290,8 @@ func defaultElem(t reflect.Type) any {
 		return DefaultPTP()
 	case reflect.TypeOf(NTP{}):
 		return DefaultNTP()
+	case reflect.TypeOf(Monitor{}):
+		return DefaultMonitor()
 	}
 	return reflect.Zero(t).Interface()
 }

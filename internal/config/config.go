@@ -26,6 +26,9 @@ type Config struct {
 	NTP    []NTP  `toml:"ntp"`
 	Log    Log    `toml:"log"`
 	Status Status `toml:"status"`
+	HTTP   HTTP   `toml:"http"`
+	// Monitor are the hosts whose clocks sitegm watches over NTP.
+	Monitor []Monitor `toml:"monitor"`
 	// Warnings are what the file says that still works but should change
 	// (an old name): check-config prints them, the daemon logs them.
 	Warnings []string `toml:"-"`
@@ -111,6 +114,9 @@ type PTP struct {
 	DSCP int `toml:"dscp" check:"range=0..63"`
 	// MasterOnly keeps the port MASTER even when a better master is seen.
 	MasterOnly bool `toml:"master_only"`
+	// Expect lists the followers that should be there (clockIdentity,
+	// v1 UUID or address): one silent is a ptp_follower_lost WARNING.
+	Expect []string `toml:"expect"`
 }
 
 // NTP is one video interface (VLAN) served with NTP.
@@ -122,6 +128,27 @@ type NTP struct {
 	// turns rate limiting off).
 	RateInterval Duration `toml:"rate_interval"`
 	RateBurst    int      `toml:"rate_burst" check:"range=1..1000"`
+	// Expect lists client addresses that should keep polling: one silent
+	// is an ntp_client_lost WARNING.
+	Expect []string `toml:"expect"`
+}
+
+// HTTP is the read-only web endpoint: /metrics, the status page,
+// /status.json.
+type HTTP struct {
+	// Listen is ADDRESS:PORT; "" turns the endpoint off.
+	Listen string `toml:"listen"`
+}
+
+// Monitor is one host whose clock sitegm measures over NTP (the video
+// recorder, an NVR, a camera).
+type Monitor struct {
+	Name string `toml:"name" check:"nonempty"`
+	// Host is HOST or HOST:PORT (port 123 by default).
+	Host     string   `toml:"host" check:"nonempty"`
+	Interval Duration `toml:"interval"`
+	// Warn is the offset beyond which the host is reported off.
+	Warn Duration `toml:"warn"`
 }
 
 // Log controls logging.
@@ -171,7 +198,18 @@ func Default() Config {
 			StatusInterval: Duration{60 * time.Second},
 		},
 		Status: Status{Socket: "/run/sitegm/status.sock"},
+		// Local only unless configured: a management address is a
+		// site's choice (the page and metrics are read-only).
+		HTTP: HTTP{Listen: "127.0.0.1:8123"},
 	}
+}
+
+// DefaultMonitor is the starting point of every [[monitor]] table: a
+// poll a minute (a recorder's NTP service is not a public server, and
+// offsets of milliseconds drift in minutes), and a warning beyond 10 ms,
+// a third of a video frame at 30 frames a second.
+func DefaultMonitor() Monitor {
+	return Monitor{Interval: Duration{time.Minute}, Warn: Duration{10 * time.Millisecond}}
 }
 
 // DefaultPTP is the starting point of every [[ptp]] table.
@@ -195,12 +233,13 @@ func DefaultPTP() PTP {
 		LogMinDelayReqInterval: -3,
 		AnnounceReceiptTimeout: 3,
 		DSCP:                   46,
+		Expect:                 []string{},
 	}
 }
 
 // DefaultNTP is the starting point of every [[ntp]] table.
 func DefaultNTP() NTP {
-	return NTP{Port: 123, RateInterval: Duration{time.Second}, RateBurst: 16}
+	return NTP{Port: 123, RateInterval: Duration{time.Second}, RateBurst: 16, Expect: []string{}}
 }
 
 // Duration is a time.Duration written as a Go duration string ("4h", "250ms").

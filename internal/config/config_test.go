@@ -27,6 +27,9 @@ func TestExampleDocumentsDefaults(t *testing.T) {
 	n := DefaultNTP()
 	n.Interface = "eth0.20"
 	want.NTP = []NTP{n}
+	m := DefaultMonitor()
+	m.Name, m.Host = "recorder", "10.0.20.10"
+	want.Monitor = []Monitor{m}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("example differs from defaults:\n got %+v\nwant %+v", cfg, want)
 	}
@@ -405,5 +408,41 @@ func TestTypedSettings(t *testing.T) {
 	if _, err := Parse("u.toml", []byte("[clock]\ndiscipline = \"atomic\"\n[[ntp]]\ninterface = \"lo\"\n")); err == nil ||
 		!strings.Contains(err.Error(), `u.toml:2: clock.discipline: expected one of "phc" | "system" | "virtual", got "atomic"`) {
 		t.Errorf("enum error: %v", err)
+	}
+}
+
+// The [http], [[monitor]] and expect keys: what a file gets wrong is
+// named with its key.
+func TestWatchKeys(t *testing.T) {
+	for src, want := range map[string]string{
+		"[http]\nlisten = \"8123\"\n":                                                        "http.listen",
+		"[http]\nlisten = \"localhost:8123\"\n":                                              "http.listen",
+		"[[monitor]]\nname = \"a\"\nhost = \"10.0.0.1:99999\"\n":                             "monitor[0].host",
+		"[[monitor]]\nname = \"a\"\nhost = \"h\"\ninterval = \"100ms\"\n":                    "monitor[0].interval",
+		"[[monitor]]\nname = \"a\"\nhost = \"h\"\nwarn = \"0s\"\n":                           "monitor[0].warn",
+		"[[monitor]]\nname = \"a\"\nhost = \"h\"\n[[monitor]]\nname = \"a\"\nhost = \"i\"\n": "monitor[1].name",
+		"[[monitor]]\nhost = \"h\"\n":                                                        "monitor[0].name",
+		"[[ptp]]\ninterface = \"x\"\nexpect = [\"001dc1fffe0a0b0c\"]\n":                      "ptp[0].expect[0]",
+		"[[ntp]]\ninterface = \"y\"\nexpect = [\"001dc1.fffe.0a0b0c\"]\n":                    "ntp[1].expect[0]",
+	} {
+		_, err := Parse("t.toml", []byte("[[ntp]]\ninterface = \"lo\"\nport = 1123\n"+src))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error at %s", src, err, want)
+		}
+	}
+	cfg, err := Parse("t.toml", []byte("[[ntp]]\ninterface = \"lo\"\nexpect = [\"10.0.1.9\"]\n[http]\nlisten = \"\"\n"+
+		"[[ptp]]\ninterface = \"eth0\"\nexpect = [\"001dc1.fffe.0a0b0c-1\", \"00:1d:c1:0a:0b:0c\", \"10.0.0.5\"]\n"+
+		"[[monitor]]\nname = \"nvr\"\nhost = \"nvr.site:1123\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Listen != "" || len(cfg.PTP[0].Expect) != 3 || cfg.Monitor[0].Interval.Duration != time.Minute || cfg.Monitor[0].Warn.Duration != 10*time.Millisecond {
+		t.Errorf("%+v", cfg)
+	}
+	if h, p, err := SplitHostPort("nvr.site:1123", 123); err != nil || h != "nvr.site" || p != 1123 {
+		t.Errorf("%s %d %v", h, p, err)
+	}
+	if h, p, err := SplitHostPort("fe80::1", 123); err != nil || h != "fe80::1" || p != 123 {
+		t.Errorf("%s %d %v", h, p, err)
 	}
 }

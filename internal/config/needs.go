@@ -121,7 +121,8 @@ func (c Config) RestartNeeded(next Config) []string {
 		name string
 		same bool
 	}{{"[gnss]", reflect.DeepEqual(next.GNSS, c.GNSS)}, {"[clock]", reflect.DeepEqual(next.Clock, c.Clock)},
-		{"[status]", reflect.DeepEqual(next.Status, c.Status)}} {
+		{"[status]", reflect.DeepEqual(next.Status, c.Status)}, {"[http]", reflect.DeepEqual(next.HTTP, c.HTTP)},
+		{"[[monitor]]", reflect.DeepEqual(next.Monitor, c.Monitor)}} {
 		if !s.same {
 			out = append(out, s.name)
 		}

@@ -3,11 +3,15 @@ package config
 import (
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"sitegm/hw/serial"
+	"sitegm/internal/followers"
 	"sitegm/ptp"
 )
 
@@ -165,7 +169,74 @@ func (b *binder) validate(c *Config) {
 		if r := n.RateInterval.Duration; r != 0 && (r < 10*time.Millisecond || r > time.Hour) {
 			b.errorf(key+".rate_interval", `expected "0s" (off) or a duration from "10ms" to "1h", got %q`, n.RateInterval.String())
 		}
+		b.checkExpect(key+".expect", followers.NTP, n.Expect)
 	}
+	for i, p := range c.PTP {
+		b.checkExpect(fmt.Sprintf("ptp[%d].expect", i), followers.PTPv2, p.Expect)
+	}
+	if l := c.HTTP.Listen; l != "" {
+		if _, err := netip.ParseAddrPort(l); err != nil {
+			b.errorf("http.listen", `expected ADDRESS:PORT ("127.0.0.1:8123", "[::1]:8123", "10.0.0.2:8123") or "" (off), got %q`, l)
+		}
+	}
+	names := map[string]int{}
+	for i, m := range c.Monitor {
+		key := fmt.Sprintf("monitor[%d]", i)
+		if j, dup := names[m.Name]; dup && m.Name != "" {
+			b.errorf(key+".name", "%q already names monitor[%d]", m.Name, j)
+		}
+		names[m.Name] = i
+		if _, _, err := SplitHostPort(m.Host, 123); err != nil && m.Host != "" {
+			b.errorf(key+".host", "expected HOST or HOST:PORT, got %q: %v", m.Host, err)
+		}
+		// A poll is one request: more often than every 2 s is not a
+		// recorder's NTP service's to bear; less often than a day is no
+		// watch.
+		if iv := m.Interval.Duration; iv < 2*time.Second || iv > 24*time.Hour {
+			b.errorf(key+".interval", `expected "2s" to "24h", got %q`, m.Interval.String())
+		}
+		if w := m.Warn.Duration; w < time.Microsecond || w > time.Hour {
+			b.errorf(key+".warn", `expected "1us" to "1h", got %q`, m.Warn.String())
+		}
+	}
+	if len(c.Monitor) > maxMonitors {
+		b.errorf("monitor", "at most %d [[monitor]] tables, got %d", maxMonitors, len(c.Monitor))
+	}
+}
+
+// maxMonitors and maxExpect bound what the file can make sitegm poll and
+// track.
+const (
+	maxMonitors = 64
+	maxExpect   = 256
+)
+
+func (b *binder) checkExpect(key string, kind followers.Kind, list []string) {
+	if len(list) > maxExpect {
+		b.errorf(key, "at most %d entries, got %d", maxExpect, len(list))
+		return
+	}
+	for i, e := range list {
+		if err := followers.ParseExpected(kind, e); err != nil {
+			b.errorf(fmt.Sprintf("%s[%d]", key, i), "%v", err)
+		}
+	}
+}
+
+// SplitHostPort reads HOST or HOST:PORT ([V6]:PORT), with def the port
+// when none is given.
+func SplitHostPort(s string, def int) (host string, port int, err error) {
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return "", 0, fmt.Errorf("bad port %q", p)
+		}
+		return h, n, nil
+	}
+	if strings.ContainsAny(s, "[]/ ") || s == "" || strings.Count(s, ":") == 1 {
+		return "", 0, fmt.Errorf("not a host name or address")
+	}
+	return s, def, nil
 }
 
 // profileDefaults fills the keys a [[ptp]] table left out from its

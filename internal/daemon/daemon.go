@@ -23,6 +23,7 @@ import (
 	"sitegm/clock"
 	"sitegm/clock/discipline"
 	"sitegm/clock/leap"
+	"sitegm/clock/quality"
 	"sitegm/clock/timebase"
 	"sitegm/hw/caps"
 	"sitegm/hw/claim"
@@ -33,6 +34,7 @@ import (
 	"sitegm/internal/config"
 	"sitegm/internal/status"
 	"sitegm/internal/version"
+	"sitegm/internal/watch"
 	"sitegm/ntp"
 )
 
@@ -83,6 +85,9 @@ type Daemon struct {
 	status   status.Book
 	rateSeen [2]uint64 // NTP KoD and rate drops already reported
 	rejected status.RejectedBook
+	// watch: followers, monitored hosts, history ([http] page, metrics)
+	watch   *watch.Watch
+	trusted atomic.Bool // the clock knows the time (LOCKED or HOLDOVER), for the monitors
 	// Level, when set, is the logger's level, changed by SIGHUP.
 	Level *slog.LevelVar
 	// Reload, when set, loads the configuration again (SIGHUP).
@@ -138,11 +143,12 @@ func New(cfg config.Config, log *slog.Logger) (d *Daemon, err error) {
 	d.lastNow = now0
 	d.gnss.SetHealth(gnss.HealthConfig{JammingThreshold: cfg.GNSS.JammingThreshold})
 	d.disc = discipline.New(d.disciplineConfig(), now0.Clock())
+	d.watch = watch.New(cfg, time.Now(), log)
 	for _, p := range cfg.PTP {
-		d.ptps = append(d.ptps, &ptpSlot{cfg: p})
+		d.ptps = append(d.ptps, &ptpSlot{cfg: withoutExpect(p)})
 	}
 	for _, n := range cfg.NTP {
-		d.ntps = append(d.ntps, &ntpSlot{cfg: n})
+		d.ntps = append(d.ntps, &ntpSlot{cfg: withoutExpectNTP(n)})
 	}
 	return d, nil
 }
@@ -178,6 +184,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 			stopStatus()
 		}
 	}()
+	stopHTTP := d.startWatch(ctx)
+	defer stopHTTP()
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGUSR1, syscall.SIGHUP)
 	defer signal.Stop(signals)
@@ -250,11 +258,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.edge(e)
 		case now := <-tick.C:
 			d.tick(now)
-		case <-second.C:
+		case now := <-second.C:
 			d.slaveSystem()
 			s := d.snapshot()
+			d.watch.Complete(now, s)
 			d.notify(s)
 			d.status.Record(s)
+			d.watch.Record(now, s)
 		case <-statusLine:
 			d.logStatus()
 		}
@@ -292,6 +302,8 @@ func (d *Daemon) tick(now time.Time) {
 		d.logEvents(evs)
 		d.publishGM()
 	}
+	q := d.disc.Quality().State()
+	d.trusted.Store(q == quality.Locked || q == quality.Holdover)
 	d.publishNTP()
 	d.saveDrift(false)
 	d.checkLeapExpiry(now)

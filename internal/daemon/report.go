@@ -43,7 +43,8 @@ func (d *Daemon) snapshot() *status.Status {
 		s.GNSS.LastReportAgeS = time.Since(g.LastReport).Seconds()
 	}
 	s.Clock = status.Clock{Name: clk.Name(), State: string(st.State), ClockClass: int(st.ClockClass),
-		OffsetNS: st.Estimate.Offset.Nanoseconds(), FrequencyPPB: status.Round3(freq), EstErrorNS: clampNS(st.EstError)}
+		OffsetNS: st.Estimate.Offset.Nanoseconds(), FrequencyPPB: status.Round3(freq), EstErrorNS: clampNS(st.EstError),
+		MeasNoiseNS: st.Estimate.MeasNoise.Nanoseconds()}
 	if off, bound, ok := d.slave.Offset(time.Now()); ok {
 		s.Clock.System = &status.SystemClock{OffsetNS: off.Nanoseconds(), EstErrorNS: bound.Nanoseconds()}
 	}

@@ -12,6 +12,7 @@ import (
 	"sitegm/internal/config"
 	"sitegm/internal/logging"
 	"sitegm/internal/supervise"
+	"sitegm/internal/web"
 	"sitegm/ntp"
 	"sitegm/ptp"
 	v1 "sitegm/ptp/v1"
@@ -45,15 +46,48 @@ type ntpSlot struct {
 }
 
 // ptpConfig is what a [[ptp]] section asks of the port.
-func ptpConfig(c config.PTP) ptpnet.Config {
+func (d *Daemon) ptpConfig(c config.PTP) ptpnet.Config {
 	return ptpnet.Config{Port: c.Port(), V1: c.V1Port(), Transport: string(c.Transport), EventPort: c.EventPort, DSCP: c.DSCP,
-		Timestamping: string(c.Timestamping)}
+		Timestamping: string(c.Timestamping), Followers: d.watch.Followers}
+}
+
+// withoutExpect is a section as its port sees it: the expected followers
+// are the watch's (a changed list does not restart the port).
+func withoutExpect(c config.PTP) config.PTP { c.Expect = nil; return c }
+
+func withoutExpectNTP(c config.NTP) config.NTP { c.Expect = nil; return c }
+
+// startWatch starts polling the monitored hosts and the HTTP endpoint;
+// the returned func stops the endpoint (the polls end with ctx).
+func (d *Daemon) startWatch(ctx context.Context) func() {
+	now := func() (time.Time, error) {
+		i, err := d.tb.Now()
+		if err != nil {
+			return time.Time{}, err
+		}
+		utc, _ := i.UTC()
+		return utc, nil
+	}
+	for i, h := range d.watch.Monitors {
+		host, port, _ := config.SplitHostPort(d.cfg.Monitor[i].Host, 123)
+		go ntpnet.Poll(ctx, h, host, port, now, d.trusted.Load)
+	}
+	if d.cfg.HTTP.Listen == "" {
+		return func() {}
+	}
+	stop, err := web.Serve(d.cfg.HTTP.Listen, web.New(d.status.Last, d.watch.History).Handler(), d.log)
+	if err != nil {
+		d.log.Warn("HTTP endpoint unavailable: no status page or metrics", "event", "http_error",
+			"http_listen", d.cfg.HTTP.Listen, "error", err.Error())
+		return func() {}
+	}
+	return stop
 }
 
 // runPTP keeps one [[ptp]] port served.
 func (d *Daemon) runPTP(ctx context.Context, ps *ptpSlot) {
 	supervise.Keep(ctx, d.log, "ptp", ps.cfg.Interface, func() (func(context.Context) error, error) {
-		srv, err := ptpnet.NewServer(ptpConfig(ps.cfg), d.tb, d.log)
+		srv, err := ptpnet.NewServer(d.ptpConfig(ps.cfg), d.tb, d.log)
 		if err != nil {
 			return nil, err
 		}
@@ -75,7 +109,8 @@ func (d *Daemon) runNTP(ctx context.Context, ns *ntpSlot) {
 			return nil, err
 		}
 		srv := ntpnet.NewServer(ntpnet.Options{Interface: ns.cfg.Interface, Port: ns.cfg.Port,
-			RateInterval: ns.cfg.RateInterval.Duration, RateBurst: ns.cfg.RateBurst, SendBuffer: ptpnet.ReplySendBuffer},
+			RateInterval: ns.cfg.RateInterval.Duration, RateBurst: ns.cfg.RateBurst, SendBuffer: ptpnet.ReplySendBuffer,
+			Followers: d.watch.Followers},
 			d.tb, &d.ntpView, d.log)
 		return func(c context.Context) error {
 			ns.srv.Store(srv)
@@ -218,11 +253,19 @@ func (d *Daemon) reload(ctx context.Context) {
 	}
 	d.cfg.Log = cfg.Log
 	// Ports: keep the unchanged, stop the removed and changed, start the new.
-	keepP := supervise.Reconcile(d.ptps, cfg.PTP, func(ps *ptpSlot) config.PTP { return ps.cfg }, func(ps *ptpSlot) {
+	d.watch.Expect(cfg, time.Now())
+	ptps, ntps := make([]config.PTP, len(cfg.PTP)), make([]config.NTP, len(cfg.NTP))
+	for i, p := range cfg.PTP {
+		ptps[i] = withoutExpect(p)
+	}
+	for i, n := range cfg.NTP {
+		ntps[i] = withoutExpectNTP(n)
+	}
+	keepP := supervise.Reconcile(d.ptps, ptps, func(ps *ptpSlot) config.PTP { return ps.cfg }, func(ps *ptpSlot) {
 		ps.slot.Stop()
 		d.log.Log(ctx, logging.LevelNotice, "PTP port stopped (configuration)", "event", "ptp_port_removed", "ptp_interface", ps.cfg.Interface)
 	}, func(p config.PTP) *ptpSlot { return &ptpSlot{cfg: p} })
-	keepN := supervise.Reconcile(d.ntps, cfg.NTP, func(ns *ntpSlot) config.NTP { return ns.cfg }, func(ns *ntpSlot) {
+	keepN := supervise.Reconcile(d.ntps, ntps, func(ns *ntpSlot) config.NTP { return ns.cfg }, func(ns *ntpSlot) {
 		ns.slot.Stop()
 		d.log.Log(ctx, logging.LevelNotice, "NTP stopped (configuration)", "event", "ntp_removed", "ntp_interface", ns.cfg.Interface)
 	}, func(n config.NTP) *ntpSlot { return &ntpSlot{cfg: n} })

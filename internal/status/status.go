@@ -21,6 +21,7 @@ import (
 	"sitegm/hw/gnss"
 	"sitegm/hw/ntpnet"
 	"sitegm/hw/ptpnet"
+	"sitegm/internal/monitor"
 )
 
 // Status is what `sitegm status --json` prints: a stable document for
@@ -39,6 +40,49 @@ type Status struct {
 	// Rejected counts input turned away or unanswerable, by
 	// "kind/interface/reason", since each port opened (docs/hostile-input.md).
 	Rejected map[string]uint64 `json:"rejected"`
+	// Followers are the PTP slaves and NTP clients seen (most recent
+	// first, at most MaxFollowersShown), FollowerCounts how many of each
+	// kind were active on each interface in the last ActiveWindow.
+	Followers      []Follower      `json:"followers"`
+	FollowerCounts []FollowerCount `json:"follower_counts"`
+	// FollowersEvicted counts entries that made room in the bounded
+	// table (a flood of invented senders shows here).
+	FollowersEvicted uint64 `json:"followers_evicted"`
+	// LostFollowers are the expected followers (`expect`) silent now.
+	LostFollowers []string `json:"lost_followers"`
+	// Monitors are the hosts whose clocks are watched ([[monitor]]).
+	Monitors []monitor.Status `json:"monitors"`
+}
+
+// MaxFollowersShown bounds the followers listed in the document; the
+// counts cover them all.
+const MaxFollowersShown = 256
+
+// ActiveWindow is how recently a follower was seen to count as active: a
+// PTP slave sends a Delay_Req every second or more often, an NTP client
+// polls every 64 s to 1024 s (w32time once an hour or less often: it
+// shows in the table, with its interval, but may not count).
+const ActiveWindow = 20 * time.Minute
+
+// Follower is one PTP slave or NTP client seen.
+type Follower struct {
+	Kind      string  `json:"kind"` // "ptp", "ptpv1", "ntp"
+	Interface string  `json:"interface"`
+	Identity  string  `json:"identity"` // clockIdentity-port, v1 UUID-port, or the address
+	Address   string  `json:"address"`
+	Version   int     `json:"version,omitempty"` // NTP
+	Mode      int     `json:"mode,omitempty"`    // NTP: 3 client, 1 symmetric active (w32time)
+	Requests  uint64  `json:"requests"`
+	KoD       uint64  `json:"kod,omitempty"`
+	IntervalS float64 `json:"interval_s"` // observed time between requests
+	AgeS      float64 `json:"last_seen_s"`
+}
+
+// FollowerCount is how many followers of a kind an interface has.
+type FollowerCount struct {
+	Kind      string `json:"kind"`
+	Interface string `json:"interface"`
+	Active    int    `json:"active"`
 }
 
 // GNSS is the receiver and PPS.
@@ -83,6 +127,7 @@ type Clock struct {
 	HoldoverElapsedS   float64 `json:"holdover_elapsed_s"`
 	HoldoverRemainingS float64 `json:"holdover_remaining_s"`
 	MinusHostNS        int64   `json:"clock_minus_host_ns,omitempty"` // virtual clock only
+	MeasNoiseNS        int64   `json:"meas_noise_ns"`                 // the reference's measured noise (PPS jitter)
 	// System is CLOCK_REALTIME slaved to the PHC (sync_system), when it is.
 	System *SystemClock `json:"system,omitempty"`
 }
