@@ -5,13 +5,16 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 BUILD_DATE := $(shell date -u +%Y-%m-%d)
 LDFLAGS  := -X sitegm/internal/version.BuildDate=$(BUILD_DATE)
-# Debian packages the tests use as real peers (see docs/testing in README),
-# and the kernel lab's (QEMU, a static busybox, the Debian kernel's headers
+# Debian packages the tests use as real peers (see docs/testing in README):
+# Prometheus scrapes the metrics, headless Chromium renders the status
+# page; and the kernel lab's (QEMU, a static busybox, the Debian kernel's headers
 # and a compiler for the test module, kmod's depmod).
 TEST_DEBS := linuxptp chrony tshark iproute2 systemd sntp ntpsec-ntpdig socat \
-	qemu-system-x86 busybox-static linux-headers-amd64 make gcc libc6-dev kmod
+	qemu-system-x86 busybox-static linux-headers-amd64 make gcc libc6-dev kmod \
+	prometheus chromium
 # Commands that prove each package is present.
-TEST_CMDS := ptp4l chronyd tshark ip journalctl sntp ntpdig socat qemu-system-x86_64 busybox depmod gcc
+TEST_CMDS := ptp4l chronyd tshark ip journalctl sntp ntpdig socat qemu-system-x86_64 busybox depmod gcc \
+	prometheus promtool chromium
 FUZZTIME ?= 60s
 # Static binaries without cgo: they run in the kernel lab's initramfs as
 # they are, and sitegm can narrow its capabilities on every thread
@@ -86,7 +89,7 @@ install: build
 	else install -m 0644 configs/sitegm.toml $(DESTDIR)/etc/sitegm/sitegm.toml; fi
 	sed 's#/usr/local/bin/#$(PREFIX)/bin/#g; s#/usr/local/share/#$(PREFIX)/share/#g' configs/sitegm.service > $(DESTDIR)$(UNITDIR)/sitegm.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/sitegm.service
-	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/sitegm/
+	install -m 0644 README.md docs/*.md docs/*.png configs/sitegm-alerts.yml $(DESTDIR)$(PREFIX)/share/doc/sitegm/
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! id sitegm >/dev/null 2>&1; then \
 	  useradd --system --no-create-home --home-dir /var/lib/sitegm --shell /usr/sbin/nologin --groups dialout sitegm && \
 	  echo "created system user sitegm"; fi

@@ -20,6 +20,7 @@ func cmdDemo(args []string) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	dir := fs.String("dir", "/tmp/sitegm-demo", "directory for the pty link, sockets and drift file")
 	bin := fs.String("bin", "", "directory holding gnss-sim (default: next to this sitegm)")
+	httpAddr := fs.String("http", "", "serve the status page and metrics on `ADDR:PORT` (default: the demo's 127.0.0.1:8123; \"\" with --http= turns it off)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -37,6 +38,11 @@ func cmdDemo(args []string) int {
 	cfg.GNSS.PPS.Path = move(cfg.GNSS.PPS.Path)
 	cfg.Clock.DriftFile = move(cfg.Clock.DriftFile)
 	cfg.Status.Socket = move(cfg.Status.Socket)
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "http" {
+			cfg.HTTP.Listen = *httpAddr
+		}
+	})
 
 	if *bin == "" {
 		if exe, err := os.Executable(); err == nil {
