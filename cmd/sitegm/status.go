@@ -131,7 +131,52 @@ func formatStatus(s *status.Status) string {
 		fmt.Fprintf(w, "NTP %s\t%s\tport %d\t%s\tKoD %d\trate-dropped %d\tinterleaved %d\n", n.Interface, n.State, n.Port,
 			rate("ntp", n.Interface), n.KoD, n.RateDropped, n.Interleaved)
 	}
+	for _, m := range s.Monitors {
+		state := "ok"
+		switch {
+		case m.Off:
+			state = "OFF (warn " + time.Duration(m.WarnNS).String() + ")"
+		case !m.Reachable && m.Polls > 0:
+			state = "unreachable: " + m.LastError
+		case m.Answers == 0:
+			state = "not polled yet"
+		case !m.Compared:
+			state = "sitegm not locked yet"
+		}
+		off := "-"
+		if m.Answers > 0 {
+			off = fmt.Sprintf("offset %s\tdelay %s\tstratum %d", time.Duration(m.OffsetNS), time.Duration(m.DelayNS), m.Stratum)
+		}
+		fmt.Fprintf(w, "monitor %s\t%s\t%s\t%s\n", m.Name, m.Host, off, state)
+	}
+	if len(s.FollowerCounts) > 0 {
+		var parts []string
+		for _, c := range s.FollowerCounts {
+			parts = append(parts, fmt.Sprintf("%s %s %d", c.Kind, c.Interface, c.Active))
+		}
+		fmt.Fprintf(w, "followers\t%s\t(active in the last %s; --json lists them)\n", strings.Join(parts, ", "), status.ActiveWindow)
+	}
+	for _, l := range s.LostFollowers {
+		fmt.Fprintf(w, "lost\t%s\texpected, silent\n", l)
+	}
 	w.Flush()
+	if len(s.Followers) > 0 {
+		fmt.Fprintf(&b, "\nfollowers (most recent first):\n")
+		w = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		for i, f := range s.Followers {
+			if i == 20 {
+				fmt.Fprintf(w, "  ... %d more (--json)\n", len(s.Followers)-20)
+				break
+			}
+			kind := f.Kind
+			if f.Version > 0 {
+				kind += fmt.Sprintf(" v%d", f.Version)
+			}
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%d requests\tevery %s\tseen %s ago\n", kind, f.Interface, f.Identity, f.Address,
+				f.Requests, time.Duration(f.IntervalS*1e9).Round(time.Millisecond), time.Duration(f.AgeS*1e9).Round(time.Second))
+		}
+		w.Flush()
+	}
 	if len(s.Rejected) > 0 {
 		// What was turned away since each port opened (docs/hostile-input.md).
 		keys := make([]string, 0, len(s.Rejected))
