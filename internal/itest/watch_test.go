@@ -1,6 +1,7 @@
 package itest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -306,5 +309,83 @@ socket = "%[1]s/status.sock"
 	sg.WaitOutput(t, 30*time.Second, "event=monitor_unreachable")
 	if l := lineWith(sg.Output(), "event=monitor_unreachable"); !strings.Contains(l, "level=WARNING") {
 		t.Errorf("monitor_unreachable: %s", l)
+	}
+}
+
+// TestHTTPFloodKeepsSyncs: the status page and metrics hammered from the
+// LAN, by 64 clients as fast as they can and 48 connections opened and
+// left silent (more than the endpoint's 32), for 8 s: Syncs and
+// Announces keep their rhythm (no gap over two intervals), a legitimate
+// NTP client loses at most 1 %, and the endpoint answers again once the
+// flood is over.
+func TestHTTPFloodKeepsSyncs(t *testing.T) {
+	h := newHostileLab(t, "[http]\nlisten = \"10.77.0.1:8123\"\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := watchPTP(t, h.slave)
+	np := runNTPProbe(ctx, h.cli.ListenUDP(t), h.gm.Addr, 50*time.Millisecond)
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var c net.Conn
+		err := h.atk.InNS(func() error {
+			var e error
+			c, e = (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, network, addr)
+			return e
+		})
+		return c, err
+	}
+	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 64}}
+	start := time.Now()
+	time.Sleep(2 * time.Second)
+	var silent []net.Conn
+	for i := 0; i < 48; i++ {
+		if c, err := dial(ctx, "tcp", "10.77.0.1:8123"); err == nil {
+			silent = append(silent, c)
+		}
+	}
+	var served, failed atomic.Int64
+	var wg sync.WaitGroup
+	stop := time.Now().Add(8 * time.Second)
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			paths := []string{"/", "/metrics", "/status.json", "/?range=24h"}
+			for n := i; time.Now().Before(stop); n++ {
+				r, err := client.Get("http://10.77.0.1:8123" + paths[n%len(paths)])
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, r.Body)
+				r.Body.Close()
+				served.Add(1)
+			}
+		}(i)
+	}
+	wg.Wait()
+	for _, c := range silent {
+		c.Close()
+	}
+	time.Sleep(2 * time.Second)
+	end := time.Now()
+	cancel()
+	time.Sleep(300 * time.Millisecond)
+	sync2, sync1, ann := w.gaps(start, end.Add(-200*time.Millisecond))
+	t.Logf("HTTP flood: %d requests served in 8 s (%d failed, %d silent connections held); longest gaps: Sync %v, v1 Sync %v, Announce %v",
+		served.Load(), failed.Load(), len(silent), sync2, sync1, ann)
+	if sync2 > 250*time.Millisecond || sync1 > 500*time.Millisecond || ann > 4*time.Second {
+		t.Errorf("rhythm broken: Sync gap %v (interval 125 ms), v1 Sync gap %v (250 ms), Announce gap %v (2 s)", sync2, sync1, ann)
+	}
+	np.mu.Lock()
+	loss := 1 - float64(np.got)/float64(np.sent)
+	np.mu.Unlock()
+	if loss > 0.01 {
+		t.Errorf("legitimate NTP client lost %.2f %% during the HTTP flood", 100*loss)
+	}
+	if served.Load() == 0 {
+		t.Error("the endpoint served nothing during the flood")
+	}
+	if r, err := client.Get("http://10.77.0.1:8123/status.json"); err != nil || r.StatusCode != 200 {
+		t.Errorf("the endpoint does not answer after the flood: %v", err)
 	}
 }
