@@ -98,16 +98,32 @@ func (c Config) OutsideUnitAllow(addrsOf func(string) []netip.Prefix) []string {
 	for _, n := range c.NTP {
 		ifaces = append(ifaces, n.Interface)
 	}
+	allowed := func(a netip.Addr) bool {
+		for _, p := range unitAllowed {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
 	for _, iface := range ifaces {
 		for _, p := range addrsOf(iface) {
-			ok := false
-			for _, a := range unitAllowed {
-				ok = ok || a.Contains(p.Addr())
-			}
-			if !ok {
+			if !allowed(p.Addr()) {
 				out = append(out, iface+" "+p.String())
 			}
 		}
+	}
+	// A monitored host and the HTTP endpoint's address are talked to as
+	// well (a host name is resolved at each poll: not checked here).
+	for _, m := range c.Monitor {
+		if h, _, err := SplitHostPort(m.Host, 123); err == nil {
+			if a, err := netip.ParseAddr(h); err == nil && !allowed(a) {
+				out = append(out, "monitor "+m.Name+" "+a.String())
+			}
+		}
+	}
+	if ap, err := netip.ParseAddrPort(c.HTTP.Listen); err == nil && !ap.Addr().IsUnspecified() && !allowed(ap.Addr()) {
+		out = append(out, "http "+ap.Addr().String())
 	}
 	return out
 }

@@ -64,4 +64,12 @@ func TestOutsideUnitAllow(t *testing.T) {
 	if len(got) != 1 || got[0] != "eth0.20 198.51.100.7/24" {
 		t.Errorf("%v", got)
 	}
+	// A monitored host or a management address outside the private
+	// ranges is named too; host names and loopback are not.
+	c.Monitor = []Monitor{{Name: "rec", Host: "203.0.113.9:123"}, {Name: "nvr", Host: "nvr.site"}, {Name: "cam", Host: "10.0.20.30"}}
+	c.HTTP.Listen = "198.51.100.7:8123"
+	got = c.OutsideUnitAllow(func(i string) []netip.Prefix { return addrs[i] })
+	if len(got) != 3 || got[1] != "monitor rec 203.0.113.9" || got[2] != "http 198.51.100.7" {
+		t.Errorf("%v", got)
+	}
 }

@@ -120,7 +120,7 @@ func TestEndpoint(t *testing.T) {
 		}
 	}
 	for name := range fams {
-		if !model.IsValidLegacyMetricName(name) || !strings.HasPrefix(name, "sitegm_") {
+		if !model.LegacyValidation.IsValidMetricName(name) || !strings.HasPrefix(name, "sitegm_") {
 			t.Errorf("metric name %q", name)
 		}
 	}
