@@ -7,14 +7,14 @@ BUILD_DATE := $(shell date -u +%Y-%m-%d)
 LDFLAGS  := -X sitegm/internal/version.BuildDate=$(BUILD_DATE)
 # Debian packages the tests use as real peers (see docs/testing in README):
 # Prometheus scrapes the metrics, headless Chromium renders the status
-# page; and the kernel lab's (QEMU, a static busybox, the Debian kernel's headers
+# page, mmdebstrap and lintian check the Debian package; and the kernel lab's (QEMU, a static busybox, the Debian kernel's headers
 # and a compiler for the test module, kmod's depmod).
 TEST_DEBS := linuxptp chrony tshark iproute2 systemd sntp ntpsec-ntpdig socat \
 	qemu-system-x86 busybox-static linux-headers-amd64 make gcc libc6-dev kmod \
-	prometheus chromium
+	prometheus chromium mmdebstrap lintian
 # Commands that prove each package is present.
 TEST_CMDS := ptp4l chronyd tshark ip journalctl sntp ntpdig socat qemu-system-x86_64 busybox depmod gcc \
-	prometheus promtool chromium
+	prometheus promtool chromium mmdebstrap lintian
 FUZZTIME ?= 60s
 # Static binaries without cgo: they run in the kernel lab's initramfs as
 # they are, and sitegm can narrow its capabilities on every thread
@@ -24,7 +24,7 @@ export CGO_ENABLED := 0
 # staticcheck, from the Go module proxy (honnef.co/go/tools).
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-deps unit fuzz lint install clean lab
+.PHONY: all build run test test-deps unit fuzz lint install clean lab deb
 
 all: build
 
@@ -76,6 +76,11 @@ fuzz:
 	  echo "== $$pkg $$fn"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
+
+# The Debian package, bin/sitegm_VERSION_amd64.deb (packaging/deb/build.sh:
+# dpkg-deb, reproducible from SOURCE_DATE_EPOCH, default the last commit).
+deb:
+	packaging/deb/build.sh $(BIN)
 
 # Binaries, the example configuration as /etc/sitegm/sitegm.toml (an
 # existing one is kept), the unit, the docs, and the sitegm system user.
