@@ -125,3 +125,26 @@ func TestWatch(t *testing.T) {
 		t.Errorf("lost %v", l)
 	}
 }
+
+// BenchmarkSeen is the cost the NTP workers and the Delay_Req fast path
+// pay per request answered: one known follower, and a flood of new ones.
+func BenchmarkSeen(b *testing.B) {
+	tb := New(Capacity)
+	k := Key{Kind: NTP, Iface: "eth0.20", Addr: netip.MustParseAddr("10.0.20.10")}
+	t0 := time.Unix(1_800_000_000, 0)
+	b.Run("known", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				i++
+				tb.Seen(k, k.Addr, t0.Add(time.Duration(i)), 4, 3, false)
+			}
+		})
+	})
+	b.Run("new", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+			tb.Seen(Key{Kind: NTP, Iface: "eth0.20", Addr: a}, a, t0, 4, 3, false)
+		}
+	})
+}
