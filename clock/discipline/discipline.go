@@ -110,6 +110,75 @@ type Discipline struct {
 	distrust map[string]bool
 	accBad   bool
 	lockErr  time.Duration
+	// The NTP cross-check: consecutive fresh selections beyond and within
+	// the bound, and whether the clock is held to disagree now.
+	ntpBad, ntpGood int
+	ntpDisagree     bool
+}
+
+// NTPDisagree says whether the cross-check holds the clock to disagree
+// with the NTP upstreams now.
+func (d *Discipline) NTPDisagree() bool { return d.ntpDisagree }
+
+// ntpPersist fresh selections in a row decide the cross-check either way:
+// one odd answer is not evidence.
+const ntpPersist = 3
+
+// ntpReason is the distrust and dispute reason of the cross-check.
+const ntpReason = "GNSS disagrees with the NTP upstreams"
+
+// CrossCheck compares the disciplined clock with the NTP upstreams'
+// selection: offset is their combined time minus the clock, rootDist the
+// half-width of the interval they know it within, margin the configured
+// slack (clock.upstream_margin). Call it with fresh evidence only (a new
+// answer since the last call).
+//
+// While GNSS disciplines the clock, a clock outside [offset - bound,
+// offset + bound], bound = rootDist + the clock's own estimated error +
+// margin, for 3 selections in a row is GNSS's time being wrong: an ERROR
+// (gnss_ntp_disagree), GNSS is not followed (as the jump guard does), and
+// since the clock is known to be off, it is not served as synchronized
+// either (FREERUN: PTP class 52 or 248, NTP LI 3): holding over would
+// serve a time known to be wrong as within specification. Back within
+// half the bound for 3 selections (the upstreams were the ones wrong, and
+// are right again) it is a NOTICE and GNSS is followed again.
+func (d *Discipline) CrossCheck(offset, rootDist, margin time.Duration) []Event {
+	est := d.q.EstError()
+	if est < 0 || est > time.Hour || d.ntpDisagree {
+		// Once it disagrees, the clock's own error (growing without a
+		// reference) is no excuse: only the upstreams' interval clears it.
+		est = 0
+	}
+	bound := rootDist + est + margin
+	abs := offset
+	if abs < 0 {
+		abs = -abs
+	}
+	switch {
+	case abs > bound:
+		d.ntpBad, d.ntpGood = d.ntpBad+1, 0
+	case abs < bound/2:
+		d.ntpGood, d.ntpBad = d.ntpGood+1, 0
+	default:
+		d.ntpBad, d.ntpGood = 0, 0
+	}
+	switch {
+	case !d.ntpDisagree && d.ntpBad >= ntpPersist && d.q.Synchronized():
+		d.ntpDisagree = true
+		d.emit(slog.LevelError, "gnss_ntp_disagree",
+			fmt.Sprintf("the clock GNSS disciplines is %v off the NTP upstreams, beyond their %v, its own %v and the margin %v: GNSS is not followed and the time is not served as synchronized",
+				-offset, rootDist, est, margin),
+			"upstream_offset", offset.String(), "upstream_root_distance", rootDist.String(), "bound", bound.String())
+		d.Distrust(ntpReason, true)
+		d.q.Dispute(ntpReason)
+	case d.ntpDisagree && d.ntpGood >= ntpPersist:
+		d.ntpDisagree = false
+		d.emit(LevelNotice, "gnss_ntp_disagree", fmt.Sprintf("the clock agrees with the NTP upstreams again (%v, within %v)", -offset, bound),
+			"upstream_offset", offset.String(), "bound", bound.String())
+		d.Distrust(ntpReason, false)
+		d.q.Dispute("")
+	}
+	return d.take()
 }
 
 // New builds a discipline; now is the clock's time.

@@ -216,3 +216,58 @@ func TestDistrustHoldsOver(t *testing.T) {
 		t.Errorf("not relocked: %v", d.Quality().State())
 	}
 }
+
+// TestCrossCheck: a locked clock 50 ms off the NTP upstreams (whose
+// interval is ±3 ms) for 3 fresh selections is an ERROR, GNSS is not
+// followed and the clock is FREERUN (not served as synchronized); two
+// odd selections are not enough; an agreeing upstream set clears it (a
+// NOTICE) and the clock locks again.
+func TestCrossCheck(t *testing.T) {
+	d, table := newDisc(t)
+	i := 0
+	run := func(n int) []Event {
+		var all []Event
+		for end := i + n; i < end; i++ {
+			_, evs := second(d, table, utc0.Add(time.Duration(i)*time.Second), 0)
+			all = append(all, evs...)
+		}
+		return all
+	}
+	run(30)
+	if d.Quality().State() != quality.Locked {
+		t.Fatalf("not locked: %v", d.Quality().State())
+	}
+	ms := time.Millisecond
+	var evs []Event
+	for k := 0; k < 2; k++ {
+		evs = append(evs, d.CrossCheck(50*ms, 3*ms, 2*ms)...)
+	}
+	evs = append(evs, d.CrossCheck(0, 3*ms, 2*ms)...) // agrees once: the count starts again
+	evs = append(evs, d.CrossCheck(-50*ms, 3*ms, 2*ms)...)
+	evs = append(evs, run(2)...)
+	if d.Quality().State() != quality.Locked || len(evs) != 0 {
+		t.Fatalf("two odd selections changed it: %v %s", d.Quality().State(), names(evs))
+	}
+	for k := 0; k < 2; k++ {
+		evs = append(evs, d.CrossCheck(-50*ms, 3*ms, 2*ms)...)
+	}
+	evs = append(evs, run(2)...)
+	if d.Quality().State() != quality.Freerun || !strings.Contains(d.Quality().Distrusted(), "NTP upstreams") || !strings.Contains(names(evs), "gnss_ntp_disagree") {
+		t.Fatalf("disagreeing: %v %q %s", d.Quality().State(), d.Quality().Distrusted(), names(evs))
+	}
+	if a := d.Quality().NTP(utc0, table); a.LI != 3 || a.Stratum != 0 {
+		t.Errorf("disputed time served as synchronized: %+v", a)
+	}
+	run(20)
+	if d.Quality().State() != quality.Freerun {
+		t.Errorf("reacquired GNSS while disputed: %v", d.Quality().State())
+	}
+	evs = nil
+	for k := 0; k < 3; k++ {
+		evs = append(evs, d.CrossCheck(500*time.Microsecond, 3*ms, 2*ms)...)
+	}
+	evs = append(evs, run(20)...)
+	if d.Quality().State() != quality.Locked || d.Quality().Distrusted() != "" || !strings.Contains(names(evs), "gnss_ntp_disagree") {
+		t.Errorf("after agreeing: %v %q %s", d.Quality().State(), d.Quality().Distrusted(), names(evs))
+	}
+}

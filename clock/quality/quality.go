@@ -88,6 +88,7 @@ type Machine struct {
 	// its samples are not taken, and the state is what it would be
 	// without them. sourceAcc is the receiver's own accuracy estimate.
 	distrust  string
+	disputed  string
 	sourceAcc time.Duration
 }
 
@@ -95,6 +96,13 @@ type Machine struct {
 // it again): a LOCKED clock goes to HOLDOVER at the next update, and
 // nothing locks while it lasts.
 func (m *Machine) Distrust(reason string) { m.distrust = reason }
+
+// Dispute says the clock's own time is known to be wrong (reason; "" when
+// it is not): a locked or holding-over clock becomes FREERUN at once, so
+// that what it serves is marked unsynchronized rather than within
+// specification. The NTP cross-check disputes a clock outside the
+// upstreams' interval.
+func (m *Machine) Dispute(reason string) { m.disputed = reason }
 
 // Distrusted is why the reference is not believed ("" when it is).
 func (m *Machine) Distrusted() string { return m.distrust }
@@ -173,6 +181,8 @@ func (m *Machine) Update(now time.Time, st servo.State, est servo.Estimate) (Tra
 		}
 	case Locked:
 		switch {
+		case m.disputed != "":
+			to, reason = Freerun, "time disputed: "+m.disputed
 		case m.distrust != "":
 			to, reason = Holdover, "reference distrusted: "+m.distrust
 		case st == servo.StateGuard:
@@ -183,6 +193,8 @@ func (m *Machine) Update(now time.Time, st servo.State, est servo.Estimate) (Tra
 	case Holdover:
 		elapsed := now.Sub(m.holdoverFrom)
 		switch {
+		case m.disputed != "":
+			to, reason = Freerun, "time disputed: "+m.disputed
 		case m.lockRun >= lockRunNeeded:
 			to, reason = Locked, "reference back"
 		case elapsed >= m.cfg.Holdover:

@@ -149,6 +149,21 @@ func formatStatus(s *status.Status) string {
 		}
 		fmt.Fprintf(w, "monitor %s\t%s\t%s\t%s\n", m.Name, m.Host, off, state)
 	}
+	for _, u := range s.Upstreams {
+		off := "-"
+		if u.State != "unusable" {
+			off = fmt.Sprintf("offset %s\tdelay %s\tdistance %s", time.Duration(u.OffsetNS), time.Duration(u.DelayNS), time.Duration(u.RootDistNS))
+		}
+		fmt.Fprintf(w, "upstream %s\t%s\tstratum %d\treach %03o\tpoll %ds\t%s\t%s\n", u.Name, u.State, u.Stratum, u.Reach, u.PollS, off, u.LastError)
+	}
+	if sel := s.Selection; sel != nil {
+		verdict := "agrees"
+		if sel.Disagree {
+			verdict = "DISAGREES: GNSS not followed, time not served as synchronized"
+		}
+		fmt.Fprintf(w, "NTP check\tupstreams minus clock %s\t±%s\t%d agree (best %s)\t%s\n", time.Duration(sel.OffsetNS),
+			time.Duration(sel.RootDistNS), sel.Survivors, sel.Best, verdict)
+	}
 	if len(s.FollowerCounts) > 0 {
 		var parts []string
 		for _, c := range s.FollowerCounts {

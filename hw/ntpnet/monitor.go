@@ -11,6 +11,7 @@ import (
 
 	"sitegm/internal/monitor"
 	"sitegm/ntp"
+	"sitegm/ntp/upstream"
 )
 
 // Poll asks h's host the time every interval until ctx ends and records
@@ -87,6 +88,36 @@ func pollOnce(ctx context.Context, host string, port int, timeout time.Duration,
 			lastErr = err // not the answer to this request: keep waiting
 		default:
 			return monitor.Result{T1: t1, Err: err}, true
+		}
+	}
+}
+
+// PollUpstream polls source i of set when it is due, until ctx ends, and
+// records each answer or miss; now reads the disciplined clock as UTC
+// (a poll is skipped when it cannot be read).
+func PollUpstream(ctx context.Context, set *upstream.Set, i int, host string, port int, now func() (time.Time, error)) {
+	for {
+		wait := time.Second
+		if t, err := now(); err == nil {
+			wait = min(max(set.Due(i).Sub(t), 0), time.Hour)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		t, err := now()
+		if err != nil || t.Before(set.Due(i)) {
+			continue
+		}
+		set.Polled(i, t)
+		r, ok := pollOnce(ctx, host, port, 2*time.Second, now)
+		switch {
+		case !ok:
+		case r.Err != nil:
+			set.Miss(i, r.Err.Error())
+		default:
+			set.Answer(i, r.Sample, r.T1, r.T4)
 		}
 	}
 }

@@ -292,6 +292,8 @@ func defaultElem(t reflect.Type) any {
 		return DefaultNTP()
 	case reflect.TypeOf(Monitor{}):
 		return DefaultMonitor()
+	case reflect.TypeOf(Upstream{}):
+		return DefaultUpstream()
 	}
 	return reflect.Zero(t).Interface()
 }

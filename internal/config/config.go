@@ -29,6 +29,9 @@ type Config struct {
 	HTTP   HTTP   `toml:"http"`
 	// Monitor are the hosts whose clocks sitegm watches over NTP.
 	Monitor []Monitor `toml:"monitor"`
+	// Upstream are NTP servers the clock GNSS disciplines is checked
+	// against.
+	Upstream []Upstream `toml:"upstream"`
 	// Warnings are what the file says that still works but should change
 	// (an old name): check-config prints them, the daemon logs them.
 	Warnings []string `toml:"-"`
@@ -86,6 +89,10 @@ type Clock struct {
 	Servo Servo `toml:"servo" check:"oneof=kalman|pi|sitegm"`
 	// SyncSystem: with discipline = "phc", slave CLOCK_REALTIME to the PHC.
 	SyncSystem bool `toml:"sync_system"`
+	// UpstreamMargin is the slack of the NTP cross-check: GNSS time
+	// outside the upstreams' interval, widened by the clock's own error
+	// and this, is not followed.
+	UpstreamMargin Duration `toml:"upstream_margin"`
 }
 
 // PTP is one audio interface (VLAN) served with PTPv2 and optionally PTPv1.
@@ -191,6 +198,10 @@ func Default() Config {
 			JumpThreshold:    Duration{10 * time.Microsecond},
 			Servo:            ServoKalman,
 			SyncSystem:       true,
+			// NTP over a LAN or a good ISP knows UTC to a millisecond or
+			// so, and says how well (root distance); 2 ms more keeps an
+			// odd path from calling good GNSS wrong.
+			UpstreamMargin: Duration{2 * time.Millisecond},
 		},
 		Log: Log{
 			Level:          "info",
@@ -202,6 +213,25 @@ func Default() Config {
 		// site's choice (the page and metrics are read-only).
 		HTTP: HTTP{Listen: "127.0.0.1:8123"},
 	}
+}
+
+// Upstream is one NTP server ([[upstream]]).
+type Upstream struct {
+	// Server is HOST or HOST:PORT (123).
+	Server string `toml:"server" check:"nonempty"`
+	// MinPoll and MaxPoll bound the poll interval, log2 seconds (RFC
+	// 5905: 4 to 17).
+	MinPoll int  `toml:"minpoll" check:"range=4..17"`
+	MaxPoll int  `toml:"maxpoll" check:"range=4..17"`
+	IBurst  bool `toml:"iburst"`
+	Prefer  bool `toml:"prefer"`
+}
+
+// DefaultUpstream is the starting point of every [[upstream]] table:
+// polls every 64 s at first, up to 1024 s, with a burst of 4 at the start
+// (chrony's and ntpd's defaults).
+func DefaultUpstream() Upstream {
+	return Upstream{MinPoll: 6, MaxPoll: 10, IBurst: true}
 }
 
 // DefaultMonitor is the starting point of every [[monitor]] table: a

@@ -30,6 +30,9 @@ func TestExampleDocumentsDefaults(t *testing.T) {
 	m := DefaultMonitor()
 	m.Name, m.Host = "recorder", "10.0.20.10"
 	want.Monitor = []Monitor{m}
+	u := DefaultUpstream()
+	u.Server = "10.0.99.1"
+	want.Upstream = []Upstream{u}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("example differs from defaults:\n got %+v\nwant %+v", cfg, want)
 	}
@@ -421,6 +424,10 @@ func TestWatchKeys(t *testing.T) {
 		"[[monitor]]\nname = \"a\"\nhost = \"h\"\ninterval = \"100ms\"\n":                    "monitor[0].interval",
 		"[[monitor]]\nname = \"a\"\nhost = \"h\"\nwarn = \"0s\"\n":                           "monitor[0].warn",
 		"[[monitor]]\nname = \"a\"\nhost = \"h\"\n[[monitor]]\nname = \"a\"\nhost = \"i\"\n": "monitor[1].name",
+		"[[upstream]]\nserver = \"a:b:c\"\n":                                                 "upstream[0].server",
+		"[[upstream]]\nserver = \"ntp\"\nminpoll = 8\nmaxpoll = 6\n":                         "upstream[0].maxpoll",
+		"[[upstream]]\nserver = \"ntp\"\nminpoll = 2\n":                                      "upstream[0].minpoll",
+		"[clock]\nupstream_margin = \"2s\"\n":                                                "clock.upstream_margin",
 		"[[monitor]]\nhost = \"h\"\n":                                                        "monitor[0].name",
 		"[[ptp]]\ninterface = \"x\"\nexpect = [\"001dc1fffe0a0b0c\"]\n":                      "ptp[0].expect[0]",
 		"[[ntp]]\ninterface = \"y\"\nexpect = [\"001dc1.fffe.0a0b0c\"]\n":                    "ntp[1].expect[0]",

@@ -122,6 +122,13 @@ func (c Config) OutsideUnitAllow(addrsOf func(string) []netip.Prefix) []string {
 			}
 		}
 	}
+	for _, u := range c.Upstream {
+		if h, _, err := SplitHostPort(u.Server, 123); err == nil {
+			if a, err := netip.ParseAddr(h); err == nil && !allowed(a) {
+				out = append(out, "upstream "+a.String())
+			}
+		}
+	}
 	if ap, err := netip.ParseAddrPort(c.HTTP.Listen); err == nil && !ap.Addr().IsUnspecified() && !allowed(ap.Addr()) {
 		out = append(out, "http "+ap.Addr().String())
 	}
@@ -138,7 +145,7 @@ func (c Config) RestartNeeded(next Config) []string {
 		same bool
 	}{{"[gnss]", reflect.DeepEqual(next.GNSS, c.GNSS)}, {"[clock]", reflect.DeepEqual(next.Clock, c.Clock)},
 		{"[status]", reflect.DeepEqual(next.Status, c.Status)}, {"[http]", reflect.DeepEqual(next.HTTP, c.HTTP)},
-		{"[[monitor]]", reflect.DeepEqual(next.Monitor, c.Monitor)}} {
+		{"[[monitor]]", reflect.DeepEqual(next.Monitor, c.Monitor)}, {"[[upstream]]", reflect.DeepEqual(next.Upstream, c.Upstream)}} {
 		if !s.same {
 			out = append(out, s.name)
 		}

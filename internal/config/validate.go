@@ -199,6 +199,21 @@ func (b *binder) validate(c *Config) {
 			b.errorf(key+".warn", `expected "1us" to "1h", got %q`, m.Warn.String())
 		}
 	}
+	for i, u := range c.Upstream {
+		key := fmt.Sprintf("upstream[%d]", i)
+		if _, _, err := SplitHostPort(u.Server, 123); err != nil && u.Server != "" {
+			b.errorf(key+".server", "expected HOST or HOST:PORT, got %q: %v", u.Server, err)
+		}
+		if u.MaxPoll < u.MinPoll {
+			b.errorf(key+".maxpoll", "must not be below minpoll (%d), got %d", u.MinPoll, u.MaxPoll)
+		}
+	}
+	if len(c.Upstream) > maxUpstreams {
+		b.errorf("upstream", "at most %d [[upstream]] tables, got %d", maxUpstreams, len(c.Upstream))
+	}
+	if m := c.Clock.UpstreamMargin.Duration; m < 0 || m > time.Second {
+		b.errorf("clock.upstream_margin", `expected "0s" to "1s", got %q`, c.Clock.UpstreamMargin.String())
+	}
 	if len(c.Monitor) > maxMonitors {
 		b.errorf("monitor", "at most %d [[monitor]] tables, got %d", maxMonitors, len(c.Monitor))
 	}
@@ -207,8 +222,9 @@ func (b *binder) validate(c *Config) {
 // maxMonitors and maxExpect bound what the file can make sitegm poll and
 // track.
 const (
-	maxMonitors = 64
-	maxExpect   = 256
+	maxUpstreams = 16
+	maxMonitors  = 64
+	maxExpect    = 256
 )
 
 func (b *binder) checkExpect(key string, kind followers.Kind, list []string) {
@@ -235,6 +251,12 @@ func SplitHostPort(s string, def int) (host string, port int, err error) {
 	}
 	if strings.ContainsAny(s, "[]/ ") || s == "" || strings.Count(s, ":") == 1 {
 		return "", 0, fmt.Errorf("not a host name or address")
+	}
+	if strings.Contains(s, ":") {
+		// Colons without a port: an IPv6 address, or nothing.
+		if _, err := netip.ParseAddr(s); err != nil {
+			return "", 0, fmt.Errorf("not a host name or address")
+		}
 	}
 	return s, def, nil
 }

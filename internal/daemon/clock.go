@@ -172,6 +172,8 @@ func (d *Daemon) apply(a discipline.Action) {
 		if err := clk.Step(a.Step); err != nil {
 			d.log.Error("clock step failed", "error", err, "step", a.Step.String())
 		}
+		// Offsets measured before a step are of another clock.
+		d.upstreams.Stepped()
 	}
 	if a.SetFreq {
 		if err := clk.SetFrequency(a.Freq); err != nil {

@@ -36,6 +36,7 @@ import (
 	"sitegm/internal/version"
 	"sitegm/internal/watch"
 	"sitegm/ntp"
+	"sitegm/ntp/upstream"
 )
 
 // tickEvery drives timeouts: the decoder's idle close (300 ms), the
@@ -88,6 +89,9 @@ type Daemon struct {
 	// watch: followers, monitored hosts, history ([http] page, metrics)
 	watch   *watch.Watch
 	trusted atomic.Bool // the clock knows the time (LOCKED or HOLDOVER), for the monitors
+	// upstreams: the NTP servers of the cross-check, and their last selection
+	upstreams *upstream.Set
+	selection upstream.Selection
 	// Level, when set, is the logger's level, changed by SIGHUP.
 	Level *slog.LevelVar
 	// Reload, when set, loads the configuration again (SIGHUP).
@@ -144,6 +148,12 @@ func New(cfg config.Config, log *slog.Logger) (d *Daemon, err error) {
 	d.gnss.SetHealth(gnss.HealthConfig{JammingThreshold: cfg.GNSS.JammingThreshold})
 	d.disc = discipline.New(d.disciplineConfig(), now0.Clock())
 	d.watch = watch.New(cfg, time.Now(), log)
+	var ups []upstream.Config
+	for _, u := range cfg.Upstream {
+		ups = append(ups, upstream.Config{Name: u.Server, MinPoll: u.MinPoll, MaxPoll: u.MaxPoll, IBurst: u.IBurst, Prefer: u.Prefer})
+	}
+	utc0, _ := now0.UTC()
+	d.upstreams = upstream.NewSet(ups, utc0)
 	for _, p := range cfg.PTP {
 		d.ptps = append(d.ptps, &ptpSlot{cfg: withoutExpect(p)})
 	}
@@ -260,6 +270,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.tick(now)
 		case now := <-second.C:
 			d.slaveSystem()
+			d.crossCheck()
 			s := d.snapshot()
 			d.watch.Complete(now, s)
 			d.notify(s)

@@ -57,6 +57,13 @@ func (d *Daemon) snapshot() *status.Status {
 	}
 	s.PTP = d.PTPStatuses()
 	s.NTP = d.NTPStatuses()
+	if d.upstreams.Len() > 0 {
+		s.Upstreams = d.upstreams.Status(d.clockUTC())
+		if sel := d.selection; sel.OK {
+			s.Selection = &status.Selection{OffsetNS: int64(sel.Offset), RootDistNS: int64(sel.RootDist), Best: sel.Best,
+				Stratum: sel.Stratum, Survivors: len(sel.Survivors), Disagree: d.disc.NTPDisagree()}
+		}
+	}
 	return s
 }
 

@@ -72,6 +72,10 @@ func (d *Daemon) startWatch(ctx context.Context) func() {
 		host, port, _ := config.SplitHostPort(d.cfg.Monitor[i].Host, 123)
 		go ntpnet.Poll(ctx, h, host, port, now, d.trusted.Load)
 	}
+	for i := 0; i < d.upstreams.Len(); i++ {
+		host, port, _ := config.SplitHostPort(d.upstreams.Config(i).Name, 123)
+		go ntpnet.PollUpstream(ctx, d.upstreams, i, host, port, now)
+	}
 	if d.cfg.HTTP.Listen == "" {
 		return func() {}
 	}
@@ -280,4 +284,18 @@ func (d *Daemon) reload(ctx context.Context) {
 		return
 	}
 	d.log.Log(ctx, logging.LevelNotice, msg, "event", "reloaded")
+}
+
+// crossCheck hands the discipline the upstreams' selection when an answer
+// came since the last one (once a second, on the daemon's loop).
+func (d *Daemon) crossCheck() {
+	if d.upstreams.Len() == 0 {
+		return
+	}
+	utc := d.clockUTC()
+	sel, fresh := d.upstreams.Select(utc)
+	d.selection = sel
+	if fresh && sel.OK {
+		d.logEvents(d.disc.CrossCheck(sel.Offset, sel.RootDist, d.cfg.Clock.UpstreamMargin.Duration))
+	}
 }

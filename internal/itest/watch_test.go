@@ -116,7 +116,7 @@ scrape_configs:
 		t.Errorf("LOCKED state series: %v %v", v, err)
 	}
 	body, err := httpGet(prom + "/api/v1/rules")
-	if err != nil || !strings.Contains(body, `"name":"sitegm"`) || strings.Count(body, `"type":"alerting"`) != 13 {
+	if err != nil || !strings.Contains(body, `"name":"sitegm"`) || strings.Count(body, `"type":"alerting"`) != 14 {
 		t.Errorf("rules not loaded: %v %.300s", err, body)
 	}
 	scrape, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))

@@ -22,6 +22,7 @@ import (
 	"sitegm/hw/ntpnet"
 	"sitegm/hw/ptpnet"
 	"sitegm/internal/monitor"
+	"sitegm/ntp/upstream"
 )
 
 // Status is what `sitegm status --json` prints: a stable document for
@@ -52,6 +53,22 @@ type Status struct {
 	LostFollowers []string `json:"lost_followers"`
 	// Monitors are the hosts whose clocks are watched ([[monitor]]).
 	Monitors []monitor.Status `json:"monitors"`
+	// Upstreams are the NTP servers the clock is checked against
+	// ([[upstream]]), Selection what they agree on.
+	Upstreams []upstream.Status `json:"upstreams"`
+	Selection *Selection        `json:"selection,omitempty"`
+}
+
+// Selection is the upstreams' verdict: their combined time minus the
+// clock, the half-width of the interval it is known within, the system
+// peer, and whether the clock is held to disagree (gnss_ntp_disagree).
+type Selection struct {
+	OffsetNS   int64  `json:"offset_ns"`
+	RootDistNS int64  `json:"root_distance_ns"`
+	Best       string `json:"best"`
+	Stratum    int    `json:"stratum"`
+	Survivors  int    `json:"survivors"`
+	Disagree   bool   `json:"disagree"`
 }
 
 // MaxFollowersShown bounds the followers listed in the document; the

@@ -69,6 +69,12 @@ var metricDefs = []metricDef{
 	{"sitegm_monitor_off", "1 while the monitored host's offset is beyond its warn threshold.", []string{"name"}},
 	{"sitegm_monitor_polls_total", "Polls of the monitored host.", []string{"name"}},
 	{"sitegm_monitor_answers_total", "Answers from the monitored host.", []string{"name"}},
+	{"sitegm_upstream_state", "An NTP upstream's state in the selection (1 for the current one).", []string{"server", "state"}},
+	{"sitegm_upstream_offset_seconds", "An NTP upstream's time minus the disciplined clock.", []string{"server"}},
+	{"sitegm_upstream_root_distance_seconds", "The half-width of an NTP upstream's correctness interval.", []string{"server"}},
+	{"sitegm_upstream_reach", "The upstream's reach register (the last 8 polls, one bit each).", []string{"server"}},
+	{"sitegm_ntp_check_offset_seconds", "The selected upstreams' combined time minus the disciplined clock.", nil},
+	{"sitegm_ntp_check_disagree", "1 while the clock GNSS disciplines disagrees with the NTP upstreams.", nil},
 }
 
 func newCollector(last func() *status.Status) *collector {
@@ -169,6 +175,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			f = append(f, "")
 		}
 		ctr("sitegm_rejected_total", v, f[0], f[1], f[2])
+	}
+	for _, u := range s.Upstreams {
+		oneHot("sitegm_upstream_state", u.State, []string{"selected", "survivor", "falseticker", "candidate", "unusable"}, u.Name)
+		g("sitegm_upstream_reach", float64(u.Reach), u.Name)
+		if u.State != "unusable" {
+			g("sitegm_upstream_offset_seconds", float64(u.OffsetNS)/1e9, u.Name)
+			g("sitegm_upstream_root_distance_seconds", float64(u.RootDistNS)/1e9, u.Name)
+		}
+	}
+	if sel := s.Selection; sel != nil {
+		g("sitegm_ntp_check_offset_seconds", float64(sel.OffsetNS)/1e9)
+		g("sitegm_ntp_check_disagree", b2f(sel.Disagree))
 	}
 	for _, m := range s.Monitors {
 		g("sitegm_monitor_reachable", b2f(m.Reachable), m.Name)

@@ -292,6 +292,9 @@ func problems(s *status.Status) []string {
 	for _, l := range s.LostFollowers {
 		p = append(p, "expected follower silent: "+l)
 	}
+	if sel := s.Selection; sel != nil && sel.Disagree {
+		p = append([]string{fmt.Sprintf("GNSS disagrees with the NTP upstreams by %s: not followed, time not served as synchronized", time.Duration(sel.OffsetNS))}, p...)
+	}
 	return p
 }
 
@@ -349,6 +352,12 @@ table{border-collapse:collapse;width:100%;font-size:13px}td,th{text-align:left;p
 <div class="wrap"><table id="monitors"><tr><th>name</th><th>host</th><th>offset</th><th>delay</th><th>stratum</th><th>reach</th><th>last answer</th><th></th></tr>
 {{range .S.Monitors}}<tr><td>{{.Name}}</td><td>{{.Host}}</td><td>{{if .Answers}}{{ns .OffsetNS}}{{else}}-{{end}}</td><td>{{if .Answers}}{{ns .DelayNS}}{{end}}</td><td>{{if .Answers}}{{.Stratum}}{{end}}</td><td>{{printf "%03o" .Reach}}</td><td>{{s .AgeS}}</td><td>{{if .Off}}OFF (warn {{ns .WarnNS}}){{else if not .Reachable}}{{if .Polls}}unreachable{{end}}{{.LastError}}{{else}}ok{{end}}</td></tr>{{else}}<tr><td colspan="8">no [[monitor]] configured</td></tr>{{end}}
 </table></div>
+
+{{if .S.Upstreams}}<h2>NTP upstreams (cross-check)</h2>
+<div class="wrap"><table id="upstreams"><tr><th>server</th><th>state</th><th>stratum</th><th>offset</th><th>delay</th><th>distance</th><th>reach</th><th></th></tr>
+{{range .S.Upstreams}}<tr><td>{{.Name}}</td><td>{{.State}}</td><td>{{.Stratum}}</td><td>{{if ne .State "unusable"}}{{ns .OffsetNS}}{{end}}</td><td>{{if ne .State "unusable"}}{{ns .DelayNS}}{{end}}</td><td>{{if ne .State "unusable"}}{{ns .RootDistNS}}{{end}}</td><td>{{printf "%03o" .Reach}}</td><td>{{.LastError}}</td></tr>{{end}}
+</table></div>
+{{with .S.Selection}}<p><small>upstreams minus clock {{ns .OffsetNS}} ±{{ns .RootDistNS}}, {{.Survivors}} agree (best {{.Best}}): {{if .Disagree}}<b>DISAGREES: GNSS not followed</b>{{else}}agrees{{end}}</small></p>{{end}}{{end}}
 
 <h2>Followers</h2>
 <p><small>{{range .S.FollowerCounts}}{{.Kind}} {{.Interface}}: {{.Active}} · {{end}}{{if .S.FollowersEvicted}}{{.S.FollowersEvicted}} evicted from the table{{end}}</small></p>
