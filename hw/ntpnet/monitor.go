@@ -112,8 +112,11 @@ func PollUpstream(ctx context.Context, set *upstream.Set, i int, host string, po
 		}
 		set.Polled(i, t)
 		r, ok := pollOnce(ctx, host, port, 2*time.Second, now)
+		var kiss ntp.KissError
 		switch {
 		case !ok:
+		case errors.As(r.Err, &kiss):
+			set.Kissed(i, kiss.Code)
 		case r.Err != nil:
 			set.Miss(i, r.Err.Error())
 		default:

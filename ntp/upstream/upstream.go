@@ -59,7 +59,6 @@ type Source struct {
 	filter              []sample
 	stratum, leap       uint8
 	rootDelay, rootDisp time.Duration
-	refID               uint32
 	precision           time.Duration
 	lastErr             string
 	polls, answers      uint64
@@ -109,7 +108,7 @@ func (s *Source) Answer(smp ntp.Sample, t1, t4 time.Time) {
 	if len(s.filter) > filterLen {
 		s.filter = s.filter[1:]
 	}
-	s.stratum, s.leap, s.refID = smp.Stratum, smp.Leap, smp.RefID
+	s.stratum, s.leap = smp.Stratum, smp.Leap
 	s.rootDelay, s.rootDisp, s.lastAnswer = smp.RootDelay, smp.RootDisp, t4
 	// The poll interval grows by one step after 8 answered polls in a row
 	// at the current one, up to maxpoll; a miss brings it back a step.
@@ -126,6 +125,22 @@ func (s *Source) Miss(why string) {
 	s.good = 0
 	if s.poll > s.cfg.MinPoll {
 		s.poll--
+	}
+}
+
+// Kissed records a Kiss-o'-Death (RFC 5905 clause 7.4): RATE asks to
+// slow down, so the poll interval goes up a step (to maxpoll at most) and
+// any burst ends; DENY and RSTR refuse service, so the source is polled
+// at maxpoll only, to notice when it serves again. Unlike a miss, a kiss
+// never makes the polls more frequent.
+func (s *Source) Kissed(code string) {
+	s.lastErr = "kiss-o'-death " + code
+	s.good, s.burst = 0, 0
+	switch code {
+	case "DENY", "RSTR":
+		s.poll = s.cfg.MaxPoll
+	default:
+		s.poll = min(s.poll+1, s.cfg.MaxPoll)
 	}
 }
 
@@ -260,6 +275,7 @@ func Select(cands []Candidate) Selection {
 	sel := Selection{OK: true}
 	var wsum, osum float64
 	var best *Candidate
+	var survivors []*Candidate
 	for i := range cands {
 		c := &cands[i]
 		if c.Offset+c.RootDist < lo || c.Offset-c.RootDist > hi {
@@ -267,6 +283,7 @@ func Select(cands []Candidate) Selection {
 			continue
 		}
 		sel.Survivors = append(sel.Survivors, c.Name)
+		survivors = append(survivors, c)
 		w := 1 / float64(c.RootDist)
 		wsum += w
 		osum += w * float64(c.Offset)
@@ -278,15 +295,11 @@ func Select(cands []Candidate) Selection {
 	// The combined offset is known within the system peer's distance,
 	// widened by how far the survivors scatter around it.
 	var scatter float64
-	for _, c := range cands {
-		for _, s := range sel.Survivors {
-			if s == c.Name {
-				d := float64(c.Offset - sel.Offset)
-				scatter += d * d
-			}
-		}
+	for _, c := range survivors {
+		d := float64(c.Offset - sel.Offset)
+		scatter += d * d
 	}
-	sel.RootDist = best.RootDist + time.Duration(math.Sqrt(scatter/float64(len(sel.Survivors))))
+	sel.RootDist = best.RootDist + time.Duration(math.Sqrt(scatter/float64(len(survivors))))
 	sel.Best, sel.Stratum = best.Name, best.Stratum
 	return sel
 }
@@ -365,6 +378,13 @@ func (s *Set) Miss(i int, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sources[i].Miss(why)
+}
+
+// Kissed records source i's Kiss-o'-Death code.
+func (s *Set) Kissed(i int, code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sources[i].Kissed(code)
 }
 
 // Stepped forgets every source's samples: the clock they were measured

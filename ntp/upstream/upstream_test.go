@@ -137,3 +137,23 @@ func TestStepForgets(t *testing.T) {
 		t.Errorf("%+v", st[0])
 	}
 }
+
+// TestKissSlowsDown: a RATE kiss lengthens the poll interval (a miss
+// would shorten it) and ends a burst; DENY sends it to maxpoll.
+func TestKissSlowsDown(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	s := NewSource(Config{Name: "a", MinPoll: 4, MaxPoll: 8, IBurst: true}, t0)
+	s.Polled(t0)
+	s.Kissed("RATE")
+	if s.poll != 5 || s.burst != 0 {
+		t.Errorf("after RATE: poll 2^%d, burst %d", s.poll, s.burst)
+	}
+	s.Polled(t0)
+	if s.Due().Sub(t0) != 32*time.Second {
+		t.Errorf("next poll in %v", s.Due().Sub(t0))
+	}
+	s.Kissed("DENY")
+	if s.poll != 8 {
+		t.Errorf("after DENY: poll 2^%d", s.poll)
+	}
+}
