@@ -166,12 +166,11 @@ func TestDriftDistrusted(t *testing.T) {
 	}
 }
 
-// A receiver reporting spoofing is not followed: the locked clock holds
-// over at once, and locks again once the receiver is believed again.
-func TestDistrustHoldsOver(t *testing.T) {
-	d, table := newDisc(t)
+// seconds returns a function that runs the next n seconds of a perfect
+// reference through d and returns their events.
+func seconds(d *Discipline, table *leap.Table) func(n int) []Event {
 	i := 0
-	run := func(n int) []Event {
+	return func(n int) []Event {
 		var all []Event
 		for end := i + n; i < end; i++ {
 			_, evs := second(d, table, utc0.Add(time.Duration(i)*time.Second), 0)
@@ -179,6 +178,13 @@ func TestDistrustHoldsOver(t *testing.T) {
 		}
 		return all
 	}
+}
+
+// A receiver reporting spoofing is not followed: the locked clock holds
+// over at once, and locks again once the receiver is believed again.
+func TestDistrustHoldsOver(t *testing.T) {
+	d, table := newDisc(t)
+	run := seconds(d, table)
 	run(30)
 	if d.Quality().State() != quality.Locked {
 		t.Fatalf("not locked: %v", d.Quality().State())
@@ -224,15 +230,7 @@ func TestDistrustHoldsOver(t *testing.T) {
 // NOTICE) and the clock locks again.
 func TestCrossCheck(t *testing.T) {
 	d, table := newDisc(t)
-	i := 0
-	run := func(n int) []Event {
-		var all []Event
-		for end := i + n; i < end; i++ {
-			_, evs := second(d, table, utc0.Add(time.Duration(i)*time.Second), 0)
-			all = append(all, evs...)
-		}
-		return all
-	}
+	run := seconds(d, table)
 	run(30)
 	if d.Quality().State() != quality.Locked {
 		t.Fatalf("not locked: %v", d.Quality().State())

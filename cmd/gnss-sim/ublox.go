@@ -29,10 +29,7 @@ type ublox struct {
 	ubxMsgs map[string]bool
 	nmeaOff map[string]bool
 	baud    int
-	saved   bool
-	tmode   string // "", "survey", "fixed", "off": what was last configured
-	legacy  bool   // --ubx: TIM-TP and NAV-TIMELS after NMEA (the old behaviour)
-	refused []string
+	legacy  bool // --ubx: TIM-TP and NAV-TIMELS after NMEA (the old behaviour)
 }
 
 // models are the receivers gnss-sim can play: MON-VER strings and the
@@ -111,9 +108,8 @@ func (u *ublox) handle(fr *gnss.Frame) []byte {
 		return nil
 	}
 	ok := u.apply(fr.ID, fr.Data)
-	if !ok {
-		u.refused = append(u.refused, gnss.UBXName(fr.Class, fr.ID))
-	}
+	// What it was told, for whoever reads the test's output.
+	fmt.Printf("gnss-sim: %s %s\n", gnss.UBXName(fr.Class, fr.ID), map[bool]string{true: "acknowledged", false: "refused"}[ok])
 	if !u.outUBX {
 		return nil
 	}
@@ -141,9 +137,6 @@ func (u *ublox) apply(id byte, p []byte) bool {
 		for _, x := range kv {
 			name, _ := gnss.ConfigKeyName(x.Key)
 			u.set(name, x.Value)
-		}
-		if layers&gnss.LayerFlash != 0 {
-			u.saved = true
 		}
 		return true
 	case 0x01: // CFG-MSG, the 3-byte form (this port) or 8 bytes (per port; UART1 is the second)
@@ -176,17 +169,9 @@ func (u *ublox) apply(id byte, p []byte) bool {
 	case 0x08: // CFG-RATE
 		return len(p) == 6 && binary.LittleEndian.Uint16(p) == 1000
 	case 0x09: // CFG-CFG
-		if len(p) == 13 || len(p) == 12 {
-			u.saved = u.saved || binary.LittleEndian.Uint32(p[4:]) != 0
-			return true
-		}
-		return false
+		return len(p) == 13 || len(p) == 12
 	case 0x3D: // CFG-TMODE2: M8T only
-		if u.gen != 8 || len(p) != 28 {
-			return false
-		}
-		u.tmode = [...]string{"off", "survey", "fixed", "?"}[min(p[0], 3)]
-		return true
+		return u.gen == 8 && len(p) == 28
 	}
 	return false // TMODE (u-blox 6), TMODE3 (M8P): not these models
 }
@@ -200,8 +185,6 @@ func (u *ublox) set(name string, v uint64) {
 		u.outUBX = v != 0
 	case name == "UART1OUTPROT-NMEA":
 		u.outNMEA = v != 0
-	case name == "TMODE-MODE":
-		u.tmode = [...]string{"off", "survey", "fixed", "?"}[min(v, 3)]
 	case strings.HasPrefix(name, "MSGOUT-UBX-"):
 		u.ubxMsgs[strings.TrimPrefix(name, "MSGOUT-UBX-")] = v != 0
 	case strings.HasPrefix(name, "MSGOUT-NMEA-"):

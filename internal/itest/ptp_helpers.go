@@ -19,6 +19,20 @@ socket = "%[1]s/status.sock"
 `, dir, extra))
 }
 
+// LogStatus is the [log], [status] and [http] tables of a lab's sitegm:
+// logfmt on stderr with a status line every 5 s, the status socket in
+// dir, no HTTP endpoint. Tables of the lab's own ([[ptp]] ...) follow it.
+func LogStatus(dir string) string {
+	return fmt.Sprintf(`[log]
+target = "stderr"
+status_interval = "5s"
+[status]
+socket = "%s/status.sock"
+[http]
+listen = ""
+`, dir)
+}
+
 // SitegmBase is the [gnss] and [clock] part of SitegmConfig, for tests
 // that write their own [log] and [status].
 func SitegmBase(dir string) string {

@@ -96,7 +96,7 @@ func TestNTPUpstreamsCrossCheck(t *testing.T) {
 
 	run := func(gnssOffset string) (*Proc, string, string) {
 		dir := t.TempDir()
-		cfg := WriteFile(t, dir, "sitegm.toml", SitegmBase(dir)+fmt.Sprintf(`[[ntp]]
+		cfg := WriteFile(t, dir, "sitegm.toml", SitegmBase(dir)+LogStatus(dir)+`[[ntp]]
 interface = "eth0"
 [[upstream]]
 server = "10.92.0.11"
@@ -110,14 +110,7 @@ maxpoll = 4
 server = "10.92.0.13"
 minpoll = 4
 maxpoll = 4
-[http]
-listen = ""
-[log]
-target = "stderr"
-status_interval = "5s"
-[status]
-socket = "%[1]s/status.sock"
-`, dir))
+`)
 		sg := gm.Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
 		StartGNSSSim(t, dir, "--offset", gnssOffset, "--pps-jitter", "50ns")
 		return sg, cfg, dir

@@ -225,11 +225,11 @@ func TestFollowersAndMonitoredClock(t *testing.T) {
 	ptpID := fmt.Sprintf("%02x%02x%02x.fffe.%02x%02x%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5])
 	v1ID := mac.String()
 	dir := t.TempDir()
-	cfg := WriteFile(t, dir, "sitegm.toml", SitegmBase(dir)+fmt.Sprintf(`[[ptp]]
+	cfg := WriteFile(t, dir, "sitegm.toml", SitegmBase(dir)+LogStatus(dir)+fmt.Sprintf(`[[ptp]]
 interface = "eth0"
 timestamping = "software"
 dante_v1 = true
-expect = ["%[2]s"]
+expect = ["%s"]
 [[ntp]]
 interface = "eth1"
 [[monitor]]
@@ -237,14 +237,7 @@ name = "recorder"
 host = "10.91.20.2"
 interval = "2s"
 warn = "50ms"
-[http]
-listen = ""
-[log]
-target = "stderr"
-status_interval = "5s"
-[status]
-socket = "%[1]s/status.sock"
-`, dir, ptpID))
+`, ptpID))
 	sg := gm.Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
 	StartGNSSSim(t, dir, "--offset", "120ms", "--pps-jitter", "50ns")
 	chrony := chronyServer(t, video, dir)
