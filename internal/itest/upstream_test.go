@@ -141,7 +141,9 @@ maxpoll = 4
 		t.Errorf("selection %+v", *d.Selection)
 	}
 	time.Sleep(5 * time.Second)
-	if strings.Contains(sg.Output(), "event=gnss_ntp_disagree") || !strings.Contains(lastLine(sg.Output()), "clock_state=LOCKED") {
+	// The last status line (an event may come after it).
+	sts := LogfmtLines(sg.Output(), "status")
+	if strings.Contains(sg.Output(), "event=gnss_ntp_disagree") || len(sts) == 0 || sts[len(sts)-1]["clock_state"] != "LOCKED" {
 		t.Errorf("right GNSS disputed:\n%s", tail(sg.Output(), 5))
 	}
 	sg.Stop(5 * time.Second)
