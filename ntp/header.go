@@ -9,12 +9,13 @@ import (
 
 // HeaderOf is the header every reply carries for the clock's state at UTC
 // time now (RFC 5905 7.3): leap indicator, stratum, reference ID, the
-// reference time (when GNSS last corrected the clock, never after now),
-// and a root dispersion that is the clock's error bound plus the
+// root delay (0 on GNSS), the reference time (when the reference last
+// corrected the clock, never after now), and a root dispersion that is the clock's error bound plus the
 // resolution of reading it (2^precision s).
 func HeaderOf(n quality.NTP, precision int8, now time.Time) Header {
 	h := Header{Leap: n.LI, Stratum: n.Stratum, Precision: precision,
 		RefID:          uint32(n.RefID[0])<<24 | uint32(n.RefID[1])<<16 | uint32(n.RefID[2])<<8 | uint32(n.RefID[3]),
+		RootDelay:      Short(n.RootDelay),
 		RootDispersion: Short(n.RootDispersion + time.Duration(math.Ldexp(1e9, int(precision))))}
 	if !n.RefTime.IsZero() {
 		if n.RefTime.After(now) {

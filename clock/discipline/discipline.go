@@ -40,6 +40,17 @@ type Config struct {
 	InitialFreq, InitialFreqSigma float64
 	MaxFreq                       float64
 	Leap                          *leap.Table
+	// NoGNSS: no receiver is configured; the NTP upstreams lead from the
+	// start (a site without an antenna).
+	NoGNSS bool
+	// Upstreams: NTP upstreams are configured. A first GNSS lock then
+	// waits for their word (one agreeing selection), or for upstreamWait
+	// without any.
+	Upstreams bool
+	// UpstreamMargin is the cross-check's slack (clock.upstream_margin);
+	// UpstreamMaxError the bound within which a clock the upstreams
+	// discipline counts as synchronized (clock.upstream_max_error).
+	UpstreamMargin, UpstreamMaxError time.Duration
 }
 
 // Label is a receiver epoch that names a UTC second.
@@ -114,6 +125,20 @@ type Discipline struct {
 	// the bound, and whether the clock is held to disagree now.
 	ntpBad, ntpGood int
 	ntpDisagree     bool
+	// The reference leading the clock, the NTP servo while NTP leads,
+	// the upstreams' last selection, and GNSS samples in a row that agree
+	// (or not) with a clock NTP leads.
+	ref                quality.Reference
+	ntpSrv             *servo.NTP
+	up                 Upstreams
+	gnssAgree, gnssFar int
+	gnssFarSaid        bool
+	refChanges         uint64
+	// unconfirmed: GNSS has not yet been seen to agree with the
+	// upstreams (and they have not been given up on); since: the
+	// discipline's start, on the clock.
+	unconfirmed bool
+	since       time.Time
 }
 
 // NTPDisagree says whether the cross-check holds the clock to disagree
@@ -154,6 +179,9 @@ func (d *Discipline) CrossCheck(offset, rootDist, margin time.Duration) []Event 
 	if abs < 0 {
 		abs = -abs
 	}
+	if abs <= bound && d.unconfirmed {
+		d.confirm(LevelNotice, fmt.Sprintf("GNSS agrees with the NTP upstreams (%v, within %v): it may lock", -offset, bound))
+	}
 	switch {
 	case abs > bound:
 		d.ntpBad, d.ntpGood = d.ntpBad+1, 0
@@ -163,7 +191,7 @@ func (d *Discipline) CrossCheck(offset, rootDist, margin time.Duration) []Event 
 		d.ntpBad, d.ntpGood = 0, 0
 	}
 	switch {
-	case !d.ntpDisagree && d.ntpBad >= ntpPersist && d.q.Synchronized():
+	case !d.ntpDisagree && d.ntpBad >= ntpPersist && (d.q.Synchronized() || d.unconfirmed):
 		d.ntpDisagree = true
 		d.emit(slog.LevelError, "gnss_ntp_disagree",
 			fmt.Sprintf("the clock GNSS disciplines is %v off the NTP upstreams, beyond their %v, its own %v and the margin %v: GNSS is not followed and the time is not served as synchronized",
@@ -203,17 +231,28 @@ func New(cfg Config, now time.Time) *Discipline {
 			JumpThreshold: cfg.JumpThreshold, FollowJumps: cfg.FollowJumps,
 		})
 	}
-	return &Discipline{
+	d := &Discipline{
 		cfg:       cfg,
 		pair:      refclock.New(cfg.LatencyLo, cfg.LatencyHi),
 		srv:       srv,
 		leapTable: cfg.Leap,
 		q: quality.New(quality.Config{Osc: cfg.Osc, Holdover: cfg.Holdover, HoldoverMaxError: cfg.HoldoverMaxError,
-			LockError: lockErr, SourceError: srcErr, NMEAOnly: cfg.NMEAOnly, Timescale: cfg.Timescale}, now),
+			LockError: lockErr, SourceError: srcErr, NMEAOnly: cfg.NMEAOnly, Timescale: cfg.Timescale,
+			UpstreamMaxError: cfg.UpstreamMaxError}, now),
 		problems: map[string]uint64{},
 		distrust: map[string]bool{},
 		lockErr:  lockErr,
+		ref:      quality.RefGNSS,
+		since:    now,
 	}
+	if cfg.Upstreams && !cfg.NoGNSS {
+		d.unconfirmed = true
+		d.q.Hold(unconfirmedReason)
+	}
+	if cfg.NoGNSS {
+		d.startNTP(cfg.InitialFreq, cfg.InitialFreqSigma, true)
+	}
+	return d
 }
 
 // Distrust stops (on) or resumes taking the receiver's time for reason:
@@ -316,7 +355,8 @@ func (d *Discipline) Label(l Label) (Action, []Event) {
 	if !l.Valid {
 		return a, d.take()
 	}
-	if len(d.distrust) > 0 {
+	ntpLeads := d.ref == quality.RefNTP
+	if len(d.distrust) > 0 && (!ntpLeads || d.distrustedBeyondNTP()) {
 		d.problem("distrusted")
 		return a, d.take()
 	}
@@ -331,7 +371,11 @@ func (d *Discipline) Label(l Label) (Action, []Event) {
 		s = refclock.Sample{Local: l.Arrival.Add(-d.cfg.NMEADelay), True: tru, Latency: d.cfg.NMEADelay}
 	} else {
 		var r refclock.Reason
-		s, r = d.pair.Label(l.UTC, tru, l.Arrival, d.srv.State() >= servo.StateTrack)
+		aligned := d.srv.State() >= servo.StateTrack
+		if ntpLeads {
+			aligned = d.q.Synchronized() // within milliseconds of UTC
+		}
+		s, r = d.pair.Label(l.UTC, tru, l.Arrival, aligned)
 		if r != refclock.OK {
 			d.problem(r.String())
 			return a, d.take()
@@ -341,6 +385,10 @@ func (d *Discipline) Label(l Label) (Action, []Event) {
 	now := l.Now
 	if now.IsZero() {
 		now = l.Arrival
+	}
+	if ntpLeads {
+		a.merge(d.gnssWhileNTP(s, now))
+		return a, d.take()
 	}
 	sa := d.srv.Sample(s.Local, s.Offset(), now)
 	d.note(sa)
@@ -417,12 +465,24 @@ func (d *Discipline) problem(kind string) { d.problems[kind]++ }
 // Tick runs timeouts at clock time now (call it a few times a second).
 func (d *Discipline) Tick(now time.Time) (Action, []Event) {
 	var a Action
-	sa := d.srv.Tick(now)
+	// Only the leading reference's servo steers; GNSS's waits meanwhile
+	// (Join takes it up again from where the clock is then).
+	var srv interface {
+		Tick(time.Time) servo.Action
+		State() servo.State
+		Estimate(time.Time) servo.Estimate
+	} = d.srv
+	if d.ref == quality.RefNTP {
+		srv = d.ntpSrv
+	}
+	sa := srv.Tick(now)
 	a.merge(Action{SetFreq: sa.SetFreq, Freq: sa.Freq})
-	est := d.srv.Estimate(now)
-	if tr, ok := d.q.Update(now, d.srv.State(), est); ok {
+	est := srv.Estimate(now)
+	if tr, ok := d.q.Update(now, srv.State(), est); ok {
 		d.transition(now, tr)
 	}
+	d.checkUnconfirmed(now)
+	d.checkFallback(now)
 	utc := now
 	if d.cfg.Timescale == clock.TAI {
 		utc, _ = d.leapTable.TAIToUTC(now)
@@ -490,6 +550,8 @@ func (d *Discipline) ReceiverLS() bool { return d.receiverLS }
 
 // Status is a snapshot for status output.
 type Status struct {
+	Reference         quality.Reference
+	ReferenceChanges  uint64
 	State             quality.State
 	Since             time.Time
 	ServoState        servo.State
@@ -505,9 +567,14 @@ type Status struct {
 
 // Status reports the discipline at clock time now.
 func (d *Discipline) Status(now time.Time) Status {
+	st, est := d.srv.State(), d.srv.Estimate(now)
+	if d.ref == quality.RefNTP {
+		st, est = d.ntpSrv.State(), d.ntpSrv.Estimate(now)
+	}
 	return Status{
-		State: d.q.State(), Since: d.q.Since(), ServoState: d.srv.State(), ClockClass: d.q.ClockClass(),
-		EstError: d.q.EstError(), Estimate: d.srv.Estimate(now),
+		Reference: d.ref, ReferenceChanges: d.refChanges,
+		State: d.q.State(), Since: d.q.Since(), ServoState: st, ClockClass: d.q.ClockClass(),
+		EstError: d.q.EstError(), Estimate: est,
 		HoldoverElapsed: d.q.HoldoverElapsed(now), HoldoverRemaining: d.q.HoldoverRemaining(now),
 		Pairing: d.pair.Stats, Outliers: d.outliers, Steps: d.steps, Latency: d.latency,
 	}

@@ -45,8 +45,9 @@ func (m *Machine) TimeProperties(utc time.Time, t *leap.Table, receiverLS bool) 
 // NTP is what an NTP server derives from the clock (RFC 5905 7.3).
 type NTP struct {
 	LI             uint8 // 0 none, 1 insert at the end of the day, 2 delete, 3 unsynchronized
-	Stratum        uint8 // 1 synchronized to GNSS; 0 (unspecified) when not
+	Stratum        uint8 // 1 synchronized to GNSS; the upstream's + 1 on NTP; 0 (unspecified) when not
 	RefID          [4]byte
+	RootDelay      time.Duration // to the primary source: 0 on GNSS, the upstreams' on NTP
 	RootDispersion time.Duration
 	RefTime        time.Time // last GNSS correction (UTC); zero if none
 }
@@ -61,7 +62,15 @@ func (m *Machine) NTP(utc time.Time, t *leap.Table) NTP {
 		return NTP{LI: 3, Stratum: 0, RefID: [4]byte{'I', 'N', 'I', 'T'}, RootDispersion: 16 * time.Second}
 	}
 	n := NTP{Stratum: 1, RefID: [4]byte{'G', 'P', 'S', 0}, RootDispersion: m.EstError()}
-	if m.cfg.NMEAOnly {
+	switch {
+	case m.ntp():
+		// RFC 5905 clause 7.3: a secondary server's stratum is its
+		// system peer's plus one, its reference ID the peer's address,
+		// its root delay the peer's plus the path to it; the root
+		// dispersion is the error bound, which includes theirs.
+		n.Stratum = uint8(min(max(m.up.Stratum+1, 2), 15))
+		n.RefID, n.RootDelay = m.up.RefID, m.up.RootDelay
+	case m.cfg.NMEAOnly:
 		n.RefID = [4]byte{'N', 'M', 'E', 'A'}
 	}
 	switch t.Pending(utc) {
@@ -92,10 +101,15 @@ type V1 struct {
 // worse in holdover and free-run so that a Dante device configured as
 // preferred leader takes over from a free-running sitegm.
 func (m *Machine) V1() V1 {
-	switch m.st {
-	case Locked:
+	if m.ntp() && m.Synchronized() {
+		// 1588-2002 Table 7: stratum 2 is a secondary reference, "NTP"
+		// its identifier.
+		return V1{Stratum: 2, Identifier: [4]byte{'N', 'T', 'P', 0}, Variance: -4000, Preferred: true}
+	}
+	switch {
+	case m.st == Locked && !m.joining:
 		return V1{Stratum: 1, Identifier: [4]byte{'G', 'P', 'S', 0}, Variance: -16000, Preferred: true}
-	case Holdover:
+	case m.st == Locked || m.st == Holdover:
 		return V1{Stratum: 2, Identifier: [4]byte{'G', 'P', 'S', 0}, Variance: -8000, Preferred: true}
 	}
 	return V1{Stratum: 4, Identifier: [4]byte{'D', 'F', 'L', 'T'}, Variance: 0x7FFF, Preferred: false}

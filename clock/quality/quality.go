@@ -34,6 +34,7 @@ const (
 	ClassDegradedA  = uint8(protocol.ClockClass52) // was 7, out of holdover specification (alternative A: may not become a slave)
 	ClassDefault    = 248                          // default: never synchronized
 	TimeSourceGNSS  = uint8(protocol.TimeSourceGNSS)
+	TimeSourceNTP   = uint8(protocol.TimeSourceNTP)
 	TimeSourceOsc   = uint8(protocol.TimeSourceInternalOscillator)
 	AccuracyUnknown = uint8(protocol.ClockAccuracyUnknown)
 	VarianceUnknown = 0xFFFF
@@ -46,6 +47,30 @@ const (
 	// stays within about three sample deviations; four leaves a margin.
 	lockNoiseFactor = 4
 )
+
+// Reference is what disciplines the clock.
+type Reference string
+
+// References.
+const (
+	RefGNSS Reference = "GNSS" // the receiver (PPS and labels, or NMEA alone)
+	RefNTP  Reference = "NTP"  // the NTP upstreams' selection (fallback, or a site without an antenna)
+)
+
+// Upstream describes the NTP selection while it leads: what the NTP
+// server passes on (RFC 5905 clause 7.3: stratum one more than the
+// system peer's, its address as reference ID, the root delay to the
+// primary source), and the half-width of the interval the selection knows
+// the time within, which the error bound includes.
+type Upstream struct {
+	Stratum   int
+	RefID     [4]byte
+	RootDelay time.Duration
+	RootDist  time.Duration
+	// SilentAfter without a newer sample the reference counts as lost
+	// (a few poll intervals).
+	SilentAfter time.Duration
+}
 
 // Config of the machine.
 type Config struct {
@@ -70,6 +95,10 @@ type Config struct {
 	NMEAOnly bool
 	// Timescale of the clock whose times Update receives.
 	Timescale clock.Timescale
+	// UpstreamMaxError is the error bound within which a clock the NTP
+	// upstreams discipline counts as synchronized (clock.upstream_max_error):
+	// their lock threshold and holdover specification.
+	UpstreamMaxError time.Duration
 }
 
 // Machine is the quality state machine.
@@ -90,7 +119,51 @@ type Machine struct {
 	distrust  string
 	disputed  string
 	sourceAcc time.Duration
+	// ref leads the clock; up describes the NTP selection while NTP does.
+	ref Reference
+	up  Upstream
+	// joining: the reference changed while the clock was synchronized,
+	// and it is not yet within the new reference's lock threshold (GNSS
+	// taking the clock back from NTP, slewing onto it): the state stays,
+	// the class is not the new reference's until the threshold is met.
+	joining bool
+	// hold keeps the clock from locking for a reason (the NTP
+	// upstreams have not yet confirmed a first GNSS lock).
+	hold string
 }
+
+// Hold keeps a clock GNSS leads out of LOCKED for reason ("" lets it
+// lock): it acquires as usual, and locks at the first good update once
+// released. It does not hold the NTP upstreams.
+func (m *Machine) Hold(reason string) { m.hold = reason }
+
+// SetReference says what disciplines the clock from now on. The state
+// machine carries on (a clock in FREERUN becomes ACQUIRING and LOCKED
+// on the new reference's samples); what is advertised follows the
+// reference.
+func (m *Machine) SetReference(r Reference) {
+	if r != m.ref {
+		m.lockRun = 0
+		m.joining = m.st == Locked || m.st == Holdover
+	}
+	m.ref = r
+}
+
+// Joining says the clock is synchronized but still on its way onto the
+// reference that took it over.
+func (m *Machine) Joining() bool { return m.joining }
+
+// Reference is what disciplines the clock.
+func (m *Machine) Reference() Reference { return m.ref }
+
+// SetUpstream updates the NTP selection's description.
+func (m *Machine) SetUpstream(u Upstream) { m.up = u }
+
+// Upstream is the NTP selection's description last set.
+func (m *Machine) Upstream() Upstream { return m.up }
+
+// ntp says whether the NTP upstreams lead.
+func (m *Machine) ntp() bool { return m.ref == RefNTP }
 
 // Distrust marks the reference as not believed for reason ("" believes
 // it again): a LOCKED clock goes to HOLDOVER at the next update, and
@@ -113,7 +186,10 @@ func (m *Machine) SetSourceAccuracy(d time.Duration) { m.sourceAcc = d }
 
 // New starts in FREERUN at now.
 func New(cfg Config, now time.Time) *Machine {
-	return &Machine{cfg: cfg, st: Freerun, since: now}
+	if cfg.UpstreamMaxError <= 0 {
+		cfg.UpstreamMaxError = 100 * time.Millisecond
+	}
+	return &Machine{cfg: cfg, st: Freerun, since: now, ref: RefGNSS}
 }
 
 // State is the current state.
@@ -138,6 +214,11 @@ func (m *Machine) EstError() time.Duration {
 	if m.est.OffsetSigma == time.Duration(math.MaxInt64) {
 		return time.Duration(math.MaxInt64)
 	}
+	if m.ntp() {
+		// The selection's root distance bounds what no filtering of its
+		// samples removes (path asymmetry, the servers' own error).
+		return m.est.Offset.Abs() + time.Duration(3*float64(m.est.OffsetSigma)) + m.up.RootDist
+	}
 	s := math.Hypot(float64(m.est.OffsetSigma), float64(m.cfg.SourceError))
 	return m.est.Offset.Abs() + max(time.Duration(3*s), m.sourceAcc)
 }
@@ -146,17 +227,28 @@ func (m *Machine) EstError() time.Duration {
 // transition when the state changed.
 func (m *Machine) Update(now time.Time, st servo.State, est servo.Estimate) (Transition, bool) {
 	m.est = est
-	tracking := (st == servo.StateTrack || st == servo.StateHoldover) && est.SinceSample < referenceSilentOK && m.distrust == ""
+	silentOK, lockErr, maxErr := referenceSilentOK, m.cfg.LockError, m.cfg.HoldoverMaxError
+	distrust := m.distrust
+	if m.ntp() {
+		// The upstreams answer once a poll: silence is counted in polls,
+		// and their bound is the one the site set for NTP time. The
+		// receiver's distrust is no reason to distrust them.
+		silentOK, lockErr, maxErr = max(m.up.SilentAfter, referenceSilentOK), m.cfg.UpstreamMaxError, m.cfg.UpstreamMaxError
+		distrust = ""
+	}
+	tracking := (st == servo.StateTrack || st == servo.StateHoldover) && est.SinceSample < silentOK && distrust == ""
 	if tracking && est.SinceSample >= 0 {
 		m.lastSample = now.Add(-est.SinceSample)
 	}
-	lockErr := m.cfg.LockError
-	if est.NoiseMeasured {
+	if est.NoiseMeasured && !m.ntp() {
 		// Only a noise the samples showed raises the threshold: the
 		// configured prior would let a clock lock on its first samples.
 		lockErr = max(lockErr, time.Duration(lockNoiseFactor*float64(est.MeasNoise)))
 	}
 	good := tracking && m.EstError() < lockErr
+	if good && m.joining && m.lockRun+1 >= lockRunNeeded {
+		m.joining = false
+	}
 	if good {
 		m.lockRun++
 		if m.st == Locked {
@@ -169,22 +261,24 @@ func (m *Machine) Update(now time.Time, st servo.State, est servo.Estimate) (Tra
 	switch m.st {
 	case Freerun, Acquiring:
 		switch {
-		case m.lockRun >= lockRunNeeded:
+		case m.disputed != "" && !m.ntp() && m.st == Acquiring:
+			to, reason = Freerun, "time disputed: "+m.disputed
+		case m.lockRun >= lockRunNeeded && (m.hold == "" || m.ntp()):
 			to, reason = Locked, "within the lock threshold"
-		case m.st == Freerun && m.distrust == "" && (st == servo.StateStart || st == servo.StateTrack):
+		case m.st == Freerun && distrust == "" && (st == servo.StateStart || st == servo.StateTrack):
 			// Only a servo taking samples is acquiring: one in its jump
 			// guard (GNSS disagreeing) is not, or the state flapped
 			// FREERUN/ACQUIRING ten times a second, two log lines each.
 			to, reason = Acquiring, "reference samples arriving"
-		case m.st == Acquiring && (m.distrust != "" || st == servo.StateHoldover || st == servo.StateGuard || st == servo.StateInit):
+		case m.st == Acquiring && (distrust != "" || st == servo.StateHoldover || st == servo.StateGuard || st == servo.StateInit):
 			to, reason = Freerun, "reference lost while acquiring"
 		}
 	case Locked:
 		switch {
-		case m.disputed != "":
+		case m.disputed != "" && !m.ntp():
 			to, reason = Freerun, "time disputed: "+m.disputed
-		case m.distrust != "":
-			to, reason = Holdover, "reference distrusted: "+m.distrust
+		case distrust != "":
+			to, reason = Holdover, "reference distrusted: "+distrust
 		case st == servo.StateGuard:
 			to, reason = Holdover, "reference jumped: not followed"
 		case !tracking:
@@ -193,13 +287,13 @@ func (m *Machine) Update(now time.Time, st servo.State, est servo.Estimate) (Tra
 	case Holdover:
 		elapsed := now.Sub(m.holdoverFrom)
 		switch {
-		case m.disputed != "":
+		case m.disputed != "" && !m.ntp():
 			to, reason = Freerun, "time disputed: "+m.disputed
 		case m.lockRun >= lockRunNeeded:
 			to, reason = Locked, "reference back"
 		case elapsed >= m.cfg.Holdover:
 			to, reason = Freerun, "holdover limit reached"
-		case m.EstError() > m.cfg.HoldoverMaxError:
+		case m.EstError() > maxErr:
 			to, reason = Freerun, "predicted error beyond the holdover specification"
 		}
 	}
@@ -235,6 +329,17 @@ func (m *Machine) HoldoverRemaining(now time.Time) time.Duration {
 
 // ClockClass is the PTP clockClass of the state.
 func (m *Machine) ClockClass() uint8 {
+	if (m.ntp() || m.joining) && m.Synchronized() {
+		// IEEE 1588-2019 Table 4 has no class for a clock synchronized to
+		// a secondary reference on the PTP timescale (13 is an
+		// application-specific source on the ARB timescale; 6 and 7
+		// claim a primary reference). 52, the best class that claims
+		// neither, ranks it ahead of any never-synchronized clock (248);
+		// clockAccuracy and timeSource (NTP) say what it is. GNSS taking
+		// the clock back keeps it until the clock is within its lock
+		// threshold.
+		return ClassDegradedA
+	}
 	switch m.st {
 	case Locked:
 		return ClassLocked
@@ -287,9 +392,14 @@ func ScaledLogVariance(v float64) uint16 {
 	return uint16(math.Max(0, math.Min(0xFFFE, math.Round(x))))
 }
 
-// TimeSource is GNSS while locked, the internal oscillator otherwise.
+// TimeSource is GNSS while locked to it, NTP while the NTP upstreams
+// keep the clock synchronized, the internal oscillator otherwise (IEEE
+// 1588-2019 Table 6).
 func (m *Machine) TimeSource() uint8 {
-	if m.st == Locked {
+	switch {
+	case m.ntp() && m.Synchronized():
+		return TimeSourceNTP
+	case m.st == Locked && !m.ntp():
 		return TimeSourceGNSS
 	}
 	return TimeSourceOsc

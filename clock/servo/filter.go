@@ -157,6 +157,12 @@ func (f *filter) pruneU() {
 	f.uLog = f.uLog[i:]
 }
 
+// maxULog bounds the record of adjustments between two predictions. The
+// GNSS servo predicts every second and keeps a few; the NTP servo steers
+// every 4 s between samples up to 17 minutes apart (maxpoll 10), and
+// moves its state on after an hour without one (ntpMaxHistory).
+const maxULog = 1024
+
 // setU applies a new adjustment from time now on.
 func (f *filter) setU(now time.Time, u float64) {
 	f.u = u
@@ -164,7 +170,7 @@ func (f *filter) setU(now time.Time, u float64) {
 		now = f.tState
 	}
 	f.uLog = append(f.uLog, uChange{at: now, u: u})
-	if len(f.uLog) > 64 {
+	if len(f.uLog) > maxULog {
 		f.uBefore = f.uLog[0].u
 		f.uLog = f.uLog[1:]
 	}

@@ -418,6 +418,40 @@ func (k *Kalman) follow(at time.Time, z float64, now time.Time, note Note) Actio
 	return a
 }
 
+// Join makes the servo take over a clock another reference steered (the
+// NTP fallback): the clock runs with adjustment freq now (ppb, known to
+// freqSigma; 0 unknown), and the sample at at says it is offset ahead of
+// GNSS. What the servo knew before is of another time; it starts afresh
+// from the sample as its first does, but straight into tracking, and the
+// phase is slewed out (within MaxSlew), never stepped: the clock served
+// time within a bound it advertised, and its followers must not see it
+// jump. With step, the clock is stepped onto GNSS instead (it served no
+// synchronized time, so nothing follows its phase).
+func (k *Kalman) Join(at time.Time, offset time.Duration, freq, freqSigma float64, step bool, now time.Time) Action {
+	z := sec(offset)
+	k.u = freq * 1e-9
+	k.uBefore, k.uLog = k.u, nil
+	fs := freqPrior
+	if freqSigma > 0 && !math.IsInf(freqSigma, 0) {
+		fs = math.Min(freqSigma*1e-9, freqPrior)
+	}
+	k.s = vec3{z, -k.u, 0}
+	k.P = mat3{{k.R, 0, 0}, {0, fs * fs, 0}, {0, 0, driftPrior(k.cfg.Osc)}}
+	k.tState, k.tStart, k.tSample, k.tSeen = at, at, at, at
+	k.probation, k.cands, k.agreeRow, k.outlerRow, k.resync = 0, k.cands[:0], 0, 0, false
+	k.prevNu, k.prevSig, k.prevAt = 0, 0, time.Time{}
+	k.biasSum, k.biasN, k.nuMean, k.fastUntil = 0, 0, 0, time.Time{}
+	k.st = StateTrack
+	var a Action
+	if step {
+		d := k.applyStep(-k.predicted(now)[0])
+		a = k.control(now.Add(d))
+		a.Step, a.Note = d, NoteStepped
+		return a
+	}
+	return k.control(now)
+}
+
 // applyStep records a step of the clock by x seconds, made now. Every
 // sample handled from here on is read on the stepped clock, even an edge
 // that happened before the step (the pairer shifts the edges it holds), so

@@ -295,18 +295,19 @@ func TestMaxSlew(t *testing.T) {
 	}
 }
 
-// The adjustment log keeps its last 64 changes, the older ones folded
-// into the adjustment in force before them.
+// The adjustment log keeps its last maxULog changes, the older ones
+// folded into the adjustment in force before them.
 func TestAdjustmentLogBounded(t *testing.T) {
 	f := filter{tState: t0}
-	for i := 0; i < 100; i++ {
+	n := maxULog + 36
+	for i := 0; i < n; i++ {
 		f.setU(t0.Add(time.Duration(i)*time.Second), float64(i)*1e-9)
 	}
-	if len(f.uLog) != 64 || f.uBefore != 35e-9 || f.uAt(t0.Add(99*time.Second)) != 99e-9 {
+	if len(f.uLog) != maxULog || f.uBefore != 35e-9 || f.uAt(t0.Add(time.Duration(n-1)*time.Second)) != float64(n-1)*1e-9 {
 		t.Errorf("log %d, before %g", len(f.uLog), f.uBefore)
 	}
 	// A change dated before the state's time takes effect at it.
-	f.tState = t0.Add(200 * time.Second)
+	f.tState = t0.Add(time.Duration(n+100) * time.Second)
 	f.setU(t0, 1)
 	if !f.uLog[len(f.uLog)-1].at.Equal(f.tState) {
 		t.Error("a change dated in the past")

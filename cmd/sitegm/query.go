@@ -59,8 +59,14 @@ func cmdNTPQuery(args []string) int {
 	delay := time.Duration(protocol.RoundTripDelay(t1, t2, t3, t4))
 	refid := make([]byte, 4)
 	binary.BigEndian.PutUint32(refid, p.ReferenceID)
-	fmt.Printf("%s: stratum %d, leap %d, refid %q, root dispersion %s, precision 2^%d s\n", addr, p.Stratum, p.Settings>>6,
-		string(refid), time.Duration(uint64(p.RootDispersion)*uint64(time.Second)>>16), p.Precision)
+	// RFC 5905 7.3: a stratum 1 server's refid is ASCII, a secondary
+	// server's its system peer's IPv4 address (or an IPv6 hash).
+	ref := fmt.Sprintf("%q", string(refid))
+	if p.Stratum >= 2 && p.Stratum <= 15 {
+		ref = net.IP(refid).String()
+	}
+	fmt.Printf("%s: stratum %d, leap %d, refid %s, root delay %s, root dispersion %s, precision 2^%d s\n", addr, p.Stratum, p.Settings>>6,
+		ref, time.Duration(uint64(p.RootDelay)*uint64(time.Second)>>16), time.Duration(uint64(p.RootDispersion)*uint64(time.Second)>>16), p.Precision)
 	fmt.Printf("offset %s (server - this host), delay %s\n", offset, delay)
 	if p.Settings>>6 == 3 {
 		fmt.Println("the server says it is not synchronized (LI 3): clients will not follow it")

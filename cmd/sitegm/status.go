@@ -67,7 +67,11 @@ func formatStatus(s *status.Status) string {
 	if g.LastReportAgeS >= 0 {
 		age = (time.Duration(g.LastReportAgeS*1e3) * time.Millisecond).Round(100 * time.Millisecond).String()
 	}
-	fmt.Fprintf(w, "GNSS\t%s\tfix %s\t%d sats\tlast report %s ago\tPPS %s\n", g.State, g.Fix, g.Satellites, age, okStr(g.PPSOK))
+	if g.State == "none" {
+		fmt.Fprintf(w, "GNSS\tnone configured: the NTP upstreams are the reference\n")
+	} else {
+		fmt.Fprintf(w, "GNSS\t%s\tfix %s\t%d sats\tlast report %s ago\tPPS %s\n", g.State, g.Fix, g.Satellites, age, okStr(g.PPSOK))
+	}
 	if g.Antenna != "unknown" || g.Jamming != "unknown" || g.Spoofing != "unknown" || g.TimeAccuracyNS > 0 || g.Survey != nil {
 		acc := "unknown"
 		if g.TimeAccuracyNS > 0 {
@@ -99,6 +103,13 @@ func formatStatus(s *status.Status) string {
 	}
 	fmt.Fprintf(w, "clock\t%s\tclass %d\toffset %s\tfreq %+.3f ppb\test. error %s\t%s\n", cl.State, cl.ClockClass,
 		time.Duration(cl.OffsetNS), cl.FrequencyPPB, est, cl.Name)
+	if cl.Reference != "" {
+		ref := cl.Reference
+		if cl.Joining {
+			ref += " (took the clock over; slewing onto it)"
+		}
+		fmt.Fprintf(w, "reference\t%s\t%d changes\n", ref, cl.ReferenceChanges)
+	}
 	if cl.State == "HOLDOVER" {
 		fmt.Fprintf(w, "holdover\t%s elapsed\t%s remaining\n", time.Duration(cl.HoldoverElapsedS*1e9).Round(time.Second),
 			time.Duration(cl.HoldoverRemainingS*1e9).Round(time.Second))
@@ -154,10 +165,17 @@ func formatStatus(s *status.Status) string {
 		if u.State != "unusable" {
 			off = fmt.Sprintf("offset %s\tdelay %s\tdistance %s", time.Duration(u.OffsetNS), time.Duration(u.DelayNS), time.Duration(u.RootDistNS))
 		}
-		fmt.Fprintf(w, "upstream %s\t%s\tstratum %d\treach %03o\tpoll %ds\t%s\t%s\n", u.Name, u.State, u.Stratum, u.Reach, u.PollS, off, u.LastError)
+		ts := ""
+		if u.Timestamps != "" {
+			ts = u.Timestamps + " timestamps"
+		}
+		fmt.Fprintf(w, "upstream %s\t%s\tstratum %d\treach %03o\tpoll %ds\t%s\t%s\t%s\n", u.Name, u.State, u.Stratum, u.Reach, u.PollS, off, ts, u.LastError)
 	}
 	if sel := s.Selection; sel != nil {
 		verdict := "agrees"
+		if s.Clock.Reference == "NTP" {
+			verdict = "they discipline the clock"
+		}
 		if sel.Disagree {
 			verdict = "DISAGREES: GNSS not followed, time not served as synchronized"
 		}

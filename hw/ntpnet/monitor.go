@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
+	"os"
 	"strconv"
+	"syscall"
 	"time"
 
+	"sitegm/hw/udpio"
 	"sitegm/internal/monitor"
 	"sitegm/ntp"
 	"sitegm/ntp/upstream"
@@ -20,9 +24,9 @@ import (
 // never measured against another clock). trusted says whether that clock
 // knows the time (LOCKED or HOLDOVER).
 //
-// The timestamps are taken in user space around the exchange: the
-// recorders and cameras watched here keep time to milliseconds, and the
-// path's delay (reported with each offset) bounds the error.
+// The exchange is timed as pollOnce says (kernel timestamps where the
+// socket gives them); the path's delay, reported with each offset,
+// bounds the error either way.
 func Poll(ctx context.Context, h *monitor.Host, host string, port int, now func() (time.Time, error), trusted func() bool) {
 	cfg := h.Config()
 	// The first poll comes within a few seconds, hosts spread apart.
@@ -43,6 +47,13 @@ func Poll(ctx context.Context, h *monitor.Host, host string, port int, now func(
 
 // pollOnce sends one request and waits up to timeout for the reply that
 // echoes it; replies that do not are spoofed or stale and ignored.
+//
+// Where the socket gives them, the exchange is timed by the kernel's
+// software timestamps (SO_TIMESTAMPING: the moment the request left and
+// the reply arrived, CLOCK_REALTIME), carried onto the disciplined clock
+// by one reading of both clocks: a busy host's scheduling delay then
+// stays out of the offset. Otherwise, the clock is read around the
+// system calls.
 func pollOnce(ctx context.Context, host string, port int, timeout time.Duration, now func() (time.Time, error)) (monitor.Result, bool) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -52,6 +63,17 @@ func pollOnce(ctx context.Context, host string, port int, timeout time.Duration,
 		return monitor.Result{Err: fmt.Errorf("resolve or connect: %w", err)}, ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded)
 	}
 	defer c.Close()
+	var from netip.Addr
+	if ua, ok := c.RemoteAddr().(*net.UDPAddr); ok {
+		from, _ = netip.AddrFromSlice(ua.IP)
+		from = from.Unmap()
+	}
+	var rc syscall.RawConn
+	if uc, ok := c.(*net.UDPConn); ok {
+		if r, err := uc.SyscallConn(); err == nil && udpio.SetStamps(r, udpio.Software, udpio.Software) == nil {
+			rc = r
+		}
+	}
 	t1, err := now()
 	if err != nil {
 		return monitor.Result{}, false
@@ -60,34 +82,53 @@ func pollOnce(ctx context.Context, host string, port int, timeout time.Duration,
 	req := make([]byte, ntp.HeaderLen)
 	ntp.Request(req, tx)
 	if _, err := c.Write(req); err != nil {
-		return monitor.Result{T1: t1, Err: err}, true
+		return monitor.Result{T1: t1, Err: err, From: from}, true
+	}
+	// The disciplined clock minus CLOCK_REALTIME, read together.
+	var delta time.Duration
+	kernel := false
+	if rc != nil {
+		if ktx, err := udpio.TxStampOf(rc, 100*time.Millisecond); err == nil {
+			if cn, err := now(); err == nil {
+				delta = cn.Sub(time.Now())
+				t1, kernel = ktx.Add(delta), true
+			}
+		}
 	}
 	deadline, _ := ctx.Deadline()
 	c.SetReadDeadline(deadline)
-	buf := make([]byte, 1024)
+	buf, oob := make([]byte, 1024), make([]byte, 512)
 	var lastErr error = errors.New("no reply")
 	for {
-		n, err := c.Read(buf)
+		var n int
+		var krx time.Time
+		if kernel {
+			n, krx, err = udpio.ReadStamped(rc, buf, oob)
+		} else {
+			n, err = c.Read(buf)
+		}
 		if err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return monitor.Result{T1: t1, Err: fmt.Errorf("%v within %v", lastErr, timeout)}, true
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
+				return monitor.Result{T1: t1, Err: fmt.Errorf("%v within %v", lastErr, timeout), From: from}, true
 			}
 			// ICMP port unreachable and the like: say so at once.
-			return monitor.Result{T1: t1, Err: err}, true
+			return monitor.Result{T1: t1, Err: err, From: from}, true
 		}
-		t4, err := now()
-		if err != nil {
+		var t4 time.Time
+		if kernel && !krx.IsZero() {
+			t4 = krx.Add(delta)
+		} else if t4, err = now(); err != nil {
 			return monitor.Result{}, false
 		}
 		s, err := ntp.ParseReply(buf[:n], tx)
 		switch {
 		case err == nil:
-			return monitor.Result{T1: t1, T4: t4, Sample: s}, true
+			return monitor.Result{T1: t1, T4: t4, Sample: s, Kernel: kernel && !krx.IsZero(), From: from}, true
 		case errors.Is(err, ntp.ErrBogus), errors.Is(err, ntp.ErrShort), errors.Is(err, ntp.ErrMode):
 			lastErr = err // not the answer to this request: keep waiting
 		default:
-			return monitor.Result{T1: t1, Err: err}, true
+			return monitor.Result{T1: t1, Err: err, From: from}, true
 		}
 	}
 }
@@ -120,6 +161,7 @@ func PollUpstream(ctx context.Context, set *upstream.Set, i int, host string, po
 		case r.Err != nil:
 			set.Miss(i, r.Err.Error())
 		default:
+			set.Heard(i, r.From, r.Kernel)
 			set.Answer(i, r.Sample, r.T1, r.T4)
 		}
 	}

@@ -579,6 +579,12 @@ func (c *Conn) TxStamp(timeout time.Duration) (time.Time, error) {
 	return readTxStamp(c.rc, c.toob, timeout)
 }
 
+// TxStampOf reads the transmit timestamp of the datagram just sent on any
+// socket SetStamps asked for them (a client's connected UDP socket).
+func TxStampOf(rc syscall.RawConn, timeout time.Duration) (time.Time, error) {
+	return readTxStamp(rc, make([]byte, 512), timeout)
+}
+
 // readTxStamp reads a transmit timestamp from any socket's error queue
 // (UDP, AF_PACKET), waiting up to timeout.
 func readTxStamp(rc syscall.RawConn, oob []byte, timeout time.Duration) (time.Time, error) {

@@ -55,6 +55,11 @@ func Parse(file string, data []byte) (Config, error) {
 		}
 		return cfg, Errors{{File: file, Msg: err.Error()}}
 	}
+	if _, gnss := tree["gnss"]; !gnss && tree["upstream"] != nil {
+		// No receiver table but NTP upstreams: the site without an
+		// antenna, not the default receiver that is not there.
+		cfg.GNSS.Device = ""
+	}
 	b := &binder{file: file, loc: locate(data), set: map[string]bool{}}
 	b.bindStruct("", tree, reflect.ValueOf(&cfg).Elem())
 	b.validate(&cfg)

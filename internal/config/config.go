@@ -93,6 +93,10 @@ type Clock struct {
 	// outside the upstreams' interval, widened by the clock's own error
 	// and this, is not followed.
 	UpstreamMargin Duration `toml:"upstream_margin"`
+	// UpstreamMaxError is the error bound within which a clock the NTP
+	// upstreams discipline (the fallback, or a site without a receiver)
+	// is served as synchronized; beyond it NTP clients see LI 3.
+	UpstreamMaxError Duration `toml:"upstream_max_error"`
 }
 
 // PTP is one audio interface (VLAN) served with PTPv2 and optionally PTPv1.
@@ -202,6 +206,9 @@ func Default() Config {
 			// so, and says how well (root distance); 2 ms more keeps an
 			// odd path from calling good GNSS wrong.
 			UpstreamMargin: Duration{2 * time.Millisecond},
+			// A tenth of a second: worse, and a camera's timestamps are
+			// frames off the site's other sites and logs.
+			UpstreamMaxError: Duration{100 * time.Millisecond},
 		},
 		Log: Log{
 			Level:          "info",
@@ -441,6 +448,9 @@ type DeviceSpec struct {
 
 // ParseDevice parses the gnss.device syntax.
 func ParseDevice(s string) (DeviceSpec, error) {
+	if s == "" {
+		return DeviceSpec{}, nil // no receiver (NTP only)
+	}
 	if strings.HasPrefix(s, "tcp://") {
 		a := strings.TrimPrefix(s, "tcp://")
 		i := strings.LastIndexByte(a, ':')

@@ -362,23 +362,32 @@ func TestSiteSetupExampleParses(t *testing.T) {
 	if err != nil {
 		t.Skip("docs not found:", err)
 	}
-	var toml []string
+	// Each toml block is a whole configuration, or (one that serves
+	// nothing) an addition to the first.
+	var blocks []string
+	var cur []string
 	in := false
 	for _, l := range strings.Split(string(b), "\n") {
 		switch {
 		case l == "```toml":
-			in = true
-		case l == "```":
+			in, cur = true, nil
+		case l == "```" && in:
 			in = false
+			blocks = append(blocks, strings.Join(cur, "\n"))
 		case in:
-			toml = append(toml, l)
+			cur = append(cur, l)
 		}
 	}
-	if len(toml) == 0 {
+	if len(blocks) == 0 {
 		t.Fatal("no toml block in docs/site-setup.md")
 	}
-	if _, err := Parse("docs/site-setup.md", []byte(strings.Join(toml, "\n"))); err != nil {
-		t.Errorf("the site-setup example does not parse:\n%v", err)
+	for i, blk := range blocks {
+		if !strings.Contains(blk, "[[ptp]]") && !strings.Contains(blk, "[[ntp]]") {
+			blk = blocks[0] + "\n" + blk
+		}
+		if _, err := Parse("docs/site-setup.md", []byte(blk)); err != nil {
+			t.Errorf("the site-setup example %d does not parse:\n%v", i+1, err)
+		}
 	}
 }
 
@@ -451,5 +460,28 @@ func TestWatchKeys(t *testing.T) {
 	}
 	if h, p, err := SplitHostPort("fe80::1", 123); err != nil || h != "fe80::1" || p != 123 {
 		t.Errorf("%s %d %v", h, p, err)
+	}
+}
+
+// A file without a [gnss] table but with [[upstream]] servers is a site
+// without an antenna; an empty device needs upstreams, and a PPS without
+// a receiver is refused.
+func TestNTPOnlyConfig(t *testing.T) {
+	serve := "[[ntp]]\ninterface = \"eth0\"\n"
+	cfg, err := Parse("t.toml", []byte(serve+"[[upstream]]\nserver = \"10.0.0.1\"\n"))
+	if err != nil || cfg.GNSS.Device != "" || cfg.GNSS.PPS.Kind != PPSNone || cfg.Clock.UpstreamMaxError.Duration != 100*time.Millisecond {
+		t.Fatalf("NTP only: %v %+v", err, cfg.GNSS)
+	}
+	if cfg, err := Parse("t.toml", []byte(serve)); err != nil || cfg.GNSS.Device == "" {
+		t.Errorf("no [gnss] and no upstream keeps the default receiver: %v %q", err, cfg.GNSS.Device)
+	}
+	for in, want := range map[string]string{
+		"[gnss]\ndevice = \"\"\n" + serve: "no reference",
+		"[gnss]\ndevice = \"\"\npps = \"/dev/pps0\"\n" + serve + "[[upstream]]\nserver = \"a\"\n": "gnss.pps",
+		serve + "[clock]\nupstream_max_error = \"2s\"\n":                                          "clock.upstream_max_error",
+	} {
+		if _, err := Parse("t.toml", []byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", in, err, want)
+		}
 	}
 }

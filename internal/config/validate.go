@@ -66,6 +66,20 @@ func (b *binder) validate(c *Config) {
 		b.errs = append(b.errs, Error{File: b.file, Msg: "nothing to serve: no [[ptp]] and no [[ntp]] table " +
 			"(an empty or truncated file?); to stop serving time, stop the service (systemctl stop sitegm)"})
 	}
+	if c.GNSS.Device == "" {
+		// NTP only: the upstreams are the reference, and a pulse
+		// without the receiver's labels names no second.
+		if len(c.Upstream) == 0 {
+			b.errorf("gnss.device", "no reference: gnss.device is empty and there is no [[upstream]] (a site without an antenna needs NTP servers)")
+		}
+		if b.set["gnss.pps"] && c.GNSS.PPS.Kind != PPSNone {
+			b.errorf("gnss.pps", "a PPS without a receiver names no second: set gnss.device or pps = \"none\"")
+		}
+		c.GNSS.PPS = PPSSpec{Kind: PPSNone}
+	}
+	if m := c.Clock.UpstreamMaxError.Duration; m < time.Millisecond || m > 1500*time.Millisecond {
+		b.errorf("clock.upstream_max_error", `expected "1ms" to "1.5s" (RFC 5905's MAXDIST), got %q`, c.Clock.UpstreamMaxError.String())
+	}
 	if _, err := ParseDevice(c.GNSS.Device); err != nil {
 		b.errorf("gnss.device", "expected a device path or tcp://HOST:PORT: %v", err)
 	}

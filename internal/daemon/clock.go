@@ -81,6 +81,7 @@ func (d *Daemon) disciplineConfig() discipline.Config {
 		Holdover: d.cfg.Clock.Holdover.Duration, HoldoverMaxError: d.cfg.Clock.HoldoverMaxError.Duration,
 		JumpThreshold: d.cfg.Clock.JumpThreshold.Duration, FollowJumps: d.cfg.Clock.FollowJumps.Duration,
 		MaxFreq: clk.MaxFrequency(), Leap: d.table,
+		NoGNSS: g.Device == "", Upstreams: len(d.cfg.Upstream) > 0, UpstreamMargin: d.cfg.Clock.UpstreamMargin.Duration, UpstreamMaxError: d.cfg.Clock.UpstreamMaxError.Duration,
 	}
 	r, err := driftfile.Read(d.cfg.Clock.DriftFile, clk.MaxFrequency())
 	switch {

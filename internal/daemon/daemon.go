@@ -270,7 +270,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.tick(now)
 		case now := <-second.C:
 			d.slaveSystem()
-			d.crossCheck()
+			d.upstreamsTick()
 			s := d.snapshot()
 			d.watch.Complete(now, s)
 			d.notify(s)
@@ -291,6 +291,10 @@ func (d *Daemon) startInputs(ctx context.Context) (<-chan serial.Chunk, <-chan s
 	done := make(chan struct{}, 2)
 	go func() {
 		defer func() { done <- struct{}{} }()
+		if reader.Device == "" {
+			<-ctx.Done() // no receiver: NTP only
+			return
+		}
 		reader.Run(ctx, chunks, links)
 	}()
 	go func() {
@@ -305,7 +309,9 @@ func (d *Daemon) startInputs(ctx context.Context) (<-chan serial.Chunk, <-chan s
 // the servers what they advertise.
 func (d *Daemon) tick(now time.Time) {
 	d.events(d.dec.Tick(now), now)
-	d.gnss.Tick(now, d.dec.FramerStats().Skipped)
+	if d.cfg.GNSS.Device != "" {
+		d.gnss.Tick(now, d.dec.FramerStats().Skipped)
+	}
 	d.ppsM.Tick(now)
 	if cnow, ok := d.clockNow(); ok {
 		a, evs := d.disc.Tick(cnow.Clock())

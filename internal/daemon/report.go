@@ -42,7 +42,11 @@ func (d *Daemon) snapshot() *status.Status {
 	if !g.LastReport.IsZero() {
 		s.GNSS.LastReportAgeS = time.Since(g.LastReport).Seconds()
 	}
+	if d.cfg.GNSS.Device == "" {
+		s.GNSS.State = "none"
+	}
 	s.Clock = status.Clock{Name: clk.Name(), State: string(st.State), ClockClass: int(st.ClockClass),
+		Reference: string(st.Reference), Joining: d.disc.Quality().Joining(), ReferenceChanges: st.ReferenceChanges,
 		OffsetNS: st.Estimate.Offset.Nanoseconds(), FrequencyPPB: status.Round3(freq), EstErrorNS: clampNS(st.EstError),
 		MeasNoiseNS: st.Estimate.MeasNoise.Nanoseconds()}
 	if off, bound, ok := d.slave.Offset(time.Now()); ok {
@@ -86,6 +90,7 @@ func (d *Daemon) logStatus() {
 		"gnss_antenna", g.Antenna, "gnss_jamming", g.Jamming, "gnss_jamming_indicator", g.JamInd, "gnss_spoofing", g.Spoofing,
 		"gnss_time_accuracy_ns", g.TimeAccNS,
 		"clock_state", string(st.State), "clock_class", st.ClockClass, "servo_state", st.ServoState.String(),
+		"reference", string(st.Reference),
 		"offset_ns", st.Estimate.Offset.Nanoseconds(), "est_error_ns", clampNS(st.EstError),
 		"freq_ppb", status.Round3(freq), "meas_noise_ns", st.Estimate.MeasNoise.Nanoseconds(),
 		"paired", st.Pairing.Paired, "nmea_latency", st.Latency.Round(time.Millisecond).String(),
@@ -99,6 +104,16 @@ func (d *Daemon) logStatus() {
 	}
 	for _, n := range d.NTPStatuses() {
 		attrs = append(attrs, "ntp_"+n.Interface, fmt.Sprintf("%s/req=%d/kod=%d/xleave=%d", n.State, n.Requests, n.KoD, n.Interleaved))
+	}
+	if d.upstreams.Len() > 0 {
+		for _, u := range d.upstreams.Status(d.clockUTC()) {
+			attrs = append(attrs, "upstream_"+u.Name, fmt.Sprintf("%s/reach=%03o/offset=%v/delay=%v/dist=%v", u.State, u.Reach,
+				time.Duration(u.OffsetNS), time.Duration(u.DelayNS), time.Duration(u.RootDistNS)))
+		}
+		if sel := d.selection; sel.OK {
+			attrs = append(attrs, "upstreams_selection", fmt.Sprintf("offset=%v/dist=%v/survivors=%d/best=%s", sel.Offset, sel.RootDist,
+				len(sel.Survivors), sel.Best))
+		}
 	}
 	if mh, ok := d.tb.MinusHost(time.Now()); ok {
 		attrs = append(attrs, "clock_minus_host_ns", mh.Nanoseconds())

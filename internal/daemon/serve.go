@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"net"
+	"sitegm/clock/discipline"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -286,16 +287,25 @@ func (d *Daemon) reload(ctx context.Context) {
 	d.log.Log(ctx, logging.LevelNotice, msg, "event", "reloaded")
 }
 
-// crossCheck hands the discipline the upstreams' selection when an answer
-// came since the last one (once a second, on the daemon's loop).
-func (d *Daemon) crossCheck() {
+// upstreamsTick hands the discipline the upstreams' selection (each
+// second): while GNSS leads it cross-checks GNSS; while the upstreams
+// lead (the fallback, or no receiver) it is their servo's sample.
+func (d *Daemon) upstreamsTick() {
 	if d.upstreams.Len() == 0 {
 		return
 	}
-	utc := d.clockUTC()
+	cnow, ok := d.clockNow()
+	if !ok {
+		return // nothing is steered on a clock that cannot be read
+	}
+	utc, _ := cnow.UTC()
 	sel, fresh := d.upstreams.Select(utc)
 	d.selection = sel
-	if fresh && sel.OK {
-		d.logEvents(d.disc.CrossCheck(sel.Offset, sel.RootDist, d.cfg.Clock.UpstreamMargin.Duration))
-	}
+	// The selection's times are UTC; the discipline's are the clock's.
+	toClock := cnow.Clock().Sub(utc)
+	u := discipline.Upstreams{OK: sel.OK, At: sel.At.Add(toClock), Offset: sel.Offset, RootDist: sel.RootDist, Jitter: sel.Jitter,
+		Stratum: sel.Stratum, RefID: sel.RefID, RootDelay: sel.RootDelay, Best: sel.Best, Poll: sel.Poll}
+	a, evs := d.disc.Upstream(cnow.Clock(), u, fresh)
+	d.apply(a)
+	d.logEvents(evs)
 }

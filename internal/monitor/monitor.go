@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -30,6 +31,11 @@ type Result struct {
 	T1, T4 time.Time
 	Sample ntp.Sample
 	Err    error
+	// Kernel: T1 and T4 are the kernel's send and receive timestamps
+	// (SO_TIMESTAMPING software), not reads around the system calls.
+	Kernel bool
+	// From is the address that answered.
+	From netip.Addr
 }
 
 // Status is one host's state for `sitegm status`, the page and metrics.

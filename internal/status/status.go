@@ -104,7 +104,7 @@ type FollowerCount struct {
 
 // GNSS is the receiver and PPS.
 type GNSS struct {
-	State          string  `json:"state"` // absent, silent, nofix, fix
+	State          string  `json:"state"` // absent, silent, nofix, fix; none: no receiver configured (NTP only)
 	Fix            string  `json:"fix"`
 	Satellites     int     `json:"satellites"`
 	LastTime       string  `json:"last_time"`
@@ -135,8 +135,15 @@ type GNSS struct {
 
 // Clock is the disciplined clock.
 type Clock struct {
-	Name               string  `json:"name"`
-	State              string  `json:"state"` // FREERUN, ACQUIRING, LOCKED, HOLDOVER
+	Name  string `json:"name"`
+	State string `json:"state"` // FREERUN, ACQUIRING, LOCKED, HOLDOVER
+	// Reference leads the clock: "GNSS" or "NTP" (the upstreams, as
+	// fallback or on a site without a receiver); Joining: it took the
+	// clock over and is still slewing onto it; ReferenceChanges counts
+	// the changes since the start.
+	Reference          string  `json:"reference"`
+	Joining            bool    `json:"joining,omitempty"`
+	ReferenceChanges   uint64  `json:"reference_changes"`
 	ClockClass         int     `json:"clock_class"`
 	OffsetNS           int64   `json:"offset_ns"`
 	FrequencyPPB       float64 `json:"frequency_ppb"`
@@ -222,10 +229,18 @@ func Round3(x float64) float64 { return float64(int64(x*1000)) / 1000 }
 // `sitegm status`.
 func Summary(s *Status) string {
 	line := fmt.Sprintf("%s class %d", s.Clock.State, s.Clock.ClockClass)
+	if s.Clock.Reference != "" && s.Clock.Reference != "GNSS" {
+		line = fmt.Sprintf("%s on %s class %d", s.Clock.State, s.Clock.Reference, s.Clock.ClockClass)
+	}
 	if s.Clock.EstErrorNS >= 0 {
 		line += fmt.Sprintf(" ±%s", time.Duration(s.Clock.EstErrorNS).Round(time.Nanosecond))
 	}
-	line += fmt.Sprintf(", GNSS %s %d sats, PPS %s", s.GNSS.State, s.GNSS.Satellites, map[bool]string{true: "ok", false: "missing"}[s.GNSS.PPSOK])
+	if s.GNSS.State != "none" {
+		line += fmt.Sprintf(", GNSS %s %d sats, PPS %s", s.GNSS.State, s.GNSS.Satellites, map[bool]string{true: "ok", false: "missing"}[s.GNSS.PPSOK])
+	}
+	if sel := s.Selection; sel != nil {
+		line += fmt.Sprintf(", NTP upstreams %d agree", sel.Survivors)
+	}
 	for _, p := range s.PTP {
 		line += fmt.Sprintf(", PTP %s %s", p.Interface, p.State)
 	}

@@ -30,7 +30,9 @@ var metricDefs = []metricDef{
 	{"sitegm_up", "1 while sitegm publishes its status (0: no status yet).", nil},
 	{"sitegm_uptime_seconds", "Seconds since sitegm started.", nil},
 	{"sitegm_clock_state", "The disciplined clock's state (1 for the current one).", []string{"state"}},
-	{"sitegm_clock_class", "PTP clockClass advertised (6 locked, 7 holdover, 52 past holdover, 248 free-running).", nil},
+	{"sitegm_clock_class", "PTP clockClass advertised (6 locked, 7 holdover, 52 past holdover or on NTP, 248 free-running).", nil},
+	{"sitegm_clock_reference", "What leads the clock (1 for the current one): GNSS, or the NTP upstreams.", []string{"reference"}},
+	{"sitegm_clock_reference_changes_total", "Changes of the reference since the start.", nil},
 	{"sitegm_clock_offset_seconds", "The servo's estimate of the clock minus the reference.", nil},
 	{"sitegm_clock_estimated_error_seconds", "The clock's estimated error bound (what NTP's root dispersion and PTP's clockAccuracy say).", nil},
 	{"sitegm_clock_frequency_offset_ratio", "The frequency correction applied to the clock (1e-9 is 1 ppb).", nil},
@@ -120,6 +122,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	k := s.Clock
 	oneHot("sitegm_clock_state", k.State, []string{"FREERUN", "ACQUIRING", "LOCKED", "HOLDOVER"})
 	g("sitegm_clock_class", float64(k.ClockClass))
+	if k.Reference != "" {
+		oneHot("sitegm_clock_reference", k.Reference, []string{"GNSS", "NTP"})
+	}
+	g("sitegm_clock_reference_changes_total", float64(k.ReferenceChanges))
 	g("sitegm_clock_offset_seconds", float64(k.OffsetNS)/1e9)
 	if k.EstErrorNS >= 0 {
 		g("sitegm_clock_estimated_error_seconds", float64(k.EstErrorNS)/1e9)

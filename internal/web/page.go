@@ -272,10 +272,13 @@ func problems(s *status.Status) []string {
 	case "FREERUN", "ACQUIRING":
 		p = append(p, "clock "+s.Clock.State+": not serving a believed time yet")
 	}
+	if s.Clock.Reference == "NTP" && s.GNSS.State != "none" {
+		p = append(p, "the NTP upstreams lead the clock, not GNSS (milliseconds from UTC, PTP class 52)")
+	}
 	if s.GNSS.Distrusted != "" {
 		p = append(p, "GNSS time not followed: "+s.GNSS.Distrusted)
 	}
-	if s.GNSS.State != "fix" {
+	if s.GNSS.State != "fix" && s.GNSS.State != "none" {
 		p = append(p, "GNSS "+s.GNSS.State)
 	}
 	if s.GNSS.Antenna == "open" || s.GNSS.Antenna == "short" {
@@ -324,7 +327,7 @@ table{border-collapse:collapse;width:100%;font-size:13px}td,th{text-align:left;p
 .line{fill:none;stroke-width:1.5}.band{opacity:.18}.ylab{font-size:10px;text-anchor:end;fill:#57606a}.xlab{font-size:10px;text-anchor:middle;fill:#57606a}
 .legend{font-size:11px}.empty{font-size:12px;text-anchor:middle;fill:#57606a}small{color:#57606a}
 </style></head><body>
-<h1>sitegm <span id="clock-state" class="state {{lower .S.Clock.State}}">{{.S.Clock.State}}</span> class {{.S.Clock.ClockClass}}</h1>
+<h1>sitegm <span id="clock-state" class="state {{lower .S.Clock.State}}">{{.S.Clock.State}}</span> on {{.S.Clock.Reference}} class {{.S.Clock.ClockClass}}</h1>
 <p id="summary">{{.S.Summary}}<br><small>{{.Now}} · status {{.Age}} old · up {{s .S.Uptime}} · refreshes every {{.Refresh}} s · <a href="/?range=1h">1 h</a> | <a href="/?range=24h">24 h</a> · <a href="/status.json">status.json</a> · <a href="/metrics">metrics</a></small></p>
 {{if .Problems}}<div class="problems" id="problems">{{range .Problems}}<div>{{.}}</div>{{end}}</div>{{else}}<div class="ok" id="problems">nothing to report</div>{{end}}
 

@@ -2,14 +2,17 @@
 // each configured server ([[upstream]]), its clock filter, and the
 // selection of the servers that agree (RFC 5905 clauses 10 and 11). The
 // network code polls when a source says so and hands back what came; the
-// daemon asks for the selection and compares it with the clock GNSS
-// disciplines (the cross-check).
+// daemon asks for the selection and hands it to the discipline, which
+// compares it with the clock GNSS disciplines (the cross-check), or
+// steers the clock by it when GNSS cannot (the fallback, or no receiver).
 //
 // Offsets are the server's clock minus the disciplined clock, both as UTC.
 package upstream
 
 import (
+	"crypto/md5"
 	"math"
+	"net/netip"
 	"sort"
 	"sync"
 	"time"
@@ -64,6 +67,25 @@ type Source struct {
 	polls, answers      uint64
 	falseticker, chosen bool
 	lastAnswer          time.Time
+	// addr answered last; kernel: its exchange was timed by the kernel.
+	addr   netip.Addr
+	kernel bool
+}
+
+// RefID is the reference ID a server synchronized to addr gives (RFC 5905
+// clause 7.3): an IPv4 address itself, the first four octets of the MD5
+// digest of an IPv6 one.
+func RefID(addr netip.Addr) [4]byte {
+	var id [4]byte
+	switch {
+	case addr.Is4():
+		id = addr.As4()
+	case addr.Is6():
+		b := addr.As16()
+		sum := md5.Sum(b[:])
+		copy(id[:], sum[:4])
+	}
+	return id
 }
 
 // NewSource starts a source; its first poll is due at now.
@@ -182,6 +204,13 @@ type Candidate struct {
 	RootDist time.Duration // the half-width of its correctness interval
 	Stratum  int
 	Prefer   bool
+	// At is when the sample was taken (the disciplined clock's UTC);
+	// RootDelay the server's root delay plus the path to it; RefID what
+	// a server synchronized to it says; Poll its poll interval.
+	At        time.Time
+	RootDelay time.Duration
+	RefID     [4]byte
+	Poll      time.Duration
 }
 
 // Candidate is the source's current candidate at now; ok is false when
@@ -200,7 +229,8 @@ func (s *Source) Candidate(now time.Time) (Candidate, bool) {
 		return Candidate{}, false
 	}
 	return Candidate{Name: s.cfg.Name, Offset: b.offset, Delay: b.delay, Jitter: jitter, RootDist: lambda,
-		Stratum: int(s.stratum), Prefer: s.cfg.Prefer}, true
+		Stratum: int(s.stratum), Prefer: s.cfg.Prefer, At: b.at, RootDelay: s.rootDelay + b.delay, RefID: RefID(s.addr),
+		Poll: time.Duration(1<<s.poll) * time.Second}, true
 }
 
 // Selection is the result of choosing among the candidates.
@@ -215,6 +245,14 @@ type Selection struct {
 	// prefer one first); Stratum its stratum.
 	Best    string
 	Stratum int
+	// Jitter is the survivors' scatter about the combined offset, or the
+	// system peer's own jitter when larger: the deviation of a sample.
+	Jitter time.Duration
+	// At, RootDelay, RefID and Poll are the system peer's (Candidate).
+	At        time.Time
+	RootDelay time.Duration
+	RefID     [4]byte
+	Poll      time.Duration
 }
 
 // Select finds the largest group of candidates whose correctness
@@ -299,8 +337,11 @@ func Select(cands []Candidate) Selection {
 		d := float64(c.Offset - sel.Offset)
 		scatter += d * d
 	}
-	sel.RootDist = best.RootDist + time.Duration(math.Sqrt(scatter/float64(len(survivors))))
+	spread := time.Duration(math.Sqrt(scatter / float64(len(survivors))))
+	sel.RootDist = best.RootDist + spread
 	sel.Best, sel.Stratum = best.Name, best.Stratum
+	sel.Jitter = max(spread, best.Jitter)
+	sel.At, sel.RootDelay, sel.RefID, sel.Poll = best.At, best.RootDelay, best.RefID, best.Poll
 	return sel
 }
 
@@ -318,6 +359,9 @@ type Status struct {
 	Polls       uint64  `json:"polls"`
 	Answers     uint64  `json:"answers"`
 	LastAnswerS float64 `json:"last_answer_s"` // -1 never
+	// Address answered last; Timestamps "kernel" or "user".
+	Address    string `json:"address,omitempty"`
+	Timestamps string `json:"timestamps,omitempty"`
 }
 
 // Set is the configured sources, shared by the pollers and the daemon.
@@ -371,6 +415,14 @@ func (s *Set) Answer(i int, smp ntp.Sample, t1, t4 time.Time) {
 	}
 	s.sources[i].Answer(smp, t1, t4)
 	s.fresh = true
+}
+
+// Heard records who answered source i's last poll, and whether the
+// kernel timed the exchange.
+func (s *Set) Heard(i int, from netip.Addr, kernel bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sources[i].addr, s.sources[i].kernel = from, kernel
 }
 
 // Miss records that source i did not answer.
@@ -441,6 +493,13 @@ func (s *Set) Status(now time.Time) []Status {
 			Polls: src.polls, Answers: src.answers, LastAnswerS: -1, State: "unusable"}
 		if !src.lastAnswer.IsZero() {
 			st.LastAnswerS = now.Sub(src.lastAnswer).Seconds()
+			st.Timestamps = "user"
+			if src.kernel {
+				st.Timestamps = "kernel"
+			}
+		}
+		if src.addr.IsValid() {
+			st.Address = src.addr.String()
 		}
 		if c, ok := src.Candidate(now); ok {
 			st.OffsetNS, st.DelayNS, st.RootDistNS, st.State = int64(c.Offset), int64(c.Delay), int64(c.RootDist), "candidate"
