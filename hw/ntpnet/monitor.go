@@ -90,7 +90,7 @@ func pollOnce(ctx context.Context, host string, port int, timeout time.Duration,
 	if rc != nil {
 		if ktx, err := udpio.TxStampOf(rc, 100*time.Millisecond); err == nil {
 			if cn, err := now(); err == nil {
-				delta = cn.Sub(time.Now())
+				delta = time.Until(cn) // cn minus CLOCK_REALTIME now
 				t1, kernel = ktx.Add(delta), true
 			}
 		}
