@@ -68,6 +68,13 @@ func (k KissError) Error() string { return fmt.Sprintf("kiss-o'-death %q", k.Cod
 // v3 (w32time, older ntpd); a symmetric passive reply (mode 2) is what a
 // peer sends and is not taken.
 func ParseReply(b []byte, tx uint64) (Sample, error) {
+	return parseReply(b, tx, 0)
+}
+
+// parseReply is ParseReply; a non-zero prevT2 takes the reply as an
+// interleaved one, whose transmit timestamp follows prevT2 rather than its
+// own receive timestamp (it is of the previous reply).
+func parseReply(b []byte, tx, prevT2 uint64) (Sample, error) {
 	if len(b) < HeaderLen {
 		return Sample{}, ErrShort
 	}
@@ -102,6 +109,9 @@ func ParseReply(b []byte, tx uint64) (Sample, error) {
 		return s, ErrZeroTime
 	}
 	s.Receive, s.Transmit = ToTime(rx), ToTime(txs)
+	if prevT2 != 0 {
+		s.Receive = ToTime(prevT2)
+	}
 	if s.Transmit.Before(s.Receive) {
 		return s, ErrBackwards
 	}
@@ -111,4 +121,51 @@ func ParseReply(b []byte, tx uint64) (Sample, error) {
 		return s, ErrHugeRootDist
 	}
 	return s, nil
+}
+
+// Exchange is a client's record of its last completed exchange with a
+// server, which interleaved mode (draft-ietf-ntp-interleaved-modes,
+// chrony's xleave) completes one poll later: the server's reply to the
+// next request carries the precise time its previous reply left (its
+// kernel's transmit timestamp), where a basic reply can only carry the
+// time just before it was sent.
+type Exchange struct {
+	// T1 is when the request left and T4 when the reply came, on the
+	// local clock; T2 the server's receive timestamp as it sent it.
+	T1, T4 time.Time
+	T2     uint64
+}
+
+// RequestInterleaved writes a request asking for interleaved mode after
+// exchange prev (draft-ietf-ntp-interleaved-modes section 3: the origin
+// timestamp is the server's receive timestamp of the previous request,
+// the receive timestamp the arrival of its reply); tx as in Request. A
+// server that keeps no such state answers in basic mode.
+func RequestInterleaved(dst []byte, tx uint64, prev Exchange) int {
+	n := Request(dst, tx)
+	binary.BigEndian.PutUint64(dst[24:], prev.T2)
+	binary.BigEndian.PutUint64(dst[32:], Timestamp(prev.T4))
+	return n
+}
+
+// ParseReplyInterleaved checks a reply to RequestInterleaved(tx, prev): a
+// basic reply echoes tx and is ParseReply's; an interleaved one echoes
+// prev's T4 and measures the previous exchange: its sample has the
+// previous request's receive timestamp (prev.T2) and the precise transmit
+// timestamp of the previous reply, to be used with prev.T1 and prev.T4.
+// rx is the server's receive timestamp of this request either way (the
+// next exchange's T2).
+func ParseReplyInterleaved(b []byte, tx uint64, prev Exchange) (s Sample, interleaved bool, rx uint64, err error) {
+	if len(b) >= HeaderLen && prev.T2 != 0 && binary.BigEndian.Uint64(b[24:]) == Timestamp(prev.T4) &&
+		binary.BigEndian.Uint64(b[24:]) != tx {
+		// Checked as a basic reply whose origin is prev's T4; the
+		// timestamps are then those of the previous exchange.
+		s, err = parseReply(b, Timestamp(prev.T4), prev.T2)
+		return s, true, binary.BigEndian.Uint64(b[32:]), err
+	}
+	s, err = ParseReply(b, tx)
+	if len(b) >= HeaderLen {
+		rx = binary.BigEndian.Uint64(b[32:])
+	}
+	return s, false, rx, err
 }

@@ -38,7 +38,7 @@ func Poll(ctx context.Context, h *monitor.Host, host string, port int, now func(
 		case <-time.After(wait):
 		}
 		wait = cfg.Interval
-		r, ok := pollOnce(ctx, host, port, min(cfg.Interval/2, 2*time.Second), now)
+		r, ok := pollOnce(ctx, host, port, min(cfg.Interval/2, 2*time.Second), now, nil)
 		if ok {
 			h.Record(r, trusted())
 		}
@@ -54,7 +54,17 @@ func Poll(ctx context.Context, h *monitor.Host, host string, port int, now func(
 // by one reading of both clocks: a busy host's scheduling delay then
 // stays out of the offset. Otherwise, the clock is read around the
 // system calls.
-func pollOnce(ctx context.Context, host string, port int, timeout time.Duration, now func() (time.Time, error)) (monitor.Result, bool) {
+//
+// With xl (the upstreams), the request asks for interleaved mode after
+// the exchange xl records: a server that keeps the state answers with the
+// precise time its previous reply left, and the result is that previous
+// exchange, completed. xl is updated to this exchange (cleared when there
+// is none).
+func pollOnce(ctx context.Context, host string, port int, timeout time.Duration, now func() (time.Time, error), xl *ntp.Exchange) (monitor.Result, bool) {
+	var prev ntp.Exchange
+	if xl != nil {
+		prev, *xl = *xl, ntp.Exchange{}
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var d net.Dialer
@@ -80,7 +90,11 @@ func pollOnce(ctx context.Context, host string, port int, timeout time.Duration,
 	}
 	tx := ntp.Timestamp(t1)
 	req := make([]byte, ntp.HeaderLen)
-	ntp.Request(req, tx)
+	if prev.T2 != 0 {
+		ntp.RequestInterleaved(req, tx, prev)
+	} else {
+		ntp.Request(req, tx)
+	}
 	if _, err := c.Write(req); err != nil {
 		return monitor.Result{T1: t1, Err: err, From: from}, true
 	}
@@ -121,10 +135,17 @@ func pollOnce(ctx context.Context, host string, port int, timeout time.Duration,
 		} else if t4, err = now(); err != nil {
 			return monitor.Result{}, false
 		}
-		s, err := ntp.ParseReply(buf[:n], tx)
+		s, inter, rx, err := ntp.ParseReplyInterleaved(buf[:n], tx, prev)
 		switch {
 		case err == nil:
-			return monitor.Result{T1: t1, T4: t4, Sample: s, Kernel: kernel && !krx.IsZero(), From: from}, true
+			if xl != nil {
+				*xl = ntp.Exchange{T1: t1, T4: t4, T2: rx}
+			}
+			r := monitor.Result{T1: t1, T4: t4, Sample: s, Kernel: kernel && !krx.IsZero(), From: from}
+			if inter {
+				r.T1, r.T4, r.Interleaved = prev.T1, prev.T4, true
+			}
+			return r, true
 		case errors.Is(err, ntp.ErrBogus), errors.Is(err, ntp.ErrShort), errors.Is(err, ntp.ErrMode):
 			lastErr = err // not the answer to this request: keep waiting
 		default:
@@ -137,6 +158,11 @@ func pollOnce(ctx context.Context, host string, port int, timeout time.Duration,
 // records each answer or miss; now reads the disciplined clock as UTC
 // (a poll is skipped when it cannot be read).
 func PollUpstream(ctx context.Context, set *upstream.Set, i int, host string, port int, now func() (time.Time, error)) {
+	// The last exchange, for interleaved mode, and the clock step
+	// generation it was made in (one across a step measures nothing).
+	var xl ntp.Exchange
+	var xlGen uint64
+	var lastT4 time.Time // the exchange last taken
 	for {
 		wait := time.Second
 		if t, err := now(); err == nil {
@@ -151,8 +177,10 @@ func PollUpstream(ctx context.Context, set *upstream.Set, i int, host string, po
 		if err != nil || t.Before(set.Due(i)) {
 			continue
 		}
-		set.Polled(i, t)
-		r, ok := pollOnce(ctx, host, port, 2*time.Second, now)
+		if g := set.Polled(i, t); g != xlGen {
+			xl, xlGen = ntp.Exchange{}, g
+		}
+		r, ok := pollOnce(ctx, host, port, 2*time.Second, now, &xl)
 		var kiss ntp.KissError
 		switch {
 		case !ok:
@@ -160,9 +188,16 @@ func PollUpstream(ctx context.Context, set *upstream.Set, i int, host string, po
 			set.Kissed(i, kiss.Code)
 		case r.Err != nil:
 			set.Miss(i, r.Err.Error())
+		case r.Interleaved && r.T4.Equal(lastT4):
+			// The first interleaved answer completes the exchange whose
+			// basic answer was already taken: it shows the server
+			// answers so, and is not the same measurement twice.
+			set.Heard(i, r.From, r.Kernel, r.Interleaved)
+			set.Reached(i)
 		default:
-			set.Heard(i, r.From, r.Kernel)
+			set.Heard(i, r.From, r.Kernel, r.Interleaved)
 			set.Answer(i, r.Sample, r.T1, r.T4)
+			lastT4 = r.T4
 		}
 	}
 }

@@ -34,6 +34,9 @@ type Result struct {
 	// Kernel: T1 and T4 are the kernel's send and receive timestamps
 	// (SO_TIMESTAMPING software), not reads around the system calls.
 	Kernel bool
+	// Interleaved: the result completes the previous exchange, with the
+	// server's precise transmit time of its reply (interleaved mode).
+	Interleaved bool
 	// From is the address that answered.
 	From netip.Addr
 }

@@ -67,9 +67,10 @@ type Source struct {
 	polls, answers      uint64
 	falseticker, chosen bool
 	lastAnswer          time.Time
-	// addr answered last; kernel: its exchange was timed by the kernel.
-	addr   netip.Addr
-	kernel bool
+	// addr answered last; kernel: its exchange was timed by the kernel;
+	// xleave: it answered in interleaved mode.
+	addr           netip.Addr
+	kernel, xleave bool
 }
 
 // RefID is the reference ID a server synchronized to addr gives (RFC 5905
@@ -359,7 +360,8 @@ type Status struct {
 	Polls       uint64  `json:"polls"`
 	Answers     uint64  `json:"answers"`
 	LastAnswerS float64 `json:"last_answer_s"` // -1 never
-	// Address answered last; Timestamps "kernel" or "user".
+	// Address answered last; Timestamps "kernel" or "user", and
+	// ", interleaved" when the server answers in interleaved mode.
 	Address    string `json:"address,omitempty"`
 	Timestamps string `json:"timestamps,omitempty"`
 }
@@ -397,12 +399,15 @@ func (s *Set) Due(i int) time.Time {
 	return s.sources[i].Due()
 }
 
-// Polled, Answer and Miss forward to source i.
-func (s *Set) Polled(i int, now time.Time) {
+// Polled records that source i was polled at now; it returns the clock
+// step generation the poll is made in (an exchange of an earlier one
+// measured another clock).
+func (s *Set) Polled(i int, now time.Time) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sources[i].Polled(now)
 	s.sentGen[i] = s.gen
+	return s.gen
 }
 
 // Answer records source i's reply.
@@ -419,10 +424,19 @@ func (s *Set) Answer(i int, smp ntp.Sample, t1, t4 time.Time) {
 
 // Heard records who answered source i's last poll, and whether the
 // kernel timed the exchange.
-func (s *Set) Heard(i int, from netip.Addr, kernel bool) {
+func (s *Set) Heard(i int, from netip.Addr, kernel, interleaved bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sources[i].addr, s.sources[i].kernel = from, kernel
+	s.sources[i].addr, s.sources[i].kernel, s.sources[i].xleave = from, kernel, interleaved
+}
+
+// Reached records that source i answered its last poll without a new
+// sample (an interleaved answer completing an exchange already taken).
+func (s *Set) Reached(i int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sources[i].reach |= 1
+	s.sources[i].lastErr = ""
 }
 
 // Miss records that source i did not answer.
@@ -496,6 +510,9 @@ func (s *Set) Status(now time.Time) []Status {
 			st.Timestamps = "user"
 			if src.kernel {
 				st.Timestamps = "kernel"
+			}
+			if src.xleave {
+				st.Timestamps += ", interleaved"
 			}
 		}
 		if src.addr.IsValid() {
