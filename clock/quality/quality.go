@@ -279,6 +279,11 @@ func (m *Machine) Update(now time.Time, st servo.State, est servo.Estimate) (Tra
 			to, reason = Freerun, "time disputed: "+m.disputed
 		case distrust != "":
 			to, reason = Holdover, "reference distrusted: "+distrust
+		case m.ntp() && m.EstError() > maxErr:
+			// Polls far apart (maxpoll up to 36 h) leave a clock
+			// "tracking" while its error grows: past the bound the site
+			// set, it is not locked, whatever the poll.
+			to, reason = Holdover, "error beyond clock.upstream_max_error"
 		case st == servo.StateGuard:
 			to, reason = Holdover, "reference jumped: not followed"
 		case !tracking:
