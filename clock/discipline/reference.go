@@ -135,9 +135,12 @@ func (d *Discipline) checkFallback(now time.Time) {
 	if !d.q.EverLocked() && d.srv.State() == servo.StateInit {
 		freq, sigma = d.cfg.InitialFreq, d.cfg.InitialFreqSigma
 	}
-	// The clock serves no synchronized time now (FREERUN): the NTP servo
-	// may step it once, as the GNSS servo's start does.
-	d.startNTP(freq, sigma, true)
+	// The NTP servo may step the clock only if its time was never
+	// believed (no lock yet) or is known wrong (disputed): a clock whose
+	// holdover merely ran out is still the best estimate there is, and
+	// is slewed onto the upstreams; their own error is often larger than
+	// its.
+	d.startNTP(freq, sigma, !d.q.EverLocked() || d.ntpDisagree)
 	d.refChanged(quality.RefGNSS, quality.RefNTP, why)
 }
 

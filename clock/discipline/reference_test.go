@@ -150,7 +150,9 @@ func TestFallbackAndReturn(t *testing.T) {
 		t.Fatalf("GNSS: %v %v", q.State(), l.d.Reference())
 	}
 	l.events()
+	locked := len(l.steps)
 	l.gnss = false
+	l.ntpOff = 600 * time.Microsecond // the upstreams, a little off, lead next
 	l.run(300)
 	evs := l.events()
 	if l.d.Reference() != quality.RefNTP || !strings.Contains(evs, "reference_changed") {
@@ -164,6 +166,9 @@ func TestFallbackAndReturn(t *testing.T) {
 	l.ntpOff = 800 * time.Microsecond // the upstreams' path is a little asymmetric
 	l.run(1800)
 	steps := len(l.steps)
+	if steps != locked {
+		t.Errorf("the clock was stepped when the upstreams took it over: %v", l.steps[locked:])
+	}
 	l.gnss = true
 	l.run(9)
 	if l.d.Reference() != quality.RefGNSS {
