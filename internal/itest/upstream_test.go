@@ -151,6 +151,7 @@ func TestNTPUpstreamsCrossCheck(t *testing.T) {
 	sg, cfg, _ := run("0s")
 	var c clockDoc
 	WaitFor(t, 60*time.Second, "GNSS leading, LOCKED class 6", func() bool {
+		c = clockDoc{} // omitted fields (joining) must not keep an earlier value
 		readStatus(t, cfg, &c)
 		return c.Clock.Reference == "GNSS" && c.Clock.ClockClass == 6
 	})
@@ -192,6 +193,7 @@ func TestNTPUpstreamsCrossCheck(t *testing.T) {
 	// Whichever came first (the upstreams' answers or the receiver's
 	// lock), the upstreams lead now and what is served is their time.
 	WaitFor(t, 60*time.Second, "the upstreams leading, synchronized", func() bool {
+		c = clockDoc{} // omitted fields (joining) must not keep an earlier value
 		readStatus(t, cfg, &c)
 		return c.Clock.Reference == "NTP" && c.Clock.State == "LOCKED"
 	})
@@ -250,6 +252,7 @@ func TestNTPOnlySite(t *testing.T) {
 	}()
 	var c clockDoc
 	WaitFor(t, 60*time.Second, "LOCKED on the upstreams", func() bool {
+		c = clockDoc{} // omitted fields (joining) must not keep an earlier value
 		readStatus(t, cfg, &c)
 		return c.Clock.Reference == "NTP" && c.Clock.State == "LOCKED"
 	})
@@ -330,6 +333,7 @@ func TestGNSSOutageFallsBack(t *testing.T) {
 	StartGNSSSim(t, dir, "--pps-jitter", "50ns", "--fault", "outage@40s+110s")
 	var c clockDoc
 	WaitFor(t, 40*time.Second, "GNSS leading, class 6", func() bool {
+		c = clockDoc{} // omitted fields (joining) must not keep an earlier value
 		readStatus(t, cfg, &c)
 		return c.Clock.Reference == "GNSS" && c.Clock.ClockClass == 6
 	})
@@ -343,6 +347,7 @@ func TestGNSSOutageFallsBack(t *testing.T) {
 		t.Errorf("fallback: %s", fell)
 	}
 	WaitFor(t, 30*time.Second, "the upstreams leading, synchronized", func() bool {
+		c = clockDoc{} // omitted fields (joining) must not keep an earlier value
 		readStatus(t, cfg, &c)
 		return c.Clock.Reference == "NTP" && c.Clock.State == "LOCKED"
 	})
@@ -362,6 +367,7 @@ func TestGNSSOutageFallsBack(t *testing.T) {
 	// microseconds with the servo's 8 s time constant: about a minute.
 	returned := time.Now()
 	WaitFor(t, 150*time.Second, "GNSS leading again, class 6", func() bool {
+		c = clockDoc{} // omitted fields (joining) must not keep an earlier value
 		readStatus(t, cfg, &c)
 		return c.Clock.Reference == "GNSS" && c.Clock.ClockClass == 6 && !c.Clock.Joining
 	})
