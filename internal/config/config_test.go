@@ -269,6 +269,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("[gnss]\nbaud = \"x\"\n[[ptp]]\ndomain = -1\n"))
 	f.Add([]byte("a = [1,\n2]\n[b]\nc = \"\"\"\nx\n\"\"\"\n"))
 	f.Add([]byte("[[ntp]]\nport = 0\n[[ntp]]\ninterface = 3\n"))
+	f.Add([]byte("[[ntp]]\ninterface = \"eth0\"\n[[upstream]]\nserver = \"10.0.0.1\"\n[clock]\nupstream_max_error = \"5ms\"\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse("fuzz.toml", data)
 		if err != nil {
