@@ -59,6 +59,10 @@ func cmdGNSSConfigure(args []string) int {
 			*baud = cfg.GNSS.Baud
 		}
 	}
+	if *device == "" {
+		fmt.Fprintln(os.Stderr, "sitegm: the configuration has no receiver (NTP only): give --device")
+		return 2
+	}
 	if strings.Contains(*device, "://") {
 		fmt.Fprintf(os.Stderr, "sitegm: %s is not a serial port: configure the receiver where it is attached\n", *device)
 		return 2

@@ -40,7 +40,7 @@ type Config struct {
 // GNSS is the receiver: where its bytes come from and where its PPS comes from.
 type GNSS struct {
 	// Device is a serial device path (or a pty symlink), or tcp://HOST:PORT.
-	Device string `toml:"device" check:"nonempty"`
+	Device string `toml:"device"`
 	// Baud is the serial line rate; ignored for TCP and ptys.
 	Baud int `toml:"baud" check:"range=300..4000000"`
 	// PPS is "/dev/ppsN", "phc:IFACE_OR_/dev/ptpN[:CHANNEL]", "sock:PATH" or "none".

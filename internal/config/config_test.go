@@ -473,6 +473,10 @@ func TestNTPOnlyConfig(t *testing.T) {
 	if err != nil || cfg.GNSS.Device != "" || cfg.GNSS.PPS.Kind != PPSNone || cfg.Clock.UpstreamMaxError.Duration != 100*time.Millisecond {
 		t.Fatalf("NTP only: %v %+v", err, cfg.GNSS)
 	}
+	// device = "" said outright is the same site.
+	if cfg, err := Parse("t.toml", []byte("[gnss]\ndevice = \"\"\n"+serve+"[[upstream]]\nserver = \"10.0.0.1\"\n")); err != nil || cfg.GNSS.PPS.Kind != PPSNone {
+		t.Errorf("device = \"\": %v %+v", err, cfg.GNSS)
+	}
 	if cfg, err := Parse("t.toml", []byte(serve)); err != nil || cfg.GNSS.Device == "" {
 		t.Errorf("no [gnss] and no upstream keeps the default receiver: %v %q", err, cfg.GNSS.Device)
 	}
