@@ -125,7 +125,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if k.Reference != "" {
 		oneHot("sitegm_clock_reference", k.Reference, []string{"GNSS", "NTP"})
 	}
-	g("sitegm_clock_reference_changes_total", float64(k.ReferenceChanges))
+	ctr("sitegm_clock_reference_changes_total", k.ReferenceChanges)
 	g("sitegm_clock_offset_seconds", float64(k.OffsetNS)/1e9)
 	if k.EstErrorNS >= 0 {
 		g("sitegm_clock_estimated_error_seconds", float64(k.EstErrorNS)/1e9)
