@@ -125,10 +125,9 @@ type Discipline struct {
 	// the bound, and whether the clock is held to disagree now.
 	ntpBad, ntpGood int
 	ntpDisagree     bool
-	// The reference leading the clock, the NTP servo while NTP leads,
-	// the upstreams' last selection, and GNSS samples in a row that agree
+	// The NTP servo while the upstreams lead (quality.Machine says which
+	// reference does), their last selection, and GNSS samples in a row that agree
 	// (or not) with a clock NTP leads.
-	ref                quality.Reference
 	ntpSrv             *servo.NTP
 	up                 Upstreams
 	gnssAgree, gnssFar int
@@ -242,7 +241,6 @@ func New(cfg Config, now time.Time) *Discipline {
 		problems: map[string]uint64{},
 		distrust: map[string]bool{},
 		lockErr:  lockErr,
-		ref:      quality.RefGNSS,
 		since:    now,
 	}
 	if cfg.Upstreams && !cfg.NoGNSS {
@@ -355,7 +353,7 @@ func (d *Discipline) Label(l Label) (Action, []Event) {
 	if !l.Valid {
 		return a, d.take()
 	}
-	ntpLeads := d.ref == quality.RefNTP
+	ntpLeads := d.q.Reference() == quality.RefNTP
 	if len(d.distrust) > 0 && (!ntpLeads || d.distrustedBeyondNTP()) {
 		d.problem("distrusted")
 		return a, d.take()
@@ -472,7 +470,7 @@ func (d *Discipline) Tick(now time.Time) (Action, []Event) {
 		State() servo.State
 		Estimate(time.Time) servo.Estimate
 	} = d.srv
-	if d.ref == quality.RefNTP {
+	if d.q.Reference() == quality.RefNTP {
 		srv = d.ntpSrv
 	}
 	sa := srv.Tick(now)
@@ -568,11 +566,11 @@ type Status struct {
 // Status reports the discipline at clock time now.
 func (d *Discipline) Status(now time.Time) Status {
 	st, est := d.srv.State(), d.srv.Estimate(now)
-	if d.ref == quality.RefNTP {
+	if d.q.Reference() == quality.RefNTP {
 		st, est = d.ntpSrv.State(), d.ntpSrv.Estimate(now)
 	}
 	return Status{
-		Reference: d.ref, ReferenceChanges: d.refChanges,
+		Reference: d.q.Reference(), ReferenceChanges: d.refChanges,
 		State: d.q.State(), Since: d.q.Since(), ServoState: st, ClockClass: d.q.ClockClass(),
 		EstError: d.q.EstError(), Estimate: est,
 		HoldoverElapsed: d.q.HoldoverElapsed(now), HoldoverRemaining: d.q.HoldoverRemaining(now),

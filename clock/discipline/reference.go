@@ -25,7 +25,6 @@ type Upstreams struct {
 	Stratum   int
 	RefID     [4]byte
 	RootDelay time.Duration
-	Best      string
 	// Poll is the system peer's poll interval.
 	Poll time.Duration
 }
@@ -62,7 +61,7 @@ func (d *Discipline) checkUnconfirmed(now time.Time) {
 }
 
 // Reference is what disciplines the clock.
-func (d *Discipline) Reference() quality.Reference { return d.ref }
+func (d *Discipline) Reference() quality.Reference { return d.q.Reference() }
 
 // ReferenceChanges counts the changes of reference.
 func (d *Discipline) ReferenceChanges() uint64 { return d.refChanges }
@@ -77,7 +76,7 @@ func (d *Discipline) Upstream(now time.Time, u Upstreams, fresh bool) (Action, [
 	if !u.OK {
 		return a, d.take()
 	}
-	switch d.ref {
+	switch d.q.Reference() {
 	case quality.RefGNSS:
 		if !fresh {
 			return a, d.take()
@@ -111,7 +110,6 @@ func (d *Discipline) startNTP(freq, sigma float64, stepAllowed bool) {
 	}
 	d.ntpSrv = servo.NewNTP(servo.NTPConfig{Osc: d.cfg.Osc, MaxFreq: d.cfg.MaxFreq, Freq: freq, FreqSigma: sigma,
 		StepAllowed: stepAllowed, SilentAfter: max(silentPolls*d.up.Poll, time.Minute)})
-	d.ref = quality.RefNTP
 	d.q.SetReference(quality.RefNTP)
 	d.gnssAgree, d.gnssFar, d.gnssFarSaid = 0, 0, false
 }
@@ -120,7 +118,7 @@ func (d *Discipline) startNTP(freq, sigma float64, stepAllowed bool) {
 // lead it: it never locked, its holdover ran out, or it is disputed (the
 // state is FREERUN for any of these), and the upstreams agree on a time.
 func (d *Discipline) checkFallback(now time.Time) {
-	if d.ref != quality.RefGNSS || !d.up.OK || d.q.State() != quality.Freerun {
+	if d.q.Reference() != quality.RefGNSS || !d.up.OK || d.q.State() != quality.Freerun {
 		return
 	}
 	why := "GNSS holdover exhausted"
@@ -229,7 +227,6 @@ func (d *Discipline) gnssWhileNTP(s refclock.Sample, now time.Time) Action {
 		bound = 0
 	}
 	d.ntpSrv = nil
-	d.ref = quality.RefGNSS
 	d.q.SetReference(quality.RefGNSS)
 	d.ntpDisagree, d.ntpBad, d.ntpGood = false, 0, 0
 	if d.unconfirmed {

@@ -76,7 +76,7 @@ func (l *refLab) run(n int) {
 			sampled := to(590 * time.Millisecond)
 			l.up = Upstreams{OK: true, At: sampled, Offset: -l.x + l.ntpOff + noise,
 				RootDist: time.Millisecond, Jitter: 100 * time.Microsecond, Stratum: 2, RefID: [4]byte{10, 0, 0, 1},
-				RootDelay: 300 * time.Microsecond, Best: "ntp1", Poll: 16 * time.Second}
+				RootDelay: 300 * time.Microsecond, Poll: 16 * time.Second}
 		}
 		if l.ntp && l.up.OK {
 			l.apply(l.d.Upstream(to(600*time.Millisecond), l.up, fresh))

@@ -159,9 +159,6 @@ func (m *Machine) Reference() Reference { return m.ref }
 // SetUpstream updates the NTP selection's description.
 func (m *Machine) SetUpstream(u Upstream) { m.up = u }
 
-// Upstream is the NTP selection's description last set.
-func (m *Machine) Upstream() Upstream { return m.up }
-
 // ntp says whether the NTP upstreams lead.
 func (m *Machine) ntp() bool { return m.ref == RefNTP }
 

@@ -252,6 +252,19 @@ func (f *filter) adaptR(nu, Ppred float64) {
 	f.R = math.Min(math.Max(r, math.Max(1e-18, m*m/1e4)), math.Max(m*m*1e4, 1e-4))
 }
 
+// estimate is the Estimate of state s with covariance P (the filter's,
+// carried to some time), the fields both servos report alike.
+func (f *filter) estimate(s vec3, P mat3) Estimate {
+	return Estimate{
+		Offset:      dur(s[0]),
+		OffsetSigma: dur(math.Sqrt(math.Max(P[0][0], 0))),
+		Freq:        -s[1] * 1e9,
+		FreqSigma:   math.Sqrt(math.Max(P[1][1], 0)) * 1e9,
+		DriftPPBDay: s[2] * 86400e9,
+		MeasNoise:   dur(math.Sqrt(f.R)),
+	}
+}
+
 // widen adds to the state's uncertainty what the samples showed it
 // lacked: dx of phase and df of frequency, the latter never more than the
 // oscillator class can move (MaxFreqError).

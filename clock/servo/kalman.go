@@ -550,15 +550,8 @@ func (k *Kalman) Estimate(now time.Time) Estimate {
 		s = k.predicted(now)
 		_, P = propagate(k.s, k.P, 0, dt, k.cfg.Osc)
 	}
-	e := Estimate{
-		Offset:        dur(s[0]),
-		OffsetSigma:   dur(math.Sqrt(math.Max(P[0][0], 0))),
-		Freq:          -s[1] * 1e9,
-		FreqSigma:     math.Sqrt(math.Max(P[1][1], 0)) * 1e9,
-		DriftPPBDay:   s[2] * 86400e9,
-		MeasNoise:     dur(math.Sqrt(k.R)),
-		NoiseMeasured: k.nR >= adaptAfter,
-	}
+	e := k.estimate(s, P)
+	e.NoiseMeasured = k.nR >= adaptAfter
 	// A filter whose samples keep disagreeing with it one way is off by
 	// about that much whatever its covariance says: the running mean of
 	// the innovations widens the sigma so that the advertised error

@@ -199,14 +199,7 @@ func (n *NTP) Estimate(now time.Time) Estimate {
 	}
 	s := n.predicted(now)
 	_, P := propagate(n.s, n.P, 0, math.Max(now.Sub(n.tState).Seconds(), 0), n.cfg.Osc)
-	return Estimate{
-		Offset:        dur(s[0]),
-		OffsetSigma:   dur(math.Sqrt(math.Max(P[0][0], 0))),
-		Freq:          -s[1] * 1e9,
-		FreqSigma:     math.Sqrt(math.Max(P[1][1], 0)) * 1e9,
-		DriftPPBDay:   s[2] * 86400e9,
-		MeasNoise:     dur(math.Sqrt(n.R)),
-		NoiseMeasured: true,
-		SinceSample:   now.Sub(n.tSample),
-	}
+	e := n.estimate(s, P)
+	e.NoiseMeasured, e.SinceSample = true, now.Sub(n.tSample)
+	return e
 }

@@ -304,7 +304,7 @@ func (d *Daemon) upstreamsTick() {
 	// The selection's times are UTC; the discipline's are the clock's.
 	toClock := cnow.Clock().Sub(utc)
 	u := discipline.Upstreams{OK: sel.OK, At: sel.At.Add(toClock), Offset: sel.Offset, RootDist: sel.RootDist, Jitter: sel.Jitter,
-		Stratum: sel.Stratum, RefID: sel.RefID, RootDelay: sel.RootDelay, Best: sel.Best, Poll: sel.Poll}
+		Stratum: sel.Stratum, RefID: sel.RefID, RootDelay: sel.RootDelay, Poll: sel.Poll}
 	a, evs := d.disc.Upstream(cnow.Clock(), u, fresh)
 	d.apply(a)
 	d.logEvents(evs)
