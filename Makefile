@@ -11,10 +11,10 @@ LDFLAGS  := -X sitegm/internal/version.BuildDate=$(BUILD_DATE)
 # and a compiler for the test module, kmod's depmod).
 TEST_DEBS := linuxptp chrony tshark iproute2 systemd sntp ntpsec-ntpdig socat \
 	qemu-system-x86 busybox-static linux-headers-amd64 make gcc libc6-dev kmod \
-	prometheus chromium mmdebstrap lintian
+	prometheus chromium mmdebstrap lintian stress-ng
 # Commands that prove each package is present.
 TEST_CMDS := ptp4l chronyd tshark ip journalctl sntp ntpdig socat qemu-system-x86_64 busybox depmod gcc \
-	prometheus promtool chromium mmdebstrap lintian
+	prometheus promtool chromium mmdebstrap lintian stress-ng
 FUZZTIME ?= 60s
 # Static binaries without cgo: they run in the kernel lab's initramfs as
 # they are, and sitegm can narrow its capabilities on every thread
@@ -24,7 +24,8 @@ export CGO_ENABLED := 0
 # staticcheck, from the Go module proxy (honnef.co/go/tools).
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-deps unit fuzz lint install clean lab deb
+.PHONY: all build run test test-deps unit fuzz lint install clean lab deb stress \
+	gate-lint gate-tests gate-lab gate-quiet
 
 all: build
 
@@ -38,9 +39,53 @@ run: build
 
 # Install what the tests need (only when missing, and only as root), then run
 # every test. Tests that need root skip with a message when not root.
-test: test-deps lint build
-	$(GO) test -count=1 -timeout 30m ./...
+#
+# The gate runs what can share the machine side by side: the linters, every
+# package's tests with the integration tests that may run together
+# (ITEST_PARALLEL at once; each has its own namespaces, ports and files),
+# and the kernel lab (one QEMU CPU). Then the quiet group (capacity figures,
+# floods: internal/itest Quiet) alone. Every part runs to its end (-k) and
+# the gate fails if any part failed.
+ITEST_PARALLEL ?= 32
+test: test-deps build
+	@rc=0; $(MAKE) --no-print-directory -k -j3 -Oline gate-lint gate-tests gate-lab || rc=1; \
+	$(MAKE) --no-print-directory gate-quiet || rc=1; \
+	if [ $$rc = 0 ]; then echo "make test: PASS"; else echo "make test: FAIL"; fi; exit $$rc
+
+gate-lint: lint
+
+gate-tests:
+	SITEGM_ITEST_GROUP=parallel $(GO) test -count=1 -timeout 30m -parallel $(ITEST_PARALLEL) ./...
+
+gate-quiet:
+	SITEGM_ITEST_GROUP=quiet $(GO) test -count=1 -timeout 20m ./internal/itest
+
+gate-lab: build
 	$(BIN)/sitegm-lab $(LAB_ARGS)
+
+# The gate STRESS_RUNS times in a row (default 10), stopping at the first red
+# run; with STRESS_HOG=1 (the default) Debian's stress-ng keeps one CPU busy
+# throughout, as a second job on the machine would. STRESS_RUN=REGEX runs
+# only those integration tests (go test -run) instead of the whole gate.
+# Each run's output is kept in bin/stress/.
+#   make stress                          10 x make test, one CPU busy
+#   make stress STRESS_HOG=0             10 x make test on a quiet machine
+#   make stress STRESS_RUN=TestNTPHoldover STRESS_RUNS=20
+STRESS_RUNS ?= 10
+STRESS_HOG ?= 1
+STRESS_RUN ?=
+stress: test-deps build
+	@command -v stress-ng >/dev/null || { echo "stress: stress-ng is missing (make test-deps installs it as root)"; exit 2; }
+	@mkdir -p $(BIN)/stress; hog=""; \
+	if [ "$(STRESS_HOG)" = 1 ]; then stress-ng --cpu 1 --quiet & hog=$$!; echo "stress: stress-ng --cpu 1 (pid $$hog) keeps one CPU busy"; fi; \
+	trap '[ -z "$$hog" ] || kill $$hog 2>/dev/null' EXIT INT TERM; \
+	for i in $$(seq 1 $(STRESS_RUNS)); do \
+	  s=$$(date +%s); log=$(BIN)/stress/run-$$i.log; \
+	  if [ -n "$(STRESS_RUN)" ]; then $(GO) test -count=1 -timeout 30m -parallel $(ITEST_PARALLEL) -v -run '$(STRESS_RUN)' ./internal/itest >$$log 2>&1; \
+	  else $(MAKE) --no-print-directory test >$$log 2>&1; fi; rc=$$?; \
+	  echo "stress: run $$i/$(STRESS_RUNS) $$( [ $$rc = 0 ] && echo PASS || echo FAIL ) in $$(( $$(date +%s) - s )) s ($$log)"; \
+	  if [ $$rc != 0 ]; then grep -E '^(--- FAIL|FAIL|lab: .* FAIL)' $$log | head -20; exit 1; fi; \
+	done; echo "stress: $(STRESS_RUNS) runs in a row PASS"
 
 # The kernel lab (docs/hardware.md): a Debian kernel under QEMU with a test
 # PHC/PPS module; sitegm's hardware paths against it. Needs root and the

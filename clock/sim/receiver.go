@@ -212,6 +212,16 @@ func NewReceiver(cfg ReceiverConfig) *Receiver {
 	return r
 }
 
+// Inject adds a fault that starts at host time at (its Start is taken
+// from at, relative to the receiver's start): gnss-sim's --control, for a
+// test that must have a fault begin after a state it waits for, not at a
+// time fixed before it knew how long that state would take to come.
+func (r *Receiver) Inject(f Fault, at time.Time) Fault {
+	f.Start = max(at.Sub(r.cfg.Start), 0)
+	r.cfg.Faults = append(r.cfg.Faults, f)
+	return f
+}
+
 // trueAt is the continuous true time at host time h. Arithmetic is done
 // relative to Start in integer nanoseconds (a float64 of Unix nanoseconds
 // would only resolve 256 ns).

@@ -97,6 +97,31 @@ func TestFaultsAndJump(t *testing.T) {
 	}
 }
 
+// A fault injected while the receiver runs (gnss-sim --control) covers
+// the edges from the time it was given for its length, as if configured
+// with that start.
+func TestInjectedFault(t *testing.T) {
+	r := NewReceiver(ReceiverConfig{Start: t0})
+	var at time.Time
+	for i := 0; i < 5; i++ {
+		at = r.Next().EdgeHost
+	}
+	f, _ := ParseFault("outage@0s+3s")
+	f = r.Inject(f, at.Add(time.Millisecond))
+	if f.Start != at.Add(time.Millisecond).Sub(t0) {
+		t.Errorf("start %v", f.Start)
+	}
+	var silent []int
+	for i := 0; i < 6; i++ {
+		if s := r.Next(); !s.PPS && !s.NMEA {
+			silent = append(silent, s.N)
+		}
+	}
+	if len(silent) != 3 || silent[0] != 5 {
+		t.Errorf("silent edges %v, want 5, 6, 7", silent)
+	}
+}
+
 func TestJitterQErrAndLatency(t *testing.T) {
 	r := NewReceiver(ReceiverConfig{Start: t0, PPSJitter: 20 * time.Nanosecond, QErr: 10 * time.Nanosecond,
 		Latency: 900 * time.Millisecond, LatencyJitter: 400 * time.Millisecond, Seed: 1})

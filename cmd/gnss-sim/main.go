@@ -8,11 +8,13 @@ package main
 import (
 	"golang.org/x/sys/unix"
 
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand"
 	"net"
 	"os"
@@ -56,6 +58,7 @@ type options struct {
 	truthFrom        string
 	taiUTC           int
 	protocol, model  string
+	control          bool
 }
 
 // clockNow is the simulation's host clock: CLOCK_REALTIME, or with
@@ -133,6 +136,7 @@ func run(args []string) int {
 	fs.IntVar(&o.sats, "sats", 9, "satellites used")
 	fs.StringVar(&o.truthFrom, "truth-from", "", "take the true time from `FILE` (\"raw_ns truth_ns\", TAI: the kernel lab's module) instead of the host clock")
 	fs.IntVar(&o.taiUTC, "tai-utc", 37, "TAI-UTC in seconds, with --truth-from")
+	fs.BoolVar(&o.control, "control", false, "read faults from standard input, one `KIND+LENGTH` a line (as --fault, without @START), each starting at the next edge that is not yet computed; each is acknowledged on stderr")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -413,9 +417,25 @@ func simulate(ctx context.Context, o options, cfg sim.ReceiverConfig) error {
 	rng := rand.New(rand.NewSource(cfg.Seed + 1))
 	cfg.Start = clockNow()
 	seconds := sim.NewReceiver(cfg)
+	var control <-chan sim.Fault
+	if o.control {
+		control = readControl(os.Stdin)
+	}
 	next := seconds.Next()
 	for {
 		s := next
+		// A fault asked for now begins with the edge computed next
+		// (within two seconds): the one after s is already computed.
+	drain:
+		for {
+			select {
+			case f := <-control:
+				f = seconds.Inject(f, s.EdgeHost.Add(time.Millisecond))
+				fmt.Fprintf(os.Stderr, "gnss-sim: control: fault %s for %v from %v after the start\n", f.Kind, f.Length, f.Start.Round(time.Millisecond))
+			default:
+				break drain
+			}
+		}
 		next = seconds.Next()
 		if !sleepUntil(ctx, s.EdgeHost) {
 			return nil
@@ -456,6 +476,29 @@ func simulate(ctx context.Context, o options, cfg sim.ReceiverConfig) error {
 		default: // the writer is far behind (a huge latency): drop, as a full UART would
 		}
 	}
+}
+
+// readControl reads --control's faults from r, one KIND+LENGTH a line; a
+// line it cannot read is said on stderr and skipped.
+func readControl(r io.Reader) <-chan sim.Fault {
+	c := make(chan sim.Fault, 16)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" {
+				continue
+			}
+			kind, length, ok := strings.Cut(line, "+")
+			f, err := sim.ParseFault(kind + "@0s+" + length)
+			if !ok || err != nil {
+				fmt.Fprintf(os.Stderr, "gnss-sim: control: %q: want KIND+LENGTH (%v)\n", line, err)
+				continue
+			}
+			c <- f
+		}
+	}()
+	return c
 }
 
 // corruptChecksums flips the first checksum digit of every sentence.

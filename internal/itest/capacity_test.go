@@ -48,8 +48,10 @@ func runLoadgen(t *testing.T, h *Host, args ...string) loadResult {
 // ptp4l grandmaster (hybrid E2E: unicast requests, unicast replies), and
 // reports both and their ratio. Machines running tests are noisy, so the
 // figures are reported, not asserted; the test fails only when a server
-// does not answer at the first, modest step.
+// does not answer at the first, modest step. In the quiet group: its
+// figures need the other tests' load away.
 func TestPTPCapacity(t *testing.T) {
+	Quiet(t)
 	if testing.Short() {
 		t.Skip("integration test")
 	}
@@ -68,8 +70,8 @@ func TestPTPCapacity(t *testing.T) {
 	// against each other; hybrid_e2e answers a unicast Delay_Req unicast.
 	p4 := gm2.Start(t, "ptp4l", "-f", Ptp4lConfig(t, dir, "gm.conf", "free_running 1\ntime_stamping software\n"+
 		"network_transport UDPv4\ndomainNumber 1\nhybrid_e2e 1\nmasterOnly 1\nlogging_level 5\n"), "-i", "eth0", "-m")
-	sg.WaitOutput(t, 40*time.Second, "ptp_state=MASTER")
-	p4.WaitOutput(t, 20*time.Second, "to MASTER")
+	sg.WaitEvent(t, 0, 60*time.Second, "ptp_port_state", "ptp_state", "MASTER")
+	p4.WaitText(t, 0, 30*time.Second, "to MASTER")
 
 	compareCapacity(t, lg, "Delay_Req", "ptp4l", sg, p4, []string{"ptp", "--target", gm.Addr, "--domain", "0"},
 		[]string{"ptp", "--target", gm2.Addr, "--domain", "1"})
@@ -79,8 +81,10 @@ func TestPTPCapacity(t *testing.T) {
 // NTP request rate answered with less than 0.1 % loss by sitegm and by
 // chronyd as a server, and reports both and their ratio (not asserted:
 // the machines running tests are noisy). Rate limiting is off on both:
-// the load comes from one address.
+// the load comes from one address. In the quiet group, as
+// TestPTPCapacity.
 func TestNTPCapacity(t *testing.T) {
+	Quiet(t)
 	needTools(t, "chronyd")
 	lab := NewLab(t)
 	gm := lab.Host("gm", "10.85.0.1/24")
@@ -94,9 +98,9 @@ func TestNTPCapacity(t *testing.T) {
 	os.MkdirAll(run, 0o700)
 	conf := WriteFile(t, cdir, "chrony.conf", fmt.Sprintf("allow all\nlocal stratum 1\npidfile %[1]s/pid\nbindcmdaddress %[2]s/chronyd.sock\n", cdir, run))
 	chrony := gm2.Start(t, "chronyd", "-x", "-d", "-u", "root", "-f", conf)
-	chrony.WaitOutput(t, 5*time.Second, "chronyd version")
-	sg.WaitOutput(t, 40*time.Second, "clock_state=LOCKED")
-	sg.WaitOutput(t, 5*time.Second, "NTP server up")
+	chrony.WaitText(t, 0, 20*time.Second, "chronyd version")
+	sg.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
+	sg.WaitEvent(t, 0, 20*time.Second, "ntp_up")
 
 	compareCapacity(t, lg, "NTP request", "chronyd", sg, chrony, []string{"ntp", "--target", gm.Addr}, []string{"ntp", "--target", gm2.Addr})
 }

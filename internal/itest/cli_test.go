@@ -10,6 +10,7 @@ import (
 )
 
 func TestCheckConfig(t *testing.T) {
+	Parallel(t)
 	sitegm := Bin(t, "sitegm")
 	out, err := exec.Command(sitegm, "check-config", "-c", filepath.Join(Root(), "configs", "sitegm.toml")).Output()
 	if err != nil {
@@ -33,6 +34,7 @@ func TestCheckConfig(t *testing.T) {
 }
 
 func TestGNSSDecodeJSON(t *testing.T) {
+	Parallel(t)
 	capture := filepath.Join(Root(), "..", "shared", "testdata", "gnss", "gpsd-logs", "ublox-zed-f9t-ubx_nmea_l5.log")
 	cmd := exec.Command(Bin(t, "sitegm"), "gnss", "decode", "--json", capture)
 	var stderr strings.Builder
@@ -70,6 +72,7 @@ func TestGNSSDecodeJSON(t *testing.T) {
 
 // `sitegm sim --json` prints one object per servo with the agreed keys.
 func TestSimJSON(t *testing.T) {
+	Parallel(t)
 	out, err := exec.Command(Bin(t, "sitegm"), "sim", "--scenario", "lock", "--json").Output()
 	if err != nil {
 		t.Fatal(err)

@@ -32,31 +32,31 @@ func truthAt(tr []Truth, h int64) (float64, bool) {
 // locked, the virtual clock reads TAI = true UTC + 37 s to within a
 // microsecond, and the drift file written at exit holds the 5 ppm.
 func TestClockFollowsGNSSSim(t *testing.T) {
+	Parallel(t)
 	if testing.Short() {
 		t.Skip("integration test")
 	}
 	dir := t.TempDir()
 	cfg := SitegmConfig(t, dir, LoopbackNTP(t))
 	sitegm := Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
-	sitegm.WaitOutput(t, 5*time.Second, "event=start")
+	sitegm.WaitEvent(t, 0, 20*time.Second, "start")
 	truthPath := filepath.Join(dir, "truth.json")
 	Start(t, Bin(t, "gnss-sim"), "--pty-link", filepath.Join(dir, "gnss"), "--baud", "115200",
 		"--pps-sock", filepath.Join(dir, "pps.sock"), "--truth", truthPath,
 		"--offset", "250ms", "--drift", "5", "--pps-jitter", "50ns", "--nmea-latency", "150ms:50ms")
-	sitegm.WaitOutput(t, 30*time.Second, "clock_state=LOCKED")
-	time.Sleep(15 * time.Second)
+	_, locked := sitegm.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
+	// 15 status lines (one a second) after the lock, however long the
+	// machine takes to print them.
+	WaitCount(t, 90*time.Second, "status lines after the lock", 15, func() int { return len(sitegm.Lines(locked, "msg", "status")) })
 	if !sitegm.Stop(5 * time.Second) {
 		t.Fatal("sitegm did not stop")
 	}
 	truth := ReadTruth(t, truthPath)
 	var worst, sum float64
 	n := 0
-	locked := false
-	for _, st := range LogfmtLines(sitegm.Output(), "status") {
-		if st["clock_state"] == "LOCKED" {
-			locked = true
-		}
-		if !locked {
+	for _, st := range sitegm.Lines(locked, "msg", "status") {
+		if st["clock_state"] != "LOCKED" {
+			t.Errorf("status after the lock: %v", st)
 			continue
 		}
 		tm, err := time.Parse(time.RFC3339Nano, st["time"])

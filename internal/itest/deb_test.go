@@ -35,6 +35,7 @@ func buildDeb(t *testing.T, dir, version string) string {
 // edited configuration, remove keeps it, purge removes it, the state and
 // the user.
 func TestDebianPackage(t *testing.T) {
+	Parallel(t)
 	if testing.Short() {
 		t.Skip("integration test")
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -15,6 +14,7 @@ import (
 // same UTC seconds, the same validity, arriving after the configured
 // latency.
 func TestGNSSSimThroughPTYToSitegm(t *testing.T) {
+	Parallel(t)
 	if testing.Short() {
 		t.Skip("integration test")
 	}
@@ -34,7 +34,7 @@ status_interval = "2s"
 socket = "%[1]s/status.sock"
 %[2]s`, dir, LoopbackNTP(t)))
 	sitegm := Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
-	sitegm.WaitOutput(t, 5*time.Second, "event=start")
+	sitegm.WaitEvent(t, 0, 20*time.Second, "start")
 	time.Sleep(500 * time.Millisecond) // the receiver is not there yet: sitegm must wait for it
 
 	truthPath := filepath.Join(dir, "truth.json")
@@ -44,7 +44,7 @@ socket = "%[1]s/status.sock"
 	if exited, _ := sim.Wait(20 * time.Second); !exited {
 		t.Fatal("gnss-sim did not stop")
 	}
-	sitegm.WaitOutput(t, 5*time.Second, "event=receiver_gone")
+	sitegm.WaitEvent(t, 0, 20*time.Second, "receiver_gone")
 	if !sitegm.Stop(3 * time.Second) {
 		t.Fatal("sitegm did not stop on SIGTERM")
 	}
@@ -52,9 +52,8 @@ socket = "%[1]s/status.sock"
 		t.Fatalf("sitegm exit: %v", sitegm.Cmd.ProcessState)
 	}
 
-	out := sitegm.Output()
 	got := map[string]map[string]string{}
-	for _, r := range LogfmtLines(out, "gnss report") {
+	for _, r := range sitegm.Lines(0, "msg", "gnss report") {
 		got[r["gnss_time"]] = r
 	}
 	truth := ReadTruth(t, truthPath)
@@ -95,12 +94,15 @@ socket = "%[1]s/status.sock"
 	if checked < 8 {
 		t.Errorf("only %d epochs checked", checked)
 	}
-	for _, ev := range []string{"event=receiver_open", "event=gnss_fix_gained", "event=gnss_fix_lost", "event=receiver_gone", "msg=status"} {
-		if !strings.Contains(out, ev) {
-			t.Errorf("no %s in the log", ev)
+	for _, ev := range []string{"receiver_open", "gnss_fix_gained", "gnss_fix_lost", "receiver_gone"} {
+		if len(sitegm.Lines(0, "event", ev)) == 0 {
+			t.Errorf("no event=%s in the log", ev)
 		}
 	}
-	if n := strings.Count(out, "event=gnss_fix_gained"); n != 2 {
+	if len(sitegm.Lines(0, "msg", "status")) == 0 {
+		t.Error("no status line in the log")
+	}
+	if n := len(sitegm.Lines(0, "event", "gnss_fix_gained")); n != 2 {
 		// The 4 s without a fix outlasts the monitor's 3 s hysteresis.
 		t.Errorf("fix gained %d times, want 2 (start, after the nofix window)", n)
 	}

@@ -150,6 +150,35 @@ func (p *Proc) Wait(timeout time.Duration) (exited bool, err error) {
 	}
 }
 
+// GroupEnv chooses which tests of the package run: "parallel" runs the
+// tests that may share the machine (Parallel) and skips the quiet ones,
+// "quiet" runs only the quiet ones (Quiet), one after another. make test
+// runs the parallel group beside the kernel lab and the linters, then the
+// quiet group on a machine that has nothing else to do. Unset, both run:
+// the quiet ones first, alone, then the others together (Go runs the
+// tests that never call t.Parallel before those that do).
+const GroupEnv = "SITEGM_ITEST_GROUP"
+
+// Parallel marks a test that may run beside the others: each builds its
+// own namespaces and files and takes its loopback ports from FreePort.
+func Parallel(t *testing.T) {
+	t.Helper()
+	if os.Getenv(GroupEnv) == "quiet" {
+		t.Skip("not in the quiet group")
+	}
+	t.Parallel()
+}
+
+// Quiet marks a test whose figures (capacity) or bounds under attack
+// (floods: the longest gap between Syncs) are the daemon's and must not
+// be the other tests' load: it runs alone.
+func Quiet(t *testing.T) {
+	t.Helper()
+	if os.Getenv(GroupEnv) == "parallel" {
+		t.Skip("in the quiet group, which make test runs after the others, alone")
+	}
+}
+
 // WaitFor polls until cond holds or the timeout passes.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -163,12 +192,138 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	t.Fatalf("timed out after %v waiting for %s", timeout, what)
 }
 
-// WaitOutput waits until the process output contains s.
-func (p *Proc) WaitOutput(t testing.TB, timeout time.Duration, s string) {
+// WaitCount waits until count() reaches goal and returns the count: a
+// test that judges samples collects them to a number, not in a fixed
+// window, so that a slow machine takes longer instead of failing. The
+// timeout is only a guard against a peer that never delivers.
+func WaitCount(t testing.TB, timeout time.Duration, what string, goal int, count func() int) int {
 	t.Helper()
-	WaitFor(t, timeout, fmt.Sprintf("%q in the output of %s", s, filepath.Base(p.Cmd.Path)), func() bool {
-		return strings.Contains(p.Output(), s)
+	deadline := time.Now().Add(timeout)
+	n := 0
+	for {
+		if n = count(); n >= goal {
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %d %s: %d came", timeout, goal, what, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A Mark is a point in a process's output (a byte offset). Every wait
+// starts from one: it sees only what the process wrote after that point,
+// so that a state the process was in before (the first status line says
+// FREERUN before any lock) can never satisfy a wait for it later. Mark 0
+// is the process's start.
+type Mark int
+
+// Mark is the point just after everything written so far.
+func (p *Proc) Mark() Mark {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Mark(p.out.Len())
+}
+
+// Since is what the process wrote after m.
+func (p *Proc) Since(m Mark) string {
+	out := p.Output()
+	if int(m) > len(out) {
+		return ""
+	}
+	return out[m:]
+}
+
+// lines calls f with each complete line written after from and the mark
+// just past it, until f returns true.
+func (p *Proc) lines(from Mark, f func(line string, next Mark) bool) bool {
+	out := p.Since(from)
+	off := int(from)
+	for {
+		nl := strings.IndexByte(out, '\n')
+		if nl < 0 {
+			return false // a partial last line is read once it is complete
+		}
+		if f(out[:nl], Mark(off+nl+1)) {
+			return true
+		}
+		out, off = out[nl+1:], off+nl+1
+	}
+}
+
+// WaitText waits for a line holding s written after from, for programs
+// that are not sitegm (chronyd, ptp4l, tshark), and returns the mark just
+// past that line.
+func (p *Proc) WaitText(t testing.TB, from Mark, timeout time.Duration, s string) Mark {
+	t.Helper()
+	var at Mark
+	WaitFor(t, timeout, fmt.Sprintf("%q in the output of %s after byte %d", s, filepath.Base(p.Cmd.Path), from), func() bool {
+		return p.lines(from, func(l string, next Mark) bool {
+			at = next
+			return strings.Contains(l, s)
+		})
 	})
+	return at
+}
+
+// Line is one logfmt line of sitegm's log, parsed.
+type Line map[string]string
+
+// Has says whether the line holds every key=value pair of kv.
+func (l Line) Has(kv ...string) bool {
+	for i := 0; i+1 < len(kv); i += 2 {
+		if v, ok := l[kv[i]]; !ok || v != kv[i+1] {
+			return false
+		}
+	}
+	return true
+}
+
+// Lines are the logfmt lines written after from that hold every
+// key=value pair of kv.
+func (p *Proc) Lines(from Mark, kv ...string) []Line {
+	var res []Line
+	p.lines(from, func(l string, _ Mark) bool {
+		if kl := Line(ParseLogfmt(l)); kl.Has(kv...) {
+			res = append(res, kl)
+		}
+		return false
+	})
+	return res
+}
+
+// WaitLine waits for the first logfmt line written after from that holds
+// every key=value pair of kv, and returns it with the mark just past it
+// (where a wait for what follows it starts).
+func (p *Proc) WaitLine(t testing.TB, from Mark, timeout time.Duration, kv ...string) (Line, Mark) {
+	t.Helper()
+	var found Line
+	var at Mark
+	WaitFor(t, timeout, fmt.Sprintf("a line with %v from %s after byte %d", kv, filepath.Base(p.Cmd.Path), from), func() bool {
+		return p.lines(from, func(l string, next Mark) bool {
+			if kl := Line(ParseLogfmt(l)); kl.Has(kv...) {
+				found, at = kl, next
+				return true
+			}
+			return false
+		})
+	})
+	return found, at
+}
+
+// WaitEvent waits for sitegm's event (event=name) with the attributes kv
+// logged after from: events are logged once, when a state changes, which
+// is what a test waits for.
+func (p *Proc) WaitEvent(t testing.TB, from Mark, timeout time.Duration, name string, kv ...string) (Line, Mark) {
+	t.Helper()
+	return p.WaitLine(t, from, timeout, append([]string{"event", name}, kv...)...)
+}
+
+// WaitStatus waits for a status line (msg=status) logged after from that
+// holds kv: a state sitegm is in now, not one it was in.
+func (p *Proc) WaitStatus(t testing.TB, from Mark, timeout time.Duration, kv ...string) (Line, Mark) {
+	t.Helper()
+	return p.WaitLine(t, from, timeout, append([]string{"msg", "status"}, kv...)...)
 }
 
 func tail(s string, lines int) string {
@@ -212,18 +367,6 @@ func ReadTruth(t testing.TB, path string) []Truth {
 		}
 	}
 	return out
-}
-
-// LogfmtLines returns the logfmt lines of out whose msg is msg, as maps.
-func LogfmtLines(out, msg string) []map[string]string {
-	var res []map[string]string
-	for _, line := range strings.Split(out, "\n") {
-		kv := ParseLogfmt(line)
-		if kv["msg"] == msg {
-			res = append(res, kv)
-		}
-	}
-	return res
 }
 
 // ParseLogfmt splits one logfmt line (as slog's TextHandler writes it).

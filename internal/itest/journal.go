@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -22,32 +25,73 @@ func journalUp() bool {
 	return true
 }
 
+var (
+	journalOnce sync.Once
+	journalProc *exec.Cmd
+	journalErr  string
+)
+
 // Journald makes sure a systemd-journald is running, starting one (root
-// only) when none is; one started here is stopped when the test ends. It
-// skips the test when neither is possible.
+// only) when none is, and skips the test when neither is possible. One
+// started here serves every test of the binary (tests that run in
+// parallel share it: a test that stopped it at its end would pull it away
+// from the others) and is stopped by StopShared when they are all done.
 func Journald(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("journalctl"); err != nil {
 		t.Skip("journalctl not installed (Debian package systemd; make test installs it as root)")
 	}
-	if journalUp() {
-		return
+	journalOnce.Do(func() {
+		if journalUp() {
+			return
+		}
+		if os.Geteuid() != 0 {
+			journalErr = "no systemd-journald running and not root to start one"
+			return
+		}
+		var bin string
+		for _, p := range []string{"/lib/systemd/systemd-journald", "/usr/lib/systemd/systemd-journald"} {
+			if _, err := os.Stat(p); err == nil {
+				bin = p
+			}
+		}
+		if bin == "" {
+			journalErr = "systemd-journald not installed"
+			return
+		}
+		cmd := exec.Command(bin)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			journalErr = fmt.Sprintf("start %s: %v", bin, err)
+			return
+		}
+		journalProc = cmd
+		for deadline := time.Now().Add(20 * time.Second); !journalUp(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				journalErr = "systemd-journald's socket did not appear"
+				return
+			}
+		}
+	})
+	if journalErr != "" {
+		t.Skip(journalErr)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("no systemd-journald running and not root to start one")
-	}
-	var bin string
-	for _, p := range []string{"/lib/systemd/systemd-journald", "/usr/lib/systemd/systemd-journald"} {
-		if _, err := os.Stat(p); err == nil {
-			bin = p
+}
+
+// StopShared stops what Journald started for the whole binary (TestMain
+// calls it after the last test).
+func StopShared() {
+	if journalProc != nil {
+		journalProc.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { journalProc.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			journalProc.Process.Kill()
+			<-done
 		}
 	}
-	if bin == "" {
-		t.Skip("systemd-journald not installed")
-	}
-	p := Start(t, bin)
-	WaitFor(t, 5*time.Second, "systemd-journald's socket", journalUp)
-	t.Cleanup(func() { p.Stop(2 * time.Second) })
 }
 
 // JournalEntries returns the journal entries of one process as field maps.

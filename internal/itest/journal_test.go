@@ -11,6 +11,7 @@ import (
 // priority, SYSLOG_IDENTIFIER=sitegm and its attributes as upper-case
 // fields that journalctl can match.
 func TestJournaldStructuredFields(t *testing.T) {
+	Parallel(t)
 	if testing.Short() {
 		t.Skip("integration test")
 	}
@@ -32,7 +33,7 @@ socket = "%[1]s/status.sock"
 	// stderr is a pipe, not a terminal, and the journal socket exists:
 	// "auto" must choose the journal.
 	sim := Start(t, Bin(t, "gnss-sim"), "--pty-link", filepath.Join(dir, "gnss"), "--baud", "115200")
-	sim.WaitOutput(t, 5*time.Second, "NMEA on")
+	sim.WaitText(t, 0, 20*time.Second, "NMEA on")
 	sitegm := Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
 	pid := sitegm.Cmd.Process.Pid
 
@@ -48,7 +49,7 @@ socket = "%[1]s/status.sock"
 		}
 		return found
 	}
-	WaitFor(t, 10*time.Second, "a fix and a status line with it in the journal", func() bool {
+	WaitFor(t, 30*time.Second, "a fix and a status line with it in the journal", func() bool {
 		entries = JournalEntries(t, pid)
 		st := find("EVENT", "status")
 		return find("EVENT", "gnss_fix_gained") != nil && st != nil && st["GNSS_STATE"] == "fix"

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -56,9 +57,8 @@ func run(t testing.TB, args ...string) {
 func NewLab(t testing.TB) *Lab {
 	t.Helper()
 	NeedRoot(t)
-	l := &Lab{t: t, prefix: freePrefix()}
-	l.sw = l.prefix + "sw"
-	run(t, "ip", "netns", "add", l.sw)
+	l := &Lab{t: t}
+	l.prefix, l.sw = claimPrefix(t)
 	t.Cleanup(l.destroy)
 	run(t, "ip", "-n", l.sw, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
 	run(t, "ip", "-n", l.sw, "link", "set", "br0", "up")
@@ -66,16 +66,37 @@ func NewLab(t testing.TB) *Lab {
 	return l
 }
 
-// freePrefix picks a namespace prefix no existing namespace starts with:
-// a test run killed before its clean-up (a CI timeout, ^C) leaves its
-// namespaces behind, and a new lab must never collide with them.
-func freePrefix() string {
-	out, _ := exec.Command("ip", "netns", "list").Output()
+var (
+	prefixMu sync.Mutex
+	prefixes = map[string]bool{}
+)
+
+// claimPrefix picks a namespace prefix no other lab of this test binary
+// holds and no existing namespace starts with (a run killed before its
+// clean-up, a CI timeout or ^C, leaves its namespaces behind), and claims
+// it by creating the switch's namespace: labs of tests running in
+// parallel never share one.
+func claimPrefix(t testing.TB) (prefix, sw string) {
+	t.Helper()
+	prefixMu.Lock()
+	defer prefixMu.Unlock()
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		t.Fatalf("ip netns list: %v", err)
+	}
 	for {
 		p := fmt.Sprintf("sgm%04x", rand.Intn(1<<16))
-		if !strings.Contains(string(out), p) {
-			return p
+		if prefixes[p] || strings.Contains(string(out), p) {
+			continue
 		}
+		if b, err := exec.Command("ip", "netns", "add", p+"sw").CombinedOutput(); err != nil {
+			if strings.Contains(string(b), "exists") {
+				continue // another process took it since the list
+			}
+			t.Fatalf("ip netns add %ssw: %v\n%s", p, err, b)
+		}
+		prefixes[p] = true
+		return p, p + "sw"
 	}
 }
 

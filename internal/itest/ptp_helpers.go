@@ -2,9 +2,13 @@ package itest
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 )
 
 // SitegmConfig writes a sitegm configuration for a lab host: gnss-sim's
@@ -51,14 +55,47 @@ drift_file = "%[1]s/drift"
 // for tests about the clock alone (a configuration that serves nothing is
 // refused).
 func LoopbackNTP(t testing.TB) string {
+	return fmt.Sprintf("[[ntp]]\ninterface = \"lo\"\nport = %d\n", FreePort(t, "udp"))
+}
+
+var (
+	portMu sync.Mutex
+	ports  = map[string]bool{}
+)
+
+// FreePort is a port on 127.0.0.1 that the kernel has just handed out
+// as free (network "udp" or "tcp") and that no other test of this binary
+// was given: tests running in parallel share the host's loopback, and two
+// that drew the same port would take each other's traffic.
+func FreePort(t testing.TB, network string) int {
 	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
+	portMu.Lock()
+	defer portMu.Unlock()
+	for {
+		var port int
+		switch network {
+		case "udp":
+			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			port = c.LocalAddr().(*net.UDPAddr).Port
+			c.Close()
+		case "tcp":
+			l, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			port = l.Addr().(*net.TCPAddr).Port
+			l.Close()
+		default:
+			t.Fatalf("FreePort: network %q", network)
+		}
+		if key := fmt.Sprint(network, port); !ports[key] {
+			ports[key] = true
+			return port
+		}
 	}
-	port := c.LocalAddr().(*net.UDPAddr).Port
-	c.Close()
-	return fmt.Sprintf("[[ntp]]\ninterface = \"lo\"\nport = %d\n", port)
 }
 
 // StartGNSSSim runs gnss-sim for a sitegm configured by SitegmConfig.
@@ -66,6 +103,40 @@ func StartGNSSSim(t testing.TB, dir string, args ...string) *Proc {
 	a := append([]string{"--pty-link", filepath.Join(dir, "gnss"), "--baud", "115200",
 		"--pps-sock", filepath.Join(dir, "pps.sock"), "--truth", filepath.Join(dir, "truth.json"), "--ubx"}, args...)
 	return Start(t, Bin(t, "gnss-sim"), a...)
+}
+
+// SimControl injects faults into a running gnss-sim (--control): a test
+// that must have the receiver fail after a state it waited for (locked,
+// measured) starts the fault then, instead of at a time fixed in advance
+// that a slow machine may reach before the state.
+type SimControl struct {
+	p *Proc
+	w io.WriteCloser
+}
+
+// StartGNSSSimControl is StartGNSSSim with --control.
+func StartGNSSSimControl(t testing.TB, dir string, args ...string) (*Proc, *SimControl) {
+	t.Helper()
+	a := append([]string{"--pty-link", filepath.Join(dir, "gnss"), "--baud", "115200",
+		"--pps-sock", filepath.Join(dir, "pps.sock"), "--truth", filepath.Join(dir, "truth.json"), "--ubx", "--control"}, args...)
+	cmd := exec.Command(Bin(t, "gnss-sim"), a...)
+	w, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := StartCmd(t, cmd)
+	return p, &SimControl{p: p, w: w}
+}
+
+// Fault starts a fault (KIND+LENGTH, as --fault without @START) at the
+// receiver's next edge, and returns once gnss-sim has taken it.
+func (c *SimControl) Fault(t testing.TB, spec string) {
+	t.Helper()
+	m := c.p.Mark()
+	if _, err := fmt.Fprintln(c.w, spec); err != nil {
+		t.Fatalf("gnss-sim control: %v", err)
+	}
+	c.p.WaitText(t, m, 20*time.Second, "gnss-sim: control: fault")
 }
 
 // Ptp4lConfig writes a linuxptp configuration.

@@ -42,6 +42,7 @@ func v1Samples(out string) []v1Sample {
 // fields; a foreign v1 master that is preferred makes sitegm passive on
 // v1 only once sitegm has lost its receiver and runs free.
 func TestPTPv1Dante(t *testing.T) {
+	Parallel(t)
 	needTools(t, "ptp4l", "tshark")
 	lab := NewLab(t)
 	gm := lab.Host("gm", "10.81.0.1/24")
@@ -55,34 +56,41 @@ func TestPTPv1Dante(t *testing.T) {
 	m2r := monoToReal()
 	probe := au.Start(t, Bin(t, "ptpv1-probe"), "slave", "--interface", "eth0")
 	slave := au2.Start(t, "ptp4l", "-f", Ptp4lConfig(t, dir, "slave.conf", Ptp4lSlaveConf), "-i", "eth0", "-m")
-	sg.WaitOutput(t, 40*time.Second, "clock_state=LOCKED")
-	sg.WaitOutput(t, 15*time.Second, "PTPv1 port MASTER")
+	_, m := sg.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
+	sg.WaitEvent(t, 0, 30*time.Second, "ptpv1_port_state", "ptpv1_state", "MASTER")
 	capFile := filepath.Join(dir, "v1.pcap")
-	capture := mg.Start(t, "tshark", "-i", "eth0", "-w", capFile, "-f", "udp port 319 or udp port 320", "-a", "duration:8")
+	// sitegm's v1 messages only (a v1 header starts with versionPTP 1 in
+	// two bytes), to a count: 60 hold more than the 20 Syncs, 20
+	// Follow_Ups and 5 Delay_Resps judged below whatever their order.
+	capture := mg.Start(t, "tshark", "-i", "eth0", "-w", capFile, "-c", "60",
+		"-f", "src host 10.81.0.1 and (udp port 319 or udp port 320) and udp[8:2] = 1")
 	from := time.Now().Add(5 * time.Second)
-	time.Sleep(30 * time.Second)
 
-	// 1. The v1 slave against the truth; ptp4l on v2 in the same run.
-	truth := ReadTruth(t, filepath.Join(dir, "truth.json"))
-	var errs []float64
-	for _, s := range v1Samples(probe.Output()) {
-		at := time.Unix(0, s.At)
-		if at.Before(from) {
-			continue
+	// 1. The v1 slave against the truth; ptp4l on v2 in the same run:
+	// 40 exchanges and 30 offsets, however long they take to come.
+	var errs, v2errs []float64
+	var samples []v1Sample
+	collect := func() {
+		truth := ReadTruth(t, filepath.Join(dir, "truth.json"))
+		errs, samples = nil, nil
+		for _, s := range v1Samples(probe.Output()) {
+			if time.Unix(0, s.At).Before(from) {
+				continue
+			}
+			if want, ok := truthAt(truth, s.At); ok {
+				// offset = host - TAI = host - (host + (UTC-host) + 37 s).
+				errs = append(errs, float64(s.OffsetNS)+37e9+want)
+				samples = append(samples, s)
+			}
 		}
-		want, ok := truthAt(truth, s.At)
-		if !ok {
-			continue
-		}
+		v2errs = errorsVsTruth(t, slave.Output(), filepath.Join(dir, "truth.json"), m2r, from)
+	}
+	WaitCount(t, 3*time.Minute, "PTPv1 exchanges", 40, func() int { collect(); return len(errs) })
+	WaitCount(t, 3*time.Minute, "PTPv2 offsets", 30, func() int { collect(); return len(v2errs) })
+	for _, s := range samples {
 		if s.UTCOffset != 37 || s.Stratum != 1 || !s.Preferred {
 			t.Errorf("v1 Sync advertises utc offset %d stratum %d preferred %v", s.UTCOffset, s.Stratum, s.Preferred)
 		}
-		// offset = host - TAI = host - (host + (UTC-host) + 37 s).
-		errs = append(errs, float64(s.OffsetNS)+37e9+want)
-	}
-	v2errs := errorsVsTruth(t, slave.Output(), filepath.Join(dir, "truth.json"), m2r, from)
-	if len(errs) < 40 || len(v2errs) < 15 {
-		t.Fatalf("too few samples: v1 %d, v2 %d\n%s", len(errs), len(v2errs), tail(probe.Output(), 10))
 	}
 	r1, m1 := rms(errs)
 	r2, m2 := rms(v2errs)
@@ -95,7 +103,9 @@ func TestPTPv1Dante(t *testing.T) {
 	}
 
 	// 2. tshark: every v1 packet sitegm sent.
-	capture.Wait(20 * time.Second)
+	if exited, _ := capture.Wait(2 * time.Minute); !exited {
+		t.Fatal("tshark did not capture 60 v1 packets from sitegm")
+	}
 	out, err := exec.Command("tshark", "-r", capFile, "-Y", "ip.src==10.81.0.1 && ptp.versionptp==1", "-T", "fields",
 		"-e", "ptp.controlfield", "-e", "ptp.subdomain", "-e", "ptp.flags.assist", "-e", "ptp.sdr.grandmasterclockstratum",
 		"-e", "ptp.sdr.grandmasterclockidentifier", "-e", "ptp.sdr.currentutcoffset", "-e", "ptp.sdr.syncinterval",
@@ -129,21 +139,21 @@ func TestPTPv1Dante(t *testing.T) {
 	// 3. A foreign v1 master with better credentials (preferred, stratum
 	// 0, "ATOM") makes sitegm PASSIVE on v1 only; v2 stays MASTER; when
 	// it stops, v1 is MASTER again.
+	m = sg.Mark()
 	foreign := mg.Start(t, Bin(t, "ptpv1-probe"), "master", "--interface", "eth0", "--stratum", "0", "--identifier", "ATOM", "--preferred")
-	sg.WaitOutput(t, 10*time.Second, "PTPv1 port PASSIVE")
-	mark := len(sg.Output())
-	WaitFor(t, 5*time.Second, "a status line after PASSIVE", func() bool {
-		return strings.Contains(sg.Output()[mark:], "msg=status")
-	})
-	if st := sg.Output()[mark:]; !strings.Contains(st, "aes67/0/MASTER") || !strings.Contains(st, "v1=_DFLT/PASSIVE") {
-		t.Errorf("want v2 MASTER and v1 PASSIVE in the status line:\n%s", tail(st, 3))
+	_, m = sg.WaitEvent(t, m, 30*time.Second, "ptpv1_port_state", "ptpv1_state", "PASSIVE")
+	st, _ := sg.WaitStatus(t, m, 30*time.Second)
+	if ptp := st["ptp_eth0"]; !strings.Contains(ptp, "aes67/0/MASTER") || !strings.Contains(ptp, "v1=_DFLT/PASSIVE") {
+		t.Errorf("want v2 MASTER and v1 PASSIVE in the status line after PASSIVE: %v", st)
 	}
-	if strings.Contains(sg.Output(), "PTP port PASSIVE") {
-		t.Error("the v1 master made the v2 port PASSIVE")
+	if l := sg.Lines(0, "event", "ptp_port_state", "ptp_state", "PASSIVE"); len(l) > 0 {
+		t.Errorf("the v1 master made the v2 port PASSIVE: %v", l)
 	}
 	stopped := time.Now()
 	foreign.Stop(3 * time.Second)
-	sg.WaitOutput(t, 10*time.Second, "PTPv1 port MASTER again")
-	t.Logf("v1 MASTER again %.1f s after the foreign v1 master stopped (10 Sync intervals)", time.Since(stopped).Seconds())
+	again, _ := sg.WaitEvent(t, m, 30*time.Second, "ptpv1_port_state", "ptpv1_state", "MASTER")
+	if at, err := time.Parse(time.RFC3339Nano, again["time"]); err == nil {
+		t.Logf("v1 MASTER again %.1f s after the foreign v1 master stopped (10 Sync intervals)", at.Sub(stopped).Seconds())
+	}
 	sim.Stop(3 * time.Second)
 }

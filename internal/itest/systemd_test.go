@@ -2,6 +2,7 @@ package itest
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 // The unit passes systemd-analyze verify (with the binary where the test
 // built it instead of /usr/local/bin).
 func TestUnitVerifies(t *testing.T) {
+	Parallel(t)
 	if _, err := exec.LookPath("systemd-analyze"); err != nil {
 		t.Skip("systemd-analyze not installed (make test installs systemd as root)")
 	}
@@ -38,28 +40,31 @@ func TestUnitVerifies(t *testing.T) {
 }
 
 // loSitegm is a sitegm on loopback with unprivileged ports, gnss-sim and a
-// virtual clock: no root needed.
-func loSitegm(t *testing.T, dir, extra string) string {
-	return SitegmConfig(t, dir, `[[ptp]]
+// virtual clock: no root needed. The ports are free ones, apart from
+// every other test's; it returns the configuration and the NTP port.
+func loSitegm(t *testing.T, dir, extra string) (cfg string, ntpPort int) {
+	ntpPort = FreePort(t, "udp")
+	return SitegmConfig(t, dir, fmt.Sprintf(`[[ptp]]
 interface = "lo"
 timestamping = "software"
-event_port = 4319
-general_port = 4320
+event_port = %d
+general_port = %d
 [[ntp]]
 interface = "lo"
-port = 4123
-`+extra)
+port = %d
+`, FreePort(t, "udp"), FreePort(t, "udp"), ntpPort)+extra), ntpPort
 }
 
 // The service manager's side of Type=notify: READY=1 once serving,
 // STATUS= lines, WATCHDOG=1 from the main loop, STOPPING=1 at the end;
 // and `sitegm status` answers over the socket, in both forms.
 func TestNotifyAndStatus(t *testing.T) {
+	Parallel(t)
 	if testing.Short() {
 		t.Skip("integration test")
 	}
 	dir := t.TempDir()
-	cfg := loSitegm(t, dir, "")
+	cfg, _ := loSitegm(t, dir, "")
 	sockPath := filepath.Join(dir, "notify")
 	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
 	if err != nil {
@@ -82,7 +87,7 @@ func TestNotifyAndStatus(t *testing.T) {
 	sg := StartCmd(t, cmd)
 	StartGNSSSim(t, dir)
 	seen := map[string]bool{}
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(60 * time.Second)
 	for !(seen["READY=1"] && seen["WATCHDOG=1"] && seen["STATUS=LOCKED"]) {
 		select {
 		case m := <-msgs:
@@ -128,34 +133,38 @@ func TestNotifyAndStatus(t *testing.T) {
 // port keeps running; a [clock] change is logged as needing a restart; a
 // broken file is refused and the running configuration keeps serving.
 func TestReload(t *testing.T) {
+	Parallel(t)
 	if testing.Short() {
 		t.Skip("integration test")
 	}
 	dir := t.TempDir()
-	cfg := loSitegm(t, dir, "")
+	cfg, port := loSitegm(t, dir, "")
+	newPort := FreePort(t, "udp")
 	sg := Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
 	StartGNSSSim(t, dir)
-	sg.WaitOutput(t, 20*time.Second, "NTP server up")
-	sg.WaitOutput(t, 20*time.Second, "PTP port up")
+	sg.WaitEvent(t, 0, 30*time.Second, "ntp_up")
+	sg.WaitEvent(t, 0, 30*time.Second, "ptp_port_up")
 	orig, _ := os.ReadFile(cfg)
-	changed := strings.Replace(string(orig), "port = 4123", "port = 4124", 1)
+	changed := strings.Replace(string(orig), fmt.Sprintf("port = %d\n", port), fmt.Sprintf("port = %d\n", newPort), 1)
 	changed = strings.Replace(changed, "[clock]\n", "[clock]\nholdover = \"2h\"\n", 1)
 	os.WriteFile(cfg, []byte(changed), 0o644)
+	m := sg.Mark()
 	sg.Signal(syscall.SIGHUP)
-	sg.WaitOutput(t, 10*time.Second, "take effect at the next restart")
-	if !strings.Contains(sg.Output(), "needs_restart=[clock]") {
-		t.Errorf("the [clock] change is not named:\n%s", tail(sg.Output(), 5))
+	rl, _ := sg.WaitEvent(t, m, 20*time.Second, "reloaded")
+	if !rl.Has("needs_restart", "[clock]") || !strings.Contains(rl["msg"], "take effect at the next restart") {
+		t.Errorf("the [clock] change is not named: %v", rl)
 	}
-	WaitFor(t, 10*time.Second, "NTP on the new port", func() bool {
-		return exec.Command(Bin(t, "sitegm"), "ntp-query", "127.0.0.1:4124").Run() == nil
+	WaitFor(t, 20*time.Second, "NTP on the new port", func() bool {
+		return exec.Command(Bin(t, "sitegm"), "ntp-query", fmt.Sprintf("127.0.0.1:%d", newPort)).Run() == nil
 	})
-	if strings.Count(sg.Output(), "PTP port up") != 1 {
-		t.Error("the unchanged PTP port was restarted")
+	if n := len(sg.Lines(0, "event", "ptp_port_up")); n != 1 {
+		t.Errorf("the unchanged PTP port was opened %d times", n)
 	}
 	os.WriteFile(cfg, []byte(changed+"\n[bogus]\nx = 1\n"), 0o644)
+	m = sg.Mark()
 	sg.Signal(syscall.SIGHUP)
-	sg.WaitOutput(t, 10*time.Second, "configuration reload refused")
-	if err := exec.Command(Bin(t, "sitegm"), "ntp-query", "127.0.0.1:4124").Run(); err != nil {
+	sg.WaitEvent(t, m, 20*time.Second, "reload_refused")
+	if err := exec.Command(Bin(t, "sitegm"), "ntp-query", fmt.Sprintf("127.0.0.1:%d", newPort)).Run(); err != nil {
 		t.Errorf("NTP stopped after a refused reload: %v", err)
 	}
 }

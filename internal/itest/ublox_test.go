@@ -32,20 +32,6 @@ func ntpQuery(t *testing.T, addr string) (stratum string, rootDisp time.Duration
 	return m[1], d
 }
 
-// lineWith returns the first log line holding every one of parts.
-func lineWith(out string, parts ...string) string {
-next:
-	for _, l := range strings.Split(out, "\n") {
-		for _, p := range parts {
-			if !strings.Contains(l, p) {
-				continue next
-			}
-		}
-		return l
-	}
-	return ""
-}
-
 // TestUBXReceiverLocksAndServes: a receiver that speaks UBX only (gnss-sim
 // --protocol ubx, a ZED-F9T) on a pty, its PPS over SOCK: sitegm takes
 // its time from NAV-PVT/NAV-TIMEUTC, locks and serves NTP at stratum 1.
@@ -53,8 +39,10 @@ next:
 // open antenna (a WARNING; the fix goes, the clock holds over at class 7
 // with a growing root dispersion; a NOTICE when it is back) and spoofing
 // (an ERROR, and the clock holds over at once although the receiver
-// keeps reporting a valid time).
+// keeps reporting a valid time). Each fault starts (gnss-sim --control)
+// once what the one before did has been seen.
 func TestUBXReceiverLocksAndServes(t *testing.T) {
+	Parallel(t)
 	if testing.Short() {
 		t.Skip("integration test")
 	}
@@ -64,33 +52,43 @@ func TestUBXReceiverLocksAndServes(t *testing.T) {
 	addr := "127.0.0.1:" + port
 	cfg := SitegmConfig(t, dir, ntp)
 	sg := Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
-	sg.WaitOutput(t, 5*time.Second, "event=start")
-	// Relative to gnss-sim's start: sitegm locks after about 11 s.
-	Start(t, Bin(t, "gnss-sim"), "--pty-link", filepath.Join(dir, "gnss"), "--baud", "115200",
+	sg.WaitEvent(t, 0, 20*time.Second, "start")
+	// The survey-in runs from the receiver's start, as at a real boot.
+	cmd := exec.Command(Bin(t, "gnss-sim"), "--pty-link", filepath.Join(dir, "gnss"), "--baud", "115200",
 		"--pps-sock", filepath.Join(dir, "pps.sock"), "--protocol", "ubx", "--model", "zed-f9t",
-		"--fault", "survey=10s@0s", "--fault", "jamming=180@12s+3s",
-		"--fault", "antenna=open@24s+16s", "--fault", "spoofing@60s+6s")
+		"--fault", "survey=10s@0s", "--control")
+	ctlIn, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := &SimControl{p: StartCmd(t, cmd), w: ctlIn}
 
-	sg.WaitOutput(t, 40*time.Second, "clock_state=LOCKED")
-	if l := lineWith(sg.Output(), "event=gnss_fix_gained"); !strings.Contains(l, "gnss_talker=UBX") {
-		t.Errorf("the fix was not gained from UBX: %s", l)
+	_, m := sg.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
+	if l := sg.Lines(0, "event", "gnss_fix_gained"); len(l) == 0 || l[0]["gnss_talker"] != "UBX" {
+		t.Errorf("the fix was not gained from UBX: %v", l)
 	}
 	stratum, lockedDisp := ntpQuery(t, addr)
 	if stratum != "1" {
 		t.Errorf("locked on UBX: NTP stratum %s", stratum)
 	}
-	sg.WaitOutput(t, 30*time.Second, "survey=done")
-	sg.WaitOutput(t, 30*time.Second, "gnss_jamming=warning")
+	sg.WaitEvent(t, 0, 60*time.Second, "gnss_survey", "survey", "started")
+	sg.WaitEvent(t, 0, 60*time.Second, "gnss_survey", "survey", "done")
+
+	m = sg.Mark()
+	sim.Fault(t, "jamming=180+3s")
+	sg.WaitEvent(t, m, 30*time.Second, "gnss_jamming", "gnss_jamming", "warning")
 
 	// The antenna: WARNING, then holdover (class 7) once the receiver's
 	// silence outlasts the 10 s ride-through.
-	sg.WaitOutput(t, 30*time.Second, "gnss_antenna=open")
-	if l := lineWith(sg.Output(), "event=gnss_antenna", "gnss_antenna=open"); !strings.Contains(l, "level=WARNING") {
-		t.Errorf("antenna open: %s", l)
+	m = sg.Mark()
+	sim.Fault(t, "antenna=open+16s")
+	open, m := sg.WaitEvent(t, m, 30*time.Second, "gnss_antenna", "gnss_antenna", "open")
+	if open["level"] != "WARNING" {
+		t.Errorf("antenna open: %v", open)
 	}
-	sg.WaitOutput(t, 30*time.Second, "clock LOCKED -> HOLDOVER: reference lost")
-	if l := lineWith(sg.Output(), "clock LOCKED -> HOLDOVER"); !strings.Contains(l, "clock_class=7") {
-		t.Errorf("holdover without class 7: %s", l)
+	hold, m := sg.WaitEvent(t, m, 30*time.Second, "clock_state", "clock_state", "HOLDOVER", "clock_prev_state", "LOCKED")
+	if hold["clock_class"] != "7" || !strings.Contains(hold["msg"], "reference lost") {
+		t.Errorf("holdover without class 7 or its reason: %v", hold)
 	}
 	time.Sleep(2 * time.Second)
 	stratum, holdDisp := ntpQuery(t, addr)
@@ -100,20 +98,22 @@ func TestUBXReceiverLocksAndServes(t *testing.T) {
 	if stratum != "1" || holdDisp < lockedDisp {
 		t.Errorf("in holdover: stratum %s, root dispersion %v (locked: %v)", stratum, holdDisp, lockedDisp)
 	}
-	sg.WaitOutput(t, 30*time.Second, "gnss_antenna=ok was=open")
-	if l := lineWith(sg.Output(), "gnss_antenna=ok was=open"); !strings.Contains(l, "level=NOTICE") {
-		t.Errorf("antenna back: %s", l)
+	// Both after the holdover, in whichever order they come.
+	back, _ := sg.WaitEvent(t, m, 40*time.Second, "gnss_antenna", "gnss_antenna", "ok", "was", "open")
+	if back["level"] != "NOTICE" {
+		t.Errorf("antenna back: %v", back)
 	}
-	sg.WaitOutput(t, 30*time.Second, "clock HOLDOVER -> LOCKED")
+	_, m = sg.WaitEvent(t, m, 60*time.Second, "clock_state", "clock_state", "LOCKED", "clock_prev_state", "HOLDOVER")
 
 	// Spoofing: an ERROR, and holdover at once, reason named.
-	sg.WaitOutput(t, 40*time.Second, "reference distrusted: receiver reports spoofing")
-	out := sg.Output()
-	if l := lineWith(out, "event=gnss_spoofing", "gnss_spoofing=indicated"); !strings.Contains(l, "level=ERROR") {
-		t.Errorf("spoofing: %s", l)
+	sim.Fault(t, "spoofing+6s")
+	spoof, _ := sg.WaitEvent(t, m, 30*time.Second, "gnss_spoofing", "gnss_spoofing", "indicated")
+	if spoof["level"] != "ERROR" {
+		t.Errorf("spoofing: %v", spoof)
 	}
-	if l := lineWith(out, "reference distrusted: receiver reports spoofing"); !strings.Contains(l, "clock_class=7") {
-		t.Errorf("spoofing holdover: %s", l)
+	hold, m = sg.WaitEvent(t, m, 30*time.Second, "clock_state", "clock_state", "HOLDOVER", "clock_prev_state", "LOCKED")
+	if hold["clock_class"] != "7" || !strings.Contains(hold["msg"], "reference distrusted: receiver reports spoofing") {
+		t.Errorf("spoofing holdover: %v", hold)
 	}
 	// The status socket answers from the last published snapshot (each
 	// status interval, 1 s here): ask until it has caught up.
@@ -128,17 +128,15 @@ func TestUBXReceiverLocksAndServes(t *testing.T) {
 		} `json:"clock"`
 	}
 	var st []byte
-	WaitFor(t, 5*time.Second, "spoofing and class 7 in sitegm status --json", func() bool {
+	WaitFor(t, 10*time.Second, "spoofing and class 7 in sitegm status --json", func() bool {
 		st, _ = exec.Command(Bin(t, "sitegm"), "status", "-c", cfg, "--json").Output()
 		return json.Unmarshal(st, &js) == nil && js.GNSS.Spoofing == "indicated" && js.Clock.Class == 7
 	})
 	if js.GNSS.Distrusted == "" || js.GNSS.Antenna != "ok" {
 		t.Errorf("status during spoofing: %s", st)
 	}
-	sg.WaitOutput(t, 30*time.Second, "gnss_spoofing=none")
-	WaitFor(t, 30*time.Second, "LOCKED after the spoofing", func() bool {
-		return strings.Count(sg.Output(), "-> LOCKED") >= 3
-	})
+	sg.WaitEvent(t, m, 40*time.Second, "gnss_spoofing", "gnss_spoofing", "none")
+	sg.WaitEvent(t, m, 60*time.Second, "clock_state", "clock_state", "LOCKED")
 }
 
 func ptyThere(path string) bool {
@@ -184,6 +182,7 @@ func readUBX(t *testing.T, path string, baud int, d time.Duration) (ubx, nmea in
 // refuses the port the daemon holds. Then a ZED-F9T (CFG-VALSET), whose
 // firmware refuses one optional message: reported, not a failure.
 func TestGNSSConfigure(t *testing.T) {
+	Parallel(t)
 	if testing.Short() {
 		t.Skip("integration test")
 	}
@@ -191,7 +190,7 @@ func TestGNSSConfigure(t *testing.T) {
 	dev := filepath.Join(dir, "gnss")
 	Start(t, Bin(t, "gnss-sim"), "--pty-link", dev, "--baud", "9600", "--model", "neo-m8t", "--protocol", "nmea",
 		"--pps-sock", filepath.Join(dir, "pps.sock"), "--sentences", "RMC,GGA,ZDA")
-	WaitFor(t, 5*time.Second, "the pty", func() bool { return ptyThere(dev) })
+	WaitFor(t, 20*time.Second, "the pty", func() bool { return ptyThere(dev) })
 	configure := func(args ...string) (string, int) {
 		cmd := exec.Command(Bin(t, "sitegm"), append([]string{"gnss", "configure", "--device", dev}, args...)...)
 		out, _ := cmd.CombinedOutput()
@@ -218,9 +217,9 @@ func TestGNSSConfigure(t *testing.T) {
 
 	cfg := SitegmConfig(t, dir, LoopbackNTP(t))
 	sg := Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
-	sg.WaitOutput(t, 40*time.Second, "clock_state=LOCKED")
-	if l := lineWith(sg.Output(), "event=gnss_fix_gained"); !strings.Contains(l, "gnss_talker=UBX") {
-		t.Errorf("fix not from UBX: %s", l)
+	sg.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
+	if l := sg.Lines(0, "event", "gnss_fix_gained"); len(l) == 0 || l[0]["gnss_talker"] != "UBX" {
+		t.Errorf("fix not from UBX: %v", l)
 	}
 	out, rc = configure("--baud", "115200", "--dry-run")
 	if rc != 1 || !strings.Contains(out, "in use") || !strings.Contains(out, "systemctl stop sitegm") {
@@ -231,7 +230,7 @@ func TestGNSSConfigure(t *testing.T) {
 	// A ZED-F9T: the generation 9 configuration interface.
 	dev9 := filepath.Join(dir, "f9t")
 	Start(t, Bin(t, "gnss-sim"), "--pty-link", dev9, "--baud", "38400", "--model", "zed-f9t", "--protocol", "both")
-	WaitFor(t, 5*time.Second, "the pty", func() bool { return ptyThere(dev9) })
+	WaitFor(t, 20*time.Second, "the pty", func() bool { return ptyThere(dev9) })
 	cmd := exec.Command(Bin(t, "sitegm"), "gnss", "configure", "--device", dev9, "--baud", "38400", "--outputs", "both",
 		"--timing", "fixed", "--position", "46.5,7.9,1500.25", "--pulse-polarity", "falling")
 	b, _ := cmd.CombinedOutput()

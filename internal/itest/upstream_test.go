@@ -26,11 +26,12 @@ func offsetChronyd(t *testing.T, h *Host, dir string, off time.Duration) *Proc {
 local stratum 1
 allow
 cmdport 0
+bindcmdaddress /
 makestep 1 -1
 pidfile %s/chronyd-offset.pid
 `, sock, dir))
 	p := h.Start(t, "chronyd", "-x", "-d", "-u", "root", "-f", conf)
-	p.WaitOutput(t, 5*time.Second, "chronyd version")
+	m := p.WaitText(t, 0, 20*time.Second, "chronyd version")
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() {
@@ -60,7 +61,7 @@ pidfile %s/chronyd-offset.pid
 			c.Close()
 		}
 	}()
-	p.WaitOutput(t, 30*time.Second, "Selected source FAKE")
+	p.WaitText(t, m, 60*time.Second, "Selected source FAKE")
 	return p
 }
 
@@ -132,6 +133,7 @@ func readStatus(t *testing.T, cfg string, v any) {
 // upstreams lead the clock (NTP stratum 2, leap 0, within milliseconds of
 // the true time).
 func TestNTPUpstreamsCrossCheck(t *testing.T) {
+	Parallel(t)
 	const net = "10.92.0"
 	_, gm := upstreamLab(t, net, 0)
 	run := func(gnssOffset string) (*Proc, string, string) {
@@ -150,13 +152,13 @@ func TestNTPUpstreamsCrossCheck(t *testing.T) {
 	// 1. GNSS right: the falseticker is named, GNSS leads, LOCKED.
 	sg, cfg, _ := run("0s")
 	var c clockDoc
-	WaitFor(t, 60*time.Second, "GNSS leading, LOCKED class 6", func() bool {
+	WaitFor(t, 2*time.Minute, "GNSS leading, LOCKED class 6", func() bool {
 		c = clockDoc{} // omitted fields (joining) must not keep an earlier value
 		readStatus(t, cfg, &c)
 		return c.Clock.Reference == "GNSS" && c.Clock.ClockClass == 6
 	})
 	var d upstreamDoc
-	WaitFor(t, 40*time.Second, "two survivors and a falseticker", func() bool {
+	WaitFor(t, 90*time.Second, "two survivors and a falseticker", func() bool {
 		d = doc(cfg)
 		states := map[string]string{}
 		for _, u := range d.Upstreams {
@@ -168,12 +170,12 @@ func TestNTPUpstreamsCrossCheck(t *testing.T) {
 	if off := time.Duration(d.Selection.OffsetNS); off > 2*time.Millisecond || off < -2*time.Millisecond || d.Selection.Disagree {
 		t.Errorf("selection %+v", *d.Selection)
 	}
+	// A status line written from 5 s on (the status interval is 5 s)
+	// still has GNSS leading, and nothing ever disputed it.
 	time.Sleep(5 * time.Second)
-	// The last status line (an event may come after it).
-	sts := LogfmtLines(sg.Output(), "status")
-	if strings.Contains(sg.Output(), "event=gnss_ntp_disagree") || len(sts) == 0 || sts[len(sts)-1]["clock_state"] != "LOCKED" ||
-		sts[len(sts)-1]["reference"] != "GNSS" {
-		t.Errorf("right GNSS disputed:\n%s", tail(sg.Output(), 5))
+	st, _ := sg.WaitStatus(t, sg.Mark(), 30*time.Second)
+	if l := sg.Lines(0, "event", "gnss_ntp_disagree"); len(l) > 0 || !st.Has("clock_state", "LOCKED", "reference", "GNSS") {
+		t.Errorf("right GNSS disputed: %v %v", l, st)
 	}
 	sg.Stop(5 * time.Second)
 
@@ -185,14 +187,13 @@ func TestNTPUpstreamsCrossCheck(t *testing.T) {
 			t.Logf("sitegm status:\n%s", out)
 		}
 	}()
-	sg.WaitOutput(t, 60*time.Second, "event=gnss_ntp_disagree")
-	l := lineWith(sg.Output(), "event=gnss_ntp_disagree")
-	if !strings.Contains(l, "level=ERROR") {
-		t.Errorf("gnss_ntp_disagree: %s", l)
+	l, _ := sg.WaitEvent(t, 0, 2*time.Minute, "gnss_ntp_disagree")
+	if l["level"] != "ERROR" {
+		t.Errorf("gnss_ntp_disagree: %v", l)
 	}
 	// Whichever came first (the upstreams' answers or the receiver's
 	// lock), the upstreams lead now and what is served is their time.
-	WaitFor(t, 60*time.Second, "the upstreams leading, synchronized", func() bool {
+	WaitFor(t, 2*time.Minute, "the upstreams leading, synchronized", func() bool {
 		c = clockDoc{} // omitted fields (joining) must not keep an earlier value
 		readStatus(t, cfg, &c)
 		return c.Clock.Reference == "NTP" && c.Clock.State == "LOCKED"
@@ -209,7 +210,7 @@ func TestNTPUpstreamsCrossCheck(t *testing.T) {
 	if c.Clock.ClockClass == 6 || c.Clock.ClockClass == 7 {
 		t.Errorf("class %d on NTP", c.Clock.ClockClass)
 	}
-	t.Logf("GNSS 50 ms off: %s\n%s", l, out)
+	t.Logf("GNSS 50 ms off: %v\n%s", l, out)
 }
 
 // ntpQueryOffset reads "offset X (server - this host)" from sitegm
@@ -235,6 +236,7 @@ func ntpQueryOffset(t *testing.T, out string) time.Duration {
 // within sitegm's advertised error; pmc shows timeSource NTP (0x50) and
 // clockClass 52, never 6 or 7; chronyd sees stratum 2.
 func TestNTPOnlySite(t *testing.T) {
+	Parallel(t)
 	needTools(t, "ptp4l", "pmc")
 	const net = "10.93.0"
 	lab, gm := upstreamLab(t, net, 0)
@@ -251,7 +253,7 @@ func TestNTPOnlySite(t *testing.T) {
 		}
 	}()
 	var c clockDoc
-	WaitFor(t, 60*time.Second, "LOCKED on the upstreams", func() bool {
+	WaitFor(t, 2*time.Minute, "LOCKED on the upstreams", func() bool {
 		c = clockDoc{} // omitted fields (joining) must not keep an earlier value
 		readStatus(t, cfg, &c)
 		return c.Clock.Reference == "NTP" && c.Clock.State == "LOCKED"
@@ -260,7 +262,19 @@ func TestNTPOnlySite(t *testing.T) {
 	slave := au.Start(t, "ptp4l", "-f", Ptp4lConfig(t, dir, "slave.conf", Ptp4lSlaveConf), "-i", "eth0", "-m")
 	sock, logdir, _ := chronyClient(t, cl, t.TempDir(), net+".1")
 	measureFrom := time.Now().Add(10 * time.Second)
-	time.Sleep(40 * time.Second)
+	// 25 offsets from ptp4l (about one a second) and 30 measurements
+	// from chronyd (one a second) before either is judged.
+	var offs []float64
+	WaitCount(t, 3*time.Minute, "ptp4l offsets", 25, func() int {
+		offs = offs[:0]
+		for _, o := range ptp4lOffsetsAt(slave.Output(), m2r) {
+			if !o.at.Before(measureFrom) {
+				offs = append(offs, o.off)
+			}
+		}
+		return len(offs)
+	})
+	WaitCount(t, 3*time.Minute, "chronyd measurements", 30, func() int { return len(chronyMeasurements(t, logdir)) })
 
 	readStatus(t, cfg, &c)
 	bound := time.Duration(c.Clock.EstErrorNS)
@@ -270,15 +284,6 @@ func TestNTPOnlySite(t *testing.T) {
 	// ptp4l: offset = slave - master = host clock - sitegm's. Software
 	// timestamps on veth add tens of µs; 500 µs more than the bound
 	// keeps a delayed softirq from failing it.
-	var offs []float64
-	for _, o := range ptp4lOffsetsAt(slave.Output(), m2r) {
-		if !o.at.Before(measureFrom) {
-			offs = append(offs, o.off)
-		}
-	}
-	if len(offs) < 20 { // free running, ptp4l reports about one a second
-		t.Fatalf("ptp4l reported %d offsets\n%s", len(offs), tail(slave.Output(), 10))
-	}
 	r, mean := rms(offs)
 	t.Logf("ptp4l behind the NTP-only sitegm: %d offsets, p90 %.0f ns, rms %.0f ns, mean %.0f ns; sitegm's bound %v",
 		len(offs), p90(offs), r, mean, bound)
@@ -304,7 +309,7 @@ func TestNTPOnlySite(t *testing.T) {
 	if dds["clockClass"] != "52" || tp["timeSource"] != "0x50" || tp["ptpTimescale"] != "1" {
 		t.Errorf("pmc: DEFAULT_DATA_SET %v TIME_PROPERTIES_DATA_SET %v", dds, tp)
 	}
-	if strings.Contains(sg.Output(), "event=reference_changed") || strings.Contains(sg.Output(), "gnss_silent") {
+	if len(sg.Lines(0, "event", "reference_changed")) > 0 || len(sg.Lines(0, "event", "gnss_silent")) > 0 {
 		t.Errorf("a receiver was missed on a site without one:\n%s", tail(sg.Output(), 20))
 	}
 }
@@ -318,6 +323,7 @@ func TestNTPOnlySite(t *testing.T) {
 // it back by slewing (reference_changed, NOTICE): the clock is never
 // stepped after the first lock, and ends LOCKED at class 6.
 func TestGNSSOutageFallsBack(t *testing.T) {
+	Parallel(t)
 	const net = "10.94.0"
 	_, gm := upstreamLab(t, net, time.Millisecond)
 	dir := t.TempDir()
@@ -329,24 +335,24 @@ func TestGNSSOutageFallsBack(t *testing.T) {
 			t.Logf("sitegm status:\n%s\nlog:\n%s", out, tail(sg.Output(), 40))
 		}
 	}()
-	// The receiver is silent from 40 s to 150 s of its run.
-	StartGNSSSim(t, dir, "--pps-jitter", "50ns", "--fault", "outage@40s+110s")
+	_, sim := StartGNSSSimControl(t, dir, "--pps-jitter", "50ns")
 	var c clockDoc
-	WaitFor(t, 40*time.Second, "GNSS leading, class 6", func() bool {
+	WaitFor(t, 2*time.Minute, "GNSS leading, class 6", func() bool {
 		c = clockDoc{} // omitted fields (joining) must not keep an earlier value
 		readStatus(t, cfg, &c)
 		return c.Clock.Reference == "GNSS" && c.Clock.ClockClass == 6
 	})
 	// At boot the upstreams may have led for the seconds before the
-	// first fix: only what follows GNSS's lock counts.
-	locked := len(sg.Output())
-	since := func() string { return sg.Output()[locked:] }
-	WaitFor(t, 120*time.Second, "the fallback", func() bool { return strings.Contains(since(), "reference_prev=GNSS") })
-	fell := lineWith(since(), "event=reference_changed", "reference=NTP")
-	if !strings.Contains(fell, "level=WARN") || !strings.Contains(fell, "holdover exhausted") {
-		t.Errorf("fallback: %s", fell)
+	// first fix: only what follows GNSS's lock counts. The receiver is
+	// then silent for 110 s: past the minute of holdover, and long
+	// enough for the upstreams to lead.
+	locked := sg.Mark()
+	sim.Fault(t, "outage+110s")
+	fell, m := sg.WaitEvent(t, locked, 3*time.Minute, "reference_changed", "reference_prev", "GNSS")
+	if !fell.Has("reference", "NTP", "level", "WARNING") || !strings.Contains(fell["msg"], "holdover exhausted") {
+		t.Errorf("fallback: %v", fell)
 	}
-	WaitFor(t, 30*time.Second, "the upstreams leading, synchronized", func() bool {
+	WaitFor(t, time.Minute, "the upstreams leading, synchronized", func() bool {
 		c = clockDoc{} // omitted fields (joining) must not keep an earlier value
 		readStatus(t, cfg, &c)
 		return c.Clock.Reference == "NTP" && c.Clock.State == "LOCKED"
@@ -358,22 +364,21 @@ func TestGNSSOutageFallsBack(t *testing.T) {
 	if err != nil || !strings.Contains(out, "stratum 2, leap 0") {
 		t.Errorf("on NTP: %v\n%s", err, out)
 	}
-	WaitFor(t, 120*time.Second, "the return", func() bool { return strings.Contains(since(), "reference_prev=NTP") })
-	back := lineWith(since(), "event=reference_changed", "reference=GNSS")
-	if !strings.Contains(back, "level=NOTICE") || !strings.Contains(back, "slewing") {
-		t.Errorf("return: %s", back)
+	back, _ := sg.WaitEvent(t, m, 3*time.Minute, "reference_changed", "reference_prev", "NTP")
+	if !back.Has("reference", "GNSS", "level", "NOTICE") || !strings.Contains(back["msg"], "slewing") {
+		t.Errorf("return: %v", back)
 	}
 	// Slewing 1 ms at 100 ppm at most, then the phase's last
 	// microseconds with the servo's 8 s time constant: about a minute.
 	returned := time.Now()
-	WaitFor(t, 150*time.Second, "GNSS leading again, class 6", func() bool {
+	WaitFor(t, 4*time.Minute, "GNSS leading again, class 6", func() bool {
 		c = clockDoc{} // omitted fields (joining) must not keep an earlier value
 		readStatus(t, cfg, &c)
 		return c.Clock.Reference == "GNSS" && c.Clock.ClockClass == 6 && !c.Clock.Joining
 	})
 	t.Logf("class 6 again %v after the return", time.Since(returned).Round(time.Second))
-	if strings.Contains(since(), "event=clock_stepped") {
-		t.Errorf("the clock was stepped:\n%s", lineWith(since(), "event=clock_stepped"))
+	if l := sg.Lines(locked, "event", "clock_stepped"); len(l) > 0 {
+		t.Errorf("the clock was stepped: %v", l)
 	}
-	t.Logf("fell back: %s\nreturned: %s\nchanges %d", fell, back, c.Clock.ReferenceChanges)
+	t.Logf("fell back: %v\nreturned: %v\nchanges %d", fell, back, c.Clock.ReferenceChanges)
 }

@@ -21,15 +21,7 @@ import (
 )
 
 // freeTCP is a free TCP port on loopback.
-func freeTCP(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freeTCP(t *testing.T) int { return FreePort(t, "tcp") }
 
 func httpGet(u string) (string, error) {
 	c := http.Client{Timeout: 5 * time.Second}
@@ -76,12 +68,13 @@ func promQuery(prom, expr string) ([]float64, error) {
 // metrics` finds nothing to say about a scrape and `promtool check rules`
 // accepts the rules file.
 func TestMetricsScrapedByPrometheus(t *testing.T) {
+	Parallel(t)
 	needTools(t, "prometheus", "promtool")
 	dir := t.TempDir()
 	port := freeTCP(t)
 	cfg := SitegmConfig(t, dir, LoopbackNTP(t)+fmt.Sprintf("[http]\nlisten = \"127.0.0.1:%d\"\n", port))
 	sg := Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
-	sg.WaitOutput(t, 5*time.Second, "event=http_up")
+	sg.WaitEvent(t, 0, 20*time.Second, "http_up")
 	StartGNSSSim(t, dir, "--offset", "80ms", "--pps-jitter", "50ns")
 
 	rules := filepath.Join(Root(), "configs", "sitegm-alerts.yml")
@@ -102,9 +95,9 @@ scrape_configs:
 		"--web.listen-address", fmt.Sprintf("127.0.0.1:%d", pport))
 	prom := fmt.Sprintf("http://127.0.0.1:%d", pport)
 
-	sg.WaitOutput(t, 40*time.Second, "clock_state=LOCKED")
+	sg.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
 	var class, offset []float64
-	WaitFor(t, 30*time.Second, "clockClass 6 and an offset in Prometheus", func() bool {
+	WaitFor(t, 90*time.Second, "clockClass 6 and an offset in Prometheus", func() bool {
 		class, _ = promQuery(prom, `sitegm_clock_class{job="sitegm"}`)
 		offset, _ = promQuery(prom, `sitegm_clock_offset_seconds{job="sitegm"}`)
 		return len(class) == 1 && class[0] == 6 && len(offset) == 1
@@ -140,13 +133,14 @@ scrape_configs:
 // client and the monitored clock. The screenshot is kept as
 // bin/status-page.png.
 func TestStatusPageInChromium(t *testing.T) {
+	Parallel(t)
 	needTools(t, "chromium")
 	dir := t.TempDir()
 	port := freeTCP(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	bin := filepath.Dir(Bin(t, "gnss-sim"))
 	demo := Start(t, Bin(t, "sitegm"), "demo", "--dir", dir, "--bin", bin, "--http", addr)
-	demo.WaitOutput(t, 10*time.Second, "status page: http://"+addr+"/")
+	demo.WaitText(t, 0, 30*time.Second, "status page: http://"+addr+"/")
 	var st struct {
 		Clock struct {
 			State string `json:"state"`
@@ -156,7 +150,7 @@ func TestStatusPageInChromium(t *testing.T) {
 			Answers int `json:"answers"`
 		} `json:"monitors"`
 	}
-	WaitFor(t, 60*time.Second, "the demo locked, a follower and a monitored answer", func() bool {
+	WaitFor(t, 2*time.Minute, "the demo locked, a follower and a monitored answer", func() bool {
 		b, err := httpGet("http://" + addr + "/status.json")
 		return err == nil && json.Unmarshal([]byte(b), &st) == nil && st.Clock.State == "LOCKED" &&
 			len(st.Followers) > 0 && len(st.Monitors) == 1 && st.Monitors[0].Answers > 0
@@ -220,6 +214,7 @@ func macOf(t *testing.T, h *Host, iface string) net.HardwareAddr {
 // measures that offset within the path's delay plus 2 ms, raises
 // monitor_offset (warn 50 ms), and monitor_unreachable once chronyd stops.
 func TestFollowersAndMonitoredClock(t *testing.T) {
+	Parallel(t)
 	needTools(t, "ptp4l", "chronyd")
 	lab := NewLab(t)
 	gm, audio, video := lab.Bare("gm"), lab.Bare("audio"), lab.Bare("video")
@@ -245,7 +240,7 @@ warn = "50ms"
 	sg := gm.Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
 	StartGNSSSim(t, dir, "--offset", "120ms", "--pps-jitter", "50ns")
 	chrony := chronyServer(t, video, dir)
-	sg.WaitOutput(t, 40*time.Second, "clock_state=LOCKED")
+	sg.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
 	slave := audio.Start(t, "ptp4l", "-f", Ptp4lConfig(t, dir, "slave.conf", Ptp4lSlaveConf), "-i", "eth0", "-m")
 	audio.Start(t, Bin(t, "ptpv1-probe"), "slave", "--interface", "eth0")
 
@@ -276,11 +271,11 @@ warn = "50ms"
 		}
 		return false
 	}
-	WaitFor(t, 40*time.Second, "the ptp4l slave and the v1 probe in the followers", func() bool {
+	WaitFor(t, 90*time.Second, "the ptp4l slave and the v1 probe in the followers", func() bool {
 		status()
 		return has("ptp", ptpID+"-1") && has("ptpv1", v1ID+"-1")
 	})
-	WaitFor(t, 20*time.Second, "the recorder measured", func() bool {
+	WaitFor(t, 60*time.Second, "the recorder measured", func() bool {
 		status()
 		return len(st.Monitors) == 1 && st.Monitors[0].Answers >= 2
 	})
@@ -292,20 +287,19 @@ warn = "50ms"
 		t.Errorf("recorder offset %v, truth %v (delay %v)", time.Duration(m.OffsetNS), time.Duration(int64(want)), time.Duration(m.DelayNS))
 	}
 	t.Logf("recorder offset %v, truth %v, delay %v", time.Duration(m.OffsetNS), time.Duration(int64(want)), time.Duration(m.DelayNS))
-	sg.WaitOutput(t, 20*time.Second, "event=monitor_offset")
-	if l := lineWith(sg.Output(), "event=monitor_offset"); !strings.Contains(l, "level=WARNING") || !strings.Contains(l, "monitor=recorder") {
-		t.Errorf("monitor_offset: %s", l)
+	if l, _ := sg.WaitEvent(t, 0, 40*time.Second, "monitor_offset"); !l.Has("level", "WARNING", "monitor", "recorder") {
+		t.Errorf("monitor_offset: %v", l)
 	}
 
+	mark := sg.Mark()
 	slave.Stop(3 * time.Second)
-	sg.WaitOutput(t, 30*time.Second, "event=ptp_follower_lost")
-	if l := lineWith(sg.Output(), "event=ptp_follower_lost"); !strings.Contains(l, "level=WARNING") || !strings.Contains(l, "follower="+ptpID) {
-		t.Errorf("ptp_follower_lost: %s", l)
+	if l, _ := sg.WaitEvent(t, mark, 60*time.Second, "ptp_follower_lost"); !l.Has("level", "WARNING", "follower", ptpID) {
+		t.Errorf("ptp_follower_lost: %v", l)
 	}
+	mark = sg.Mark()
 	chrony.Stop(3 * time.Second)
-	sg.WaitOutput(t, 30*time.Second, "event=monitor_unreachable")
-	if l := lineWith(sg.Output(), "event=monitor_unreachable"); !strings.Contains(l, "level=WARNING") {
-		t.Errorf("monitor_unreachable: %s", l)
+	if l, _ := sg.WaitEvent(t, mark, 60*time.Second, "monitor_unreachable"); !l.Has("level", "WARNING") {
+		t.Errorf("monitor_unreachable: %v", l)
 	}
 }
 
@@ -314,8 +308,9 @@ warn = "50ms"
 // left silent (more than the endpoint's 32), for 8 s: Syncs and
 // Announces keep their rhythm (no gap over two intervals), a legitimate
 // NTP client loses at most 1 %, and the endpoint answers again once the
-// flood is over.
+// flood is over. In the quiet group, as TestFloodsNeverStopService.
 func TestHTTPFloodKeepsSyncs(t *testing.T) {
+	Quiet(t)
 	h := newHostileLab(t, "[http]\nlisten = \"10.77.0.1:8123\"\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
