@@ -22,16 +22,16 @@ func TestInterfaceAppearsLater(t *testing.T) {
 	cfg := SitegmConfig(t, dir, "[[ntp]]\ninterface = \"vid0\"\n")
 	sg := gm.Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
 	StartGNSSSim(t, dir)
-	_, m := sg.WaitEvent(t, 0, 20*time.Second, "ntp_waiting")
+	sg.WaitEvent(t, 0, 20*time.Second, "ntp_waiting")
 	query := func() bool {
 		out, err := cam.Run(Bin(t, "sitegm"), "ntp-query", "--timeout", "500ms", "10.91.0.1")
 		return err == nil && strings.Contains(out, "stratum")
 	}
 	lab.Link(gm, "vid0", "10.91.0.1/24", cam, "eth0", "10.91.0.2/24")
 	WaitFor(t, 20*time.Second, "NTP on the interface that appeared", query)
-	m = sg.Mark()
+	m := sg.Mark()
 	run(t, "ip", "-n", gm.NS, "link", "del", "vid0")
-	_, m = sg.WaitEvent(t, m, 20*time.Second, "ntp_interface_lost")
+	sg.WaitEvent(t, m, 20*time.Second, "ntp_interface_lost")
 	lab.Link(gm, "vid0", "10.91.0.1/24", cam, "eth0", "10.91.0.2/24")
 	WaitFor(t, 20*time.Second, "NTP on the re-created interface", query)
 	// Down and up with the same index (a cable pulled, a switch port

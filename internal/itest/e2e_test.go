@@ -98,7 +98,7 @@ socket = "%[1]s/status.sock"
 		entries = JournalEntries(t, pid)
 		return len(entries)
 	}
-	j := waitEvent(0, 60*time.Second, "clock_state", map[string]string{"CLOCK_STATE": "LOCKED", "CLOCK_CLASS": "6"})
+	waitEvent(0, 60*time.Second, "clock_state", map[string]string{"CLOCK_STATE": "LOCKED", "CLOCK_CLASS": "6"})
 	waitEvent(0, 30*time.Second, "ptp_port_state", map[string]string{"PTP_STATE": "MASTER"})
 
 	// 1. All three clients against the truth, before the outage: 40
@@ -175,7 +175,7 @@ socket = "%[1]s/status.sock"
 	// loaded machine): holdover, clockClass 7 over pmc, root
 	// dispersion.
 	disp0 := ntpRootDisp()
-	j = mark()
+	j := mark()
 	sim.Fault(t, "outage+50s")
 	j = waitEvent(j, 30*time.Second, "holdover_entered", nil)
 	// The ports take the new class at their next tick (within a second).

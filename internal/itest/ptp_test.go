@@ -176,7 +176,7 @@ func TestPTPGrandmaster(t *testing.T) {
 		au4.Start(t, "ptp4l", "-f", Ptp4lConfig(t, dir, "slave2.conf", Ptp4lSlaveConf+"domainNumber 1\n"), "-i", "eth0", "-m"),
 	}
 
-	_, m := sg.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
+	sg.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
 	sg.WaitEvent(t, 0, 30*time.Second, "ptp_port_state", "ptp_state", "MASTER")
 	capFile := filepath.Join(dir, "gm.pcap")
 	// 12 s of capture hold 6 Announces (one each 2 s) and about a
@@ -268,7 +268,7 @@ func TestPTPGrandmaster(t *testing.T) {
 
 	// 4. BMCA: a ptp4l master with priority1 100 on domain 0 makes
 	// sitegm PASSIVE; when it stops, sitegm is MASTER again.
-	m = sg.Mark()
+	m := sg.Mark()
 	better := mg.Start(t, "ptp4l", "-f", Ptp4lConfig(t, dir, "better.conf", "free_running 1\ntime_stamping software\nnetwork_transport UDPv4\npriority1 100\n"),
 		"-i", "eth0", "-m")
 	passive, m := sg.WaitEvent(t, m, 40*time.Second, "ptp_port_state", "ptp_state", "PASSIVE")

@@ -56,7 +56,7 @@ func TestPTPv1Dante(t *testing.T) {
 	m2r := monoToReal()
 	probe := au.Start(t, Bin(t, "ptpv1-probe"), "slave", "--interface", "eth0")
 	slave := au2.Start(t, "ptp4l", "-f", Ptp4lConfig(t, dir, "slave.conf", Ptp4lSlaveConf), "-i", "eth0", "-m")
-	_, m := sg.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
+	sg.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
 	sg.WaitEvent(t, 0, 30*time.Second, "ptpv1_port_state", "ptpv1_state", "MASTER")
 	capFile := filepath.Join(dir, "v1.pcap")
 	// sitegm's v1 messages only (a v1 header starts with versionPTP 1 in
@@ -139,7 +139,7 @@ func TestPTPv1Dante(t *testing.T) {
 	// 3. A foreign v1 master with better credentials (preferred, stratum
 	// 0, "ATOM") makes sitegm PASSIVE on v1 only; v2 stays MASTER; when
 	// it stops, v1 is MASTER again.
-	m = sg.Mark()
+	m := sg.Mark()
 	foreign := mg.Start(t, Bin(t, "ptpv1-probe"), "master", "--interface", "eth0", "--stratum", "0", "--identifier", "ATOM", "--preferred")
 	_, m = sg.WaitEvent(t, m, 30*time.Second, "ptpv1_port_state", "ptpv1_state", "PASSIVE")
 	st, _ := sg.WaitStatus(t, m, 30*time.Second)

@@ -63,7 +63,7 @@ func TestUBXReceiverLocksAndServes(t *testing.T) {
 	}
 	sim := &SimControl{p: StartCmd(t, cmd), w: ctlIn}
 
-	_, m := sg.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
+	sg.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
 	if l := sg.Lines(0, "event", "gnss_fix_gained"); len(l) == 0 || l[0]["gnss_talker"] != "UBX" {
 		t.Errorf("the fix was not gained from UBX: %v", l)
 	}
@@ -74,7 +74,7 @@ func TestUBXReceiverLocksAndServes(t *testing.T) {
 	sg.WaitEvent(t, 0, 60*time.Second, "gnss_survey", "survey", "started")
 	sg.WaitEvent(t, 0, 60*time.Second, "gnss_survey", "survey", "done")
 
-	m = sg.Mark()
+	m := sg.Mark()
 	sim.Fault(t, "jamming=180+3s")
 	sg.WaitEvent(t, m, 30*time.Second, "gnss_jamming", "gnss_jamming", "warning")
 
