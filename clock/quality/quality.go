@@ -111,7 +111,9 @@ type Machine struct {
 	holdoverFrom time.Time
 	lastSample   time.Time // last accepted sample (NTP reference timestamp)
 	est          servo.Estimate
-	lockedSigma  time.Duration // the filter's phase deviation while locked
+	// accuracy is the clockAccuracy advertised: it follows the error
+	// bound with hysteresis (steadyAccuracy), set at each Update.
+	accuracy uint8
 	// distrust says why the reference is not believed now (the receiver
 	// reports spoofing, or its time is worse than the lock threshold):
 	// its samples are not taken, and the state is what it would be
@@ -224,6 +226,7 @@ func (m *Machine) EstError() time.Duration {
 // transition when the state changed.
 func (m *Machine) Update(now time.Time, st servo.State, est servo.Estimate) (Transition, bool) {
 	m.est = est
+	m.accuracy = steadyAccuracy(m.accuracy, m.EstError())
 	silentOK, lockErr, maxErr := referenceSilentOK, m.cfg.LockError, m.cfg.HoldoverMaxError
 	distrust := m.distrust
 	if m.ntp() {
@@ -248,9 +251,6 @@ func (m *Machine) Update(now time.Time, st servo.State, est servo.Estimate) (Tra
 	}
 	if good {
 		m.lockRun++
-		if m.st == Locked {
-			m.lockedSigma = est.OffsetSigma
-		}
 	} else {
 		m.lockRun = 0
 	}
@@ -360,29 +360,56 @@ func AccuracyCode(bound time.Duration) uint8 {
 	return uint8(protocol.ClockAccuracyFromOffset(bound))
 }
 
-// ClockAccuracy is the clockAccuracy of the estimated error; unknown
-// before the first lock.
+// ClockAccuracy is the clockAccuracy of the estimated error (with the
+// hysteresis of steadyAccuracy); unknown before the first lock.
 func (m *Machine) ClockAccuracy() uint8 {
 	if !m.everLocked && m.st != Locked {
 		return AccuracyUnknown
 	}
-	return AccuracyCode(m.EstError())
+	if m.accuracy == 0 {
+		return AccuracyCode(m.EstError())
+	}
+	return m.accuracy
+}
+
+// accuracyMargin: a better clockAccuracy is advertised only once the
+// bound is this fraction below the better code's limit.
+const accuracyMargin = 0.8
+
+// steadyAccuracy is the clockAccuracy to advertise for the error bound,
+// given the one advertised (0: none yet). A worse code is taken at once:
+// the advertised accuracy never claims better than the bound. A better
+// one only once the bound is a fifth inside its limit: a bound that
+// wanders across a code's limit (250 ns, 1 µs) would otherwise change
+// the Announce every few seconds, and two grandmasters that differ only
+// in priority2 (a primary and its backup) would swap roles with it, the
+// BMCA comparing clockAccuracy before priority2 (IEEE 1588-2019 9.3.4).
+func steadyAccuracy(adv uint8, bound time.Duration) uint8 {
+	c := AccuracyCode(bound)
+	if adv == 0 || c >= adv {
+		return c
+	}
+	if b := AccuracyCode(time.Duration(float64(bound) / accuracyMargin)); b < adv {
+		return b
+	}
+	return adv
 }
 
 // OffsetScaledLogVariance (IEEE 1588-2019 7.6.3.5): log2 of the PTP variance
-// in s², scaled by 2^8 and offset by 0x8000. The variance describes short-
-// term stability, not accuracy: the filtered phase deviation while locked,
-// the oscillator's own σ_x(1 s)² = ADEV(1 s)²/3 otherwise (the larger).
+// in s², scaled by 2^8 and offset by 0x8000. The variance describes the
+// stability of the clock when it is not synchronized (7.6.3.3): for a
+// grandmaster, its own oscillator over a Sync interval, σ_x(1 s)² =
+// ADEV(1 s)²/3 from the oscillator model. It is not the filter's phase
+// deviation of the moment: that wanders sample by sample, and two
+// grandmasters that differ only in priority2 would swap roles with it
+// (the BMCA compares the variance before priority2); how close the clock
+// is to its reference is the accuracy's to say.
 func (m *Machine) OffsetScaledLogVariance() uint16 {
 	if !m.everLocked && m.st != Locked {
 		return VarianceUnknown
 	}
 	osc := m.cfg.Osc.ADEV(1)
-	v := osc * osc / 3
-	if s := m.lockedSigma.Seconds(); s*s > v {
-		v = s * s
-	}
-	return ScaledLogVariance(v)
+	return ScaledLogVariance(osc * osc / 3)
 }
 
 // ScaledLogVariance encodes a variance in s².

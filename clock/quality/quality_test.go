@@ -26,6 +26,60 @@ func TestAccuracyCodes(t *testing.T) {
 	}
 }
 
+// The advertised clockAccuracy goes worse at once and better only with
+// a margin; the variance is the oscillator's, whatever the filter's phase
+// deviation does: a bound wandering across 1 µs, and a filter sigma
+// wandering by a factor of two, change nothing in the Announce.
+func TestSteadyAdvertisedQuality(t *testing.T) {
+	if got := steadyAccuracy(0, 900*time.Nanosecond); got != 0x23 {
+		t.Errorf("first code %#x", got)
+	}
+	for _, c := range []struct {
+		adv   uint8
+		bound time.Duration
+		want  uint8
+	}{
+		{0x23, 1100 * time.Nanosecond, 0x24}, // worse: at once
+		{0x24, 990 * time.Nanosecond, 0x24},  // just inside 1 µs: stays
+		{0x24, 810 * time.Nanosecond, 0x24},
+		{0x24, 790 * time.Nanosecond, 0x23}, // a fifth inside: better
+		{0x24, 150 * time.Nanosecond, 0x22}, // several codes better at once
+		{0x23, 240 * time.Nanosecond, 0x23},
+	} {
+		if got := steadyAccuracy(c.adv, c.bound); got != c.want {
+			t.Errorf("advertised %#x, bound %v: %#x, want %#x", c.adv, c.bound, got, c.want)
+		}
+	}
+	t0 := time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)
+	m := New(Config{Osc: clock.TCXO, Holdover: time.Hour, HoldoverMaxError: 100 * time.Microsecond,
+		LockError: 2 * time.Microsecond, SourceError: 100 * time.Nanosecond}, t0)
+	now := t0
+	seen := map[[2]uint16]bool{}
+	var last [2]uint16
+	changes := 0
+	for i := 0; i < 200; i++ {
+		now = now.Add(time.Second)
+		// The bound wanders between 0.9 and 1.1 µs, the sigma between
+		// 16 and 32 ns.
+		sigma := time.Duration(16+16*(i%2)) * time.Nanosecond
+		off := time.Duration(600+i%3*100) * time.Nanosecond
+		m.Update(now, servo.StateTrack, servo.Estimate{Offset: off, OffsetSigma: sigma, SinceSample: 500 * time.Millisecond})
+		if m.State() == Locked {
+			adv := [2]uint16{uint16(m.ClockAccuracy()), m.OffsetScaledLogVariance()}
+			if seen[adv] = true; last != adv {
+				changes++
+				last = adv
+			}
+		}
+	}
+	// At most one change after the first: 1 µs (0x23) until the bound
+	// first passes it, 2.5 µs (0x24) from then on.
+	osc := clock.TCXO.ADEV(1)
+	if changes > 2 || !seen[[2]uint16{0x24, ScaledLogVariance(osc * osc / 3)}] {
+		t.Errorf("advertised (accuracy, variance) while locked changed %d times: %v", changes, seen)
+	}
+}
+
 func TestLifecycleAndAdvertised(t *testing.T) {
 	t0 := time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)
 	m := New(Config{Osc: clock.TCXO, Holdover: time.Hour, HoldoverMaxError: 100 * time.Microsecond,
