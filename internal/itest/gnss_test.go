@@ -32,6 +32,8 @@ target = "stderr"
 status_interval = "2s"
 [status]
 socket = "%[1]s/status.sock"
+[http]
+listen = ""
 %[2]s`, dir, LoopbackNTP(t)))
 	sitegm := Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
 	sitegm.WaitEvent(t, 0, 20*time.Second, "start")

@@ -29,6 +29,8 @@ target = "auto"
 status_interval = "1s"
 [status]
 socket = "%[1]s/status.sock"
+[http]
+listen = ""
 %[2]s`, dir, LoopbackNTP(t)))
 	// stderr is a pipe, not a terminal, and the journal socket exists:
 	// "auto" must choose the journal.

@@ -6,21 +6,28 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
 // SitegmConfig writes a sitegm configuration for a lab host: gnss-sim's
-// pty and SOCK in dir, a virtual clock, extra TOML appended.
+// pty and SOCK in dir, a virtual clock, extra TOML appended. The HTTP
+// endpoint is off unless extra has an [http] table: its default address
+// (127.0.0.1:8123) would be one for every test on the host's loopback.
 func SitegmConfig(t testing.TB, dir, extra string) string {
+	http := "[http]\nlisten = \"\"\n"
+	if strings.Contains(extra, "[http]") {
+		http = ""
+	}
 	return WriteFile(t, dir, "sitegm.toml", SitegmBase(dir)+fmt.Sprintf(`[log]
 target = "stderr"
 status_interval = "1s"
 [status]
 socket = "%[1]s/status.sock"
-%[2]s
-`, dir, extra))
+%[3]s%[2]s
+`, dir, extra, http))
 }
 
 // LogStatus is the [log], [status] and [http] tables of a lab's sitegm:
