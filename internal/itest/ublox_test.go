@@ -147,31 +147,43 @@ func ptyThere(path string) bool {
 	return err == nil
 }
 
-// readUBX reads the pty for d and returns the UBX class-ids and NMEA
-// sentences it saw.
-func readUBX(t *testing.T, path string, baud int, d time.Duration) (ubx, nmea int) {
+// frames counts what a receiver sent: UBX frames, NMEA sentences, and
+// the sentences that came after its first UBX frame (those before it
+// were queued before a switch to UBX only).
+type frames struct{ ubx, nmea, nmeaAfterUBX int }
+
+// readFrames reads the pty until done says enough has come (a count, not
+// a window: a slow machine takes longer), or fails after 30 s.
+func readFrames(t *testing.T, path string, baud int, done func(frames) bool) frames {
 	t.Helper()
 	f, err := serial.Open(path, baud)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	var c frames
 	fr := gnss.NewFramer(func(f *gnss.Frame) {
-		if f.Kind == gnss.FrameUBX {
-			ubx++
-		} else if f.Kind == gnss.FrameNMEA {
-			nmea++
+		switch f.Kind {
+		case gnss.FrameUBX:
+			c.ubx++
+		case gnss.FrameNMEA:
+			c.nmea++
+			if c.ubx > 0 {
+				c.nmeaAfterUBX++
+			}
 		}
 	})
-	f.SetReadDeadline(time.Now().Add(d))
+	deadline := time.Now().Add(30 * time.Second)
+	f.SetReadDeadline(deadline)
 	buf := make([]byte, 4096)
-	for {
+	for !done(c) {
 		n, err := f.Read(buf)
 		fr.Write(buf[:n], time.Now())
 		if err != nil {
-			return ubx, nmea
+			t.Fatalf("reading %s: %v after %+v", path, err, c)
 		}
 	}
+	return c
 }
 
 // TestGNSSConfigure: `sitegm gnss configure` against gnss-sim playing a
@@ -201,8 +213,9 @@ func TestGNSSConfigure(t *testing.T) {
 	if rc != 0 || !strings.Contains(out, "UBX-CFG-TP5 B5 62 06 31 20 00") || !strings.Contains(out, "UBX-CFG-TMODE2") || !strings.Contains(out, "none sent") {
 		t.Fatalf("dry run (rc %d):\n%s", rc, out)
 	}
-	if ubx, nmea := readUBX(t, dev, 9600, 2500*time.Millisecond); ubx != 0 || nmea == 0 {
-		t.Errorf("after the dry run the receiver sends %d UBX frames, %d sentences: it was changed", ubx, nmea)
+	// Three epochs of RMC, GGA and ZDA.
+	if c := readFrames(t, dev, 9600, func(c frames) bool { return c.nmea >= 9 || c.ubx > 0 }); c.ubx != 0 {
+		t.Errorf("after the dry run the receiver sends %d UBX frames, %d sentences: it was changed", c.ubx, c.nmea)
 	}
 
 	out, rc = configure("--baud", "9600", "--outputs", "ubx", "--new-baud", "115200", "--timing", "survey", "--survey-min", "60s")
@@ -211,8 +224,9 @@ func TestGNSSConfigure(t *testing.T) {
 		!regexp.MustCompile(`save +ok`).MatchString(out) || strings.Contains(out, "NO ANSWER") || !strings.HasSuffix(strings.TrimSpace(out), "configured") {
 		t.Fatalf("configure (rc %d)", rc)
 	}
-	if ubx, nmea := readUBX(t, dev, 115200, 2500*time.Millisecond); ubx == 0 || nmea != 0 {
-		t.Errorf("configured UBX only, the receiver sends %d UBX frames and %d sentences", ubx, nmea)
+	// Two epochs' worth of UBX frames after the first.
+	if c := readFrames(t, dev, 115200, func(c frames) bool { return c.ubx >= 12 }); c.nmeaAfterUBX != 0 {
+		t.Errorf("configured UBX only, the receiver sends %d UBX frames and, after them, %d sentences", c.ubx, c.nmeaAfterUBX)
 	}
 
 	cfg := SitegmConfig(t, dir, LoopbackNTP(t))
