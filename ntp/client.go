@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -168,4 +169,22 @@ func ParseReplyInterleaved(b []byte, tx uint64, prev Exchange) (s Sample, interl
 		rx = binary.BigEndian.Uint64(b[32:])
 	}
 	return s, false, rx, err
+}
+
+// PollResult is one poll of a server: the reply's sample and the local
+// send and receive times on the disciplined clock (UTC), or why there is
+// none. hw/ntpnet makes them; the monitors ([[monitor]]) and the
+// upstreams take them.
+type PollResult struct {
+	T1, T4 time.Time
+	Sample Sample
+	Err    error
+	// Kernel: T1 and T4 are the kernel's send and receive timestamps
+	// (SO_TIMESTAMPING software), not reads around the system calls.
+	Kernel bool
+	// Interleaved: the result completes the previous exchange, with the
+	// server's precise transmit time of its reply (interleaved mode).
+	Interleaved bool
+	// From is the address that answered.
+	From netip.Addr
 }

@@ -37,6 +37,23 @@ func (h Header) Unsynchronized() Header {
 	return h
 }
 
+// ClockHold is how long replies keep the last header when the disciplined
+// clock cannot be read: the PHC-to-realtime offset measured last (the
+// servers stamp on CLOCK_REALTIME, slaved to the PHC) is good for that
+// long; after it, replies say unsynchronized.
+const ClockHold = 2 * time.Second
+
+// Held is the header to serve while the clock's reads have been failing
+// for failing (0: they read): h itself within ClockHold, h saying it is
+// unsynchronized after it. A served time is never another clock's: past
+// the hold, the reply admits it does not know.
+func (h Header) Held(failing time.Duration) Header {
+	if failing > ClockHold && h.Leap != 3 {
+		return h.Unsynchronized()
+	}
+	return h
+}
+
 // Precision measures the precision of a clock read as NTP wants it (RFC
 // 5905 7.3: log2 s): the smallest step between successive reads, clamped
 // to -29..-3 (older w32time discards replies outside that range).

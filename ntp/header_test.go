@@ -45,6 +45,12 @@ func TestHeaderOfEachState(t *testing.T) {
 	if h.Leap != 3 || h.Stratum != 0 || h.RefID != 0x494E4954 || h.Precision != -20 {
 		t.Errorf("unsynchronized: %+v", h)
 	}
+	// Held: the header as it is for ClockHold of failed reads, then
+	// unsynchronized.
+	locked := HeaderOf(qualitytest.Cases()[1].Advertised().NTP, -20, time.Now())
+	if locked.Held(0) != locked || locked.Held(ClockHold) != locked || locked.Held(ClockHold+time.Millisecond) != locked.Unsynchronized() {
+		t.Errorf("held: %+v %+v", locked.Held(ClockHold), locked.Held(ClockHold+time.Millisecond))
+	}
 }
 
 // Precision is log2 of the smallest step between reads, clamped.

@@ -4,13 +4,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sitegm/event"
 	"time"
 
 	"github.com/facebook/time/ptp/protocol"
 )
-
-// levelNotice mirrors internal/logging's NOTICE.
-const levelNotice = slog.Level(2)
 
 // GM is what the grandmaster advertises, from clock/quality, refreshed by
 // the daemon.
@@ -63,13 +61,8 @@ type Out struct {
 	Seq  uint16
 }
 
-// Event is something to log.
-type Event struct {
-	Name  string
-	Level slog.Level
-	Msg   string
-	Attrs []any
-}
+// Event is something to log (the vocabulary every core shares).
+type Event = event.Event
 
 // Stats counts a port's traffic.
 type Stats struct {
@@ -122,7 +115,7 @@ type Port struct {
 	bufs         [8][512]byte
 	nbuf         int
 	outs         []Out
-	events       []Event
+	events       event.List
 	Stats        Stats
 }
 
@@ -182,16 +175,11 @@ func (p *Port) take() []Out {
 }
 
 // Events returns and clears what happened since the last call.
-func (p *Port) Events() []Event {
-	e := p.events
-	p.events = nil
-	return e
-}
+func (p *Port) Events() []Event { return p.events.Take() }
 
 func (p *Port) emit(level slog.Level, name, msg string, attrs ...any) {
 	// The daemon's logger already names the interface.
-	attrs = append([]any{"ptp_domain", p.cfg.Domain}, attrs...)
-	p.events = append(p.events, Event{Name: name, Level: level, Msg: msg, Attrs: attrs})
+	p.events.Emit(level, name, msg, append([]any{"ptp_domain", p.cfg.Domain}, attrs...)...)
 }
 
 // D0 is this clock's own dataset.
@@ -335,10 +323,10 @@ func (p *Port) setState(s protocol.PortState, now time.Time, best *Dataset) {
 		p.emit(slog.LevelWarn, "ptp_port_state", "PTP port PASSIVE: a better master is on the network: "+best.Describe(),
 			"ptp_state", s.String(), "ptp_prev_state", prev.String(), "ptp_foreign_master", best.GMIdentity.String())
 	case prev == protocol.PortStatePassive:
-		p.emit(levelNotice, "ptp_port_state", "PTP port MASTER again: the better master went silent",
+		p.emit(event.Notice, "ptp_port_state", "PTP port MASTER again: the better master went silent",
 			"ptp_state", s.String(), "ptp_prev_state", prev.String())
 	default:
-		p.emit(levelNotice, "ptp_port_state", "PTP port "+s.String(), "ptp_state", s.String(), "ptp_prev_state", prev.String())
+		p.emit(event.Notice, "ptp_port_state", "PTP port "+s.String(), "ptp_state", s.String(), "ptp_prev_state", prev.String())
 	}
 	if s == protocol.PortStateMaster {
 		// Announce at once: slaves waiting for a master should not wait a

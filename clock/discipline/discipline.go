@@ -7,8 +7,7 @@ package discipline
 import (
 	"fmt"
 	"log/slog"
-	"sort"
-	"strings"
+	"math"
 	"time"
 
 	"sitegm/clock"
@@ -16,10 +15,8 @@ import (
 	"sitegm/clock/quality"
 	"sitegm/clock/refclock"
 	"sitegm/clock/servo"
+	"sitegm/event"
 )
-
-// LevelNotice mirrors internal/logging's NOTICE level (syslog 5).
-const LevelNotice = slog.Level(2)
 
 // Config of a discipline.
 type Config struct {
@@ -28,7 +25,8 @@ type Config struct {
 	// NMEAOnly: no PPS; samples come from sentence arrival minus NMEADelay.
 	NMEAOnly  bool
 	NMEADelay time.Duration
-	// MeasNoise is the expected sample noise of the PPS source.
+	// MeasNoise is the expected sample noise of the PPS source; 0 takes
+	// PriorNoise.
 	MeasNoise time.Duration
 	// LatencyLo/Hi: the window in which the sentences for second S start
 	// after the edge of S (used until the clock is on GNSS time).
@@ -51,6 +49,20 @@ type Config struct {
 	// UpstreamMaxError the bound within which a clock the upstreams
 	// discipline counts as synchronized (clock.upstream_max_error).
 	UpstreamMargin, UpstreamMaxError time.Duration
+}
+
+// PriorNoise is the sample noise to expect from a reference before the
+// servo has measured it (it does within eight samples). It is a prior, so
+// it errs on the wide side: 2 µs for every pulse source, though a timing
+// receiver on a NIC's pin scatters by tens of ns, and 20 ms for sentence
+// arrival alone; a narrow prior let a noisy pulse lock early and
+// advertise a bound smaller than the clock's real error (docs/clock.md,
+// "The PPS noise prior"; clock/sim TestPPSNoiseHonestWhateverItIs).
+func PriorNoise(nmeaOnly bool) time.Duration {
+	if nmeaOnly {
+		return 20 * time.Millisecond
+	}
+	return 2 * time.Microsecond
 }
 
 // Label is a receiver epoch that names a UTC second.
@@ -84,13 +96,8 @@ func (a *Action) merge(b Action) {
 	}
 }
 
-// Event is something to log.
-type Event struct {
-	Name  string
-	Level slog.Level
-	Msg   string
-	Attrs []any
-}
+// Event is something to log (the vocabulary every core shares).
+type Event = event.Event
 
 // Discipline is the clock's brain.
 type Discipline struct {
@@ -100,12 +107,16 @@ type Discipline struct {
 	q          *quality.Machine
 	leapTable  *leap.Table
 	receiverLS bool // the receiver confirmed the current leap count
+	// lastEpoch is the receiver's latest dated, plausible epoch and
+	// lastEpochAt when it was read (host clock): ReceiverUTC.
+	lastEpoch, lastEpochAt time.Time
 	// leapRefused is the receiver leap information last refused (logged
 	// once while it stays the same); LeapRefusals counts refusals.
 	leapRefused  string
 	LeapRefusals uint64
-	pending      int // leap flag last announced
-	leapSet      int // leap flag last given to a UTC clock
+	leapWarned   time.Time // the clock's UTC when leap_table_expired was last said
+	pending      int       // leap flag last announced
+	leapSet      int       // leap flag last given to a UTC clock
 	latency      time.Duration
 	latencyOff   bool
 	problems     map[string]uint64
@@ -113,7 +124,7 @@ type Discipline struct {
 	outliers     uint64
 	steps        uint64
 	lastStep     time.Duration
-	events       []Event
+	events       event.List
 	// priorDropped: the drift file's frequency was found wrong.
 	priorDropped bool
 	// distrust holds why the receiver is not believed now (spoofing, its
@@ -179,7 +190,7 @@ func (d *Discipline) CrossCheck(offset, rootDist, margin time.Duration) []Event 
 		abs = -abs
 	}
 	if abs <= bound && d.unconfirmed {
-		d.confirm(LevelNotice, fmt.Sprintf("GNSS agrees with the NTP upstreams (%v, within %v): it may lock", -offset, bound))
+		d.confirm(event.Notice, fmt.Sprintf("GNSS agrees with the NTP upstreams (%v, within %v): it may lock", -offset, bound))
 	}
 	switch {
 	case abs > bound:
@@ -200,7 +211,7 @@ func (d *Discipline) CrossCheck(offset, rootDist, margin time.Duration) []Event 
 		d.q.Dispute(ntpReason)
 	case d.ntpDisagree && d.ntpGood >= ntpPersist:
 		d.ntpDisagree = false
-		d.emit(LevelNotice, "gnss_ntp_disagree", fmt.Sprintf("the clock agrees with the NTP upstreams again (%v, within %v)", -offset, bound),
+		d.emit(event.Notice, "gnss_ntp_disagree", fmt.Sprintf("the clock agrees with the NTP upstreams again (%v, within %v)", -offset, bound),
 			"upstream_offset", offset.String(), "bound", bound.String())
 		d.Distrust(ntpReason, false)
 		d.q.Dispute("")
@@ -210,6 +221,9 @@ func (d *Discipline) CrossCheck(offset, rootDist, margin time.Duration) []Event 
 
 // New builds a discipline; now is the clock's time.
 func New(cfg Config, now time.Time) *Discipline {
+	if cfg.MeasNoise == 0 {
+		cfg.MeasNoise = PriorNoise(cfg.NMEAOnly)
+	}
 	if cfg.Leap == nil {
 		cfg.Leap = leap.Builtin()
 	}
@@ -253,89 +267,17 @@ func New(cfg Config, now time.Time) *Discipline {
 	return d
 }
 
-// Distrust stops (on) or resumes taking the receiver's time for reason:
-// while any reason holds, labels make no samples, and a locked clock holds
-// over as it does when GNSS is lost (quality.Machine.Distrust). A
-// receiver reporting spoofing is treated so: its time may be anyone's.
-func (d *Discipline) Distrust(reason string, on bool) {
-	if d.distrust[reason] == on {
-		return
-	}
-	if on {
-		d.distrust[reason] = true
-	} else {
-		delete(d.distrust, reason)
-	}
-	var why []string
-	for r := range d.distrust {
-		why = append(why, r)
-	}
-	sort.Strings(why)
-	d.q.Distrust(strings.Join(why, ", "))
-}
-
-// SourceAccuracy takes the receiver's estimate of its own time accuracy
-// (UBX tAcc; 0 unknown). The advertised bound is never smaller; past the
-// lock threshold (1 µs with a PPS) the receiver is distrusted until it is
-// back under half of it.
-func (d *Discipline) SourceAccuracy(acc time.Duration) {
-	if acc <= 0 {
-		return
-	}
-	d.q.SetSourceAccuracy(acc)
-	switch {
-	case !d.accBad && acc > d.lockErr:
-		d.accBad = true
-		d.emit(slog.LevelWarn, "gnss_time_accuracy", fmt.Sprintf("the receiver's time accuracy %v is worse than the lock threshold %v: holding over", acc, d.lockErr),
-			"time_accuracy", acc.String(), "threshold", d.lockErr.String())
-	case d.accBad && acc < d.lockErr/2:
-		d.accBad = false
-		d.emit(LevelNotice, "gnss_time_accuracy", fmt.Sprintf("the receiver's time accuracy %v is good again", acc), "time_accuracy", acc.String())
-	}
-	d.Distrust("receiver time accuracy", d.accBad)
-}
-
 func (d *Discipline) emit(level slog.Level, name, msg string, attrs ...any) {
-	d.events = append(d.events, Event{Name: name, Level: level, Msg: msg, Attrs: attrs})
+	d.events.Emit(level, name, msg, attrs...)
 }
 
-func (d *Discipline) take() []Event {
-	ev := d.events
-	d.events = nil
-	return ev
-}
+func (d *Discipline) take() []Event { return d.events.Take() }
 
 // Edge records a PPS edge at clock time t.
 func (d *Discipline) Edge(t time.Time) []Event {
 	if d.pair.Edge(t) {
 		d.problem("extra_pulse")
 	}
-	return d.take()
-}
-
-// TimePulse records a u-blox TIM-TP: the pulse at UTC second utc has
-// quantisation error qErrPS.
-func (d *Discipline) TimePulse(utc time.Time, qErrPS int32) { d.pair.QErr(utc, qErrPS) }
-
-// ReceiverLeap merges a receiver's leap second knowledge (NAV-TIMELS) at
-// UTC time utcNow: the receiver epoch the message belongs to, or the
-// disciplined clock's UTC (see leap.Table.MergeReceiver for what is
-// believed). A refusal is logged once for as long as it stays the same.
-func (d *Discipline) ReceiverLeap(utcNow time.Time, currLS int, valid bool, change int, eventIn time.Duration, eventValid bool) []Event {
-	merged, refused := d.leapTable.MergeReceiver(utcNow, currLS, valid, change, eventIn, eventValid)
-	if valid && refused == "" {
-		d.receiverLS = true
-	}
-	if merged != "" {
-		d.emit(slog.LevelWarn, "leap_table_receiver", "leap second table corrected from the receiver: "+merged)
-	}
-	if refused != "" && refused != d.leapRefused {
-		d.emit(slog.LevelWarn, "leap_receiver_refused", "receiver's leap second information not used: "+refused)
-	}
-	if refused != "" {
-		d.LeapRefusals++
-	}
-	d.leapRefused = refused
 	return d.take()
 }
 
@@ -416,14 +358,14 @@ func (d *Discipline) note(a servo.Action) {
 	case servo.NoteStepped:
 		d.steps++
 		d.lastStep = a.Step
-		d.emit(LevelNotice, "clock_stepped", "clock stepped onto GNSS time", "step", a.Step.String())
+		d.emit(event.Notice, "clock_stepped", "clock stepped onto GNSS time", "step", a.Step.String())
 	case servo.NoteOutlier:
 		d.outliers++
 	case servo.NoteJump:
 		d.emit(slog.LevelError, "jump_alarm", fmt.Sprintf("GNSS time jumped by %v: not followed, holding over", a.Offset),
 			"jump", a.Offset.String(), "follow_after", followText(d.cfg.FollowJumps))
 	case servo.NoteJumpOver:
-		d.emit(LevelNotice, "jump_over", "GNSS time agrees with the clock again")
+		d.emit(event.Notice, "jump_over", "GNSS time agrees with the clock again")
 	case servo.NoteJumpFollow:
 		d.steps++
 		d.lastStep = a.Step
@@ -485,12 +427,13 @@ func (d *Discipline) Tick(now time.Time) (Action, []Event) {
 	if d.cfg.Timescale == clock.TAI {
 		utc, _ = d.leapTable.TAIToUTC(now)
 	}
+	d.checkLeapExpiry(utc)
 	if p := d.leapTable.Pending(utc); p != d.pending {
 		switch {
 		case p != 0:
 			d.emit(slog.LevelWarn, "leap_scheduled", fmt.Sprintf("leap second (%+d) at the end of today, UTC", p), "leap", p)
 		case d.pending != 0:
-			d.emit(LevelNotice, "leap_applied", "leap second done", "tai_utc", d.leapTable.Offset(utc))
+			d.emit(event.Notice, "leap_applied", "leap second done", "tai_utc", d.leapTable.Offset(utc))
 		}
 		d.pending = p
 	}
@@ -514,16 +457,35 @@ func (d *Discipline) Tick(now time.Time) (Action, []Event) {
 	return a, d.take()
 }
 
+// checkLeapExpiry warns, once a day of the clock's own time, that the
+// leap table expired: the time is still served, but a leap second
+// announced after the expiry would be missed unless the receiver
+// reports it.
+func (d *Discipline) checkLeapExpiry(utc time.Time) {
+	if !d.leapTable.Expired(utc) || (!d.leapWarned.IsZero() && utc.Sub(d.leapWarned).Abs() < 24*time.Hour) {
+		return
+	}
+	d.leapWarned = utc
+	exp := "unknown"
+	if !d.leapTable.Expires.IsZero() {
+		exp = d.leapTable.Expires.Format("2006-01-02")
+	}
+	d.emit(slog.LevelWarn, "leap_table_expired", "leap second table expired: update tzdata (leap-seconds.list); GNSS time is still served, "+
+		"and PTP utcOffsetValid stays false unless the receiver confirms the offset", "leap_source", d.leapTable.Source, "expired", exp)
+}
+
 func (d *Discipline) transition(now time.Time, tr quality.Transition) {
-	level := LevelNotice
+	level := event.Notice
 	if tr.To == quality.Holdover || (tr.To == quality.Freerun && d.q.EverLocked()) {
 		level = slog.LevelWarn
 	}
 	est := d.q.Estimate()
-	d.emit(level, "clock_state", fmt.Sprintf("clock %s -> %s: %s", tr.From, tr.To, tr.Reason),
-		"clock_state", string(tr.To), "clock_prev_state", string(tr.From), "reason", tr.Reason,
-		"clock_class", d.q.ClockClass(), "held", tr.Held.Round(time.Second).String(),
-		"est_error_ns", est.Offset.Abs().Nanoseconds()+3*est.OffsetSigma.Nanoseconds())
+	attrs := []any{"clock_state", string(tr.To), "clock_prev_state", string(tr.From), "reason", tr.Reason,
+		"clock_class", d.q.ClockClass(), "held", tr.Held.Round(time.Second).String()}
+	if e := d.q.EstError(); e != time.Duration(math.MaxInt64) {
+		attrs = append(attrs, "est_error_ns", e.Nanoseconds()) // left out while not known
+	}
+	d.emit(level, "clock_state", fmt.Sprintf("clock %s -> %s: %s", tr.From, tr.To, tr.Reason), attrs...)
 	switch {
 	case tr.To == quality.Holdover:
 		d.emit(slog.LevelWarn, "holdover_entered", "holdover: running on the "+d.cfg.Osc.Name+" oscillator",

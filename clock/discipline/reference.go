@@ -9,6 +9,7 @@ import (
 	"sitegm/clock/quality"
 	"sitegm/clock/refclock"
 	"sitegm/clock/servo"
+	"sitegm/event"
 )
 
 // Upstreams is the NTP upstreams' selection as the discipline uses it
@@ -94,7 +95,7 @@ func (d *Discipline) Upstream(now time.Time, u Upstreams, fresh bool) (Action, [
 			d.pair.Shift(sa.Step)
 			d.steps++
 			d.lastStep = sa.Step
-			d.emit(LevelNotice, "clock_stepped", "clock stepped onto the NTP upstreams' time (it served no synchronized time yet)",
+			d.emit(event.Notice, "clock_stepped", "clock stepped onto the NTP upstreams' time (it served no synchronized time yet)",
 				"step", sa.Step.String())
 		}
 		a.merge(Action{Step: sa.Step, SetFreq: sa.SetFreq, Freq: sa.Freq})
@@ -146,7 +147,7 @@ func (d *Discipline) refChanged(from, to quality.Reference, why string) {
 	d.refChanges++
 	level := slog.LevelWarn
 	if to == quality.RefGNSS {
-		level = LevelNotice
+		level = event.Notice
 	}
 	d.emit(level, "reference_changed", fmt.Sprintf("reference %s -> %s: %s", from, to, why),
 		"reference", string(to), "reference_prev", string(from), "reason", why)
@@ -217,7 +218,7 @@ func (d *Discipline) gnssWhileNTP(s refclock.Sample, now time.Time) Action {
 		d.pair.Shift(sa.Step)
 		d.steps++
 		d.lastStep = sa.Step
-		d.emit(LevelNotice, "clock_stepped", "clock stepped onto GNSS time (it served no synchronized time)", "step", sa.Step.String())
+		d.emit(event.Notice, "clock_stepped", "clock stepped onto GNSS time (it served no synchronized time)", "step", sa.Step.String())
 	}
 	why := fmt.Sprintf("GNSS is back and agrees with the clock (%v, within %v): slewing onto it", -off, bound)
 	if step {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"sitegm/clock"
+	"sitegm/event"
 )
 
 // Issue 11 item 10: a drift file is bounded in size and value; what
@@ -75,3 +76,47 @@ func TestWriteRead(t *testing.T) {
 		t.Errorf("sigma a day later %v", s)
 	}
 }
+
+// The keeper writes once the clock has locked, then every Every and at
+// exit; it sets a file GNSS disagreed with aside once; it never writes a
+// frequency that is not known.
+func TestKeeperSchedule(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "drift")
+	k := Keeper{Path: path, Clock: "virtual", Osc: clock.TCXO}
+	t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	names := func(evs []event.Event) (n []string) {
+		for _, e := range evs {
+			n = append(n, e.Name)
+		}
+		return n
+	}
+	if evs := k.Save(t0, false, Now{FreqPPB: 10, SigmaPPB: 1}); len(evs) != 0 || fileThere(path) {
+		t.Fatalf("written before any lock: %v", names(evs))
+	}
+	locked := Now{EverLocked: true, FreqPPB: 4000, SigmaPPB: 2}
+	if evs := names(k.Save(t0, false, locked)); len(evs) != 1 || evs[0] != "drift_written" {
+		t.Fatalf("first save after the lock: %v", evs)
+	}
+	locked.FreqPPB = 4001
+	k.Save(t0.Add(Every/2), false, locked)
+	if r, _ := Read(path, 1e6); r.FreqPPB != 4000 {
+		t.Errorf("rewritten before Every: %v", r.FreqPPB)
+	}
+	k.Save(t0.Add(Every/2), true, locked)
+	if r, _ := Read(path, 1e6); r.FreqPPB != 4001 || r.Clock != "virtual" || r.Oscillator != "tcxo" {
+		t.Errorf("not written at exit: %+v", r)
+	}
+	if evs := names(k.Save(t0.Add(2*Every), false, Now{EverLocked: true, FreqPPB: 9, SigmaPPB: 5000})); len(evs) != 0 {
+		t.Errorf("an unknown frequency written: %v", evs)
+	}
+	bad := Now{EverLocked: true, Distrusted: true}
+	if evs := names(k.Save(t0.Add(3*Every), false, bad)); len(evs) != 1 || evs[0] != "drift_set_aside" || !fileThere(path+".rejected") {
+		t.Errorf("set aside: %v", evs)
+	}
+	if evs := names(k.Save(t0.Add(4*Every), false, bad)); len(evs) != 0 {
+		t.Errorf("set aside twice: %v", evs)
+	}
+}
+
+func fileThere(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -2,11 +2,13 @@ package timebase
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"sitegm/clock"
 	"sitegm/clock/leap"
+	"sitegm/event"
 )
 
 // fakeClock stands for CLOCK_REALTIME (UTC) or, with phcOff set, a PHC
@@ -240,5 +242,38 @@ func TestSlaveStepsSystemOntoPHCUTC(t *testing.T) {
 	phc.fail = errors.New("EIO")
 	if _, err := s.Step(); err == nil || len(sys.steps) != 1 {
 		t.Errorf("a failed reading: err %v steps %v", err, sys.steps)
+	}
+}
+
+// A run of failed reads is one WARNING at its first failure and one
+// NOTICE a second after the last, with how many failed and for how long.
+func TestReadWatch(t *testing.T) {
+	var w ReadWatch
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	names := func(evs []event.Event) (n []string) {
+		for _, e := range evs {
+			n = append(n, e.Name)
+		}
+		return n
+	}
+	if evs := w.Check(at(0), 0, "", "phc"); len(evs) != 0 || w.FailingFor(at(0)) != 0 {
+		t.Fatalf("no failure: %v", names(evs))
+	}
+	if evs := names(w.Check(at(100), 2, "EIO", "phc")); len(evs) != 1 || evs[0] != "clock_read_error" {
+		t.Fatalf("first failure: %v", evs)
+	}
+	if evs := w.Check(at(200), 5, "EIO", "phc"); len(evs) != 0 || w.FailingFor(at(2200)) != 2100*time.Millisecond {
+		t.Fatalf("more failures: %v, failing for %v", names(evs), w.FailingFor(at(2200)))
+	}
+	if evs := w.Check(at(1100), 5, "EIO", "phc"); len(evs) != 0 {
+		t.Fatalf("recovered too soon: %v", names(evs))
+	}
+	evs := w.Check(at(1200), 5, "EIO", "phc")
+	if len(evs) != 1 || evs[0].Name != "clock_read_ok" || fmt.Sprint(evs[0].Attrs) != "[clock phc failed_reads 5 failed_for 100ms]" {
+		t.Fatalf("recovery: %+v", evs)
+	}
+	if w.FailingFor(at(1300)) != 0 {
+		t.Error("still failing after the recovery")
 	}
 }

@@ -1,4 +1,4 @@
-// Command sitegm-lab runs the kernel lab (internal/lab): a Debian kernel
+// Command sitegm-lab runs the kernel lab (package lab): a Debian kernel
 // under QEMU with a test PHC and PPS module, and sitegm's hardware paths
 // against it. It prints one line per scenario, then "lab: P/N scenarios
 // pass", and writes bin/lab/results.json. Without root or the packages it
@@ -20,7 +20,7 @@ import (
 	"syscall"
 	"time"
 
-	"sitegm/internal/lab"
+	"sitegm/lab"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }

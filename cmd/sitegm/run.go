@@ -9,9 +9,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	"sitegm/hw/caps"
+	"sitegm/hw/nic"
 	"sitegm/internal/config"
 	"sitegm/internal/daemon"
 	"sitegm/internal/logging"
@@ -79,10 +82,44 @@ func runDaemon(cfg config.Config, reload func() (config.Config, error)) int {
 		}
 	}
 	d.Level, d.Reload = lv, reload
-	d.NarrowCapabilities()
+	d.Caps, d.CapsNarrowed = narrowCapabilities(cfg, log)
+	checkUnitAllow(cfg, log)
 	if err := d.Run(ctx); err != nil {
 		log.Error("stopped on error", "error", err)
 		return 1
 	}
 	return 0
+}
+
+// narrowCapabilities drops every capability the configuration does not
+// need, once the daemon has opened what needs them (daemon.New); it
+// returns what is left, and whether anything was dropped (a reload that
+// needs a dropped one waits for a restart). What is kept is logged; a
+// build that cannot change capabilities (cgo) says so.
+func narrowCapabilities(cfg config.Config, log *slog.Logger) (caps.Set, bool) {
+	have, err := caps.Current()
+	if err != nil || have == 0 {
+		return have, false // nothing to drop (an unprivileged run: make run, tests)
+	}
+	left, err := caps.Narrow(cfg.Capabilities())
+	if err != nil {
+		log.Warn("capabilities not narrowed; running with all the unit grants", "event", "capabilities",
+			"error", err.Error(), "capabilities", have.String())
+		return have, false
+	}
+	log.Info("capabilities narrowed to what the configuration needs", "event", "capabilities",
+		"capabilities", left.String(), "dropped", (have &^ left).String())
+	return left, true
+}
+
+// checkUnitAllow warns, under systemd, about served addresses the unit's
+// address filter drops.
+func checkUnitAllow(cfg config.Config, log *slog.Logger) {
+	if os.Getenv("INVOCATION_ID") == "" {
+		return
+	}
+	if bad := cfg.OutsideUnitAllow(nic.IPv4Prefixes); len(bad) > 0 {
+		log.Warn("served addresses outside the unit's IPAddressAllow: their clients are dropped by systemd; add them with systemctl edit sitegm",
+			"event", "address_not_allowed", "addresses", strings.Join(bad, ", "))
+	}
 }

@@ -29,11 +29,20 @@ const (
 	SysTime        Cap = unix.CAP_SYS_TIME
 )
 
-var names = map[Cap]string{NetBindService: "CAP_NET_BIND_SERVICE", NetAdmin: "CAP_NET_ADMIN", NetRaw: "CAP_NET_RAW", SysTime: "CAP_SYS_TIME"}
+// names are linux/capability.h's, by number (0-40, Linux 5.9 on): the
+// log names every capability sitegm keeps or drops, not only its own.
+var names = [...]string{"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+	"SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+	"SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+	"SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+	"MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+	"CHECKPOINT_RESTORE"}
 
+// String is the capability's name (CAP_SYS_TIME), or its number for one
+// newer than this table.
 func (c Cap) String() string {
-	if n, ok := names[c]; ok {
-		return n
+	if int(c) < len(names) {
+		return "CAP_" + names[c]
 	}
 	return fmt.Sprintf("cap%d", uint(c))
 }

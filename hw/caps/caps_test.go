@@ -66,3 +66,14 @@ func TestSet(t *testing.T) {
 		t.Errorf("%v", s)
 	}
 }
+
+// Every capability Linux has is named (the log of what was dropped named
+// most of them cap0 ... cap40 before).
+func TestNames(t *testing.T) {
+	for c, want := range map[Cap]string{0: "CAP_CHOWN", unix.CAP_NET_BIND_SERVICE: "CAP_NET_BIND_SERVICE", unix.CAP_SYS_TIME: "CAP_SYS_TIME",
+		unix.CAP_CHECKPOINT_RESTORE: "CAP_CHECKPOINT_RESTORE", 63: "cap63"} {
+		if got := c.String(); got != want {
+			t.Errorf("%d: %s, want %s", uint(c), got, want)
+		}
+	}
+}

@@ -71,6 +71,16 @@ type Report struct {
 
 func (Report) event() {}
 
+// Arrival is when the epoch began to arrive: its first sentence's
+// arrival, or, where none was recorded, read (when the bytes that
+// completed it were read): what the discipline labels the epoch with.
+func (r Report) Arrival(read time.Time) time.Time {
+	if r.FirstAt.IsZero() {
+		return read
+	}
+	return r.FirstAt
+}
+
 // UTCString formats Time in RFC 3339 with its fraction, writing a leap
 // second as 23:59:60.
 func (r Report) UTCString() string {

@@ -1,14 +1,13 @@
 package gnss
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
+	"sitegm/event"
 	"sitegm/hw/serial"
-	"sitegm/internal/logging"
 )
 
 // State is what the operator needs to know about the receiver.
@@ -85,10 +84,11 @@ type HealthConfig struct {
 	JammingThreshold int
 }
 
-// Monitor turns receiver events into one state and logs each change
-// as an event. It is driven by explicit inputs (no clock reads).
+// Monitor turns receiver events into one state and returns each change
+// as an event (Events; the daemon logs them). It is driven by explicit
+// inputs (no clock reads).
 type Monitor struct {
-	log     *slog.Logger
+	events  event.List
 	s       Snapshot
 	linkUp  bool
 	lastAny time.Time // last report of any kind
@@ -135,10 +135,10 @@ func (m *Monitor) Health(h Health, now time.Time) {
 		m.s.Antenna = h.Antenna.String()
 		switch {
 		case h.Antenna != AntennaOK:
-			m.event(slog.LevelWarn, "gnss_antenna", "GNSS antenna "+strings.ToUpper(m.s.Antenna)+": check the cable and the antenna", now,
+			m.event(slog.LevelWarn, "gnss_antenna", "GNSS antenna "+strings.ToUpper(m.s.Antenna)+": check the cable and the antenna",
 				"gnss_antenna", m.s.Antenna, "was", prev, "source", h.Source)
 		case prev != "unknown":
-			m.event(logging.LevelNotice, "gnss_antenna", "GNSS antenna OK", now, "gnss_antenna", m.s.Antenna, "was", prev, "source", h.Source)
+			m.event(event.Notice, "gnss_antenna", "GNSS antenna OK", "gnss_antenna", m.s.Antenna, "was", prev, "source", h.Source)
 		}
 	}
 	if h.HasJam {
@@ -158,10 +158,10 @@ func (m *Monitor) Health(h Health, now time.Time) {
 		if jammed != m.jammed {
 			m.jammed = jammed
 			if jammed {
-				m.event(slog.LevelWarn, "gnss_jamming", "GNSS interference: the receiver reports jamming", now,
+				m.event(slog.LevelWarn, "gnss_jamming", "GNSS interference: the receiver reports jamming",
 					"gnss_jamming", m.s.Jamming, "jamming_indicator", m.s.JamInd, "threshold", thr, "source", h.Source)
 			} else {
-				m.event(logging.LevelNotice, "gnss_jamming", "GNSS interference over", now,
+				m.event(event.Notice, "gnss_jamming", "GNSS interference over",
 					"gnss_jamming", m.s.Jamming, "jamming_indicator", m.s.JamInd, "source", h.Source)
 			}
 		}
@@ -171,10 +171,10 @@ func (m *Monitor) Health(h Health, now time.Time) {
 		m.s.Spoofing = h.Spoofing.String()
 		switch is := m.Spoofed(); {
 		case is && !was:
-			m.event(slog.LevelError, "gnss_spoofing", "GNSS spoofing detected by the receiver: its time is not followed, the clock holds over", now,
+			m.event(slog.LevelError, "gnss_spoofing", "GNSS spoofing detected by the receiver: its time is not followed, the clock holds over",
 				"gnss_spoofing", m.s.Spoofing, "source", h.Source)
 		case !is && was:
-			m.event(logging.LevelNotice, "gnss_spoofing", "GNSS spoofing no longer indicated", now, "gnss_spoofing", m.s.Spoofing, "source", h.Source)
+			m.event(event.Notice, "gnss_spoofing", "GNSS spoofing no longer indicated", "gnss_spoofing", m.s.Spoofing, "source", h.Source)
 		}
 	}
 	if sv := h.Survey; sv != nil {
@@ -184,20 +184,20 @@ func (m *Monitor) Health(h Health, now time.Time) {
 		switch {
 		case sv.Active && (prev == nil || !prev.Active):
 			m.s.lastSurvey = now
-			m.event(logging.LevelNotice, "gnss_survey", "GNSS survey-in started", now, append(attrs, "survey", "started")...)
+			m.event(event.Notice, "gnss_survey", "GNSS survey-in started", append(attrs, "survey", "started")...)
 		case sv.Active && now.Sub(m.s.lastSurvey) >= surveyEvery:
 			m.s.lastSurvey = now
-			m.event(slog.LevelInfo, "gnss_survey", "GNSS survey-in in progress", now, append(attrs, "survey", "progress")...)
+			m.event(slog.LevelInfo, "gnss_survey", "GNSS survey-in in progress", append(attrs, "survey", "progress")...)
 		case sv.Valid && !sv.Active && (prev == nil || prev.Active || !prev.Valid):
-			m.event(logging.LevelNotice, "gnss_survey", "GNSS survey-in done: the receiver is in timing mode on its surveyed position", now,
+			m.event(event.Notice, "gnss_survey", "GNSS survey-in done: the receiver is in timing mode on its surveyed position",
 				append(attrs, "survey", "done")...)
 		}
 	}
 }
 
 // NewMonitor starts with the receiver absent.
-func NewMonitor(log *slog.Logger, device string, now time.Time) *Monitor {
-	m := &Monitor{log: log, s: Snapshot{Device: device, State: StateAbsent, Fix: "unknown", Sats: -1, InView: -1, Since: now,
+func NewMonitor(device string, now time.Time) *Monitor {
+	m := &Monitor{s: Snapshot{Device: device, State: StateAbsent, Fix: "unknown", Sats: -1, InView: -1, Since: now,
 		Antenna: "unknown", Jamming: "unknown", JamInd: -1, Spoofing: "unknown"}, texts: map[string]time.Time{}}
 	m.SetHealth(HealthConfig{})
 	return m
@@ -206,9 +206,11 @@ func NewMonitor(log *slog.Logger, device string, now time.Time) *Monitor {
 // Snapshot returns the current state.
 func (m *Monitor) Snapshot() Snapshot { return m.s }
 
-func (m *Monitor) event(level slog.Level, name, msg string, now time.Time, attrs ...any) {
-	attrs = append([]any{"event", name, "gnss_device", m.s.Device, "gnss_state", string(m.s.State)}, attrs...)
-	m.log.Log(context.Background(), level, msg, attrs...)
+// Events returns and forgets what changed since the last call.
+func (m *Monitor) Events() []event.Event { return m.events.Take() }
+
+func (m *Monitor) event(level slog.Level, name, msg string, attrs ...any) {
+	m.events.Emit(level, name, msg, append([]any{"gnss_device", m.s.Device, "gnss_state", string(m.s.State)}, attrs...)...)
 }
 
 func (m *Monitor) enter(st State, now time.Time) (prev State, held time.Duration) {
@@ -229,9 +231,9 @@ func (m *Monitor) Link(l serial.Link, now time.Time) {
 		m.quietOK = false
 		prev, held := m.enter(StateSilent, now)
 		if prev == StateAbsent && !m.s.LastReport.IsZero() {
-			m.event(logging.LevelNotice, "receiver_back", "GNSS receiver back", now, "gone_for", held.Round(time.Second).String())
+			m.event(event.Notice, "receiver_back", "GNSS receiver back", "gone_for", held.Round(time.Second).String())
 		} else {
-			m.event(logging.LevelNotice, "receiver_open", "GNSS receiver open", now)
+			m.event(event.Notice, "receiver_open", "GNSS receiver open")
 		}
 		return
 	}
@@ -241,9 +243,9 @@ func (m *Monitor) Link(l serial.Link, now time.Time) {
 	prev, _ := m.enter(StateAbsent, now)
 	m.s.Fix, m.s.Sats, m.s.InView = "none", -1, -1
 	if prev == StateFix {
-		m.event(slog.LevelWarn, "gnss_fix_lost", "GNSS fix lost: receiver gone", now, "reason", "receiver gone")
+		m.event(slog.LevelWarn, "gnss_fix_lost", "GNSS fix lost: receiver gone", "reason", "receiver gone")
 	}
-	m.event(slog.LevelWarn, "receiver_gone", "GNSS receiver gone; retrying", now, "error", m.s.LinkErr)
+	m.event(slog.LevelWarn, "receiver_gone", "GNSS receiver gone; retrying", "error", m.s.LinkErr)
 }
 
 // Report records one epoch.
@@ -280,13 +282,13 @@ func (m *Monitor) Report(r Report, now time.Time) {
 		m.lastWasOK = usable
 	}
 	if r.Rollover && usable && m.s.State != StateFix {
-		m.event(slog.LevelWarn, "gnss_week_rollover", "GNSS date was 1024 weeks early (GPS week rollover); corrected", now,
+		m.event(slog.LevelWarn, "gnss_week_rollover", "GNSS date was 1024 weeks early (GPS week rollover); corrected",
 			"gnss_time", r.UTCString())
 	}
 	switch {
 	case usable && m.s.State != StateFix && m.usableRun >= fixConfirm:
 		m.enter(StateFix, now)
-		m.event(logging.LevelNotice, "gnss_fix_gained", "GNSS fix gained", now,
+		m.event(event.Notice, "gnss_fix_gained", "GNSS fix gained",
 			"gnss_fix", r.Fix.String(), "gnss_sats", r.Sats, "gnss_time", r.UTCString(), "gnss_talker", r.Talker)
 	case !usable && m.s.State == StateFix && now.Sub(m.lastUsable) >= fixHold:
 		m.enter(StateNoFix, now)
@@ -297,10 +299,10 @@ func (m *Monitor) Report(r Report, now time.Time) {
 		case !r.HasDate:
 			reason = "no date"
 		}
-		m.event(slog.LevelWarn, "gnss_fix_lost", "GNSS fix lost", now, "reason", reason, "gnss_sats", r.Sats)
+		m.event(slog.LevelWarn, "gnss_fix_lost", "GNSS fix lost", "reason", reason, "gnss_sats", r.Sats)
 	case !usable && m.s.State == StateSilent:
 		m.enter(StateNoFix, now)
-		m.event(logging.LevelNotice, "gnss_no_fix", "GNSS receiver talking, no fix yet", now, "gnss_sats", r.Sats)
+		m.event(event.Notice, "gnss_no_fix", "GNSS receiver talking, no fix yet", "gnss_sats", r.Sats)
 	}
 }
 
@@ -319,7 +321,7 @@ func (m *Monitor) Text(t Text, now time.Time) {
 	if t.Severity <= 1 {
 		level = slog.LevelWarn
 	}
-	m.log.Log(context.Background(), level, "GNSS receiver says: "+t.Text, "event", "gnss_text", "gnss_text_severity", t.Severity)
+	m.events.Emit(level, "gnss_text", "GNSS receiver says: "+t.Text, "gnss_text_severity", t.Severity)
 }
 
 // minute sums up, once a minute, what would be a line a second: a fix
@@ -369,12 +371,12 @@ func (m *Monitor) Tick(now time.Time, rejected uint64) {
 	switch m.s.State {
 	case StateFix:
 		m.enter(StateSilent, now)
-		m.event(slog.LevelWarn, "gnss_fix_lost", "GNSS fix lost: no time reports", now, "reason", "silence", "silent_for", silent)
+		m.event(slog.LevelWarn, "gnss_fix_lost", "GNSS fix lost: no time reports", "reason", "silence", "silent_for", silent)
 	case StateNoFix:
 		m.enter(StateSilent, now)
-		m.event(slog.LevelWarn, "gnss_silent", "GNSS receiver open but silent", now, "silent_for", silent)
+		m.event(slog.LevelWarn, "gnss_silent", "GNSS receiver open but silent", "silent_for", silent)
 	case StateSilent:
-		m.event(slog.LevelWarn, "gnss_silent", "GNSS receiver open but no time sentences (check baud rate and port)", now,
+		m.event(slog.LevelWarn, "gnss_silent", "GNSS receiver open but no time sentences (check baud rate and port)",
 			"silent_for", silent, "rejected_bytes", rejected)
 	}
 }

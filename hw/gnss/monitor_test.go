@@ -1,40 +1,33 @@
 package gnss
 
 import (
-	"bytes"
 	"errors"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"sitegm/hw/serial"
-	"sitegm/internal/logging"
 )
 
-func events(buf *bytes.Buffer) []string {
+// names takes the monitor's events and returns their names.
+func names(m *Monitor) []string {
 	var ev []string
-	for _, l := range strings.Split(buf.String(), "\n") {
-		if i := strings.Index(l, "event="); i >= 0 {
-			ev = append(ev, strings.Fields(l[i:])[0][len("event="):])
-		}
+	for _, e := range m.Events() {
+		ev = append(ev, e.Name)
 	}
-	buf.Reset()
 	return ev
 }
 
 func TestGNSSMonitorLifecycle(t *testing.T) {
-	var buf bytes.Buffer
-	log := slog.New(logging.TextHandler(&buf, slog.LevelDebug))
 	t0 := time.Unix(1000, 0)
-	m := NewMonitor(log, "/dev/gnss0", t0)
+	m := NewMonitor("/dev/gnss0", t0)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 	rep := func(valid bool) Report {
 		return Report{Valid: valid, HasDate: true, Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Sats: 8, Fix: Fix3D}
 	}
 	expect := func(want ...string) {
 		t.Helper()
-		if got := events(&buf); strings.Join(got, ",") != strings.Join(want, ",") {
+		if got := names(m); strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Fatalf("events %v, want %v", got, want)
 		}
 	}
@@ -86,15 +79,13 @@ func TestGNSSMonitorLifecycle(t *testing.T) {
 // no fix event after the first, and one gnss_fix_unstable line a minute;
 // dates that cannot be right are summed up the same way.
 func TestGNSSFixFlapping(t *testing.T) {
-	var buf bytes.Buffer
-	log := slog.New(logging.TextHandler(&buf, slog.LevelDebug))
 	t0 := time.Unix(1000, 0)
-	m := NewMonitor(log, "/dev/gnss0", t0)
+	m := NewMonitor("/dev/gnss0", t0)
 	m.Link(serial.Link{Up: true}, t0)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	m.Report(Report{Valid: true, HasDate: true, Sats: 5}, at(1))
 	m.Report(Report{Valid: true, HasDate: true, Sats: 5}, at(2))
-	events(&buf)
+	names(m)
 	for s := 3; s < 603; s++ {
 		r := Report{Valid: s%2 == 0, HasDate: true, Sats: 4}
 		if s%10 == 5 {
@@ -104,7 +95,7 @@ func TestGNSSFixFlapping(t *testing.T) {
 		m.Tick(at(s).Add(500*time.Millisecond), 0)
 	}
 	count := map[string]int{}
-	for _, e := range events(&buf) {
+	for _, e := range names(m) {
 		count[e]++
 	}
 	if count["gnss_fix_lost"]+count["gnss_fix_gained"] > 0 || count["gnss_fix_unstable"] < 9 || count["gnss_fix_unstable"] > 11 ||

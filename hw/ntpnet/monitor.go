@@ -13,34 +13,31 @@ import (
 	"time"
 
 	"sitegm/hw/udpio"
-	"sitegm/internal/monitor"
 	"sitegm/ntp"
 	"sitegm/ntp/upstream"
 )
 
-// Poll asks h's host the time every interval until ctx ends and records
-// each answer, or why there is none, in h. now reads the disciplined
+// Poll asks host the time every interval until ctx ends and hands each
+// answer, or why there is none, to record. now reads the disciplined
 // clock as UTC; when it cannot be read the poll is skipped (a host is
-// never measured against another clock). trusted says whether that clock
-// knows the time (LOCKED or HOLDOVER).
+// never measured against another clock).
 //
 // The exchange is timed as pollOnce says (kernel timestamps where the
 // socket gives them); the path's delay, reported with each offset,
 // bounds the error either way.
-func Poll(ctx context.Context, h *monitor.Host, host string, port int, now func() (time.Time, error), trusted func() bool) {
-	cfg := h.Config()
+func Poll(ctx context.Context, interval time.Duration, host string, port int, now func() (time.Time, error), record func(ntp.PollResult)) {
 	// The first poll comes within a few seconds, hosts spread apart.
-	wait := time.Duration(rand.Int64N(int64(min(cfg.Interval, 5*time.Second))))
+	wait := time.Duration(rand.Int64N(int64(min(interval, 5*time.Second))))
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
 		}
-		wait = cfg.Interval
-		r, ok := pollOnce(ctx, host, port, min(cfg.Interval/2, 2*time.Second), now, nil)
+		wait = interval
+		r, ok := pollOnce(ctx, host, port, min(interval/2, 2*time.Second), now, nil)
 		if ok {
-			h.Record(r, trusted())
+			record(r)
 		}
 	}
 }
@@ -60,7 +57,7 @@ func Poll(ctx context.Context, h *monitor.Host, host string, port int, now func(
 // precise time its previous reply left, and the result is that previous
 // exchange, completed. xl is updated to this exchange (cleared when there
 // is none).
-func pollOnce(ctx context.Context, host string, port int, timeout time.Duration, now func() (time.Time, error), xl *ntp.Exchange) (monitor.Result, bool) {
+func pollOnce(ctx context.Context, host string, port int, timeout time.Duration, now func() (time.Time, error), xl *ntp.Exchange) (ntp.PollResult, bool) {
 	var prev ntp.Exchange
 	if xl != nil {
 		prev, *xl = *xl, ntp.Exchange{}
@@ -70,7 +67,7 @@ func pollOnce(ctx context.Context, host string, port int, timeout time.Duration,
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "udp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
-		return monitor.Result{Err: fmt.Errorf("resolve or connect: %w", err)}, ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded)
+		return ntp.PollResult{Err: fmt.Errorf("resolve or connect: %w", err)}, ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded)
 	}
 	defer c.Close()
 	var from netip.Addr
@@ -86,7 +83,7 @@ func pollOnce(ctx context.Context, host string, port int, timeout time.Duration,
 	}
 	t1, err := now()
 	if err != nil {
-		return monitor.Result{}, false
+		return ntp.PollResult{}, false
 	}
 	tx := ntp.Timestamp(t1)
 	req := make([]byte, ntp.HeaderLen)
@@ -96,7 +93,7 @@ func pollOnce(ctx context.Context, host string, port int, timeout time.Duration,
 		ntp.Request(req, tx)
 	}
 	if _, err := c.Write(req); err != nil {
-		return monitor.Result{T1: t1, Err: err, From: from}, true
+		return ntp.PollResult{T1: t1, Err: err, From: from}, true
 	}
 	// The disciplined clock minus CLOCK_REALTIME, read together.
 	var delta time.Duration
@@ -124,16 +121,16 @@ func pollOnce(ctx context.Context, host string, port int, timeout time.Duration,
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
-				return monitor.Result{T1: t1, Err: fmt.Errorf("%v within %v", lastErr, timeout), From: from}, true
+				return ntp.PollResult{T1: t1, Err: fmt.Errorf("%v within %v", lastErr, timeout), From: from}, true
 			}
 			// ICMP port unreachable and the like: say so at once.
-			return monitor.Result{T1: t1, Err: err, From: from}, true
+			return ntp.PollResult{T1: t1, Err: err, From: from}, true
 		}
 		var t4 time.Time
 		if kernel && !krx.IsZero() {
 			t4 = krx.Add(delta)
 		} else if t4, err = now(); err != nil {
-			return monitor.Result{}, false
+			return ntp.PollResult{}, false
 		}
 		s, inter, rx, err := ntp.ParseReplyInterleaved(buf[:n], tx, prev)
 		switch {
@@ -141,7 +138,7 @@ func pollOnce(ctx context.Context, host string, port int, timeout time.Duration,
 			if xl != nil {
 				*xl = ntp.Exchange{T1: t1, T4: t4, T2: rx}
 			}
-			r := monitor.Result{T1: t1, T4: t4, Sample: s, Kernel: kernel && !krx.IsZero(), From: from}
+			r := ntp.PollResult{T1: t1, T4: t4, Sample: s, Kernel: kernel && !krx.IsZero(), From: from}
 			if inter {
 				r.T1, r.T4, r.Interleaved = prev.T1, prev.T4, true
 			}
@@ -149,7 +146,7 @@ func pollOnce(ctx context.Context, host string, port int, timeout time.Duration,
 		case errors.Is(err, ntp.ErrBogus), errors.Is(err, ntp.ErrShort), errors.Is(err, ntp.ErrMode):
 			lastErr = err // not the answer to this request: keep waiting
 		default:
-			return monitor.Result{T1: t1, Err: err, From: from}, true
+			return ntp.PollResult{T1: t1, Err: err, From: from}, true
 		}
 	}
 }

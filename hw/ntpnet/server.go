@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -20,7 +21,6 @@ import (
 	"sitegm/hw/neigh"
 	"sitegm/hw/nic"
 	"sitegm/hw/udpio"
-	"sitegm/internal/followers"
 	"sitegm/ntp"
 )
 
@@ -41,8 +41,10 @@ type Options struct {
 	// SendBuffer of each socket (udpio.Options.SendBuffer says why it is
 	// large).
 	SendBuffer int
-	// Followers, when set, learns each client answered.
-	Followers *followers.Table
+	// Seen, when set, learns each client answered: its address, the
+	// request's version and mode, and whether it was told to slow down
+	// (a RATE kiss).
+	Seen func(from netip.Addr, at time.Time, version, mode int, kod bool)
 }
 
 // Status is one NTP interface's counters for status output.
@@ -222,11 +224,10 @@ func (s *Server) worker(ctx context.Context, c *udpio.Conn, st *workerStats) {
 			if rep.N == 0 {
 				continue
 			}
-			if s.o.Followers != nil {
+			if s.o.Seen != nil {
 				out := bufs[len(outs)][:rep.N]
 				kod := out[1] == 0 && string(out[12:16]) == "RATE"
-				s.o.Followers.Seen(followers.Key{Kind: followers.NTP, Iface: s.o.Interface, Addr: m.From.Addr()}, m.From.Addr(), readAt,
-					int(m.Data[0]>>3&7), int(m.Data[0]&7), kod)
+				s.o.Seen(m.From.Addr(), readAt, int(m.Data[0]>>3&7), int(m.Data[0]&7), kod)
 			}
 			outs = append(outs, udpio.Out{Data: bufs[len(outs)][:rep.N], To: m.From, TxStamp: rep.WantTxStamp, Src: m.Dst})
 		}

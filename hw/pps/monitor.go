@@ -1,35 +1,33 @@
 package pps
 
 import (
-	"context"
 	"log/slog"
 	"time"
 
-	"sitegm/internal/logging"
+	"sitegm/event"
 )
 
-// Monitor notices the PPS coming and going.
+// Monitor notices the PPS coming and going. It returns what changed as
+// events (Events), like the other cores: the daemon logs them.
 type Monitor struct {
-	log  *slog.Logger
-	name string
-	last time.Time
-	ok   bool
+	name   string
+	last   time.Time
+	ok     bool
+	events event.List
 }
 
 // ppsSilence: three missed pulses is a lost PPS.
 const ppsSilence = 3 * time.Second
 
 // NewMonitor watches a PPS source.
-func NewMonitor(log *slog.Logger, name string) *Monitor {
-	return &Monitor{log: log, name: name}
-}
+func NewMonitor(name string) *Monitor { return &Monitor{name: name} }
 
 // Edge records a pulse.
 func (p *Monitor) Edge(now time.Time) {
 	p.last = now
 	if !p.ok {
 		p.ok = true
-		p.log.Log(context.Background(), logging.LevelNotice, "PPS gained", "event", "pps_gained", "pps", p.name)
+		p.events.Emit(event.Notice, "pps_gained", "PPS gained", "pps", p.name)
 	}
 }
 
@@ -37,9 +35,12 @@ func (p *Monitor) Edge(now time.Time) {
 func (p *Monitor) Tick(now time.Time) {
 	if p.ok && now.Sub(p.last) > ppsSilence {
 		p.ok = false
-		p.log.Warn("PPS lost", "event", "pps_lost", "pps", p.name, "silent_for", now.Sub(p.last).Round(time.Second).String())
+		p.events.Emit(slog.LevelWarn, "pps_lost", "PPS lost", "pps", p.name, "silent_for", now.Sub(p.last).Round(time.Second).String())
 	}
 }
 
 // OK tells whether pulses are arriving.
 func (p *Monitor) OK() bool { return p.ok }
+
+// Events returns and forgets what changed since the last call.
+func (p *Monitor) Events() []event.Event { return p.events.Take() }

@@ -2,10 +2,12 @@ package pps
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
 
 	"sitegm/clock/timebase"
+	"sitegm/hw/nic"
 )
 
 // Edge is one PPS edge as a source timestamped it.
@@ -45,4 +47,61 @@ func send(ctx context.Context, out chan<- Edge, e Edge) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// Keep runs src until ctx ends, starting it again two seconds after it
+// fails (its device may appear after sitegm starts, or come back after a
+// driver reload); failed hears of the first failure of a run of them.
+func Keep(ctx context.Context, src Source, out chan<- Edge, failed func(error)) {
+	said := false
+	for ctx.Err() == nil {
+		err := src.Run(ctx, out)
+		if ctx.Err() != nil {
+			return
+		}
+		if !said {
+			failed(err)
+			said = true
+		}
+		select {
+		case <-time.After(2 * time.Second):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// Spec names a source as gnss.pps does: Kind "kernel" (/dev/ppsN at
+// Path), "sock" (a SOCK socket at Path), "phc" (channel Channel of the
+// PHC of the interface or device at Path) or "none"; Clear takes the
+// clear edge (kernel, PHC), Width the pulse's width (PHC: both edges are
+// stamped, the width tells them apart).
+type Spec struct {
+	Kind, Path string
+	Channel    int
+	Clear      bool
+	Width      time.Duration
+}
+
+// Open makes the source spec names; a PHC's pulse must be stamped on
+// the disciplined clock, the PHC device disciplined ("" when it is not a
+// PHC). "none" is no source (nil).
+func Open(spec Spec, disciplined string) (Source, error) {
+	switch spec.Kind {
+	case "kernel":
+		return &KernelSource{Path: spec.Path, Clear: spec.Clear}, nil
+	case "sock":
+		return &SockSource{Path: spec.Path}, nil
+	case "phc":
+		dev, err := nic.PHCDevice(spec.Path)
+		if err != nil {
+			return nil, err
+		}
+		if dev != disciplined {
+			return nil, fmt.Errorf("gnss.pps %s: the PPS must be timestamped on the disciplined PHC", dev)
+		}
+		return &ExttsSource{Device: dev, Channel: uint32(spec.Channel), Clear: spec.Clear, Width: spec.Width}, nil
+	case "none", "":
+		return nil, nil
+	}
+	return nil, fmt.Errorf("gnss.pps: unknown kind %q", spec.Kind)
 }

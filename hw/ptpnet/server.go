@@ -17,7 +17,6 @@ import (
 	"sitegm/hw/neigh"
 	"sitegm/hw/nic"
 	"sitegm/hw/udpio"
-	"sitegm/internal/followers"
 	"sitegm/ptp"
 	v1 "sitegm/ptp/v1"
 )
@@ -46,8 +45,10 @@ type Config struct {
 	EventPort    int
 	DSCP         int
 	Timestamping string // "auto", "hardware", "software"
-	// Followers, when set, learns each slave from its Delay_Req.
-	Followers *followers.Table
+	// Seen, when set, learns each slave from its Delay_Req: v1 says
+	// whether it spoke IEEE 1588-2002, id is its port identity (v2:
+	// clockIdentity and portNumber; v1: its UUID and port id, padded).
+	Seen func(v1 bool, id [10]byte, from netip.Addr, at time.Time)
 }
 
 // Server serves one PTP port: the sans-I/O ports in one goroutine (the
@@ -170,7 +171,7 @@ func (s *Server) Run(ctx context.Context) error {
 		L2: c.Port.L2, Stamps: s.stamps, V1Group: s.v1Group, V1Stamps: s.v1Stamps, Messages: s.msgs, Counters: &s.cnt,
 		Fast: FastPath{Domain: c.Port.Domain, Identity: c.Port.Identity, LogMinDelayReq: c.Port.LogMinDelayReq,
 			Master: &s.master, ToClock: s.toClock}}
-	if c.Followers != nil {
+	if c.Seen != nil {
 		opts.Fast.Seen = s.seen
 	}
 	if !c.Port.L2 {
@@ -218,7 +219,7 @@ func (s *Server) Run(ctx context.Context) error {
 				// Dispatch by version (IEEE 1588-2008 clause 18: v1 and v2
 				// share ports 319/320).
 				if rx, err := s.v1Clock(m); port1 != nil && err == nil {
-					if c.Followers != nil && port1.State() == v1.Master {
+					if c.Seen != nil && port1.State() == v1.Master {
 						s.seen(m.Data, m.From.Addr(), time.Now())
 					}
 					s.emit(tr, port1.Receive(m.Data, rx, now), port1, true)
@@ -229,7 +230,7 @@ func (s *Server) Run(ctx context.Context) error {
 			if err != nil {
 				continue
 			}
-			if c.Followers != nil && port.State() == protocol.PortStateMaster {
+			if c.Seen != nil && port.State() == protocol.PortStateMaster {
 				s.seen(m.Data, m.From.Addr(), time.Now())
 			}
 			s.emit(tr, port.Receive(m.Data, rx, m.From, now), port, false)
@@ -366,22 +367,21 @@ func (g *syncGaps) sent(now time.Time) {
 // restart forgets the rhythm (the port left MASTER, or was re-opened).
 func (g *syncGaps) restart() { g.last = time.Time{} }
 
-// seen records the sender of a Delay_Req in the followers table: a v2
-// one by its sourcePortIdentity (octets 20-29, IEEE 1588-2019 13.3.1), a
-// v1 one by its sourceUuid and sourcePortId (octets 22-29, IEEE
-// 1588-2002 6.4.2; control field 1 at octet 32). Other messages are
-// ignored. Called from the receiving goroutines and the port goroutine.
+// seen hands Config.Seen the sender of a Delay_Req: a v2 one by its
+// sourcePortIdentity (octets 20-29, IEEE 1588-2019 13.3.1), a v1 one by
+// its sourceUuid and sourcePortId (octets 22-29, IEEE 1588-2002 6.4.2;
+// control field 1 at octet 32). Other messages are ignored. Called from
+// the receiving goroutines and the port goroutine.
 func (s *Server) seen(b []byte, from netip.Addr, at time.Time) {
-	k := followers.Key{Iface: s.cfg.Port.Interface}
+	var id [10]byte
+	isV1 := v1.IsV1(b)
 	switch {
-	case v1.IsV1(b) && len(b) >= 34 && b[32] == v1.CtlDelayReq:
-		k.Kind = followers.PTPv1
-		copy(k.ID[:8], b[22:30])
-	case !v1.IsV1(b) && len(b) >= 44 && b[1]&0x0f == 2 && b[0]&0x0f == byte(protocol.MessageDelayReq):
-		k.Kind = followers.PTPv2
-		copy(k.ID[:], b[20:30])
+	case isV1 && len(b) >= 34 && b[32] == v1.CtlDelayReq:
+		copy(id[:8], b[22:30])
+	case !isV1 && len(b) >= 44 && b[1]&0x0f == 2 && b[0]&0x0f == byte(protocol.MessageDelayReq):
+		copy(id[:], b[20:30])
 	default:
 		return
 	}
-	s.cfg.Followers.Seen(k, from, at, 0, 0, false)
+	s.cfg.Seen(isV1, id, from, at)
 }

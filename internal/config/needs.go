@@ -153,6 +153,30 @@ func (c Config) RestartNeeded(next Config) []string {
 	return out
 }
 
+// Reload is what a reload of next does to a sitegm that runs c: the
+// configuration that runs then (next's [log] and port tables on the
+// running [gnss], [clock] and [status], which are opened once) and the
+// changes that wait for a restart: those sections, and capabilities a
+// new port needs that were dropped at start (kept is what the process
+// still holds, narrowed whether it dropped any).
+func (c Config) Reload(next Config, kept caps.Set, narrowed bool) (running Config, restart []string) {
+	running = next
+	running.Clock, running.GNSS, running.Status = c.Clock, c.GNSS, c.Status
+	restart = c.RestartNeeded(next)
+	if missing := running.Capabilities() &^ kept; narrowed && missing != 0 {
+		// Dropped at start for good: the port that needs it waits.
+		restart = append(restart, "capabilities ("+missing.String()+")")
+	}
+	return running, restart
+}
+
+// Served is the section as its port sees it: the expected followers are
+// the watch's (internal/watch), so a changed list re-opens no port.
+func (c PTP) Served() PTP { c.Expect = nil; return c }
+
+// Served is the section as its server sees it (see PTP.Served).
+func (c NTP) Served() NTP { c.Expect = nil; return c }
+
 // Port is the PTPv2 port a [[ptp]] section describes (its identity comes
 // from the interface, hw/ptpnet).
 func (c PTP) Port() ptp.Config {

@@ -22,9 +22,11 @@ import (
 
 	"sitegm/clock"
 	"sitegm/clock/discipline"
+	"sitegm/clock/driftfile"
 	"sitegm/clock/leap"
 	"sitegm/clock/quality"
 	"sitegm/clock/timebase"
+	"sitegm/event"
 	"sitegm/hw/caps"
 	"sitegm/hw/claim"
 	"sitegm/hw/gnss"
@@ -55,19 +57,11 @@ type Daemon struct {
 	table *leap.Table
 	src   pps.Source
 	osc   clock.Oscillator
-	// lastNow is the disciplined clock's last good read; clockFail since
-	// when reads fail (zero: they do not), and how many failures were
-	// reported already.
-	lastNow               timebase.Instant
-	clockFail, lastFail   time.Time
-	failSeen, failAtStart uint64
-	// drift file
-	lastDrift     time.Time
-	driftSetAside bool
-	// the receiver's latest dated, plausible epoch and when it came (host)
-	lastEpoch, lastEpochAt time.Time
-	// leap table expiry warning, once a day
-	leapWarned   time.Time
+	// lastNow is the disciplined clock's last good read; reads watches
+	// the reads that fail.
+	lastNow      timebase.Instant
+	reads        timebase.ReadWatch
+	drift        driftfile.Keeper
 	slave        *timebase.Slave // CLOCK_REALTIME on the PHC (sync_system)
 	ptps         []*ptpSlot
 	ntps         []*ntpSlot
@@ -77,21 +71,21 @@ type Daemon struct {
 	servers      sync.WaitGroup
 	// claims: what this daemon serves alone (config.Claims)
 	claims claim.Set
-	// caps: the capabilities kept (NarrowCapabilities)
-	caps         caps.Set
-	capsNarrowed bool
 	// status, readiness, reload
-	started  time.Time
-	ready    atomic.Bool
-	status   status.Book
-	rateSeen [2]uint64 // NTP KoD and rate drops already reported
-	rejected status.RejectedBook
+	started time.Time
+	ready   atomic.Bool
+	status  status.Book
+	minute  status.Minute // the minute's summaries of rejected input and rate limiting
 	// watch: followers, monitored hosts, history ([http] page, metrics)
 	watch   *watch.Watch
 	trusted atomic.Bool // the clock knows the time (LOCKED or HOLDOVER), for the monitors
 	// upstreams: the NTP servers of the cross-check, and their last selection
 	upstreams *upstream.Set
 	selection upstream.Selection
+	// Caps are the capabilities the process kept, CapsNarrowed whether
+	// it dropped any at start (a reload cannot have them back).
+	Caps         caps.Set
+	CapsNarrowed bool
 	// Level, when set, is the logger's level, changed by SIGHUP.
 	Level *slog.LevelVar
 	// Reload, when set, loads the configuration again (SIGHUP).
@@ -130,15 +124,18 @@ func New(cfg config.Config, log *slog.Logger) (d *Daemon, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("clock: %w", err)
 	}
-	src, err := ppsSource(cfg, tb)
+	g := cfg.GNSS
+	src, err := pps.Open(pps.Spec{Kind: string(g.PPS.Kind), Path: g.PPS.Path, Channel: g.PPS.Channel, Clear: g.PPSEdge == config.EdgeClear,
+		Width: g.PPSWidth.Duration}, tb.PHC())
 	if err != nil {
 		return nil, fmt.Errorf("gnss.pps: %w", err)
 	}
 	d = &Daemon{
 		cfg: cfg, log: log, tb: tb, slave: slave, table: table, src: src, osc: osc, claims: claims,
-		dec:  gnss.NewDecoder(gnss.Options{DateFloor: floor}),
-		gnss: gnss.NewMonitor(log, cfg.GNSS.Device, time.Now()),
-		ppsM: pps.NewMonitor(log, cfg.GNSS.PPS.String()),
+		dec:   gnss.NewDecoder(gnss.Options{DateFloor: floor}),
+		gnss:  gnss.NewMonitor(cfg.GNSS.Device, time.Now()),
+		ppsM:  pps.NewMonitor(cfg.GNSS.PPS.String()),
+		drift: driftfile.Keeper{Path: cfg.Clock.DriftFile, Clock: tb.Clock().Name(), Osc: osc},
 	}
 	now0, err := tb.Now()
 	if err != nil {
@@ -148,17 +145,13 @@ func New(cfg config.Config, log *slog.Logger) (d *Daemon, err error) {
 	d.gnss.SetHealth(gnss.HealthConfig{JammingThreshold: cfg.GNSS.JammingThreshold})
 	d.disc = discipline.New(d.disciplineConfig(), now0.Clock())
 	d.watch = watch.New(cfg, time.Now(), log)
-	var ups []upstream.Config
-	for _, u := range cfg.Upstream {
-		ups = append(ups, upstream.Config{Name: u.Server, MinPoll: u.MinPoll, MaxPoll: u.MaxPoll, IBurst: u.IBurst, Prefer: u.Prefer})
-	}
 	utc0, _ := now0.UTC()
-	d.upstreams = upstream.NewSet(ups, utc0)
+	d.upstreams = upstream.NewSet(cfg.Upstreams(), utc0)
 	for _, p := range cfg.PTP {
-		d.ptps = append(d.ptps, &ptpSlot{cfg: withoutExpect(p)})
+		d.ptps = append(d.ptps, &ptpSlot{cfg: p.Served()})
 	}
 	for _, n := range cfg.NTP {
-		d.ntps = append(d.ntps, &ntpSlot{cfg: withoutExpectNTP(n)})
+		d.ntps = append(d.ntps, &ntpSlot{cfg: n.Served()})
 	}
 	return d, nil
 }
@@ -170,8 +163,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		"gnss_device", d.cfg.GNSS.Device, "gnss_pps", d.cfg.GNSS.PPS, "clock_discipline", d.cfg.Clock.Discipline,
 		"clock", clk.Name(), "clock_timescale", clk.Timescale().String(), "oscillator", d.osc.Name,
 		"leap_source", d.table.Source, "tai_utc", d.table.Offset(time.Now()))
-	d.checkLeapExpiry(time.Now())
-	d.checkUnitAllow()
 	d.logWarnings(d.cfg.Warnings)
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -234,7 +225,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			cancel()
 			<-done
 			<-done
-			d.saveDrift(true)
+			d.saveDrift(time.Now(), true)
 			d.log.Info("sitegm stopped", "event", "stop")
 			// Everything this daemon made is closed before its claims
 			// go: a successor must find nothing of it left behind.
@@ -256,9 +247,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 			// systemd restarts sitegm.
 			sdNotify("WATCHDOG=1")
 		case <-minute.C:
-			d.reportRateLimited(d.NTPStatuses())
 			if s := d.status.Last(); s != nil {
-				d.reportRejected(s)
+				d.logEvents(d.minute.Events(s))
 			}
 		case c := <-chunks:
 			d.events(d.dec.Feed(c.Data, c.At), c.At)
@@ -299,7 +289,11 @@ func (d *Daemon) startInputs(ctx context.Context) (<-chan serial.Chunk, <-chan s
 	}()
 	go func() {
 		defer func() { done <- struct{}{} }()
-		d.runPPS(ctx, edges)
+		if d.src != nil {
+			pps.Keep(ctx, d.src, edges, func(err error) {
+				d.log.Warn("PPS source failed; retrying", "event", "pps_source_error", "pps", d.src.Name(), "error", fmt.Sprint(err))
+			})
+		}
 	}()
 	return chunks, links, edges, done
 }
@@ -313,45 +307,23 @@ func (d *Daemon) tick(now time.Time) {
 		d.gnss.Tick(now, d.dec.FramerStats().Skipped)
 	}
 	d.ppsM.Tick(now)
+	d.logEvents(d.gnss.Events())
+	d.logEvents(d.ppsM.Events())
 	if cnow, ok := d.clockNow(); ok {
-		a, evs := d.disc.Tick(cnow.Clock())
-		d.apply(a)
-		d.logEvents(evs)
+		d.do(d.disc.Tick(cnow.Clock()))
 		d.publishGM()
 	}
 	q := d.disc.Quality().State()
 	d.trusted.Store(q == quality.Locked || q == quality.Holdover)
 	d.publishNTP()
-	d.saveDrift(false)
-	d.checkLeapExpiry(now)
-	d.reportClockReads(now)
-}
-
-// runPPS runs the PPS source, restarting it (with a pause) when it fails:
-// the device may appear after sitegm starts.
-func (d *Daemon) runPPS(ctx context.Context, edges chan<- pps.Edge) {
-	if d.src == nil {
-		return
-	}
-	failed := false
-	for ctx.Err() == nil {
-		err := d.src.Run(ctx, edges)
-		if ctx.Err() != nil {
-			return
-		}
-		if !failed {
-			d.log.Warn("PPS source failed; retrying", "event", "pps_source_error", "pps", d.src.Name(), "error", fmt.Sprint(err))
-			failed = true
-		}
-		select {
-		case <-time.After(2 * time.Second):
-		case <-ctx.Done():
-		}
-	}
+	d.saveDrift(now, false)
+	n, lastErr := d.tb.Failures()
+	d.logEvents(d.reads.Check(now, n, lastErr, d.tb.Clock().Name()))
 }
 
 func (d *Daemon) edge(e pps.Edge) {
 	d.ppsM.Edge(time.Now())
+	d.logEvents(d.ppsM.Events())
 	t, err := d.tb.FromClock(e.Clock, e.Time)
 	if errors.Is(err, timebase.ErrWrongClock) {
 		d.log.Error("PPS edge on the wrong clock", "error", err)
@@ -363,34 +335,23 @@ func (d *Daemon) edge(e pps.Edge) {
 	d.logEvents(d.disc.Edge(t.Clock()))
 }
 
+// events hands the receiver's events to its monitor and the discipline
+// (hw/gnss's types mapped onto the discipline's values).
 func (d *Daemon) events(evs []gnss.Event, at time.Time) {
 	for _, ev := range evs {
 		switch e := ev.(type) {
 		case gnss.Report:
-			if e.HasDate && e.Implausible == "" {
-				d.lastEpoch, d.lastEpochAt = e.Time, at
-			}
 			d.log.Debug("gnss report", "gnss_time", e.UTCString(), "gnss_valid", e.Valid, "gnss_fix", e.Fix.String(),
 				"gnss_sats", e.Sats, "gnss_sentence", e.Sentence, "gnss_first_ns", e.FirstAt.UnixNano())
 			d.gnss.Report(e, at)
-			if e.Valid {
-				d.disc.SourceAccuracy(e.TAcc)
-			}
-			if e.HasDate {
-				arrival := e.FirstAt
-				if arrival.IsZero() {
-					arrival = at
+			ep := discipline.Epoch{UTC: e.Time, Leap60: e.Leap60, Valid: e.Valid, Dated: e.HasDate, Plausible: e.Implausible == "",
+				TAcc: e.TAcc, Host: at}
+			if arr, err := d.tb.FromRealtime(e.Arrival(at)); err == nil && e.HasDate {
+				if cnow, ok := d.clockNow(); ok {
+					ep.Arrival, ep.Now = arr.Clock(), cnow.Clock() // else no sample without the clock's own time
 				}
-				arr, err := d.tb.FromRealtime(arrival)
-				cnow, ok := d.clockNow()
-				if err != nil || !ok {
-					continue // no sample without the clock's own time for it
-				}
-				a, evs := d.disc.Label(discipline.Label{UTC: e.Time, Leap60: e.Leap60, Valid: e.Valid,
-					Arrival: arr.Clock(), Now: cnow.Clock()})
-				d.apply(a)
-				d.logEvents(evs)
 			}
+			d.do(d.disc.Epoch(ep))
 		case gnss.Text:
 			d.gnss.Text(e, at)
 		case gnss.Health:
@@ -400,29 +361,24 @@ func (d *Daemon) events(evs []gnss.Event, at time.Time) {
 			d.disc.Distrust("receiver reports spoofing", d.gnss.Spoofed())
 		case gnss.TimePulse:
 			if !e.QErrInvalid {
-				d.disc.TimePulse(e.UTC(d.gpsMinusUTC), e.QErr)
+				d.disc.TimePulse(e.UTC(d.disc.GPSMinusUTC), e.QErr)
 			}
 		case gnss.LeapInfo:
-			now, ok := d.receiverUTC(at)
-			if !ok {
-				continue // nothing to place the announcement on yet
-			}
-			in := time.Duration(e.TimeToLSEvent) * time.Second
-			d.logEvents(d.disc.ReceiverLeap(now, int(e.CurrLS), e.CurrLSValid && e.CurrLSSource != 0,
-				int(e.LSChange), in, e.TimeToValid))
+			d.logEvents(d.disc.LeapInfo(at, d.nowOrLast().Clock(), int(e.CurrLS), e.CurrLSValid && e.CurrLSSource != 0,
+				int(e.LSChange), time.Duration(e.TimeToLSEvent)*time.Second, e.TimeToValid))
 		}
 	}
+	d.logEvents(d.gnss.Events())
 }
 
 // sdNotify tells the service manager (sd_notify(3)); outside systemd it
 // does nothing.
 func sdNotify(state string) { sddaemon.SdNotify(false, state) }
 
-// gpsMinusUTC is GPS-UTC in seconds at utc (TAI-UTC - 19 s).
-func (d *Daemon) gpsMinusUTC(utc time.Time) int { return d.table.Offset(utc) + leap.GPSMinusTAI }
+func (d *Daemon) logEvents(evs []event.Event) { event.Log(d.log, evs) }
 
-func (d *Daemon) logEvents(evs []discipline.Event) {
-	for _, e := range evs {
-		d.log.Log(context.Background(), e.Level, e.Msg, append([]any{"event", e.Name}, e.Attrs...)...)
-	}
+// do applies what the discipline decided and logs what it said.
+func (d *Daemon) do(a discipline.Action, evs []event.Event) {
+	d.apply(a)
+	d.logEvents(evs)
 }

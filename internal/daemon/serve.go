@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sitegm/clock/discipline"
+	"sitegm/event"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -18,12 +19,6 @@ import (
 	"sitegm/ptp"
 	v1 "sitegm/ptp/v1"
 )
-
-// clockHold is how long NTP keeps answering from its last view when the
-// disciplined clock cannot be read: the PHC-to-realtime offset measured
-// last is good for that long (the system clock is slaved to the PHC);
-// after it, replies say unsynchronized (LI 3, stratum 0).
-const clockHold = 2 * time.Second
 
 // gmPair is what the PTP ports advertise, published by the main loop.
 type gmPair struct {
@@ -49,14 +44,8 @@ type ntpSlot struct {
 // ptpConfig is what a [[ptp]] section asks of the port.
 func (d *Daemon) ptpConfig(c config.PTP) ptpnet.Config {
 	return ptpnet.Config{Port: c.Port(), V1: c.V1Port(), Transport: string(c.Transport), EventPort: c.EventPort, DSCP: c.DSCP,
-		Timestamping: string(c.Timestamping), Followers: d.watch.Followers}
+		Timestamping: string(c.Timestamping), Seen: d.watch.Followers.PTPSeen(c.Interface)}
 }
-
-// withoutExpect is a section as its port sees it: the expected followers
-// are the watch's (a changed list does not restart the port).
-func withoutExpect(c config.PTP) config.PTP { c.Expect = nil; return c }
-
-func withoutExpectNTP(c config.NTP) config.NTP { c.Expect = nil; return c }
 
 // startWatch starts polling the monitored hosts and the HTTP endpoint;
 // the returned func stops the endpoint (the polls end with ctx).
@@ -71,7 +60,7 @@ func (d *Daemon) startWatch(ctx context.Context) func() {
 	}
 	for i, h := range d.watch.Monitors {
 		host, port, _ := config.SplitHostPort(d.cfg.Monitor[i].Host, 123)
-		go ntpnet.Poll(ctx, h, host, port, now, d.trusted.Load)
+		go ntpnet.Poll(ctx, h.Config().Interval, host, port, now, func(r ntp.PollResult) { h.Record(r, d.trusted.Load()) })
 	}
 	for i := 0; i < d.upstreams.Len(); i++ {
 		host, port, _ := config.SplitHostPort(d.upstreams.Config(i).Name, 123)
@@ -115,7 +104,7 @@ func (d *Daemon) runNTP(ctx context.Context, ns *ntpSlot) {
 		}
 		srv := ntpnet.NewServer(ntpnet.Options{Interface: ns.cfg.Interface, Port: ns.cfg.Port,
 			RateInterval: ns.cfg.RateInterval.Duration, RateBurst: ns.cfg.RateBurst, SendBuffer: ptpnet.ReplySendBuffer,
-			Followers: d.watch.Followers},
+			Seen: d.watch.Followers.NTPSeen(ns.cfg.Interface)},
 			d.tb, &d.ntpView, d.log)
 		return func(c context.Context) error {
 			ns.srv.Store(srv)
@@ -169,16 +158,18 @@ func (d *Daemon) publishGM() {
 
 // publishNTP hands the NTP workers the header for the quality state (RFC
 // 5905 7.3 via clock/quality) and the mapping of their stamps onto UTC.
+// While the clock cannot be read they keep the last view, held
+// (ntp.Header.Held): its conversion is good for a moment, then replies
+// say the time is not to be trusted.
 func (d *Daemon) publishNTP() {
 	m, now, err := d.tb.Map()
 	if err != nil {
-		// Hold the last view (its PHC-to-realtime offset is a fresh
-		// measurement for a moment); past clockHold of failures, say the
-		// time is not to be trusted rather than serve a stale conversion.
-		if prev := d.ntpView.Load(); prev != nil && !d.clockFail.IsZero() && time.Since(d.clockFail) > clockHold && prev.Header.Leap != 3 {
-			v := *prev
-			v.Header = v.Header.Unsynchronized()
-			d.ntpView.Store(&v)
+		if prev := d.ntpView.Load(); prev != nil {
+			if h := prev.Header.Held(d.reads.FailingFor(time.Now())); h != prev.Header {
+				v := *prev
+				v.Header = h
+				d.ntpView.Store(&v)
+			}
 		}
 		return
 	}
@@ -233,10 +224,7 @@ func (d *Daemon) reload(ctx context.Context) {
 		return
 	}
 	d.logWarnings(cfg.Warnings)
-	// What runs: the new ports, on the running clock, receiver and socket
-	// ([clock], [gnss] and [status] changes wait for the restart).
-	running := cfg
-	running.Clock, running.GNSS, running.Status = d.cfg.Clock, d.cfg.GNSS, d.cfg.Status
+	running, restart := d.cfg.Reload(cfg, d.Caps, d.CapsNarrowed)
 	// The ports the new file serves are claimed before anything changes:
 	// one that another sitegm serves refuses the whole reload.
 	names := running.Claims()
@@ -246,11 +234,6 @@ func (d *Daemon) reload(ctx context.Context) {
 		return
 	}
 	defer d.claims.Keep(names)
-	restart := d.cfg.RestartNeeded(cfg)
-	if missing := running.Capabilities() &^ d.caps; d.capsNarrowed && missing != 0 {
-		// Dropped at start for good: the port that needs it waits.
-		restart = append(restart, "capabilities ("+missing.String()+")")
-	}
 	if d.Level != nil {
 		if l, err := logging.ParseLevel(cfg.Log.Level); err == nil {
 			d.Level.Set(l)
@@ -261,18 +244,18 @@ func (d *Daemon) reload(ctx context.Context) {
 	d.watch.Expect(cfg, time.Now())
 	ptps, ntps := make([]config.PTP, len(cfg.PTP)), make([]config.NTP, len(cfg.NTP))
 	for i, p := range cfg.PTP {
-		ptps[i] = withoutExpect(p)
+		ptps[i] = p.Served()
 	}
 	for i, n := range cfg.NTP {
-		ntps[i] = withoutExpectNTP(n)
+		ntps[i] = n.Served()
 	}
 	keepP := supervise.Reconcile(d.ptps, ptps, func(ps *ptpSlot) config.PTP { return ps.cfg }, func(ps *ptpSlot) {
 		ps.slot.Stop()
-		d.log.Log(ctx, logging.LevelNotice, "PTP port stopped (configuration)", "event", "ptp_port_removed", "ptp_interface", ps.cfg.Interface)
+		d.log.Log(ctx, event.Notice, "PTP port stopped (configuration)", "event", "ptp_port_removed", "ptp_interface", ps.cfg.Interface)
 	}, func(p config.PTP) *ptpSlot { return &ptpSlot{cfg: p} })
 	keepN := supervise.Reconcile(d.ntps, ntps, func(ns *ntpSlot) config.NTP { return ns.cfg }, func(ns *ntpSlot) {
 		ns.slot.Stop()
-		d.log.Log(ctx, logging.LevelNotice, "NTP stopped (configuration)", "event", "ntp_removed", "ntp_interface", ns.cfg.Interface)
+		d.log.Log(ctx, event.Notice, "NTP stopped (configuration)", "event", "ntp_removed", "ntp_interface", ns.cfg.Interface)
 	}, func(n config.NTP) *ntpSlot { return &ntpSlot{cfg: n} })
 	d.ptps, d.ntps = keepP, keepN
 	d.cfg.PTP, d.cfg.NTP = cfg.PTP, cfg.NTP
@@ -284,7 +267,7 @@ func (d *Daemon) reload(ctx context.Context) {
 		d.log.Warn(msg, "event", "reloaded", "needs_restart", strings.Join(restart, " "))
 		return
 	}
-	d.log.Log(ctx, logging.LevelNotice, msg, "event", "reloaded")
+	d.log.Log(ctx, event.Notice, msg, "event", "reloaded")
 }
 
 // upstreamsTick hands the discipline the upstreams' selection (each
@@ -305,7 +288,5 @@ func (d *Daemon) upstreamsTick() {
 	toClock := cnow.Clock().Sub(utc)
 	u := discipline.Upstreams{OK: sel.OK, At: sel.At.Add(toClock), Offset: sel.Offset, RootDist: sel.RootDist, Jitter: sel.Jitter,
 		Stratum: sel.Stratum, RefID: sel.RefID, RootDelay: sel.RootDelay, Poll: sel.Poll}
-	a, evs := d.disc.Upstream(cnow.Clock(), u, fresh)
-	d.apply(a)
-	d.logEvents(evs)
+	d.do(d.disc.Upstream(cnow.Clock(), u, fresh))
 }

@@ -144,6 +144,27 @@ func (t *Table) promote(el *list.Element) {
 	t.m[e.Key] = t.protected.PushFront(e)
 }
 
+// PTPSeen is what a PTP port on iface hands each Delay_Req's sender
+// (hw/ptpnet's Config.Seen): v2 by its port identity, v1 by its UUID and
+// port id.
+func (t *Table) PTPSeen(iface string) func(v1 bool, id [10]byte, from netip.Addr, at time.Time) {
+	return func(v1 bool, id [10]byte, from netip.Addr, at time.Time) {
+		k := Key{Kind: PTPv2, Iface: iface, ID: id}
+		if v1 {
+			k.Kind = PTPv1
+		}
+		t.Seen(k, from, at, 0, 0, false)
+	}
+}
+
+// NTPSeen is what the NTP server on iface hands each client it answered
+// (hw/ntpnet's Options.Seen), by address.
+func (t *Table) NTPSeen(iface string) func(from netip.Addr, at time.Time, version, mode int, kod bool) {
+	return func(from netip.Addr, at time.Time, version, mode int, kod bool) {
+		t.Seen(Key{Kind: NTP, Iface: iface, Addr: from}, from, at, version, mode, kod)
+	}
+}
+
 // Seen records a request from k at address addr at time at; version and
 // mode are the NTP request's (0 for PTP), kod whether it was answered
 // with a Kiss-o'-Death.

@@ -17,15 +17,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sitegm/event"
 	"strings"
 
 	"github.com/coreos/go-systemd/v22/journal"
 	"golang.org/x/sys/unix"
 )
-
-// LevelNotice sits between INFO and WARNING, as syslog's NOTICE does: normal
-// but significant events (fix gained, clock locked).
-const LevelNotice = slog.Level(2)
 
 // Identifier is the SYSLOG_IDENTIFIER of every journald entry.
 const Identifier = "sitegm"
@@ -38,7 +35,7 @@ func ParseLevel(s string) (slog.Level, error) {
 	case "info", "":
 		return slog.LevelInfo, nil
 	case "notice":
-		return LevelNotice, nil
+		return event.Notice, nil
 	case "warning", "warn":
 		return slog.LevelWarn, nil
 	case "error":
@@ -52,7 +49,7 @@ func LevelName(l slog.Level) string {
 	switch {
 	case l < slog.LevelInfo:
 		return "DEBUG"
-	case l < LevelNotice:
+	case l < event.Notice:
 		return "INFO"
 	case l < slog.LevelWarn:
 		return "NOTICE"
@@ -68,7 +65,7 @@ func Priority(l slog.Level) journal.Priority {
 	switch {
 	case l < slog.LevelInfo:
 		return journal.PriDebug
-	case l < LevelNotice:
+	case l < event.Notice:
 		return journal.PriInfo
 	case l < slog.LevelWarn:
 		return journal.PriNotice

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"sitegm/event"
 	"strings"
 	"testing"
 
@@ -46,7 +47,7 @@ func TestStderrLogfmt(t *testing.T) {
 	if target != "stderr" {
 		t.Fatalf("target %s", target)
 	}
-	log.Log(context.Background(), LevelNotice, "GNSS fix gained", "event", "gnss_fix_gained", "gnss_sats", 9)
+	log.Log(context.Background(), event.Notice, "GNSS fix gained", "event", "gnss_fix_gained", "gnss_sats", 9)
 	log.Debug("hidden")
 	out := buf.String()
 	if !strings.Contains(out, `level=NOTICE msg="GNSS fix gained" event=gnss_fix_gained gnss_sats=9`) || strings.Contains(out, "hidden") {

@@ -9,36 +9,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"sync"
 	"time"
 
+	"sitegm/event"
 	"sitegm/ntp"
 )
-
-// levelNotice is NOTICE (internal/logging): things got better.
-const levelNotice = slog.Level(2)
 
 // Config is one watched host.
 type Config struct {
 	Name, Host     string
 	Interval, Warn time.Duration
-}
-
-// Result is one poll: the reply's sample and the local send and receive
-// times on the disciplined clock (UTC), or why there is none.
-type Result struct {
-	T1, T4 time.Time
-	Sample ntp.Sample
-	Err    error
-	// Kernel: T1 and T4 are the kernel's send and receive timestamps
-	// (SO_TIMESTAMPING software), not reads around the system calls.
-	Kernel bool
-	// Interleaved: the result completes the previous exchange, with the
-	// server's precise transmit time of its reply (interleaved mode).
-	Interleaved bool
-	// From is the address that answered.
-	From netip.Addr
 }
 
 // Status is one host's state for `sitegm status`, the page and metrics.
@@ -106,7 +87,7 @@ func (h *Host) Config() Config { return h.cfg }
 
 // Record takes one poll's result; trusted says whether sitegm's clock knew
 // the time when it was measured (LOCKED or HOLDOVER).
-func (h *Host) Record(r Result, trusted bool) {
+func (h *Host) Record(r ntp.PollResult, trusted bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.polls++
@@ -138,7 +119,7 @@ func (h *Host) Record(r Result, trusted bool) {
 	h.last, h.lastAt, h.cmp = best, r.T4, trusted
 	if h.unreach {
 		h.unreach = false
-		h.event(levelNotice, "monitor_unreachable", "monitored host answers NTP again")
+		h.event(event.Notice, "monitor_unreachable", "monitored host answers NTP again")
 	}
 	if !trusted {
 		return
@@ -154,7 +135,7 @@ func (h *Host) Record(r Result, trusted bool) {
 	case h.off && abs < h.cfg.Warn*8/10:
 		// 80 %: an offset hovering at the threshold does not flap.
 		h.off = false
-		h.event(levelNotice, "monitor_offset", "monitored host's clock agrees with sitegm's again")
+		h.event(event.Notice, "monitor_offset", "monitored host's clock agrees with sitegm's again")
 	}
 }
 

@@ -13,11 +13,11 @@ import (
 
 // answer is a reply from a host whose clock is off by off, over a path
 // of delay (each way half).
-func answer(t1 time.Time, off, delay time.Duration) Result {
+func answer(t1 time.Time, off, delay time.Duration) ntp.PollResult {
 	t2 := t1.Add(delay/2 + off)
 	t3 := t2.Add(50 * time.Microsecond)
 	t4 := t3.Add(-off + delay/2)
-	return Result{T1: t1, T4: t4, Sample: ntp.Sample{Stratum: 2, RefID: 0x0a000001, Receive: t2, Transmit: t3}}
+	return ntp.PollResult{T1: t1, T4: t4, Sample: ntp.Sample{Stratum: 2, RefID: 0x0a000001, Receive: t2, Transmit: t3}}
 }
 
 // TestEvents: the offset (the least-delay sample of the last four) beyond
@@ -52,7 +52,7 @@ func TestEvents(t *testing.T) {
 		h.Record(answer(step(i), time.Millisecond, time.Millisecond), true)
 	}
 	for i := 12; i < 16; i++ {
-		h.Record(Result{T1: step(i), Err: errors.New("i/o timeout")}, true)
+		h.Record(ntp.PollResult{T1: step(i), Err: errors.New("i/o timeout")}, true)
 	}
 	h.Record(answer(step(16), time.Millisecond, time.Millisecond), true)
 	out := log.String()

@@ -131,6 +131,18 @@ type GNSS struct {
 	// Distrusted says why the receiver's time is not followed now
 	// (spoofing, its accuracy): the clock holds over meanwhile.
 	Distrusted string `json:"distrusted,omitempty"`
+	// Reports and ValidReports count the epochs decoded, Sentences the
+	// NMEA sentences, RejectedBytes what the framer skipped; PPSEdges
+	// the pulses and Paired those labelled with their second;
+	// NMEALatencyMS how long after its pulse an epoch's first sentence
+	// arrives (the pairing's running estimate).
+	Reports       uint64 `json:"reports"`
+	ValidReports  uint64 `json:"valid_reports"`
+	Sentences     uint64 `json:"sentences"`
+	RejectedBytes uint64 `json:"rejected_bytes"`
+	PPSEdges      uint64 `json:"pps_edges"`
+	Paired        uint64 `json:"paired"`
+	NMEALatencyMS int64  `json:"nmea_latency_ms"`
 }
 
 // Clock is the disciplined clock.
@@ -152,6 +164,7 @@ type Clock struct {
 	HoldoverRemainingS float64 `json:"holdover_remaining_s"`
 	MinusHostNS        int64   `json:"clock_minus_host_ns,omitempty"` // virtual clock only
 	MeasNoiseNS        int64   `json:"meas_noise_ns"`                 // the reference's measured noise (PPS jitter)
+	ServoState         string  `json:"servo_state"`                   // the leading servo's state (start, track, holdover ...)
 	// System is CLOCK_REALTIME slaved to the PHC (sync_system), when it is.
 	System *SystemClock `json:"system,omitempty"`
 }
@@ -223,6 +236,21 @@ func (b *Book) Record(s *Status) {
 }
 
 // Round3 truncates x to three decimals (ppb, rates).
+// GNSSOf is the receiver's part of the document: its monitor's snapshot,
+// the framer's counters, whether pulses arrive, and the pairing's
+// counts and latency estimate.
+func GNSSOf(g gnss.Snapshot, fs gnss.FramerStats, ppsOK bool, edges, paired uint64, latency time.Duration) GNSS {
+	s := GNSS{State: string(g.State), Fix: g.Fix, Satellites: g.Sats, LastTime: g.LastTime, LastReportAgeS: -1, PPSOK: ppsOK,
+		ChecksumErrors: fs.Rejects[gnss.RejectNMEAChecksum] + fs.Rejects[gnss.RejectUBXChecksum], ImplausibleDates: g.Implausible,
+		Antenna: g.Antenna, Jamming: g.Jamming, JammingIndicator: g.JamInd, Spoofing: g.Spoofing, Survey: g.Survey,
+		TimeAccuracyNS: g.TimeAccNS, Conflicts: g.Conflicts, Reports: g.Reports, ValidReports: g.Valid, Sentences: fs.NMEA,
+		RejectedBytes: fs.Skipped, PPSEdges: edges, Paired: paired, NMEALatencyMS: latency.Round(time.Millisecond).Milliseconds()}
+	if !g.LastReport.IsZero() {
+		s.LastReportAgeS = time.Since(g.LastReport).Seconds()
+	}
+	return s
+}
+
 func Round3(x float64) float64 { return float64(int64(x*1000)) / 1000 }
 
 // Summary is the one-line state: systemd's STATUS= and the first line of

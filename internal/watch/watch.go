@@ -11,15 +11,13 @@ import (
 	"sort"
 	"time"
 
+	"sitegm/event"
 	"sitegm/internal/config"
 	"sitegm/internal/followers"
 	"sitegm/internal/history"
 	"sitegm/internal/monitor"
 	"sitegm/internal/status"
 )
-
-// levelNotice is NOTICE (internal/logging).
-const levelNotice = slog.Level(2)
 
 // Watch holds the tables, the monitored hosts and the history.
 type Watch struct {
@@ -134,7 +132,7 @@ func (w *Watch) event(c followers.Change) {
 		w.log.Log(context.Background(), slog.LevelWarn, msg, attrs...)
 		return
 	}
-	w.log.Log(context.Background(), levelNotice, "expected "+what+" back", attrs...)
+	w.log.Log(context.Background(), event.Notice, "expected "+what+" back", attrs...)
 }
 
 // State numbers for the clock state timeline.

@@ -5,11 +5,9 @@ import (
 	"log/slog"
 	"time"
 
+	"sitegm/event"
 	"sitegm/ptp"
 )
-
-// levelNotice mirrors internal/logging's NOTICE.
-const levelNotice = slog.Level(2)
 
 // GM is what the grandmaster advertises on v1, from clock/quality and the
 // leap table, refreshed by the daemon.
@@ -86,7 +84,7 @@ type Port struct {
 	bufs        [6][ManagementLen]byte
 	nbuf        int
 	outs        []ptp.Out
-	events      []ptp.Event
+	events      event.List
 	Stats       Stats
 }
 
@@ -126,16 +124,11 @@ func (p *Port) Self() Credentials {
 }
 
 // Events returns and clears what happened since the last call.
-func (p *Port) Events() []ptp.Event {
-	e := p.events
-	p.events = nil
-	return e
-}
+func (p *Port) Events() []event.Event { return p.events.Take() }
 
 func (p *Port) emit(level slog.Level, name, msg string, attrs ...any) {
 	// The daemon's logger already names the interface.
-	attrs = append([]any{"ptpv1_subdomain", p.cfg.Subdomain}, attrs...)
-	p.events = append(p.events, ptp.Event{Name: name, Level: level, Msg: msg, Attrs: attrs})
+	p.events.Emit(level, name, msg, append([]any{"ptpv1_subdomain", p.cfg.Subdomain}, attrs...)...)
 }
 
 func (p *Port) buf() []byte {
@@ -256,10 +249,10 @@ func (p *Port) setState(s State, now time.Time, best *Credentials) {
 		p.emit(slog.LevelWarn, "ptpv1_port_state", "PTPv1 port PASSIVE: a better v1 master is on the network: "+best.Describe(),
 			"ptpv1_state", s.String(), "ptpv1_prev_state", prev.String())
 	case prev == Passive:
-		p.emit(levelNotice, "ptpv1_port_state", "PTPv1 port MASTER again: the better master went silent",
+		p.emit(event.Notice, "ptpv1_port_state", "PTPv1 port MASTER again: the better master went silent",
 			"ptpv1_state", s.String(), "ptpv1_prev_state", prev.String())
 	default:
-		p.emit(levelNotice, "ptpv1_port_state", "PTPv1 port "+s.String(), "ptpv1_state", s.String(), "ptpv1_prev_state", prev.String())
+		p.emit(event.Notice, "ptpv1_port_state", "PTPv1 port "+s.String(), "ptpv1_state", s.String(), "ptpv1_prev_state", prev.String())
 	}
 	if s == Master {
 		p.nextSync = now

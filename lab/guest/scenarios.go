@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sitegm/hw/nic"
-	"sitegm/internal/lab"
+	"sitegm/lab"
 	"sitegm/ntp"
 )
 

@@ -1,5 +1,5 @@
 // Command guest runs the kernel lab's scenarios inside the QEMU guest
-// (internal/lab boots it): it loads the test PHC and PPS module, runs
+// (lab boots it): it loads the test PHC and PPS module, runs
 // sitegm against it with real peers, judges every figure against the
 // module's truth and prints one "LAB-RESULT {json}" line per scenario on
 // the console.
@@ -19,8 +19,8 @@ import (
 	"syscall"
 	"time"
 
-	"sitegm/internal/lab"
 	"sitegm/internal/status"
+	"sitegm/lab"
 )
 
 // params are the module's, from the kernel command line.

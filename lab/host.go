@@ -4,7 +4,7 @@
 // against the kernel's own PTP and PPS subsystems, judged against the
 // module's truth. This file is the host side: it gathers the kernel, builds
 // the module and the binaries, packs an initramfs, boots it and collects
-// the scenarios' results. internal/lab/guest runs the scenarios inside.
+// the scenarios' results. lab/guest runs the scenarios inside.
 package lab
 
 import (
@@ -201,7 +201,7 @@ func (o *Options) module(ctx context.Context) (string, error) {
 func (o *Options) binaries(ctx context.Context) (string, error) {
 	out := filepath.Join(o.Work, "gobin")
 	os.MkdirAll(out, 0o755)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out+"/", "./cmd/sitegm", "./cmd/gnss-sim", "./internal/lab/guest")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out+"/", "./cmd/sitegm", "./cmd/gnss-sim", "./lab/guest")
 	cmd.Dir = o.Root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {

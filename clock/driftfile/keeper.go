@@ -1,0 +1,82 @@
+package driftfile
+
+import (
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"sitegm/clock"
+	"sitegm/event"
+)
+
+// Every is how often the drift file is rewritten while the clock runs
+// locked: often enough that a power cut loses little of what was learnt,
+// rarely enough not to wear a flash card.
+const Every = 10 * time.Minute
+
+// Keeper writes the drift file on sitegm's schedule: every Every once the
+// clock has locked, and at exit; and it sets the file aside, once, when
+// GNSS disagreed with the frequency it held.
+type Keeper struct {
+	Path  string // "" keeps no file
+	Clock string // the clock's name, written with the frequency
+	Osc   clock.Oscillator
+	last  time.Time
+	aside bool
+}
+
+// Start reads the drift file for a clock that can be set within ±maxPPB:
+// the frequency to start from and how well it is known now, when the
+// file is there, of this clock and plausible (Read); what to log either
+// way. A missing file is no news.
+func (k *Keeper) Start(maxPPB float64, now time.Time) (freq, sigma float64, ok bool, evs []event.Event) {
+	var l event.List
+	r, err := Read(k.Path, maxPPB)
+	switch {
+	case k.Path == "" || os.IsNotExist(err):
+	case err != nil:
+		l.Emit(slog.LevelWarn, "drift_unusable", "drift file unusable; locking without it", "error", err.Error())
+	case !strings.EqualFold(r.Clock, k.Clock):
+		l.Emit(slog.LevelInfo, "drift_other_clock", "drift file is of another clock; locking without it", "drift_clock", r.Clock)
+	default:
+		freq, sigma, ok = r.FreqPPB, Sigma(r, k.Osc, now), true
+		l.Emit(slog.LevelInfo, "drift_read", "drift file read", "freq_ppb", freq, "sigma_ppb", sigma,
+			"age", now.Sub(r.Written).Round(time.Second).String())
+	}
+	return freq, sigma, ok, l.Take()
+}
+
+// Now is what the discipline says when the keeper looks: whether the
+// clock ever locked, whether GNSS disagreed with the file's frequency,
+// and the frequency and its uncertainty now.
+type Now struct {
+	EverLocked, Distrusted bool
+	FreqPPB, SigmaPPB      float64
+}
+
+// Save is called each tick, and with final at exit; it returns what to
+// log. A frequency not known to a part per million is not written.
+func (k *Keeper) Save(now time.Time, final bool, n Now) []event.Event {
+	var evs event.List
+	if k.Path == "" {
+		return nil
+	}
+	if n.Distrusted && !k.aside {
+		k.aside = true
+		if SetAside(k.Path) == nil {
+			evs.Emit(slog.LevelWarn, "drift_set_aside", "drift file set aside: GNSS disagreed with it", "file", k.Path+".rejected")
+		}
+	}
+	if !n.EverLocked || (!final && now.Sub(k.last) < Every) || n.SigmaPPB <= 0 || n.SigmaPPB > 1000 {
+		return evs.Take()
+	}
+	r := Record{FreqPPB: n.FreqPPB, SigmaPPB: n.SigmaPPB, Written: now.UTC(), Clock: k.Clock, Oscillator: k.Osc.Name}
+	if err := Write(k.Path, r); err != nil {
+		evs.Emit(slog.LevelWarn, "drift_write_error", "drift file not written", "error", err.Error())
+		return evs.Take()
+	}
+	k.last = now
+	evs.Emit(slog.LevelDebug, "drift_written", "drift file written", "freq_ppb", r.FreqPPB)
+	return evs.Take()
+}

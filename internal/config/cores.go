@@ -1,0 +1,32 @@
+package config
+
+import (
+	"sitegm/clock"
+	"sitegm/clock/discipline"
+	"sitegm/clock/leap"
+	"sitegm/ntp/upstream"
+)
+
+// Discipline is what [gnss], [clock] and the [[upstream]] tables ask of
+// the discipline of clk (whose oscillator is osc, and whose UTC the leap
+// table tells); the drift file's frequency is the caller's to add.
+func (c Config) Discipline(clk clock.Clock, osc clock.Oscillator, table *leap.Table) discipline.Config {
+	g, k := c.GNSS, c.Clock
+	return discipline.Config{
+		Osc: osc, Timescale: clk.Timescale(), MaxFreq: clk.MaxFrequency(), Leap: table, Servo: string(k.Servo),
+		NMEAOnly: g.PPS.Kind == PPSNone, NMEADelay: g.NMEADelay.Duration, LatencyLo: g.NMEALatency.Lo, LatencyHi: g.NMEALatency.Hi,
+		Holdover: k.Holdover.Duration, HoldoverMaxError: k.HoldoverMaxError.Duration,
+		JumpThreshold: k.JumpThreshold.Duration, FollowJumps: k.FollowJumps.Duration,
+		NoGNSS: g.Device == "", Upstreams: len(c.Upstream) > 0,
+		UpstreamMargin: k.UpstreamMargin.Duration, UpstreamMaxError: k.UpstreamMaxError.Duration,
+	}
+}
+
+// Upstreams are the [[upstream]] tables as the NTP client's sources.
+func (c Config) Upstreams() []upstream.Config {
+	var ups []upstream.Config
+	for _, u := range c.Upstream {
+		ups = append(ups, upstream.Config{Name: u.Server, MinPoll: u.MinPoll, MaxPoll: u.MaxPoll, IBurst: u.IBurst, Prefer: u.Prefer})
+	}
+	return ups
+}
