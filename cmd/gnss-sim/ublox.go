@@ -12,6 +12,8 @@ import (
 
 	"sitegm/clock/sim"
 	"sitegm/hw/gnss"
+	"sitegm/hw/gnss/ubx"
+	"sitegm/hw/gnss/ubxcfg"
 )
 
 // ublox is the simulated receiver's configuration: what it outputs, at
@@ -103,17 +105,17 @@ func (u *ublox) handle(fr *gnss.Frame) []byte {
 			return nil
 		}
 		m := models[u.model]
-		return gnss.AppendMonVer(nil, m.sw, m.hw, m.ext...)
+		return ubxcfg.AppendMonVer(nil, m.sw, m.hw, m.ext...)
 	case fr.Class != cfg:
 		return nil
 	}
 	ok := u.apply(fr.ID, fr.Data)
 	// What it was told, for whoever reads the test's output.
-	fmt.Printf("gnss-sim: %s %s\n", gnss.UBXName(fr.Class, fr.ID), map[bool]string{true: "acknowledged", false: "refused"}[ok])
+	fmt.Printf("gnss-sim: %s %s\n", ubxcfg.UBXName(fr.Class, fr.ID), map[bool]string{true: "acknowledged", false: "refused"}[ok])
 	if !u.outUBX {
 		return nil
 	}
-	return gnss.AppendAck(nil, fr.Class, fr.ID, ok)
+	return ubxcfg.AppendAck(nil, fr.Class, fr.ID, ok)
 }
 
 // apply carries out a CFG message; false is a refusal (ACK-NAK).
@@ -123,19 +125,19 @@ func (u *ublox) apply(id byte, p []byte) bool {
 		if u.gen < 9 {
 			return false
 		}
-		layers, kv, ok := gnss.DecodeValset(p)
+		layers, kv, ok := ubxcfg.DecodeValset(p)
 		if !ok || layers == 0 {
 			return false
 		}
 		// A VALSET is all or nothing: one unknown key refuses the lot.
 		for _, x := range kv {
-			name, known := gnss.ConfigKeyName(x.Key)
+			name, known := ubxcfg.ConfigKeyName(x.Key)
 			if !known || strings.HasPrefix(name, "MSGOUT-UBX-") && !u.knows(strings.TrimPrefix(name, "MSGOUT-UBX-")) {
 				return false
 			}
 		}
 		for _, x := range kv {
-			name, _ := gnss.ConfigKeyName(x.Key)
+			name, _ := ubxcfg.ConfigKeyName(x.Key)
 			u.set(name, x.Value)
 		}
 		return true
@@ -147,7 +149,7 @@ func (u *ublox) apply(id byte, p []byte) bool {
 		if len(p) == 8 {
 			rate = p[3]
 		}
-		name := gnss.UBXName(p[0], p[1])
+		name := ubxcfg.UBXName(p[0], p[1])
 		switch {
 		case strings.HasPrefix(name, "NMEA-"):
 			u.set("MSGOUT-"+name, uint64(rate))
@@ -158,11 +160,11 @@ func (u *ublox) apply(id byte, p []byte) bool {
 		}
 		return true
 	case 0x00: // CFG-PRT
-		baud, out, ok := gnss.DecodeCfgPrt(p)
+		baud, out, ok := ubxcfg.DecodeCfgPrt(p)
 		if !ok {
 			return false
 		}
-		u.baud, u.outUBX, u.outNMEA = baud, out&gnss.ProtoUBX != 0, out&gnss.ProtoNMEA != 0
+		u.baud, u.outUBX, u.outNMEA = baud, out&ubxcfg.ProtoUBX != 0, out&ubxcfg.ProtoNMEA != 0
 		return true
 	case 0x31: // CFG-TP5
 		return len(p) == 32
@@ -324,5 +326,5 @@ func appendMonRF(dst []byte, ant gnss.Antenna, jam gnss.Jamming, jamInd uint8) [
 	b[1] = byte(jam & 3)
 	b[2] = map[gnss.Antenna]byte{gnss.AntennaOK: 2, gnss.AntennaShort: 3, gnss.AntennaOpen: 4}[ant]
 	b[16] = jamInd
-	return gnss.AppendUBX(dst, 0x0A, 0x38, p)
+	return ubx.Append(dst, 0x0A, 0x38, p)
 }

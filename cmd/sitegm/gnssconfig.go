@@ -12,6 +12,7 @@ import (
 
 	"sitegm/hw/claim"
 	"sitegm/hw/gnss"
+	"sitegm/hw/gnss/ubxcfg"
 	"sitegm/hw/serial"
 	"sitegm/internal/config"
 )
@@ -67,7 +68,7 @@ func cmdGNSSConfigure(args []string) int {
 		fmt.Fprintf(os.Stderr, "sitegm: %s is not a serial port: configure the receiver where it is attached\n", *device)
 		return 2
 	}
-	o := gnss.ConfigOptions{Outputs: *outputs, CurrentBaud: *baud, Baud: *newBaud, PulseLength: *pulseLen,
+	o := ubxcfg.ConfigOptions{Outputs: *outputs, CurrentBaud: *baud, Baud: *newBaud, PulseLength: *pulseLen,
 		FallingEdge: *polarity == "falling", OnlyLocked: !*always, SurveyMin: *svinMin, SurveyAcc: *svinAcc,
 		FixedAcc: *posAcc, Save: *save}
 	if *polarity != "rising" && *polarity != "falling" {
@@ -76,9 +77,9 @@ func cmdGNSSConfigure(args []string) int {
 	}
 	switch *timing {
 	case "survey":
-		o.Timing = gnss.TimingSurveyIn
+		o.Timing = ubxcfg.TimingSurveyIn
 	case "fixed":
-		o.Timing = gnss.TimingFixed
+		o.Timing = ubxcfg.TimingFixed
 		f := strings.Split(*position, ",")
 		var err error
 		var v [3]float64
@@ -91,9 +92,9 @@ func cmdGNSSConfigure(args []string) int {
 		}
 		o.Lat, o.Lon, o.Height = v[0], v[1], v[2]
 	case "off":
-		o.Timing = gnss.TimingOff
+		o.Timing = ubxcfg.TimingOff
 	case "keep":
-		o.Timing = gnss.TimingKeep
+		o.Timing = ubxcfg.TimingKeep
 	default:
 		fmt.Fprintf(os.Stderr, "sitegm: --timing %q: survey, fixed, off or keep\n", *timing)
 		return 2
@@ -108,7 +109,7 @@ func cmdGNSSConfigure(args []string) int {
 	}
 
 	if *dry && *gen != 0 {
-		return printPlan(gnss.ReceiverVersion{Gen: *gen, HW: "(--generation)"}, o)
+		return printPlan(ubxcfg.ReceiverVersion{Gen: *gen, HW: "(--generation)"}, o)
 	}
 	// The daemon reads this port: two programs on one receiver would each
 	// eat the other's answers. The claim is the daemon's own (hw/claim).
@@ -143,7 +144,7 @@ func cmdGNSSConfigure(args []string) int {
 	if *dry {
 		return printPlan(v, o)
 	}
-	steps, err := gnss.PlanConfig(v, o)
+	steps, err := ubxcfg.PlanConfig(v, o)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sitegm: %v\n", err)
 		return 1
@@ -181,7 +182,7 @@ func cmdGNSSConfigure(args []string) int {
 	return 0
 }
 
-func describe(v gnss.ReceiverVersion) string {
+func describe(v ubxcfg.ReceiverVersion) string {
 	mod := v.Module
 	if mod == "" {
 		mod = "u-blox receiver"
@@ -193,15 +194,15 @@ func describe(v gnss.ReceiverVersion) string {
 	return s + ")"
 }
 
-func messageOf(st gnss.ConfigStep) string {
+func messageOf(st ubxcfg.ConfigStep) string {
 	if f := strings.Fields(st.Meaning); len(f) > 0 {
 		return f[0]
 	}
 	return st.Setting
 }
 
-func printPlan(v gnss.ReceiverVersion, o gnss.ConfigOptions) int {
-	steps, err := gnss.PlanConfig(v, o)
+func printPlan(v ubxcfg.ReceiverVersion, o ubxcfg.ConfigOptions) int {
+	steps, err := ubxcfg.PlanConfig(v, o)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sitegm: %v\n", err)
 		return 1
@@ -215,7 +216,7 @@ func printPlan(v gnss.ReceiverVersion, o gnss.ConfigOptions) int {
 		case st.Optional:
 			note = " (optional)"
 		}
-		fmt.Printf("%s: %s%s\n  %s % X\n", st.Setting, st.Meaning, note, gnss.UBXName(st.Class, st.ID), st.Frame)
+		fmt.Printf("%s: %s%s\n  %s % X\n", st.Setting, st.Meaning, note, ubxcfg.UBXName(st.Class, st.ID), st.Frame)
 	}
 	return 0
 }
@@ -283,25 +284,25 @@ func (p *ubxPort) reopen(baud int) error {
 // that does not answer the first may have UBX output off (set to NMEA
 // only): UBX output is switched on in RAM (nothing saved) before the
 // next.
-func (p *ubxPort) version(wake bool) (gnss.ReceiverVersion, error) {
+func (p *ubxPort) version(wake bool) (ubxcfg.ReceiverVersion, error) {
 	for try := 0; try < 3; try++ {
 		if try == 1 && wake {
 			fmt.Printf("no answer to UBX-MON-VER: switching UBX output on (in RAM) and asking again\n")
-			if _, err := p.f.Write(gnss.WakeUBX(p.baud)); err != nil {
-				return gnss.ReceiverVersion{}, err
+			if _, err := p.f.Write(ubxcfg.WakeUBX(p.baud)); err != nil {
+				return ubxcfg.ReceiverVersion{}, err
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		if _, err := p.f.Write(gnss.MonVerPoll()); err != nil {
-			return gnss.ReceiverVersion{}, err
+		if _, err := p.f.Write(ubxcfg.MonVerPoll()); err != nil {
+			return ubxcfg.ReceiverVersion{}, err
 		}
 		deadline := time.After(time.Second)
 	wait:
 		for {
 			select {
 			case f := <-p.frames:
-				if gnss.IsMonVer(&f) {
-					if v, ok := gnss.DecodeMonVer(f.Data); ok {
+				if ubxcfg.IsMonVer(&f) {
+					if v, ok := ubxcfg.DecodeMonVer(f.Data); ok {
 						return v, nil
 					}
 				}
@@ -311,16 +312,16 @@ func (p *ubxPort) version(wake bool) (gnss.ReceiverVersion, error) {
 		}
 	}
 	if !wake {
-		return gnss.ReceiverVersion{}, errors.New("no UBX-MON-VER answer (UBX output may be off: a dry run does not switch it on; give --generation)")
+		return ubxcfg.ReceiverVersion{}, errors.New("no UBX-MON-VER answer (UBX output may be off: a dry run does not switch it on; give --generation)")
 	}
-	return gnss.ReceiverVersion{}, errors.New("no UBX-MON-VER answer: not a u-blox receiver, another baud rate, or UBX input switched off")
+	return ubxcfg.ReceiverVersion{}, errors.New("no UBX-MON-VER answer: not a u-blox receiver, another baud rate, or UBX input switched off")
 }
 
 // send writes one step and waits for its acknowledgement: "ok",
 // "REFUSED" (ACK-NAK), "NO ANSWER", or "sent" when none can come. A lost
 // answer is asked again once (a byte lost on the line, or the receiver
 // busy with its navigation output); a setting applied twice is the same.
-func (p *ubxPort) send(st gnss.ConfigStep) string {
+func (p *ubxPort) send(st ubxcfg.ConfigStep) string {
 	for try := 0; try < 2; try++ {
 		if _, err := p.f.Write(st.Frame); err != nil {
 			return "NO ANSWER"
@@ -333,7 +334,7 @@ func (p *ubxPort) send(st gnss.ConfigStep) string {
 		for {
 			select {
 			case f := <-p.frames:
-				if a, ok := gnss.DecodeAck(&f); ok && a.Class == st.Class && a.ID == st.ID {
+				if a, ok := ubxcfg.DecodeAck(&f); ok && a.Class == st.Class && a.ID == st.ID {
 					if a.OK {
 						return "ok"
 					}

@@ -2,6 +2,7 @@ package gnss
 
 import (
 	"fmt"
+	"sitegm/hw/gnss/ubx"
 	"strings"
 	"time"
 )
@@ -260,7 +261,7 @@ func (d *Decoder) frame(fr *Frame) {
 		d.sentence(fr)
 	case FrameUBX:
 		d.Stats.UBXByID[fmt.Sprintf("%02X-%02X", fr.Class, fr.ID)]++
-		if fr.Class == ubxClassNAV {
+		if fr.Class == ubx.ClassNAV {
 			d.navMessage(fr)
 		}
 		if ev, ok := decodeUBX(fr); ok {

@@ -3,6 +3,7 @@ package gnss
 import (
 	"encoding/binary"
 	"fmt"
+	"sitegm/hw/gnss/ubx"
 	"strconv"
 	"time"
 )
@@ -102,20 +103,6 @@ func AppendSimSentences(dst []byte, e SimEpoch, types []string) []byte {
 	return dst
 }
 
-// AppendUBX appends a UBX frame: sync, class, id, little-endian length,
-// payload, 8-bit Fletcher checksum over class..payload.
-func AppendUBX(dst []byte, class, id byte, payload []byte) []byte {
-	start := len(dst)
-	dst = append(dst, 0xB5, 0x62, class, id, byte(len(payload)), byte(len(payload)>>8))
-	dst = append(dst, payload...)
-	var a, b byte
-	for _, x := range dst[start+2:] {
-		a += x
-		b += a
-	}
-	return append(dst, a, b)
-}
-
 // gpsEpoch is the start of GPS time (IS-GPS-200 clause 3.3.4).
 var gpsEpoch = time.Date(1980, 1, 6, 0, 0, 0, 0, time.UTC)
 
@@ -131,7 +118,7 @@ func AppendTimTP(dst []byte, t time.Time, qErrPS int32) []byte {
 	binary.LittleEndian.PutUint32(p[8:], uint32(qErrPS))
 	binary.LittleEndian.PutUint16(p[12:], uint16(week))
 	p[14] = 0x03
-	return AppendUBX(dst, ubxClassTIM, ubxTimTP, p)
+	return ubx.Append(dst, ubx.ClassTIM, ubx.TimTP, p)
 }
 
 // AppendNavTimeLS appends a NAV-TIMELS: currLS GPS-UTC seconds, and an
@@ -145,7 +132,7 @@ func AppendNavTimeLS(dst []byte, currLS int8, lsChange int8, timeToEvent int32) 
 	p[11] = byte(lsChange)
 	binary.LittleEndian.PutUint32(p[12:], uint32(timeToEvent))
 	p[23] = 0x03
-	return AppendUBX(dst, ubxClassNAV, ubxNavTimeLS, p)
+	return ubx.Append(dst, ubx.ClassNAV, ubx.NavTimeLS, p)
 }
 
 // UBX navigation messages of one simulated epoch: what a u-blox timing
@@ -196,7 +183,7 @@ func AppendNavPVT(dst []byte, e SimEpoch, gpsMinusUTC int, tAccNS uint32) []byte
 	le.PutUint32(p[12:], tAccNS)
 	le.PutUint32(p[16:], uint32(int32(e.Time.Nanosecond()))) // the fraction of the second
 	p[20], p[21], p[23] = fixType, fixOK, byte(e.Sats)
-	return AppendUBX(dst, ubxClassNAV, ubxNavPVT, p)
+	return ubx.Append(dst, ubx.ClassNAV, ubx.NavPVT, p)
 }
 
 // AppendNavTimeUTC appends a NAV-TIMEUTC for the epoch; validUTC says
@@ -213,7 +200,7 @@ func AppendNavTimeUTC(dst []byte, e SimEpoch, gpsMinusUTC int, tAccNS uint32, va
 	if validUTC {
 		p[19] |= 0x04
 	}
-	return AppendUBX(dst, ubxClassNAV, ubxNavTimeUTC, p)
+	return ubx.Append(dst, ubx.ClassNAV, ubx.NavTimeUTC, p)
 }
 
 // AppendNavTimeGPS appends a NAV-TIMEGPS for the epoch, with its leap
@@ -228,7 +215,7 @@ func AppendNavTimeGPS(dst []byte, e SimEpoch, gpsMinusUTC int, leapValid bool) [
 	if leapValid {
 		p[11] |= 0x04
 	}
-	return AppendUBX(dst, ubxClassNAV, ubxNavTimeGPS, p)
+	return ubx.Append(dst, ubx.ClassNAV, ubx.NavTimeGPS, p)
 }
 
 // AppendNavSol appends a NAV-SOL (u-blox 6 to 8) for the epoch.
@@ -240,7 +227,7 @@ func AppendNavSol(dst []byte, e SimEpoch, gpsMinusUTC int) []byte {
 	le.PutUint16(p[8:], uint16(week))
 	fixType, fixOK := e.ubxFixType()
 	p[10], p[11], p[47] = fixType, fixOK|0x0C, byte(e.Sats)
-	return AppendUBX(dst, ubxClassNAV, ubxNavSol, p)
+	return ubx.Append(dst, ubx.ClassNAV, ubx.NavSol, p)
 }
 
 // AppendNavStatus appends a NAV-STATUS for the epoch; spoof is its
@@ -251,7 +238,7 @@ func AppendNavStatus(dst []byte, e SimEpoch, gpsMinusUTC int, spoof byte) []byte
 	binary.LittleEndian.PutUint32(p, itow)
 	fixType, fixOK := e.ubxFixType()
 	p[4], p[5], p[7] = fixType, fixOK|0x0C, spoof<<3
-	return AppendUBX(dst, ubxClassNAV, ubxNavStatus, p)
+	return ubx.Append(dst, ubx.ClassNAV, ubx.NavStatus, p)
 }
 
 // AppendNavEOE appends the end-of-epoch marker of the epoch.
@@ -259,7 +246,7 @@ func AppendNavEOE(dst []byte, e SimEpoch, gpsMinusUTC int) []byte {
 	p := make([]byte, 4)
 	_, itow := simITOW(e.Time, gpsMinusUTC)
 	binary.LittleEndian.PutUint32(p, itow)
-	return AppendUBX(dst, ubxClassNAV, ubxNavEOE, p)
+	return ubx.Append(dst, ubx.ClassNAV, ubx.NavEOE, p)
 }
 
 // AppendMonHW appends a MON-HW (60 bytes, u-blox 6 to 8): antenna status
@@ -271,7 +258,7 @@ func AppendMonHW(dst []byte, ant Antenna, jam Jamming, jamInd uint8) []byte {
 	p[21] = 1 // aPower on
 	p[22] = byte(jam&3) << 2
 	p[45] = jamInd
-	return AppendUBX(dst, ubxClassMON, ubxMonHW, p)
+	return ubx.Append(dst, ubx.ClassMON, ubx.MonHW, p)
 }
 
 // AppendTimSVIN appends a TIM-SVIN: survey-in duration so far, its
@@ -290,5 +277,5 @@ func AppendTimSVIN(dst []byte, s Survey) []byte {
 	if s.Active {
 		p[25] = 1
 	}
-	return AppendUBX(dst, ubxClassTIM, ubxTimSVIN, p)
+	return ubx.Append(dst, ubx.ClassTIM, ubx.TimSVIN, p)
 }

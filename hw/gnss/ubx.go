@@ -2,19 +2,13 @@ package gnss
 
 import (
 	"encoding/binary"
+	"sitegm/hw/gnss/ubx"
 	"time"
 )
 
-// UBX message classes and IDs decoded here (u-blox 8/M8 receiver description
+// The UBX timing messages decoded here (u-blox 8/M8 receiver description
 // and protocol specification, UBX-13003221; same layouts in the F9T
-// interface description).
-const (
-	ubxClassNAV   = 0x01
-	ubxClassTIM   = 0x0D
-	ubxNavTimeUTC = 0x21 // NAV-TIMEUTC, 20 bytes
-	ubxNavTimeLS  = 0x26 // NAV-TIMELS, 24 bytes
-	ubxTimTP      = 0x01 // TIM-TP, 16 bytes
-)
+// interface description); their classes and ids are package ubx's.
 
 // TimePulse is UBX TIM-TP: the time of the NEXT time pulse and its
 // quantisation error. The receiver sends it ahead of the edge it describes,
@@ -53,14 +47,14 @@ func decodeUBX(fr *Frame) (Event, bool) {
 	p := fr.Data
 	le := binary.LittleEndian
 	switch {
-	case fr.Class == ubxClassTIM && fr.ID == ubxTimTP && len(p) >= 16:
+	case fr.Class == ubx.ClassTIM && fr.ID == ubx.TimTP && len(p) >= 16:
 		flags := p[14]
 		return TimePulse{
 			TowMS: le.Uint32(p[0:]), TowSubMS: le.Uint32(p[4:]), QErr: int32(le.Uint32(p[8:])),
 			Week: le.Uint16(p[12:]), TimeBaseUTC: flags&1 != 0, UTCValid: flags&2 != 0,
 			QErrInvalid: flags&0x10 != 0, At: fr.At,
 		}, true
-	case fr.Class == ubxClassNAV && fr.ID == ubxNavTimeLS && len(p) >= 24:
+	case fr.Class == ubx.ClassNAV && fr.ID == ubx.NavTimeLS && len(p) >= 24:
 		return LeapInfo{
 			CurrLSSource: p[8], CurrLS: int8(p[9]), LSSource: p[10], LSChange: int8(p[11]),
 			TimeToLSEvent: int32(le.Uint32(p[12:])), DateWeek: le.Uint16(p[16:]), DateDay: le.Uint16(p[18:]),

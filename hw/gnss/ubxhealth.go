@@ -3,6 +3,7 @@ package gnss
 import (
 	"encoding/binary"
 	"math"
+	"sitegm/hw/gnss/ubx"
 	"time"
 )
 
@@ -12,29 +13,6 @@ import (
 // and spoofing detection (NAV-STATUS flags2 on protocol 18+, SEC-SIG
 // version 1 on generation 9), and the survey-in of a timing receiver
 // (TIM-SVIN on the M8T, NAV-SVIN on the F9T).
-const (
-	ubxClassMON  = 0x0A
-	ubxClassSEC  = 0x27
-	ubxMonHW     = 0x09 // MON-HW, 60 bytes
-	ubxMonRF     = 0x38 // MON-RF, 4 + 24 per block
-	ubxSecSig    = 0x09 // SEC-SIG (version 1: 12 bytes)
-	ubxTimSVIN   = 0x04 // TIM-SVIN, 28 bytes
-	ubxNavSVIN   = 0x3B // NAV-SVIN, 40 bytes
-	ubxClassINF  = 0x04
-	ubxClassACK  = 0x05
-	ubxAckNak    = 0x00
-	ubxAckAck    = 0x01
-	ubxClassCFG  = 0x06
-	ubxMonVER    = 0x04
-	ubxCfgVALSET = 0x8A
-	ubxCfgPRT    = 0x00
-	ubxCfgMSG    = 0x01
-	ubxCfgTP5    = 0x31
-	ubxCfgTMODE2 = 0x3D
-	ubxCfgTMODE3 = 0x71
-	ubxCfgCFG    = 0x09
-	ubxCfgRATE   = 0x08
-)
 
 // Antenna is the antenna supervisor's state (MON-HW aStatus, MON-RF
 // antStatus: 0 init, 1 don't know, 2 ok, 3 short, 4 open).
@@ -126,13 +104,13 @@ func decodeHealth(fr *Frame) (Health, bool) {
 	p, le := fr.Data, binary.LittleEndian
 	h := Health{JamInd: -1, Noise: -1, At: fr.At}
 	switch {
-	case fr.Class == ubxClassMON && fr.ID == ubxMonHW && len(p) >= 60:
+	case fr.Class == ubx.ClassMON && fr.ID == ubx.MonHW && len(p) >= 60:
 		h.Source = "MON-HW"
 		h.Noise = int(le.Uint16(p[16:]))
 		h.Antenna = antennaOf(p[20])
 		h.Jamming, h.HasJam = Jamming(p[22]>>2&3), true
 		h.JamInd = int(p[45])
-	case fr.Class == ubxClassMON && fr.ID == ubxMonRF && len(p) >= 4:
+	case fr.Class == ubx.ClassMON && fr.ID == ubx.MonRF && len(p) >= 4:
 		// The worst of the RF blocks (L1, L2/L5) is the receiver's.
 		n := int(p[1])
 		if n == 0 || len(p) < 4+24*n {
@@ -148,10 +126,10 @@ func decodeHealth(fr *Frame) (Health, bool) {
 			h.Noise = max(h.Noise, int(le.Uint16(b[12:])))
 			h.JamInd = max(h.JamInd, int(b[16]))
 		}
-	case fr.Class == ubxClassNAV && fr.ID == ubxNavStatus && len(p) >= 16:
+	case fr.Class == ubx.ClassNAV && fr.ID == ubx.NavStatus && len(p) >= 16:
 		// flags2 bits 3-4: spoofDetState (protocol 18+; 0 before).
 		h.Source, h.Spoofing, h.HasSpoof = "NAV-STATUS", Spoofing(p[7]>>3&3), true
-	case fr.Class == ubxClassSEC && fr.ID == ubxSecSig && len(p) >= 12 && p[0] == 1:
+	case fr.Class == ubx.ClassSEC && fr.ID == ubx.SecSig && len(p) >= 12 && p[0] == 1:
 		// Version 1 only: later versions lay the flags out differently,
 		// and a misread spoofing flag would hold the clock over for good.
 		h.Source = "SEC-SIG"
@@ -162,11 +140,11 @@ func decodeHealth(fr *Frame) (Health, bool) {
 			s := p[8] >> 1 & 7
 			h.Spoofing, h.HasSpoof = Spoofing(min(s, 3)), true
 		}
-	case fr.Class == ubxClassTIM && fr.ID == ubxTimSVIN && len(p) >= 28:
+	case fr.Class == ubx.ClassTIM && fr.ID == ubx.TimSVIN && len(p) >= 28:
 		h.Source = "TIM-SVIN"
 		h.Survey = &Survey{Duration: time.Duration(le.Uint32(p)) * time.Second, Observations: le.Uint32(p[20:]),
 			Valid: p[24] != 0, Active: p[25] != 0, MeanAcc: sqrtMM2(le.Uint32(p[16:]))}
-	case fr.Class == ubxClassNAV && fr.ID == ubxNavSVIN && len(p) >= 40:
+	case fr.Class == ubx.ClassNAV && fr.ID == ubx.NavSVIN && len(p) >= 40:
 		h.Source = "NAV-SVIN"
 		h.Survey = &Survey{Duration: time.Duration(le.Uint32(p[8:])) * time.Second, Observations: le.Uint32(p[32:]),
 			Valid: p[36] != 0, Active: p[37] != 0, MeanAcc: float64(le.Uint32(p[28:])) / 1e4}
@@ -184,7 +162,7 @@ func sqrtMM2(v uint32) float64 { return math.Sqrt(float64(v)) / 1000 }
 // Text event NMEA TXT gives, with TXT's severities (0 error, 1 warning,
 // 2 notice, 7 user).
 func decodeINF(fr *Frame) (Text, bool) {
-	if fr.Class != ubxClassINF || fr.ID > 4 {
+	if fr.Class != ubx.ClassINF || fr.ID > 4 {
 		return Text{}, false
 	}
 	sev := [...]int{0, 1, 2, 7, 7}[fr.ID]

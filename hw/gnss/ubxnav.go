@@ -2,6 +2,7 @@ package gnss
 
 import (
 	"encoding/binary"
+	"sitegm/hw/gnss/ubx"
 	"time"
 )
 
@@ -11,13 +12,6 @@ import (
 // UBX-19005590; layouts unchanged across them except where noted). Every
 // NAV message starts with iTOW, the GPS time of week of the navigation
 // epoch in ms: the key that joins one epoch's messages.
-const (
-	ubxNavStatus  = 0x03 // NAV-STATUS, 16 bytes: fix type and flags, spoofing state (protocol 18+)
-	ubxNavSol     = 0x06 // NAV-SOL, 52 bytes: GPS week and time, fix (before NAV-PVT; dropped in generation 9+)
-	ubxNavPVT     = 0x07 // NAV-PVT, 92 bytes (84 in protocol 14, u-blox 7): UTC date and time, fix
-	ubxNavTimeGPS = 0x20 // NAV-TIMEGPS, 16 bytes: GPS week and time, leap seconds
-	ubxNavEOE     = 0x61 // NAV-EOE, 4 bytes: end of the epoch's navigation messages (protocol 18+)
-)
 
 // navKind is one kind of NAV message an epoch received.
 type navKind uint8
@@ -108,19 +102,19 @@ func (d *Decoder) navMessage(fr *Frame) bool {
 	p, le := fr.Data, binary.LittleEndian
 	var kind navKind
 	switch {
-	case fr.ID == ubxNavPVT && len(p) >= 84:
+	case fr.ID == ubx.NavPVT && len(p) >= 84:
 		kind = navPVT
-	case fr.ID == ubxNavTimeUTC && len(p) >= 20:
+	case fr.ID == ubx.NavTimeUTC && len(p) >= 20:
 		kind = navTimeUTC
-	case fr.ID == ubxNavTimeGPS && len(p) >= 16:
+	case fr.ID == ubx.NavTimeGPS && len(p) >= 16:
 		kind = navTimeGPS
-	case fr.ID == ubxNavSol && len(p) >= 52:
+	case fr.ID == ubx.NavSol && len(p) >= 52:
 		kind = navSol
-	case fr.ID == ubxNavStatus && len(p) >= 16:
+	case fr.ID == ubx.NavStatus && len(p) >= 16:
 		kind = navStatus
-	case fr.ID == ubxNavTimeLS && len(p) >= 24:
+	case fr.ID == ubx.NavTimeLS && len(p) >= 24:
 		kind = navTimeLS
-	case fr.ID == ubxNavEOE && len(p) >= 4:
+	case fr.ID == ubx.NavEOE && len(p) >= 4:
 		if d.nav.active && le.Uint32(p) == d.nav.itow {
 			d.closeNav(fr.At)
 		}

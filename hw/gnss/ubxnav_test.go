@@ -2,6 +2,7 @@ package gnss
 
 import (
 	"encoding/binary"
+	"sitegm/hw/gnss/ubx"
 	"strings"
 	"testing"
 	"time"
@@ -108,7 +109,7 @@ func TestUBXValidityFlags(t *testing.T) {
 	// u-blox 7 (protocol 14): an 84-byte NAV-PVT.
 	f := AppendNavPVT(nil, e, 18, 20)
 	p := f[6 : 6+84]
-	short := AppendUBX(nil, ubxClassNAV, ubxNavPVT, p)
+	short := ubx.Append(nil, ubx.ClassNAV, ubx.NavPVT, p)
 	if rs := feedTimed(NewDecoder(Options{}), time.Unix(100, 0), short); len(rs) != 1 || !rs[0].Valid {
 		t.Errorf("84-byte NAV-PVT: %+v", rs)
 	}
@@ -125,7 +126,7 @@ func TestUBXLeapFromTimeLS(t *testing.T) {
 	ls[9], ls[23] = 18, 0x01
 	rs := feedTimed(d, time.Unix(100, 0),
 		AppendNavSol(nil, e0, 18), // no leap seconds known yet
-		AppendNavSol(AppendUBX(nil, ubxClassNAV, ubxNavTimeLS, ls), e0, 18),
+		AppendNavSol(ubx.Append(nil, ubx.ClassNAV, ubx.NavTimeLS, ls), e0, 18),
 		AppendNavSol(nil, e1, 18))
 	if len(rs) != 2 || !rs[0].Time.Equal(e0.Time) || !rs[1].Time.Equal(e1.Time) || !rs[1].Valid {
 		t.Errorf("%+v (no time %d)", rs, d.Stats.UBXNoTime)

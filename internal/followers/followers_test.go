@@ -2,6 +2,7 @@ package followers
 
 import (
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -147,4 +148,24 @@ func BenchmarkSeen(b *testing.B) {
 			tb.Seen(Key{Kind: NTP, Iface: "eth0.20", Addr: a}, a, t0, 4, 3, false)
 		}
 	})
+}
+
+// What the kernel edge hands over (hw/ptpnet's and hw/ntpnet's Seen)
+// lands under the right key: v1 or v2 by the flag, NTP by address.
+func TestSeenCallbacks(t *testing.T) {
+	tb := New(16) // probation holds 4: room for the three newcomers
+	t0 := time.Unix(1_800_000_000, 0)
+	ptp, ntp := tb.PTPSeen("eth0.10"), tb.NTPSeen("eth0.20")
+	id := [10]byte{0, 0x1d, 0xc1, 0xff, 0xfe, 0, 0, 0x42, 0, 1}
+	ptp(false, id, netip.MustParseAddr("10.0.0.5"), t0)
+	ptp(true, [10]byte{0, 0x1d, 0xc1, 0x0a, 0x0b, 0x0c, 0, 1}, netip.MustParseAddr("10.0.0.6"), t0)
+	ntp(netip.MustParseAddr("10.0.1.9"), t0, 4, 3, false)
+	got := map[string]string{}
+	for _, e := range tb.Snapshot() {
+		got[e.Kind.String()] = e.Iface + " " + e.Identity()
+	}
+	want := map[string]string{"ptp": "eth0.10 001dc1.fffe.000042-1", "ptpv1": "eth0.10 00:1d:c1:0a:0b:0c-1", "ntp": "eth0.20 10.0.1.9"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%v, want %v", got, want)
+	}
 }

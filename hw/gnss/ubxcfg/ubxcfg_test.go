@@ -1,18 +1,20 @@
-package gnss
+package ubxcfg
 
 import (
 	"bytes"
 	"encoding/binary"
+	"sitegm/hw/gnss"
+	"sitegm/hw/gnss/ubx"
 	"strings"
 	"testing"
 	"time"
 )
 
 // frames splits a byte stream into its UBX frames.
-func ubxFrames(t *testing.T, b []byte) []Frame {
+func ubxFrames(t *testing.T, b []byte) []gnss.Frame {
 	t.Helper()
-	var out []Frame
-	f := NewFramer(func(fr *Frame) {
+	var out []gnss.Frame
+	f := gnss.NewFramer(func(fr *gnss.Frame) {
 		c := *fr
 		c.Data = append([]byte(nil), fr.Data...)
 		out = append(out, c)
@@ -89,7 +91,7 @@ func TestPlanConfig(t *testing.T) {
 	got := map[uint32]uint64{}
 	for i, s := range steps {
 		fr := ubxFrames(t, s.Frame)
-		if fr[0].Class != ubxClassCFG || fr[0].ID != ubxCfgVALSET || s.Class != ubxClassCFG || s.ID != ubxCfgVALSET {
+		if fr[0].Class != ubx.ClassCFG || fr[0].ID != ubx.CfgVALSET || s.Class != ubx.ClassCFG || s.ID != ubx.CfgVALSET {
 			t.Fatalf("step %d %s: not a VALSET", i, s.Meaning)
 		}
 		layers, kv, ok := DecodeValset(fr[0].Data)
@@ -145,16 +147,16 @@ func TestPlanConfig(t *testing.T) {
 		fr := ubxFrames(t, s.Frame)[0]
 		names = append(names, UBXName(fr.Class, fr.ID))
 		switch {
-		case fr.ID == ubxCfgTP5:
+		case fr.ID == ubx.CfgTP5:
 			le := binary.LittleEndian
 			if le.Uint32(fr.Data[16:]) != 0 || le.Uint32(fr.Data[20:]) != 100000 || le.Uint32(fr.Data[28:])&0x77 != 0x77 {
 				t.Errorf("TP5 % x", fr.Data)
 			}
-		case fr.ID == ubxCfgTMODE2:
+		case fr.ID == ubx.CfgTMODE2:
 			if fr.Data[0] != 1 || binary.LittleEndian.Uint32(fr.Data[20:]) != 300 || binary.LittleEndian.Uint32(fr.Data[24:]) != 2000 {
 				t.Errorf("TMODE2 % x", fr.Data)
 			}
-		case fr.ID == ubxCfgPRT:
+		case fr.ID == ubx.CfgPRT:
 			baud, out, ok := DecodeCfgPrt(fr.Data)
 			if !ok || baud != 115200 || out != ProtoUBX|ProtoNMEA || s.NewBaud != 115200 {
 				t.Errorf("PRT %d %x", baud, out)
@@ -194,28 +196,5 @@ func TestEcef(t *testing.T) {
 	}
 	if _, _, z := ecef(90, 0, 0); z < 6356752.31 || z > 6356752.32 {
 		t.Errorf("pole %f", z)
-	}
-}
-
-// TestHealthEncoders: what gnss-sim sends about its health decodes to
-// the same health.
-func TestHealthEncoders(t *testing.T) {
-	d := NewDecoder(Options{})
-	b := AppendMonHW(nil, AntennaOpen, JammingWarning, 170)
-	b = AppendTimSVIN(b, Survey{Active: true, Duration: 90 * time.Second, Observations: 90, MeanAcc: 3.5})
-	var hs []Health
-	for _, ev := range d.Feed(b, time.Unix(1, 0)) {
-		if h, ok := ev.(Health); ok {
-			hs = append(hs, h)
-		}
-	}
-	if len(hs) != 2 {
-		t.Fatalf("%d health events", len(hs))
-	}
-	if h := hs[0]; h.Antenna != AntennaOpen || h.Jamming != JammingWarning || h.JamInd != 170 {
-		t.Errorf("MON-HW %+v", h)
-	}
-	if s := hs[1].Survey; s == nil || !s.Active || s.Valid || s.Duration != 90*time.Second || s.MeanAcc < 3.49 || s.MeanAcc > 3.51 {
-		t.Errorf("TIM-SVIN %+v", s)
 	}
 }

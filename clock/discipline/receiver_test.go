@@ -1,0 +1,88 @@
+package discipline
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"sitegm/clock/quality"
+)
+
+// Epoch takes what the daemon used to decide: a dated, plausible epoch is
+// the receiver's UTC (carried forward by the host's time until the clock
+// is synchronized, then the clock's own UTC); an epoch read without the
+// clock's time (Arrival zero) makes no sample; its accuracy estimate is
+// taken when it is valid.
+func TestEpochAndReceiverUTC(t *testing.T) {
+	d, table := newDisc(t)
+	host0 := time.Unix(5000, 0)
+	if _, ok := d.ReceiverUTC(host0, time.Time{}); ok {
+		t.Fatal("a receiver UTC before any epoch")
+	}
+	// An implausible date is never the receiver's UTC.
+	d.Epoch(Epoch{UTC: utc0.AddDate(-20, 0, 0), Valid: true, Dated: true, Host: host0})
+	if _, ok := d.ReceiverUTC(host0, time.Time{}); ok {
+		t.Fatal("an implausible date taken as the receiver's UTC")
+	}
+	a, _ := d.Epoch(Epoch{UTC: utc0, Valid: true, Dated: true, Plausible: true, Host: host0})
+	if a != (Action{}) || d.Status(table.UTCToTAI(utc0, false)).Pairing.Paired != 0 {
+		t.Errorf("an epoch without the clock's time made a sample: %+v", a)
+	}
+	if u, ok := d.ReceiverUTC(host0.Add(1500*time.Millisecond), time.Time{}); !ok || !u.Equal(utc0.Add(1500*time.Millisecond)) {
+		t.Errorf("receiver UTC 1.5 s later: %v %v", u, ok)
+	}
+	// Locked: the clock's own UTC (TAI less the leap seconds).
+	for i := 0; i < 30; i++ {
+		second(d, table, utc0.Add(time.Duration(i)*time.Second), 0)
+	}
+	if d.Quality().State() != quality.Locked {
+		t.Fatalf("not locked: %s", d.Quality().State())
+	}
+	clk := table.UTCToTAI(utc0.Add(time.Hour), false)
+	if u, ok := d.ReceiverUTC(host0, clk); !ok || !u.Equal(utc0.Add(time.Hour)) {
+		t.Errorf("locked: receiver UTC %v, want the clock's %v", u, utc0.Add(time.Hour))
+	}
+	// A receiver accuracy past the lock threshold distrusts it.
+	_, evs := d.Epoch(Epoch{UTC: utc0, Valid: true, Dated: true, Plausible: true, TAcc: 5 * time.Microsecond, Host: host0})
+	if !strings.Contains(names(evs), "gnss_time_accuracy") || d.Quality().Distrusted() == "" {
+		t.Errorf("a 5 µs receiver not distrusted: %s", names(evs))
+	}
+	if g := d.GPSMinusUTC(utc0); g != 18 {
+		t.Errorf("GPS-UTC %d, want 18", g)
+	}
+}
+
+// A leap announcement is placed on the receiver's timeline; none is
+// taken before there is one.
+func TestLeapInfoNeedsATimeline(t *testing.T) {
+	d, _ := newDisc(t)
+	host0 := time.Unix(5000, 0)
+	if evs := d.LeapInfo(host0, time.Time{}, 18, true, 0, 0, false); len(evs) != 0 || d.ReceiverLS() {
+		t.Fatalf("taken without a timeline: %s", names(evs))
+	}
+	d.Epoch(Epoch{UTC: utc0, Valid: true, Dated: true, Plausible: true, Host: host0})
+	d.LeapInfo(host0.Add(time.Second), time.Time{}, 18, true, 0, 0, false)
+	if !d.ReceiverLS() {
+		t.Error("the receiver's leap count, consistent with the table, not taken")
+	}
+}
+
+// The expired leap table is said once a day of the clock's own time.
+func TestLeapTableExpiry(t *testing.T) {
+	d, table := newDisc(t)
+	table.Expires = utc0.Add(-time.Hour)
+	count := func(from time.Time, seconds int) int {
+		n := 0
+		for i := 0; i < seconds; i++ {
+			_, evs := d.Tick(table.UTCToTAI(from.Add(time.Duration(i)*time.Second), false))
+			n += strings.Count(names(evs), "leap_table_expired")
+		}
+		return n
+	}
+	if n := count(utc0, 10); n != 1 {
+		t.Errorf("%d warnings in the first 10 s, want 1", n)
+	}
+	if n := count(utc0.Add(25*time.Hour), 2); n != 1 {
+		t.Errorf("%d warnings a day later, want 1", n)
+	}
+}

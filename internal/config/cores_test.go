@@ -1,0 +1,67 @@
+package config
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"sitegm/clock"
+	"sitegm/clock/leap"
+	"sitegm/hw/caps"
+)
+
+// A reload runs the new ports on the running receiver, clock and status
+// socket, names what waits for a restart, and a port that needs a
+// capability dropped at start waits too; an Expect list is not part of
+// what a port serves.
+func TestReload(t *testing.T) {
+	run := Default()
+	run.Clock.Discipline = "virtual"
+	n := DefaultNTP()
+	n.Interface, n.Port = "eth1", 1123
+	run.NTP = []NTP{n}
+	next := run
+	next.Clock.Holdover.Duration = 2 * time.Hour
+	next.GNSS.Baud = run.GNSS.Baud * 2
+	p := DefaultPTP()
+	p.Interface, p.Transport, p.Timestamping = "eth0", TransportL2, "software"
+	next.PTP = []PTP{p}
+	running, restart := run.Reload(next, 0, true)
+	if !reflect.DeepEqual(running.Clock, run.Clock) || running.GNSS.Baud != run.GNSS.Baud || len(running.PTP) != 1 {
+		t.Errorf("running: clock %+v gnss baud %d, %d PTP", running.Clock, running.GNSS.Baud, len(running.PTP))
+	}
+	if got := strings.Join(restart, " "); got != "[gnss] [clock] capabilities (CAP_NET_RAW)" {
+		t.Errorf("restart: %q", got)
+	}
+	if _, restart := run.Reload(next, caps.Of(caps.NetRaw), true); strings.Contains(strings.Join(restart, " "), "capabilities") {
+		t.Errorf("a capability still held named as missing: %v", restart)
+	}
+	if _, restart := run.Reload(next, 0, false); strings.Contains(strings.Join(restart, " "), "capabilities") {
+		t.Errorf("nothing was dropped, yet a capability is missing: %v", restart)
+	}
+	p.Expect = []string{"0011aa.fffe.bbccdd"}
+	if q := p.Served(); q.Expect != nil || q.Interface != "eth0" {
+		t.Errorf("served: %+v", q)
+	}
+}
+
+// The discipline's configuration follows [gnss] and [clock]; without a
+// pulse it is NMEA only, without a device the upstreams lead.
+func TestDisciplineConfig(t *testing.T) {
+	c := Default()
+	c.GNSS.PPS = PPSSpec{Kind: PPSNone}
+	c.Upstream = []Upstream{DefaultUpstream()}
+	c.Upstream[0].Server = "10.0.0.1"
+	d := c.Discipline(clock.NewVirtual(0), clock.TCXO, leap.Builtin())
+	if !d.NMEAOnly || d.Timescale != clock.TAI || d.Holdover != c.Clock.Holdover.Duration || d.NoGNSS || !d.Upstreams || d.MeasNoise != 0 {
+		t.Errorf("%+v", d)
+	}
+	if ups := c.Upstreams(); len(ups) != 1 || ups[0].Name != "10.0.0.1" || ups[0].MinPoll != c.Upstream[0].MinPoll {
+		t.Errorf("upstreams %+v", ups)
+	}
+	c.GNSS.Device = ""
+	if d := c.Discipline(clock.NewVirtual(0), clock.TCXO, leap.Builtin()); !d.NoGNSS {
+		t.Error("no device, yet GNSS leads")
+	}
+}
