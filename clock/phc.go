@@ -83,7 +83,10 @@ type SysOffset struct {
 
 func ptpTime(t unix.PtpClockTime) time.Time { return time.Unix(t.Sec, int64(t.Nsec)) }
 
-func ioctl(fd int, req uintptr, arg unsafe.Pointer) error {
+// Ioctl makes ioctl(2) request req on fd with a pointer argument: the
+// PHC's and the PPS device's requests that x/sys/unix has no wrapper for
+// (the PTP_SYS_OFFSET first generation, PPS_GETCAP/SETPARAMS/FETCH).
+func Ioctl(fd int, req uintptr, arg unsafe.Pointer) error {
 	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(arg))
 	if e != 0 {
 		return e
@@ -113,9 +116,9 @@ func (p *PHC) sysOffset(method string) (SysOffset, error) {
 	switch method {
 	case "precise":
 		var v unix.PtpSysOffsetPrecise
-		err := ioctl(fd, unix.PTP_SYS_OFFSET_PRECISE2, unsafe.Pointer(&v))
+		err := Ioctl(fd, unix.PTP_SYS_OFFSET_PRECISE2, unsafe.Pointer(&v))
 		if errors.Is(err, unix.ENOTTY) {
-			err = ioctl(fd, ptpSysOffsetPreciseV1, unsafe.Pointer(&v))
+			err = Ioctl(fd, ptpSysOffsetPreciseV1, unsafe.Pointer(&v))
 		}
 		if err != nil {
 			return SysOffset{}, err
@@ -123,9 +126,9 @@ func (p *PHC) sysOffset(method string) (SysOffset, error) {
 		return SysOffset{PHC: ptpTime(v.Device), System: ptpTime(v.Realtime)}, nil
 	case "extended":
 		v := unix.PtpSysOffsetExtended{Samples: sysOffSamples}
-		err := ioctl(fd, unix.PTP_SYS_OFFSET_EXTENDED2, unsafe.Pointer(&v))
+		err := Ioctl(fd, unix.PTP_SYS_OFFSET_EXTENDED2, unsafe.Pointer(&v))
 		if errors.Is(err, unix.ENOTTY) {
-			err = ioctl(fd, ptpSysOffsetExtendedV1, unsafe.Pointer(&v))
+			err = Ioctl(fd, ptpSysOffsetExtendedV1, unsafe.Pointer(&v))
 		}
 		if err != nil {
 			return SysOffset{}, err
@@ -133,7 +136,7 @@ func (p *PHC) sysOffset(method string) (SysOffset, error) {
 		return BestExtended(&v), nil
 	case "basic":
 		v := unix.PtpSysOffset{Samples: sysOffSamples}
-		if err := ioctl(fd, ptpSysOffsetV1, unsafe.Pointer(&v)); err != nil {
+		if err := Ioctl(fd, ptpSysOffsetV1, unsafe.Pointer(&v)); err != nil {
 			return SysOffset{}, err
 		}
 		return BestBasic(&v), nil

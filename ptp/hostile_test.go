@@ -76,8 +76,8 @@ func TestForeignTableKeepsTheBest(t *testing.T) {
 		}
 		now = now.Add(time.Second)
 	}
-	if len(p.foreign) > maxForeign {
-		t.Fatalf("table grew to %d", len(p.foreign))
+	if p.foreign.Len() > maxForeign {
+		t.Fatalf("table grew to %d", p.foreign.Len())
 	}
 	if p.Stats.Drops[DropForeignFull] == 0 {
 		t.Error("no newcomer was refused from the full table")

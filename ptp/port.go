@@ -77,19 +77,11 @@ type Stats struct {
 	Drops   [NumDrops]uint64
 }
 
-type foreign struct {
-	ds       Dataset
-	interval time.Duration // its announce interval, clamped to the profile
-	seen     [4]time.Time  // last Announce arrivals, newest first
-	last     time.Time
-}
-
-// foreignThreshold and foreignWindow: a foreign master is qualified after
-// two Announces within four announce intervals (1588-2019 9.3.2.4.4,
-// FOREIGN_MASTER_THRESHOLD and FOREIGN_MASTER_TIME_WINDOW).
+// foreignWindow: a foreign master is qualified after two Announces
+// (FOREIGN_MASTER_THRESHOLD) within four announce intervals (1588-2019
+// 9.3.2.4.4, FOREIGN_MASTER_TIME_WINDOW).
 const (
-	foreignThreshold = 2
-	foreignWindow    = 4
+	foreignWindow = 4
 	// maxForeign bounds the table (a flood of fake masters must not grow
 	// memory); when it is full a newcomer takes the place of the worst
 	// entry it beats, so junk cannot hide a better master.
@@ -107,7 +99,7 @@ type Port struct {
 	annSeq       uint16
 	syncSeq      uint16
 	syncPending  bool
-	foreign      map[protocol.PortIdentity]*foreign
+	foreign      Foreign[protocol.PortIdentity, Dataset]
 	best         *Dataset // the better master while PASSIVE
 	lastAlarm    time.Time
 	mgmtCredit   float64 // management replies that may go now
@@ -129,7 +121,7 @@ func New(cfg Config, now time.Time) *Port {
 	if cfg.MgmtRate <= 0 {
 		cfg.MgmtRate, cfg.MgmtBurst = 16, 32
 	}
-	p := &Port{cfg: cfg, state: protocol.PortStateListening, foreign: map[protocol.PortIdentity]*foreign{},
+	p := &Port{cfg: cfg, state: protocol.PortStateListening, foreign: Foreign[protocol.PortIdentity, Dataset]{Max: maxForeign, Cmp: Compare},
 		mgmtCredit: float64(cfg.MgmtBurst), mgmtAt: now}
 	p.listenUntil = now.Add(time.Duration(cfg.ReceiptTimeout) * Interval(cfg.LogAnnounce))
 	p.gm.Quality = protocol.ClockQuality{ClockClass: 248, ClockAccuracy: 0xFE, OffsetScaledLogVariance: 0xFFFF}
@@ -189,30 +181,11 @@ func (p *Port) D0() Dataset {
 }
 
 // Foreign lists the qualified foreign masters heard.
-func (p *Port) Foreign(now time.Time) []Dataset {
-	var ds []Dataset
-	for _, f := range p.foreign {
-		if p.qualified(f, now) {
-			ds = append(ds, f.ds)
-		}
-	}
-	return ds
-}
-
-func (p *Port) qualified(f *foreign, now time.Time) bool {
-	window := foreignWindow * f.interval
-	n := 0
-	for _, t := range f.seen {
-		if !t.IsZero() && now.Sub(t) <= window {
-			n++
-		}
-	}
-	return n >= foreignThreshold
-}
+func (p *Port) Foreign(now time.Time) []Dataset { return p.foreign.Qualified(now, foreignWindow) }
 
 // Tick runs the port's timers at now (the disciplined clock, TAI).
 func (p *Port) Tick(now time.Time) []Out {
-	p.expireForeign(now)
+	p.foreign.Expire(now, int(p.cfg.ReceiptTimeout))
 	p.decide(now)
 	if p.state == protocol.PortStateMaster {
 		if !now.Before(p.nextAnnounce) {
@@ -250,9 +223,7 @@ func (p *Port) NextDue(now time.Time) time.Time {
 		earlier(p.nextAnnounce)
 		earlier(p.nextSync)
 	}
-	for _, f := range p.foreign {
-		earlier(f.last.Add(time.Duration(p.cfg.ReceiptTimeout)*f.interval + time.Millisecond))
-	}
+	earlier(p.foreign.NextExpiry(int(p.cfg.ReceiptTimeout)))
 	return due
 }
 
@@ -265,15 +236,6 @@ func advance(next, now time.Time, period time.Duration) time.Time {
 	return next.Add(period)
 }
 
-func (p *Port) expireForeign(now time.Time) {
-	for id, f := range p.foreign {
-		timeout := time.Duration(p.cfg.ReceiptTimeout) * f.interval
-		if now.Sub(f.last) > timeout {
-			delete(p.foreign, id)
-		}
-	}
-}
-
 // decide is the state decision of a grandmaster-only port (1588-2019
 // 9.3.3): MASTER unless a qualified foreign master is better than this
 // clock, then PASSIVE; master_only overrides with an alarm.
@@ -282,14 +244,8 @@ func (p *Port) decide(now time.Time) {
 		return
 	}
 	var best *Dataset
-	for _, f := range p.foreign {
-		if !p.qualified(f, now) {
-			continue
-		}
-		if best == nil || Compare(f.ds, *best) < 0 {
-			d := f.ds
-			best = &d
-		}
+	if b, ok := p.foreign.Best(now, foreignWindow); ok {
+		best = &b
 	}
 	better := best != nil && Compare(*best, p.D0()) < 0
 	switch {
@@ -483,17 +439,6 @@ func (p *Port) announce(b []byte, now time.Time) []Out {
 	}
 	p.Stats.ForeignAnnounces++
 	ds := FromAnnounce(&a, p.cfg.Identity)
-	f, ok := p.foreign[a.SourcePortIdentity]
-	if !ok {
-		if len(p.foreign) >= maxForeign && !p.evictWorse(ds) {
-			return p.drop(DropForeignFull)
-		}
-		f = &foreign{}
-		p.foreign[a.SourcePortIdentity] = f
-		p.emit(slog.LevelInfo, "ptp_foreign_master", "PTP Announce from another master: "+ds.Describe(),
-			"ptp_foreign_master", a.GrandmasterIdentity.String())
-	}
-	f.ds = ds
 	// The sender chooses its interval; it sets our timers only within the
 	// profile's range (1588-2019 9.3.2.4.4 and 8.2.15.4.1 give the window
 	// and the timeout in announce intervals; the profile bounds what an
@@ -504,46 +449,18 @@ func (p *Port) announce(b []byte, now time.Time) []Out {
 		p.Stats.Clamped++
 		li = c
 	}
-	f.interval = Interval(int8(li))
-	copy(f.seen[1:], f.seen[:len(f.seen)-1])
-	f.seen[0] = now
-	f.last = now
+	isNew, dropped := p.foreign.Hear(a.SourcePortIdentity, ds, Interval(int8(li)), now)
+	if dropped {
+		return p.drop(DropForeignFull)
+	}
+	if isNew {
+		p.emit(slog.LevelInfo, "ptp_foreign_master", "PTP Announce from another master: "+ds.Describe(),
+			"ptp_foreign_master", a.GrandmasterIdentity.String())
+	}
 	// Decide at once: a better master should not get two of our Syncs
 	// in the meantime.
 	p.decide(now)
 	return p.take()
-}
-
-// evictWorse makes room in a full foreign-master table for ds: the worst
-// entry it beats goes (an unqualified one before any qualified one).
-// It reports whether room was made.
-func (p *Port) evictWorse(ds Dataset) bool {
-	var worstID protocol.PortIdentity
-	var worst *foreign
-	for id, f := range p.foreign {
-		if worst == nil || rankForeign(f, worst) > 0 {
-			worst, worstID = f, id
-		}
-	}
-	if worst == nil || Compare(ds, worst.ds) >= 0 {
-		return false
-	}
-	delete(p.foreign, worstID)
-	return true
-}
-
-// rankForeign orders table entries for eviction: positive when a is the
-// better one to drop. Entries not yet qualified (one Announce so far)
-// go first, then the worst by the data set comparison.
-func rankForeign(a, b *foreign) int {
-	qa, qb := !a.seen[1].IsZero(), !b.seen[1].IsZero()
-	switch {
-	case qa != qb && !qa:
-		return 1
-	case qa != qb:
-		return -1
-	}
-	return Compare(a.ds, b.ds)
 }
 
 // Describe summarises the port for status output.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sitegm/clock"
 	"time"
 	"unsafe"
 
@@ -57,14 +58,6 @@ func (t *seqTracker) next(seq uint32) (fresh bool, missed uint32) {
 	return true, d - 1
 }
 
-func ppsIoctl(fd int, req uintptr, arg unsafe.Pointer) error {
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(arg))
-	if e != 0 {
-		return e
-	}
-	return nil
-}
-
 // Run implements Source.
 func (k *KernelSource) Run(ctx context.Context, out chan<- Edge) error {
 	f, err := os.OpenFile(k.Path, os.O_RDWR, 0)
@@ -74,7 +67,7 @@ func (k *KernelSource) Run(ctx context.Context, out chan<- Edge) error {
 	defer f.Close()
 	fd := int(f.Fd())
 	var caps int32
-	if err := ppsIoctl(fd, unix.PPS_GETCAP, unsafe.Pointer(&caps)); err != nil {
+	if err := clock.Ioctl(fd, unix.PPS_GETCAP, unsafe.Pointer(&caps)); err != nil {
 		return fmt.Errorf("%s: PPS_GETCAP: %w", k.Path, err)
 	}
 	want := int32(ppsCaptureAssert)
@@ -85,7 +78,7 @@ func (k *KernelSource) Run(ctx context.Context, out chan<- Edge) error {
 		return fmt.Errorf("%s cannot capture the %s edge", k.Path, map[bool]string{false: "assert", true: "clear"}[k.Clear])
 	}
 	params := unix.PPSKParams{Api_version: ppsAPIVers, Mode: want | ppsTSFmtTSpec}
-	if err := ppsIoctl(fd, unix.PPS_SETPARAMS, unsafe.Pointer(&params)); err != nil && !errors.Is(err, unix.EPERM) {
+	if err := clock.Ioctl(fd, unix.PPS_SETPARAMS, unsafe.Pointer(&params)); err != nil && !errors.Is(err, unix.EPERM) {
 		// EPERM: not allowed to change the parameters (another user set
 		// them); fetching still works if they suit us.
 		return fmt.Errorf("%s: PPS_SETPARAMS: %w", k.Path, err)
@@ -99,7 +92,7 @@ func (k *KernelSource) Run(ctx context.Context, out chan<- Edge) error {
 			// noticed within a second.
 			fd4.Timeout = unix.PPSKTime{Sec: 1}
 		}
-		err := ppsIoctl(fd, unix.PPS_FETCH, unsafe.Pointer(&fd4))
+		err := clock.Ioctl(fd, unix.PPS_FETCH, unsafe.Pointer(&fd4))
 		switch {
 		case errors.Is(err, unix.ETIMEDOUT), errors.Is(err, unix.EINTR):
 			continue

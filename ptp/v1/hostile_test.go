@@ -61,8 +61,8 @@ func TestForeignTableKeepsTheBestV1(t *testing.T) {
 		}
 		now = now.Add(100 * time.Millisecond)
 	}
-	if len(p.foreign) > maxForeign || p.Stats.ForeignFull == 0 || p.State() != Master {
-		t.Fatalf("table %d entries, %d refused, %v", len(p.foreign), p.Stats.ForeignFull, p.State())
+	if p.foreign.Len() > maxForeign || p.Stats.ForeignFull == 0 || p.State() != Master {
+		t.Fatalf("table %d entries, %d refused, %v", p.foreign.Len(), p.Stats.ForeignFull, p.State())
 	}
 	real := UUID{0, 0x1d, 0xc1, 1, 1, 1}
 	for i := 0; i < 2; i++ {

@@ -59,13 +59,6 @@ type Stats struct {
 // Sync intervals without a Sync (1588-2002 SYNC_RECEIPT_TIMEOUT).
 const syncReceiptTimeout = 10
 
-type foreign struct {
-	cred     Credentials
-	interval time.Duration
-	seen     [2]time.Time
-	last     time.Time
-}
-
 // Port is one IEEE 1588-2002 grandmaster port: Sync with ASSIST and its
 // Follow_Up every 2^LogSync s, a multicast Delay_Resp to every Delay_Req of
 // its subdomain, and the best-master comparison against foreign Syncs.
@@ -78,7 +71,7 @@ type Port struct {
 	nextSync    time.Time
 	syncSeq     uint16
 	syncPending bool
-	foreign     map[UUID]*foreign
+	foreign     ptp.Foreign[UUID, Credentials]
 	best        *Credentials
 	lastAlarm   time.Time
 	bufs        [6][ManagementLen]byte
@@ -95,7 +88,7 @@ func New(cfg Config, now time.Time) (*Port, error) {
 	if !ok {
 		return nil, fmt.Errorf("ptpv1: unknown subdomain %q", cfg.Subdomain)
 	}
-	p := &Port{cfg: cfg, sub: sub, foreign: map[UUID]*foreign{}}
+	p := &Port{cfg: cfg, sub: sub, foreign: ptp.Foreign[UUID, Credentials]{Max: maxForeign, Cmp: Compare}}
 	p.listenUntil = now.Add(syncReceiptTimeout * interval(cfg.LogSync))
 	p.gm = GM{Stratum: 4, Identifier: [4]byte{'D', 'F', 'L', 'T'}, Variance: 0x7FFF}
 	return p, nil
@@ -144,31 +137,16 @@ func (p *Port) take() []ptp.Out {
 	return o
 }
 
-// Foreign lists the qualified foreign v1 masters.
+// Foreign lists the qualified foreign v1 masters: two Syncs within the
+// receipt timeout, so that one stray Sync does not make sitegm passive,
+// and a master stays qualified for as long as it is not forgotten.
 func (p *Port) Foreign(now time.Time) []Credentials {
-	var c []Credentials
-	for _, f := range p.foreign {
-		if p.qualified(f, now) {
-			c = append(c, f.cred)
-		}
-	}
-	return c
-}
-
-// qualified: two Syncs within the receipt timeout, so that one stray Sync
-// does not make sitegm passive, and a master stays qualified for as long
-// as it is not forgotten.
-func (p *Port) qualified(f *foreign, now time.Time) bool {
-	return !f.seen[1].IsZero() && now.Sub(f.seen[1]) <= syncReceiptTimeout*f.interval
+	return p.foreign.Qualified(now, syncReceiptTimeout)
 }
 
 // Tick runs the port's timers at now (the disciplined clock, TAI).
 func (p *Port) Tick(now time.Time) []ptp.Out {
-	for id, f := range p.foreign {
-		if now.Sub(f.last) > syncReceiptTimeout*f.interval {
-			delete(p.foreign, id)
-		}
-	}
+	p.foreign.Expire(now, syncReceiptTimeout)
 	p.decide(now)
 	if p.state == Master && !now.Before(p.nextSync) {
 		if p.syncPending {
@@ -201,9 +179,7 @@ func (p *Port) NextDue(now time.Time) time.Time {
 	case Master:
 		earlier(p.nextSync)
 	}
-	for _, f := range p.foreign {
-		earlier(f.last.Add(syncReceiptTimeout*f.interval + time.Millisecond))
-	}
+	earlier(p.foreign.NextExpiry(syncReceiptTimeout))
 	return due
 }
 
@@ -215,11 +191,8 @@ func (p *Port) decide(now time.Time) {
 		return
 	}
 	var best *Credentials
-	for _, f := range p.foreign {
-		if p.qualified(f, now) && (best == nil || Compare(f.cred, *best) < 0) {
-			c := f.cred
-			best = &c
-		}
+	if b, ok := p.foreign.Best(now, syncReceiptTimeout); ok {
+		best = &b
 	}
 	better := best != nil && Compare(*best, p.Self()) < 0
 	switch {
@@ -393,49 +366,17 @@ var foreignIntervalRange = [2]int8{-4, 1}
 func (p *Port) foreignSync(s *Sync, now time.Time) {
 	p.Stats.ForeignSyncs++
 	cred := FromSync(s)
-	f, ok := p.foreign[s.SourceUUID]
-	if !ok {
-		if len(p.foreign) >= maxForeign && !p.evictWorse(cred) {
-			p.Stats.ForeignFull++
-			return
-		}
-		f = &foreign{}
-		p.foreign[s.SourceUUID] = f
-		p.emit(slog.LevelInfo, "ptpv1_foreign_master", "PTPv1 Sync from another master: "+cred.Describe())
-	}
-	f.cred = cred
 	li := max(foreignIntervalRange[0], min(s.SyncInterval, foreignIntervalRange[1]))
 	if li != s.SyncInterval {
 		p.Stats.Clamped++
 	}
-	f.interval = interval(li)
-	f.seen[1], f.seen[0] = f.seen[0], now
-	f.last = now
+	isNew, dropped := p.foreign.Hear(s.SourceUUID, cred, interval(li), now)
+	if dropped {
+		p.Stats.ForeignFull++
+		return
+	}
+	if isNew {
+		p.emit(slog.LevelInfo, "ptpv1_foreign_master", "PTPv1 Sync from another master: "+cred.Describe())
+	}
 	p.decide(now)
-}
-
-// evictWorse makes room for cred in a full table: the worst entry it
-// beats goes, one heard only once before any other.
-func (p *Port) evictWorse(cred Credentials) bool {
-	var worstID UUID
-	var worst *foreign
-	for id, f := range p.foreign {
-		if worst == nil || worse(f, worst) {
-			worst, worstID = f, id
-		}
-	}
-	if worst == nil || Compare(cred, worst.cred) >= 0 {
-		return false
-	}
-	delete(p.foreign, worstID)
-	return true
-}
-
-// worse: a is a better entry to drop than b.
-func worse(a, b *foreign) bool {
-	qa, qb := !a.seen[1].IsZero(), !b.seen[1].IsZero()
-	if qa != qb {
-		return !qa
-	}
-	return Compare(a.cred, b.cred) > 0
 }
