@@ -178,6 +178,35 @@ type Second struct {
 	Survey   SurveyState
 }
 
+// Truth is one edge as gnss-sim's --truth file writes it, a JSON line:
+// what tests measure sitegm against. Times are host-clock Unix
+// nanoseconds; "true" is the receiver's ideal time without its faults.
+type Truth struct {
+	N             int      `json:"n"`
+	Label         string   `json:"label"` // the UTC second the receiver names (23:59:60 for a leap second)
+	EdgeHostNS    int64    `json:"edge_host_ns"`
+	StampHostNS   int64    `json:"stamp_host_ns"`
+	TrueMinusHost int64    `json:"true_minus_host_ns"`
+	UTCMinusHost  int64    `json:"utc_minus_host_ns"`
+	JumpNS        int64    `json:"jump_ns"`
+	QErrPS        int32    `json:"qerr_ps"`
+	PPS           bool     `json:"pps"`
+	NMEA          bool     `json:"nmea"`
+	Valid         bool     `json:"valid"`
+	Faults        []string `json:"faults,omitempty"`
+}
+
+// Truth is the second's truth line, its label written as label.
+func (s Second) Truth(label string) Truth {
+	t := Truth{N: s.N, Label: label, EdgeHostNS: s.EdgeHost.UnixNano(), StampHostNS: s.Stamp.UnixNano(),
+		TrueMinusHost: int64(s.TrueMinusHost), UTCMinusHost: int64(s.UTCMinusHost), JumpNS: int64(s.Jump),
+		QErrPS: s.QErrPS, PPS: s.PPS, NMEA: s.NMEA, Valid: s.Valid}
+	for _, f := range s.Faults {
+		t.Faults = append(t.Faults, string(f))
+	}
+	return t
+}
+
 // SurveyState is a simulated survey-in at one second.
 type SurveyState struct {
 	Active, Valid bool

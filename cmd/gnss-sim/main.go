@@ -311,23 +311,6 @@ func openSink(o options) (sink, error) {
 	return stdoutSink{}, nil
 }
 
-// truthLine is one edge of the truth file. Times are host-clock Unix
-// nanoseconds; "true" is the receiver's ideal time without its faults.
-type truthLine struct {
-	N             int      `json:"n"`
-	Label         string   `json:"label"` // the UTC second the receiver names (23:59:60 for a leap second)
-	EdgeHostNS    int64    `json:"edge_host_ns"`
-	StampHostNS   int64    `json:"stamp_host_ns"`
-	TrueMinusHost int64    `json:"true_minus_host_ns"`
-	UTCMinusHost  int64    `json:"utc_minus_host_ns"`
-	JumpNS        int64    `json:"jump_ns"`
-	QErrPS        int32    `json:"qerr_ps"`
-	PPS           bool     `json:"pps"`
-	NMEA          bool     `json:"nmea"`
-	Valid         bool     `json:"valid"`
-	Faults        []string `json:"faults,omitempty"`
-}
-
 func labelString(s sim.Second) string {
 	r := gnss.Report{Time: s.Label, HasDate: true, Leap60: s.Leap60}
 	return r.UTCString()
@@ -450,13 +433,7 @@ func simulate(ctx context.Context, o options, cfg sim.ReceiverConfig) error {
 			sendPPS(pps.NewEdgeSample(s.Stamp, s.Label, leapFlag).Marshal())
 		}
 		if truth != nil {
-			tl := truthLine{N: s.N, Label: labelString(s), EdgeHostNS: s.EdgeHost.UnixNano(), StampHostNS: s.Stamp.UnixNano(),
-				TrueMinusHost: int64(s.TrueMinusHost), UTCMinusHost: int64(s.UTCMinusHost), JumpNS: int64(s.Jump),
-				QErrPS: s.QErrPS, PPS: s.PPS, NMEA: s.NMEA, Valid: s.Valid}
-			for _, f := range s.Faults {
-				tl.Faults = append(tl.Faults, string(f))
-			}
-			truth.Encode(tl)
+			truth.Encode(s.Truth(labelString(s)))
 		}
 		if !s.NMEA {
 			continue

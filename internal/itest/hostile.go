@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+	"sitegm/hw/nic"
 	"strings"
 	"testing"
 	"time"
@@ -112,25 +113,12 @@ func interfaceIn(c *net.UDPConn, name string) (*net.Interface, error) {
 	var ierr error
 	rc.Control(func(fd uintptr) {
 		var idx int
-		idx, ierr = ifindexIn(int(fd), name)
+		idx, ierr = nic.IndexIn(int(fd), name)
 		if ierr == nil {
 			ifi = &net.Interface{Index: idx, Name: name}
 		}
 	})
 	return ifi, ierr
-}
-
-// ifindexIn asks the socket's own namespace for the index of an interface
-// (SIOCGIFINDEX on the socket).
-func ifindexIn(fd int, name string) (int, error) {
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		return 0, err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
-		return 0, err
-	}
-	return int(ifr.Uint32()), nil
 }
 
 // AddAddresses gives h's eth0 n more addresses in prefix, from 10.A.third.1

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sitegm/clock/sim"
 	"strconv"
 	"strings"
 	"sync"
@@ -335,20 +336,7 @@ func tail(s string, lines int) string {
 }
 
 // Truth is one line of gnss-sim's --truth file.
-type Truth struct {
-	N             int      `json:"n"`
-	Label         string   `json:"label"`
-	EdgeHostNS    int64    `json:"edge_host_ns"`
-	StampHostNS   int64    `json:"stamp_host_ns"`
-	TrueMinusHost int64    `json:"true_minus_host_ns"`
-	UTCMinusHost  int64    `json:"utc_minus_host_ns"`
-	JumpNS        int64    `json:"jump_ns"`
-	QErrPS        int32    `json:"qerr_ps"`
-	PPS           bool     `json:"pps"`
-	NMEA          bool     `json:"nmea"`
-	Valid         bool     `json:"valid"`
-	Faults        []string `json:"faults"`
-}
+type Truth = sim.Truth
 
 // ReadTruth reads a truth file written so far.
 func ReadTruth(t testing.TB, path string) []Truth {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sitegm/internal/peers"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,20 +90,15 @@ func chronyOffset(t *testing.T, sock string) (ns float64, at time.Time) {
 	if err != nil {
 		t.Fatalf("chronyc tracking: %v\n%s", err, out)
 	}
-	m := systemTimeRe.FindStringSubmatch(string(out))
-	if m == nil {
+	ns, ok := peers.ChronySystemTime(string(out))
+	if !ok {
 		t.Fatalf("chronyc tracking: no System time line\n%s", out)
 	}
-	v, _ := strconv.ParseFloat(m[1], 64)
-	if m[2] == "fast" {
-		v = -v
-	}
-	return v * 1e9, at
+	return ns, at
 }
 
 var (
-	measRe       = regexp.MustCompile(`^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (\S+)\s+N\s+(\d+)\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+([-+.0-9e]+).* \d([BI]) \S \S\s*$`)
-	systemTimeRe = regexp.MustCompile(`System time\s+:\s+([.0-9]+) seconds (slow|fast) of NTP time`)
+	measRe = regexp.MustCompile(`^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (\S+)\s+N\s+(\d+)\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+([-+.0-9e]+).* \d([BI]) \S \S\s*$`)
 )
 
 type chronyMeas struct {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"sitegm/internal/peers"
 	"strings"
 	"sync"
 	"testing"
@@ -151,18 +152,6 @@ func Ptp4lConfig(t testing.TB, dir, name, body string) string {
 	return WriteFile(t, dir, name, "[global]\n"+body)
 }
 
-// Ptp4lSlaveConf is a ptp4l that measures and never steers: slave only,
-// free running, software timestamps, UDP/IPv4, end to end. A free-running
-// ptp4l reports an offset once per frequency estimation interval and prints
-// a summary per summary interval: both at one Sync (2^-3 s) make it print
-// "master offset" for every Sync.
-const Ptp4lSlaveConf = `slaveOnly 1
-free_running 1
-time_stamping software
-network_transport UDPv4
-delay_mechanism E2E
-logging_level 6
-tx_timestamp_timeout 50
-freq_est_interval 0
-summary_interval -3
-`
+// Ptp4lSlaveConf is a ptp4l that measures and never steers
+// (peers.Ptp4lSlave), without its [global] line: Ptp4lConfig adds it.
+var Ptp4lSlaveConf = strings.TrimPrefix(peers.Ptp4lSlave, "[global]\n")

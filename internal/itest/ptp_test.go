@@ -8,8 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
-	"strconv"
+	"sitegm/internal/peers"
 	"strings"
 	"testing"
 	"time"
@@ -27,8 +26,6 @@ func monoToReal() func(float64) time.Time {
 	return func(s float64) time.Time { return time.Unix(0, int64(s*1e9)).Add(d) }
 }
 
-var ptp4lLine = regexp.MustCompile(`ptp4l\[(\d+\.\d+)\]: master offset\s+(-?\d+) s\d freq\s+[-+]?\d+ path delay\s+(-?\d+)`)
-
 type offsetAt struct {
 	at  time.Time
 	off float64 // ns
@@ -36,30 +33,14 @@ type offsetAt struct {
 
 func ptp4lOffsetsAt(out string, m2r func(float64) time.Time) []offsetAt {
 	var res []offsetAt
-	for _, l := range strings.Split(out, "\n") {
-		m := ptp4lLine.FindStringSubmatch(l)
-		if m == nil {
-			continue
-		}
-		s, _ := strconv.ParseFloat(m[1], 64)
-		v, _ := strconv.ParseFloat(m[2], 64)
-		res = append(res, offsetAt{at: m2r(s), off: v})
+	for _, o := range peers.Ptp4lOffsets(out) {
+		res = append(res, offsetAt{at: m2r(o.Mono), off: o.Offset})
 	}
 	return res
 }
 
-// p90 is the 90th percentile of |v|: the pass/fail figure of offsets
-// against the truth. Software timestamps on a loaded 2-core machine give
-// rare millisecond outliers (a delayed softirq) that would dominate an
-// RMS over a few dozen samples; the RMS is reported alongside.
-func p90(v []float64) float64 {
-	a := make([]float64, len(v))
-	for i, x := range v {
-		a[i] = math.Abs(x)
-	}
-	sort.Float64s(a)
-	return a[int(0.9*float64(len(a)-1))]
-}
+// p90 is the 90th percentile of |v| (peers.P90).
+func p90(v []float64) float64 { return peers.P90(v) }
 
 func rms(v []float64) (r, mean float64) {
 	for _, x := range v {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sitegm/hw/nic"
+	"sitegm/internal/peers"
 	"sitegm/lab"
 	"sitegm/ntp"
 )
@@ -175,18 +176,7 @@ interface = "vA.20"
 	var slaves []*proc
 	for _, v := range []string{"10", "11"} {
 		conf := fmt.Sprintf("/tmp/vlan/ptp4l-%s.conf", v)
-		os.WriteFile(conf, []byte(`[global]
-slaveOnly 1
-free_running 1
-time_stamping software
-network_transport UDPv4
-delay_mechanism E2E
-logging_level 6
-tx_timestamp_timeout 50
-freq_est_interval 0
-summary_interval -3
-uds_address /run/ptp4l-`+v+`
-`), 0o644)
+		os.WriteFile(conf, []byte(peers.Ptp4lSlave+"uds_address /run/ptp4l-"+v+"\n"), 0o644)
 		slaves = append(slaves, start("ip", "netns", "exec", "sl", "ptp4l", "-f", conf, "-i", "vB."+v, "-m"))
 	}
 	os.MkdirAll("/run/chrony", 0o700)
@@ -220,7 +210,7 @@ driftfile /tmp/vlan/chrony.drift
 		m := median(errsNS)
 		meds = append(meds, m)
 		r.Figures[fmt.Sprintf("ptp4l_vlan%s_median_ns", []string{"10", "11"}[i])] = round(m, 0)
-		r.Figures[fmt.Sprintf("ptp4l_vlan%s_p90_ns", []string{"10", "11"}[i])] = round(p90(errsNS), 0)
+		r.Figures[fmt.Sprintf("ptp4l_vlan%s_p90_ns", []string{"10", "11"}[i])] = round(peers.P90(errsNS), 0)
 	}
 	chronyNS, err := chronyOffset("/run/chrony/chronyd.sock")
 	if err != nil {
@@ -262,13 +252,10 @@ driftfile /tmp/vlan/chrony.drift
 	}
 }
 
-var ptp4lOffsetRe = regexp.MustCompile(`master offset\s+(-?\d+) s\d`)
-
 func ptp4lOffsets(out string) []float64 {
 	var v []float64
-	for _, m := range ptp4lOffsetRe.FindAllStringSubmatch(out, -1) {
-		x, _ := strconv.ParseFloat(m[1], 64)
-		v = append(v, x)
+	for _, o := range peers.Ptp4lOffsets(out) {
+		v = append(v, o.Offset)
 	}
 	return v
 }
@@ -279,17 +266,6 @@ func median(v []float64) float64 {
 	return a[len(a)/2]
 }
 
-func p90(v []float64) float64 {
-	a := make([]float64, len(v))
-	for i, x := range v {
-		a[i] = math.Abs(x)
-	}
-	sort.Float64s(a)
-	return a[int(0.9*float64(len(a)-1))]
-}
-
-var systemTimeRe = regexp.MustCompile(`System time\s+:\s+([.0-9]+) seconds (slow|fast) of NTP time`)
-
 // chronyOffset is chronyd -x's estimate of NTP time minus the system
 // clock, ns, once it has a few measurements.
 func chronyOffset(sock string) (float64, error) {
@@ -298,13 +274,8 @@ func chronyOffset(sock string) (float64, error) {
 		o, err := sh("chronyc", "-h", sock, "tracking")
 		out = o
 		if err == nil && strings.Contains(o, "Leap status     : Normal") {
-			m := systemTimeRe.FindStringSubmatch(o)
-			if m != nil {
-				v, _ := strconv.ParseFloat(m[1], 64)
-				if m[2] == "fast" {
-					v = -v
-				}
-				return v * 1e9, nil
+			if ns, ok := peers.ChronySystemTime(o); ok {
+				return ns, nil
 			}
 		}
 		time.Sleep(time.Second)
@@ -330,7 +301,7 @@ func startVLANWatch(ns, iface string) func() (untagged, total int) {
 		if err != nil {
 			panic(err)
 		}
-		ifi, err := ifindex(fd, iface)
+		ifi, err := nic.IndexIn(fd, iface)
 		if err != nil {
 			panic(err)
 		}
@@ -380,17 +351,6 @@ func startVLANWatch(ns, iface string) func() (untagged, total int) {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-func ifindex(fd int, name string) (int, error) {
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		return 0, err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
-		return 0, err
-	}
-	return int(ifr.Uint32()), nil
-}
 
 // nic-timestamping: QEMU's e1000e has a PHC and hardware timestamping;
 // sitegm with timestamping = "hardware" applies it (SIOCSHWTSTAMP, read
