@@ -23,10 +23,10 @@ func attrs(a []any) map[string]string {
 // left out (it once printed -1 here and 9223372036854775805 in events).
 func TestLineAttrs(t *testing.T) {
 	s := &Status{
-		GNSS:  GNSS{State: "fix", Fix: "3d", Satellites: 9, LastReportAgeS: 0.51, PPSOK: true, Reports: 12, Paired: 11, NMEALatencyMS: 103},
-		Clock: Clock{State: "ACQUIRING", ClockClass: 248, EstErrorNS: -1, ServoState: "start", Reference: "GNSS", MinusHostNS: 37e9},
-		PTP:   []ptpnet.Status{{Interface: "eth0", Profile: "aes67", State: "MASTER", DelayReqs: 4, V1: &ptpnet.V1Status{Subdomain: "_DFLT", State: "MASTER"}}},
-		NTP:   []ntpnet.Status{{Interface: "eth1", State: "SERVING", Requests: 7, Interleaved: 2}},
+		GNSS:      GNSS{State: "fix", Fix: "3d", Satellites: 9, LastReportAgeS: 0.51, PPSOK: true, Reports: 12, Paired: 11, NMEALatencyMS: 103},
+		Clock:     Clock{State: "ACQUIRING", ClockClass: 248, EstErrorNS: -1, ServoState: "start", Reference: "GNSS", MinusHostNS: 37e9},
+		PTP:       []ptpnet.Status{{Interface: "eth0", Profile: "aes67", State: "MASTER", DelayReqs: 4, V1: &ptpnet.V1Status{Subdomain: "_DFLT", State: "MASTER"}}},
+		NTP:       []ntpnet.Status{{Interface: "eth1", State: "SERVING", Requests: 7, Interleaved: 2}},
 		Upstreams: []upstream.Status{{Name: "10.0.0.1", State: "selected", Reach: 0o377, OffsetNS: 1500}},
 	}
 	a := attrs(LineAttrs(s))
