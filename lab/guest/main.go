@@ -369,18 +369,7 @@ type errs struct {
 }
 
 func (s *sitegm) measure(n int) errs {
-	var e errs
-	for i := 0; i < n; i++ {
-		st, err := s.status()
-		if err != nil {
-			panic(err)
-		}
-		now := readNow()
-		e.phc = append(e.phc, float64(now.phc-now.truth))
-		e.sys = append(e.sys, float64(now.real-(now.truth-taiUTC)))
-		e.bound = append(e.bound, float64(st.Clock.EstErrorNS))
-		time.Sleep(time.Second)
-	}
+	e, _ := s.measureWithSystem(n)
 	return e
 }
 
