@@ -22,7 +22,6 @@ func GMOf(a quality.Advertised) GM {
 			flags |= f.flag
 		}
 	}
-	return GM{Quality: protocol.ClockQuality{ClockClass: protocol.ClockClass(a.ClockClass),
-		ClockAccuracy: protocol.ClockAccuracy(a.ClockAccuracy), OffsetScaledLogVariance: a.Variance},
-		TimeSource: protocol.TimeSource(tp.TimeSource), UTCOffset: tp.CurrentUTCOffset, Flags: flags}
+	return GM{Quality: protocol.ClockQuality{ClockClass: a.ClockClass, ClockAccuracy: a.ClockAccuracy, OffsetScaledLogVariance: a.Variance},
+		TimeSource: tp.TimeSource, UTCOffset: tp.CurrentUTCOffset, Flags: flags}
 }

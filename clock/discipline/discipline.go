@@ -16,6 +16,8 @@ import (
 	"sitegm/clock/refclock"
 	"sitegm/clock/servo"
 	"sitegm/event"
+
+	"github.com/facebook/time/ptp/protocol"
 )
 
 // Config of a discipline.
@@ -515,7 +517,7 @@ type Status struct {
 	State             quality.State
 	Since             time.Time
 	ServoState        servo.State
-	ClockClass        uint8
+	ClockClass        protocol.ClockClass
 	EstError          time.Duration
 	Estimate          servo.Estimate
 	HoldoverElapsed   time.Duration

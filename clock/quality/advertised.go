@@ -5,6 +5,8 @@ import (
 
 	"sitegm/clock"
 	"sitegm/clock/leap"
+
+	"github.com/facebook/time/ptp/protocol"
 )
 
 // TimeProperties is PTP's timePropertiesDS (IEEE 1588-2019 8.2.4).
@@ -15,7 +17,7 @@ type TimeProperties struct {
 	TimeTraceable      bool
 	FrequencyTraceable bool
 	PTPTimescale       bool
-	TimeSource         uint8
+	TimeSource         protocol.TimeSource
 }
 
 // TimeProperties derives timePropertiesDS at UTC time utc. The UTC offset
@@ -119,8 +121,8 @@ func (m *Machine) V1() V1 {
 // instant, derived from the one state: what ptp.GMOf, v1.GMOf and
 // ntp.HeaderOf put on the wire.
 type Advertised struct {
-	ClockClass    uint8
-	ClockAccuracy uint8
+	ClockClass    protocol.ClockClass
+	ClockAccuracy protocol.ClockAccuracy
 	Variance      uint16 // offsetScaledLogVariance
 	Time          TimeProperties
 	V1            V1

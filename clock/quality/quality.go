@@ -26,17 +26,18 @@ const (
 )
 
 // PTP clockClass values (IEEE 1588-2019 Table 4; same in 1588-2008),
-// time sources (Table 6) and the unknown accuracy and variance, as
-// facebook/time's ptp/protocol names them.
+// time sources (Table 6) and the unknown accuracy and variance, in the
+// standard's types as facebook/time's ptp/protocol defines them: what the
+// servers put on the wire as they are.
 const (
-	ClassLocked     = uint8(protocol.ClockClass6)  // synchronized to a primary reference (PTP timescale)
-	ClassHoldover   = uint8(protocol.ClockClass7)  // was 6, in holdover within specification
-	ClassDegradedA  = uint8(protocol.ClockClass52) // was 7, out of holdover specification (alternative A: may not become a slave)
-	ClassDefault    = 248                          // default: never synchronized
-	TimeSourceGNSS  = uint8(protocol.TimeSourceGNSS)
-	TimeSourceNTP   = uint8(protocol.TimeSourceNTP)
-	TimeSourceOsc   = uint8(protocol.TimeSourceInternalOscillator)
-	AccuracyUnknown = uint8(protocol.ClockAccuracyUnknown)
+	ClassLocked     = protocol.ClockClass6                  // synchronized to a primary reference (PTP timescale)
+	ClassHoldover   = protocol.ClockClass7                  // was 6, in holdover within specification
+	ClassDegradedA  = protocol.ClockClass52                 // was 7, out of holdover specification (alternative A: may not become a slave)
+	ClassDefault    = protocol.ClockClass(248)              // default: never synchronized
+	TimeSourceGNSS  = protocol.TimeSourceGNSS               // 0x20
+	TimeSourceNTP   = protocol.TimeSourceNTP                // 0x50
+	TimeSourceOsc   = protocol.TimeSourceInternalOscillator // 0xA0
+	AccuracyUnknown = protocol.ClockAccuracyUnknown         // 0xFE
 	VarianceUnknown = 0xFFFF
 	lockRunNeeded   = 5 // consecutive good updates to call the clock locked
 	// referenceSilentOK: a reference silent for less than this is a glitch
@@ -113,7 +114,7 @@ type Machine struct {
 	est          servo.Estimate
 	// accuracy is the clockAccuracy advertised: it follows the error
 	// bound with hysteresis (steadyAccuracy), set at each Update.
-	accuracy uint8
+	accuracy protocol.ClockAccuracy
 	// distrust says why the reference is not believed now (the receiver
 	// reports spoofing, or its time is worse than the lock threshold):
 	// its samples are not taken, and the state is what it would be
@@ -330,7 +331,7 @@ func (m *Machine) HoldoverRemaining(now time.Time) time.Duration {
 }
 
 // ClockClass is the PTP clockClass of the state.
-func (m *Machine) ClockClass() uint8 {
+func (m *Machine) ClockClass() protocol.ClockClass {
 	if (m.ntp() || m.joining) && m.Synchronized() {
 		// IEEE 1588-2019 Table 4 has no class for a clock synchronized to
 		// a secondary reference on the PTP timescale (13 is an
@@ -356,13 +357,13 @@ func (m *Machine) ClockClass() uint8 {
 
 // AccuracyCode maps an error bound to clockAccuracy (IEEE 1588-2019
 // Table 5: the smallest code whose bound covers it).
-func AccuracyCode(bound time.Duration) uint8 {
-	return uint8(protocol.ClockAccuracyFromOffset(bound))
+func AccuracyCode(bound time.Duration) protocol.ClockAccuracy {
+	return protocol.ClockAccuracyFromOffset(bound)
 }
 
 // ClockAccuracy is the clockAccuracy of the estimated error (with the
 // hysteresis of steadyAccuracy); unknown before the first lock.
-func (m *Machine) ClockAccuracy() uint8 {
+func (m *Machine) ClockAccuracy() protocol.ClockAccuracy {
 	if !m.everLocked && m.st != Locked {
 		return AccuracyUnknown
 	}
@@ -384,7 +385,7 @@ const accuracyMargin = 0.8
 // the Announce every few seconds, and two grandmasters that differ only
 // in priority2 (a primary and its backup) would swap roles with it, the
 // BMCA comparing clockAccuracy before priority2 (IEEE 1588-2019 9.3.4).
-func steadyAccuracy(adv uint8, bound time.Duration) uint8 {
+func steadyAccuracy(adv protocol.ClockAccuracy, bound time.Duration) protocol.ClockAccuracy {
 	c := AccuracyCode(bound)
 	if adv == 0 || c >= adv {
 		return c
@@ -424,7 +425,7 @@ func ScaledLogVariance(v float64) uint16 {
 // TimeSource is GNSS while locked to it, NTP while the NTP upstreams
 // keep the clock synchronized, the internal oscillator otherwise (IEEE
 // 1588-2019 Table 6).
-func (m *Machine) TimeSource() uint8 {
+func (m *Machine) TimeSource() protocol.TimeSource {
 	switch {
 	case m.ntp() && m.Synchronized():
 		return TimeSourceNTP

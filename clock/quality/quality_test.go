@@ -7,10 +7,12 @@ import (
 	"sitegm/clock"
 	"sitegm/clock/leap"
 	"sitegm/clock/servo"
+
+	"github.com/facebook/time/ptp/protocol"
 )
 
 func TestAccuracyCodes(t *testing.T) {
-	for d, want := range map[time.Duration]uint8{
+	for d, want := range map[time.Duration]protocol.ClockAccuracy{
 		20 * time.Nanosecond: 0x20, 25 * time.Nanosecond: 0x20, 26 * time.Nanosecond: 0x21,
 		900 * time.Nanosecond: 0x23, 12 * time.Microsecond: 0x26, 3 * time.Millisecond: 0x2B,
 		2 * time.Second: 0x30, time.Minute: 0x31,
@@ -35,9 +37,9 @@ func TestSteadyAdvertisedQuality(t *testing.T) {
 		t.Errorf("first code %#x", got)
 	}
 	for _, c := range []struct {
-		adv   uint8
+		adv   protocol.ClockAccuracy
 		bound time.Duration
-		want  uint8
+		want  protocol.ClockAccuracy
 	}{
 		{0x23, 1100 * time.Nanosecond, 0x24}, // worse: at once
 		{0x24, 990 * time.Nanosecond, 0x24},  // just inside 1 µs: stays

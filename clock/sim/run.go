@@ -13,6 +13,8 @@ import (
 	"sitegm/clock/discipline"
 	"sitegm/clock/leap"
 	"sitegm/clock/quality"
+
+	"github.com/facebook/time/ptp/protocol"
 )
 
 // Scenario is one simulated situation: receiver, oscillator, faults.
@@ -66,7 +68,7 @@ type Point struct {
 	T          float64 // seconds since start
 	TE         float64 // ns
 	EstError   float64 // ns, what the clock advertises (NaN before lock)
-	Class      uint8
+	Class      protocol.ClockClass
 	State      quality.State
 	Freq       float64 // ppb applied
 	Reachable  bool    // the receiver was delivering labels and pulses
