@@ -73,3 +73,21 @@ func TestForeignTableKeepsTheBestV1(t *testing.T) {
 		t.Errorf("a stratum 0 master behind junk left the port %v", p.State())
 	}
 }
+
+// NextDue is never in the past and never zero: the port goroutine sleeps
+// until it (a foreign-master table with nothing in it once made it the
+// zero time, and the goroutine spun without ever letting the port become
+// MASTER). With a foreign master, its expiry counts.
+func TestNextDue(t *testing.T) {
+	p := newPort(t, false)
+	t0 := time.Unix(1000, 0)
+	if d := p.NextDue(t0); d.Before(t0) || d.After(t0.Add(time.Second)) {
+		t.Fatalf("listening, no foreign master: due %v", d)
+	}
+	now, _ := untilMaster(t, p)
+	other := UUID{0, 0x1d, 0xc1, 6, 6, 6}
+	p.Receive(syncWithInterval(other, 1, 1), now, now)
+	if d := p.NextDue(now); d.Before(now) || d.After(now.Add(time.Second)) {
+		t.Fatalf("master with a foreign master: due %v after now", d.Sub(now))
+	}
+}

@@ -169,7 +169,7 @@ func (p *Port) Tick(now time.Time) []ptp.Out {
 func (p *Port) NextDue(now time.Time) time.Time {
 	due := now.Add(time.Second)
 	earlier := func(t time.Time) {
-		if t.Before(due) {
+		if !t.IsZero() && t.Before(due) { // zero: nothing due (no foreign master)
 			due = t
 		}
 	}
