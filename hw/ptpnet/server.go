@@ -222,7 +222,14 @@ func (s *Server) Run(ctx context.Context) error {
 					if c.Seen != nil && port1.State() == v1.Master {
 						s.seen(m.Data, m.From.Addr(), time.Now())
 					}
-					s.emit(tr, port1.Receive(m.Data, rx, now), port1, true)
+					before := port1.State()
+					outs := port1.Receive(m.Data, rx, now)
+					if port1.State() != before {
+						// The status says a new state before its event is
+						// logged: whoever reads one after the other sees both.
+						s.publish(port, port1, now)
+					}
+					s.emit(tr, outs, port1, true)
 				}
 				continue
 			}
@@ -233,7 +240,12 @@ func (s *Server) Run(ctx context.Context) error {
 			if c.Seen != nil && port.State() == protocol.PortStateMaster {
 				s.seen(m.Data, m.From.Addr(), time.Now())
 			}
-			s.emit(tr, port.Receive(m.Data, rx, m.From, now), port, false)
+			before := port.State()
+			outs := port.Receive(m.Data, rx, m.From, now)
+			if port.State() != before {
+				s.publish(port, port1, now) // as for v1 above
+			}
+			s.emit(tr, outs, port, false)
 			s.master.Store(port.State() == protocol.PortStateMaster)
 		case <-timer.C:
 			port.SetGM(*s.gm.Load())
