@@ -30,6 +30,10 @@ type Config struct {
 	// MeasNoise is the expected sample noise of the PPS source; 0 takes
 	// PriorNoise.
 	MeasNoise time.Duration
+	// PPSDelay is how late the pulse comes where it is timestamped (the
+	// antenna cable's delay plus any other known offset: gnss.cable_delay
+	// + gnss.pps_offset); it is taken off every edge before pairing.
+	PPSDelay time.Duration
 	// LatencyLo/Hi: the window in which the sentences for second S start
 	// after the edge of S (used until the clock is on GNSS time).
 	LatencyLo, LatencyHi time.Duration
@@ -277,7 +281,8 @@ func (d *Discipline) take() []Event { return d.events.Take() }
 
 // Edge records a PPS edge at clock time t.
 func (d *Discipline) Edge(t time.Time) []Event {
-	if d.pair.Edge(t) {
+	// The second began PPSDelay before the pulse was stamped.
+	if d.pair.Edge(t.Add(-d.cfg.PPSDelay)) {
 		d.problem("extra_pulse")
 	}
 	return d.take()

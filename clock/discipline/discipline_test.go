@@ -269,3 +269,28 @@ func TestCrossCheck(t *testing.T) {
 		t.Errorf("after agreeing: %v %q %s", d.Quality().State(), d.Quality().Distrusted(), names(evs))
 	}
 }
+
+// A pulse that comes 300 ns late (an antenna cable) with PPSDelay 300 ns
+// is, to the discipline, a pulse on time: the same actions and the same
+// estimate, second by second, as a discipline without delay fed the true
+// edges. Without PPSDelay the late pulse moves the clock.
+func TestPPSDelayTakenOffTheEdge(t *testing.T) {
+	late, table := newDisc(t, func(cfg *Config) { cfg.PPSDelay = 300 * time.Nanosecond })
+	onTime, _ := newDisc(t)
+	uncorrected, _ := newDisc(t)
+	moved := false
+	for i := 0; i < 40; i++ {
+		u := utc0.Add(time.Duration(i) * time.Second)
+		a1, _ := second(late, table, u, 300*time.Nanosecond)
+		a2, _ := second(onTime, table, u, 0)
+		a3, _ := second(uncorrected, table, u, 300*time.Nanosecond)
+		now := table.UTCToTAI(u, false).Add(time.Second)
+		if a1 != a2 || late.Status(now).Estimate != onTime.Status(now).Estimate {
+			t.Fatalf("second %d: with the delay taken off: %+v %+v, on time: %+v %+v", i, a1, late.Status(now).Estimate, a2, onTime.Status(now).Estimate)
+		}
+		moved = moved || a3 != a2
+	}
+	if !moved {
+		t.Error("a pulse 300 ns late without PPSDelay steered the clock as one on time")
+	}
+}

@@ -44,6 +44,7 @@ type options struct {
 	offset           time.Duration
 	drift            float64
 	ppsJitter        time.Duration
+	ppsDelay         time.Duration
 	qerr             time.Duration
 	latency, latJit  time.Duration
 	truth            string
@@ -121,6 +122,7 @@ func run(args []string) int {
 	fs.DurationVar(&o.offset, "offset", 0, "true time minus host time at start")
 	fs.Float64Var(&o.drift, "drift", 0, "true time runs faster than the host clock by `PPM`")
 	fs.DurationVar(&o.ppsJitter, "pps-jitter", 0, "standard deviation of the PPS timestamp noise")
+	fs.DurationVar(&o.ppsDelay, "pps-delay", 0, "the pulse reaches its timestamp this much after the true second (an antenna cable; sitegm's gnss.cable_delay takes it off)")
 	fs.DurationVar(&o.qerr, "qerr", 0, "amplitude of the pulse quantisation sawtooth (reported in TIM-TP with --ubx)")
 	lat := fs.String("nmea-latency", "100ms", "NMEA burst start after the edge it names: `DUR[:JITTER]` (uniform jitter)")
 	fs.StringVar(&o.truth, "truth", "", "write the truth of every edge as JSON lines to `FILE`")
@@ -429,6 +431,7 @@ func simulate(ctx context.Context, o options, cfg sim.ReceiverConfig) error {
 				leapFlag = map[int]int{1: 1, -1: 2}[cfg.Leap.Sign]
 			}
 		}
+		s.Stamp = s.Stamp.Add(o.ppsDelay) // what a capture of the late pulse reads
 		if s.PPS && o.ppsSock != "" {
 			sendPPS(pps.NewEdgeSample(s.Stamp, s.Label, leapFlag).Marshal())
 		}

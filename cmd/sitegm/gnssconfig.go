@@ -37,6 +37,7 @@ func cmdGNSSConfigure(args []string) int {
 	svinAcc := fs.Float64("survey-acc", 2, "survey-in: until the position is within `METRES`")
 	position := fs.String("position", "", "fixed: the antenna's `LAT,LON,HEIGHT` (degrees, degrees, metres above the WGS84 ellipsoid)")
 	posAcc := fs.Float64("position-acc", 0.1, "fixed: how good --position is, in `METRES`")
+	cable := fs.Duration("cable-delay", 0, "have the receiver compensate this antenna cable `DELAY` itself (gnss.cable_delay must then be 0); 0: the receiver compensates none, sitegm's gnss.cable_delay does")
 	save := fs.Bool("save", true, "save to the receiver's battery-backed RAM and flash")
 	dry := fs.Bool("dry-run", false, "print the frames and what they mean; send nothing but the MON-VER poll")
 	gen := fs.Int("generation", 0, "with --dry-run: plan for this u-blox generation (6-10) without asking the receiver")
@@ -47,10 +48,10 @@ func cmdGNSSConfigure(args []string) int {
 		fmt.Fprintln(os.Stderr, "usage: sitegm gnss configure [options] (see --help)")
 		return 2
 	}
+	cfg, cfgErr := config.Load(*path)
 	if *device == "" || *baud == 0 {
-		cfg, err := config.Load(*path)
-		if err != nil && (*device == "" || *baud == 0) {
-			fmt.Fprintf(os.Stderr, "sitegm: %v (or give --device and --baud)\n", err)
+		if cfgErr != nil {
+			fmt.Fprintf(os.Stderr, "sitegm: %v (or give --device and --baud)\n", cfgErr)
 			return 2
 		}
 		if *device == "" {
@@ -59,6 +60,17 @@ func cmdGNSSConfigure(args []string) int {
 		if *baud == 0 {
 			*baud = cfg.GNSS.Baud
 		}
+	}
+	// Never both: a cable the receiver compensates and the file
+	// compensates again puts the clock early by the cable's delay.
+	switch {
+	case *cable != 0 && cfgErr == nil && cfg.GNSS.CableDelay.Duration != 0:
+		fmt.Fprintf(os.Stderr, "sitegm: %s says gnss.cable_delay = %q: the receiver and sitegm would both compensate the cable; "+
+			"set it to \"0ns\" there, or configure without --cable-delay (sitegm's compensation then stands alone)\n",
+			*path, cfg.GNSS.CableDelay.String())
+		return 2
+	case *cable != 0 && cfgErr != nil:
+		fmt.Printf("note: %s could not be read (%v): make sure gnss.cable_delay is 0 where sitegm runs\n", *path, cfgErr)
 	}
 	if *device == "" {
 		fmt.Fprintln(os.Stderr, "sitegm: the configuration has no receiver (NTP only): give --device")
@@ -70,7 +82,7 @@ func cmdGNSSConfigure(args []string) int {
 	}
 	o := ubxcfg.ConfigOptions{Outputs: *outputs, CurrentBaud: *baud, Baud: *newBaud, PulseLength: *pulseLen,
 		FallingEdge: *polarity == "falling", OnlyLocked: !*always, SurveyMin: *svinMin, SurveyAcc: *svinAcc,
-		FixedAcc: *posAcc, Save: *save}
+		FixedAcc: *posAcc, Save: *save, CableDelay: *cable}
 	if *polarity != "rising" && *polarity != "falling" {
 		fmt.Fprintf(os.Stderr, "sitegm: --pulse-polarity %q: rising or falling\n", *polarity)
 		return 2

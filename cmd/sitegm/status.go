@@ -93,6 +93,9 @@ func formatStatus(s *status.Status) string {
 		}
 		fmt.Fprintf(w, "survey-in\t%s\t%s\t±%.3f m\t%d observations\n", state, (time.Duration(sv.DurationS) * time.Second).String(), sv.MeanAccM, sv.Observations)
 	}
+	if g.CableDelayNS != 0 || g.PPSOffsetNS != 0 {
+		fmt.Fprintf(w, "pulse delays\tcable %s\toffset %s\ttaken off every edge\n", time.Duration(g.CableDelayNS), time.Duration(g.PPSOffsetNS))
+	}
 	if g.Distrusted != "" {
 		fmt.Fprintf(w, "distrusted\t%s: the clock holds over\n", g.Distrusted)
 	}
@@ -129,6 +132,9 @@ func formatStatus(s *status.Status) string {
 		}
 		fmt.Fprintf(w, "PTP %s\t%s\t%s domain %d\t%s\t%s stamps\tdreq %s\t%s\n", p.Interface, p.State, p.Profile, p.Domain,
 			p.Transport, p.Timestamping, rate("ptp", p.Interface), v1)
+		if p.IngressLatencyNS != 0 || p.EgressLatencyNS != 0 {
+			fmt.Fprintf(w, "\tlatencies\tingress %s\tegress %s\n", time.Duration(p.IngressLatencyNS), time.Duration(p.EgressLatencyNS))
+		}
 		for _, f := range p.Foreign {
 			fmt.Fprintf(w, "\tforeign master\t%s\n", f)
 		}

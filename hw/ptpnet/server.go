@@ -45,6 +45,11 @@ type Config struct {
 	EventPort    int
 	DSCP         int
 	Timestamping string // "auto", "hardware", "software"
+	// IngressLatency is taken off every receive stamp, EgressLatency added
+	// to every transmit stamp (ptp4l's ingressLatency/egressLatency: what
+	// the stamps miss of the message's passage through the reference
+	// plane), for PTPv2 and PTPv1 alike.
+	IngressLatency, EgressLatency time.Duration
 	// Seen, when set, learns each slave from its Delay_Req: v1 says
 	// whether it spoke IEEE 1588-2002, id is its port identity (v2:
 	// clockIdentity and portNumber; v1: its UUID and port id, padded).
@@ -138,6 +143,13 @@ func (s *Server) toClock(t time.Time) (time.Time, error) {
 	return i.TAI(), err
 }
 
+// rxClock is a receive stamp on the clock PTP serves, less the ingress
+// latency: when the message crossed the reference plane.
+func (s *Server) rxClock(t time.Time) (time.Time, error) {
+	c, err := s.toClock(t)
+	return c.Add(-s.cfg.IngressLatency), err
+}
+
 // fromRealtime carries a software stamp onto PTP's timescale.
 func (s *Server) fromRealtime(t time.Time) (time.Time, error) {
 	i, err := s.tb.FromRealtime(t)
@@ -152,9 +164,10 @@ func (s *Server) v1Clock(m Msg) (time.Time, error) {
 		if t.IsZero() {
 			t = time.Now()
 		}
-		return s.fromRealtime(t)
+		c, err := s.fromRealtime(t)
+		return c.Add(-s.cfg.IngressLatency), err
 	}
-	return s.toClock(m.RX)
+	return s.rxClock(m.RX)
 }
 
 // syncPort is what emit needs of a PTPv2 or PTPv1 port.
@@ -170,7 +183,7 @@ func (s *Server) Run(ctx context.Context) error {
 	opts := Options{Interface: c.Port.Interface, EventPort: c.EventPort, GeneralPort: int(c.Port.GeneralPort), DSCP: c.DSCP,
 		L2: c.Port.L2, Stamps: s.stamps, V1Group: s.v1Group, V1Stamps: s.v1Stamps, Messages: s.msgs, Counters: &s.cnt,
 		Fast: FastPath{Domain: c.Port.Domain, Identity: c.Port.Identity, LogMinDelayReq: c.Port.LogMinDelayReq,
-			Master: &s.master, ToClock: s.toClock}}
+			Master: &s.master, ToClock: s.rxClock}}
 	if c.Seen != nil {
 		opts.Fast.Seen = s.seen
 	}
@@ -233,7 +246,7 @@ func (s *Server) Run(ctx context.Context) error {
 				}
 				continue
 			}
-			rx, err := s.toClock(m.RX)
+			rx, err := s.rxClock(m.RX)
 			if err != nil {
 				continue
 			}
@@ -340,6 +353,8 @@ func (s *Server) emit(tr Transport, outs []ptp.Out, p syncPort, isV1 bool) {
 			p.SyncFailed(o.Seq)
 			continue
 		}
+		// The Sync crossed the reference plane EgressLatency after its stamp.
+		tx = tx.Add(s.cfg.EgressLatency)
 		for _, f := range p.SyncSent(o.Seq, tx) {
 			s.send(tr, f, isV1)
 		}

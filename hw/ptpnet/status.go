@@ -32,6 +32,10 @@ type Status struct {
 	// before; SyncGapMaxMS is the longest gap in the last minute.
 	SyncsLate    uint64  `json:"syncs_late"`
 	SyncGapMaxMS float64 `json:"sync_gap_max_ms"`
+	// IngressLatencyNS and EgressLatencyNS are the configured latencies
+	// taken off receive stamps and added to transmit stamps.
+	IngressLatencyNS int64 `json:"ingress_latency_ns"`
+	EgressLatencyNS  int64 `json:"egress_latency_ns"`
 	// V1 is the Dante PTPv1 port on the same interface, when served.
 	V1 *V1Status `json:"v1,omitempty"`
 }
@@ -80,7 +84,8 @@ func (s *Server) publish(port *ptp.Port, port1 *v1.Port, now time.Time) {
 		Syncs: st.Syncs, Announces: st.Announces, Management: st.Management, Malformed: malformed,
 		ClockID: c.Port.Identity.ClockIdentity.String(), Drops: drops,
 		Refused: s.cnt.Refused.Load(), Unsendable: s.cnt.Unsendable.Load(), SendFailed: s.cnt.SendFailed.Load(),
-		Unresolved: s.cnt.Unresolved.Load(), SyncsLate: s.gaps.late.Load(), SyncGapMaxMS: float64(s.gaps.maxUS.Load()) / 1000}
+		Unresolved: s.cnt.Unresolved.Load(), SyncsLate: s.gaps.late.Load(), SyncGapMaxMS: float64(s.gaps.maxUS.Load()) / 1000,
+		IngressLatencyNS: c.IngressLatency.Nanoseconds(), EgressLatencyNS: c.EgressLatency.Nanoseconds()}
 	for _, f := range port.Foreign(now) {
 		p.Foreign = append(p.Foreign, f.Describe())
 	}

@@ -66,6 +66,13 @@ type GNSS struct {
 	// MON-RF jamInd, 0..255) above which interference is reported
 	// (gnss_jamming); the receiver's own warning verdict counts anyway.
 	JammingThreshold int `toml:"jamming_threshold" check:"range=1..255"`
+	// CableDelay is the antenna cable's delay, and PPSOffset any other
+	// known lateness of the pulse where it is timestamped (a receiver's
+	// published bias, a long pulse line, a level shifter); positive when
+	// the pulse comes late. Both are taken off every PPS edge before it
+	// is paired with its second (discipline.Config.PPSDelay).
+	CableDelay Duration `toml:"cable_delay"`
+	PPSOffset  Duration `toml:"pps_offset"`
 }
 
 // Clock is the one disciplined timebase.
@@ -128,6 +135,15 @@ type PTP struct {
 	// Expect lists the followers that should be there (clockIdentity,
 	// v1 UUID or address): one silent is a ptp_follower_lost WARNING.
 	Expect []string `toml:"expect"`
+	// IngressLatency and EgressLatency are what the timestamps miss of a
+	// message's passage through the reference plane, as ptp4l's keys of
+	// the same names: the receive stamp is that much after the message
+	// crossed it (subtracted from every ingress stamp), the actual
+	// transmission that much after the transmit stamp (added to every
+	// egress stamp). For both PTPv2 and PTPv1 on the interface. The
+	// driver's own PHY correction (igb, igc) is not to be repeated here.
+	IngressLatency Duration `toml:"ingress_latency"`
+	EgressLatency  Duration `toml:"egress_latency"`
 }
 
 // NTP is one video interface (VLAN) served with NTP.

@@ -134,7 +134,7 @@ status_interval = 5
 	want := []string{
 		`bad.toml:4: gnss.baud: expected an integer in 300..4000000, got "fast"`,
 		`bad.toml:5: gnss.pps: expected "/dev/ppsN", "phc:IFACE_OR_/dev/ptpN[:CHANNEL]", "sock:PATH" or "none", got "gps": not a PPS source`,
-		`bad.toml:6: gnss.colour: unknown key; [gnss] accepts: device, baud, pps, leapfile, date_floor, pps_edge, pps_width, nmea_latency, nmea_delay, jamming_threshold`,
+		`bad.toml:6: gnss.colour: unknown key; [gnss] accepts: device, baud, pps, leapfile, date_floor, pps_edge, pps_width, nmea_latency, nmea_delay, jamming_threshold, cable_delay, pps_offset`,
 		`bad.toml:9: clock.discipline: expected one of "phc" | "system" | "virtual", got "atomic"`,
 		`bad.toml:10: clock.holdover: expected a duration such as "250ms", "60s" or "4h", got "forever"`,
 		`bad.toml:14: ptp[0].domain: the aes67 profile allows 0..127, got 200`,

@@ -15,6 +15,7 @@ func (c Config) Discipline(clk clock.Clock, osc clock.Oscillator, table *leap.Ta
 	return discipline.Config{
 		Osc: osc, Timescale: clk.Timescale(), MaxFreq: clk.MaxFrequency(), Leap: table, Servo: string(k.Servo),
 		NMEAOnly: g.PPS.Kind == PPSNone, NMEADelay: g.NMEADelay.Duration, LatencyLo: g.NMEALatency.Lo, LatencyHi: g.NMEALatency.Hi,
+		PPSDelay: g.CableDelay.Duration + g.PPSOffset.Duration,
 		Holdover: k.Holdover.Duration, HoldoverMaxError: k.HoldoverMaxError.Duration,
 		JumpThreshold: k.JumpThreshold.Duration, FollowJumps: k.FollowJumps.Duration,
 		NoGNSS: g.Device == "", Upstreams: len(c.Upstream) > 0,

@@ -102,6 +102,20 @@ func (b *binder) validate(c *Config) {
 	if d := c.GNSS.NMEADelay.Duration; d > 5*time.Second {
 		b.errorf("gnss.nmea_delay", `expected "0s" to "5s", got %q`, c.GNSS.NMEADelay.String())
 	}
+	// A cable delay beyond 2 µs is 400 m of RG-58: a line amplifier or a
+	// fibre link, whose delay the receiver's own compensation or a
+	// measurement should give. A pulse offset beyond a millisecond is not
+	// a wire but a broken setup (or a USB adapter, which pps = "none"
+	// serves better).
+	if d := c.GNSS.CableDelay.Duration; d < 0 || d > 2*time.Microsecond {
+		b.errorf("gnss.cable_delay", `expected "0ns" to "2us" (the pulse comes that much late), got %q`, c.GNSS.CableDelay.String())
+	}
+	if d := c.GNSS.PPSOffset.Duration; d.Abs() > time.Millisecond {
+		b.errorf("gnss.pps_offset", `expected "-1ms" to "1ms" (positive: the pulse comes that much late), got %q`, c.GNSS.PPSOffset.String())
+	}
+	if c.GNSS.PPS.Kind == PPSNone && c.GNSS.CableDelay.Duration+c.GNSS.PPSOffset.Duration != 0 {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("%s: gnss.cable_delay and gnss.pps_offset correct the pulse: with pps = \"none\" they do nothing", b.pos("gnss.cable_delay")))
+	}
 	if c.GNSS.PPS.Kind == PPSPHC && c.Clock.Discipline != DisciplinePHC {
 		b.errorf("gnss.pps", `a PHC timestamp input needs clock.discipline = "phc" (the edge is timestamped on that clock)`)
 	}
@@ -153,6 +167,17 @@ func (b *binder) validate(c *Config) {
 	}
 	for i, p := range c.PTP {
 		key := fmt.Sprintf("ptp[%d]", i)
+		// A PHY's latency is tens to hundreds of ns at a gigabit (an i210
+		// at 10 Mb/s: 21 µs, which its driver corrects itself); 50 µs
+		// covers a media converter and a store-and-forward switch port.
+		for _, l := range []struct {
+			name string
+			d    Duration
+		}{{"ingress_latency", p.IngressLatency}, {"egress_latency", p.EgressLatency}} {
+			if l.d.Duration.Abs() > 50*time.Microsecond {
+				b.errorf(key+"."+l.name, `expected "-50us" to "50us", got %q`, l.d.String())
+			}
+		}
 		if p.EventPort == p.GeneralPort {
 			b.errorf(key+".general_port", "must differ from event_port (%d)", p.EventPort)
 		}

@@ -26,6 +26,7 @@ func (d *Daemon) snapshot() *status.Status {
 	s := &status.Status{Version: version.BuildDate, Time: time.Now(), Uptime: time.Since(d.started).Seconds(), Ready: d.ready.Load()}
 	s.GNSS = status.GNSSOf(g, d.dec.FramerStats(), d.ppsM.OK(), st.Pairing.Edges, st.Pairing.Paired, st.Latency)
 	s.GNSS.Distrusted = d.disc.Quality().Distrusted()
+	s.GNSS.CableDelayNS, s.GNSS.PPSOffsetNS = d.cfg.GNSS.CableDelay.Nanoseconds(), d.cfg.GNSS.PPSOffset.Nanoseconds()
 	if d.cfg.GNSS.Device == "" {
 		s.GNSS.State = "none"
 	}

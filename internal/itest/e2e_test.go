@@ -251,16 +251,18 @@ type statusDoc struct {
 		ImplausibleDates uint64 `json:"implausible_dates"`
 	} `json:"gnss"`
 	PTP []struct {
-		State        string            `json:"state"`
-		DelayReqs    uint64            `json:"delay_reqs"`
-		Drops        map[string]uint64 `json:"drops"`
-		Refused      uint64            `json:"refused_destination"`
-		Unsendable   uint64            `json:"unsendable"`
-		SendFailed   uint64            `json:"send_failed"`
-		Unresolved   uint64            `json:"unresolved"`
-		SyncsLate    uint64            `json:"syncs_late"`
-		SyncGapMaxMS float64           `json:"sync_gap_max_ms"`
-		V1           *struct {
+		State            string            `json:"state"`
+		DelayReqs        uint64            `json:"delay_reqs"`
+		Drops            map[string]uint64 `json:"drops"`
+		Refused          uint64            `json:"refused_destination"`
+		Unsendable       uint64            `json:"unsendable"`
+		SendFailed       uint64            `json:"send_failed"`
+		Unresolved       uint64            `json:"unresolved"`
+		SyncsLate        uint64            `json:"syncs_late"`
+		SyncGapMaxMS     float64           `json:"sync_gap_max_ms"`
+		IngressLatencyNS int64             `json:"ingress_latency_ns"`
+		EgressLatencyNS  int64             `json:"egress_latency_ns"`
+		V1               *struct {
 			State string `json:"state"`
 		} `json:"v1"`
 	} `json:"ptp"`

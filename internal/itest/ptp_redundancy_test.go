@@ -1,9 +1,12 @@
 package itest
 
 import (
+	"fmt"
+	"math"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +154,68 @@ func TestPTPLayer2(t *testing.T) {
 	t.Logf("L2 frames by message type: %v", kinds)
 	if kinds["0x00"]+kinds["0x0"] == 0 || kinds["0x09"]+kinds["0x9"] == 0 || kinds["0x0b"]+kinds["0xb"] == 0 {
 		t.Errorf("missing Sync, Delay_Resp or Announce: %v", kinds)
+	}
+}
+
+// TestPTPLatencies: the latency keys shift what a slave measures by half
+// the configured latency each, as ptp4l's own do (E2E: offset = ((t2 -
+// t1) - (t4 - t3)) / 2): egress_latency 20 µs on one grandmaster (its
+// Syncs' t1 20 µs later) puts its ptp4l slave 10 µs behind the truth,
+// ingress_latency 20 µs on another (its Delay_Req t4 20 µs earlier) 10 µs
+// ahead. Medians over 30 offsets each; within 5 µs, half the shift: the
+// median of software stamps on veth is within a few µs of the truth
+// (TestPTPGrandmaster's means), and the three outcomes (-10, 0, +10 µs)
+// stay apart. sitegm status --json shows the latencies.
+func TestPTPLatencies(t *testing.T) {
+	Parallel(t)
+	needTools(t, "ptp4l")
+	lab := NewLab(t)
+	type box struct {
+		gm, sl  *Host
+		dir     string
+		domain  int
+		key     string
+		want    float64 // ns
+		slave   *Proc
+		sg      *Proc
+		ingress int64
+		egress  int64
+	}
+	boxes := []*box{
+		{domain: 0, key: "egress_latency = \"20us\"", want: -10e3, egress: 20e3},
+		{domain: 1, key: "ingress_latency = \"20us\"", want: 10e3, ingress: 20e3},
+	}
+	m2r := monoToReal()
+	for i, b := range boxes {
+		b.gm = lab.Host(fmt.Sprintf("gm%d", i), fmt.Sprintf("10.86.0.%d/24", 1+i))
+		b.sl = lab.Host(fmt.Sprintf("sl%d", i), fmt.Sprintf("10.86.0.%d/24", 11+i))
+		b.dir = t.TempDir()
+		b.sg = b.gm.Start(t, Bin(t, "sitegm"), "run", "-c", SitegmConfig(t, b.dir, fmt.Sprintf(
+			"[[ptp]]\ninterface = \"eth0\"\ntimestamping = \"software\"\ndante_v1 = false\ndomain = %d\n%s\n", b.domain, b.key)))
+		StartGNSSSim(t, b.dir, "--offset", "60ms", "--drift", "1")
+		b.slave = b.sl.Start(t, "ptp4l", "-f", Ptp4lConfig(t, b.dir, "slave.conf", Ptp4lSlaveConf+fmt.Sprintf("domainNumber %d\n", b.domain)),
+			"-i", "eth0", "-m")
+	}
+	for _, b := range boxes {
+		b.sg.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
+		b.sg.WaitEvent(t, 0, 30*time.Second, "ptp_port_state", "ptp_state", "MASTER")
+	}
+	from := time.Now().Add(10 * time.Second) // ptp4l's path delay filter settles
+	for _, b := range boxes {
+		var errs []float64
+		WaitCount(t, 3*time.Minute, "ptp4l offsets", 30, func() int {
+			errs = errorsVsTruth(t, b.slave.Output(), filepath.Join(b.dir, "truth.json"), m2r, from)
+			return len(errs)
+		})
+		sort.Float64s(errs)
+		med := errs[len(errs)/2]
+		st := statusJSON(t, b.dir)
+		t.Logf("%s: ptp4l's offset minus the truth: median %.0f ns over %d, want %.0f", b.key, med, len(errs), b.want)
+		if math.Abs(med-b.want) > 5e3 {
+			t.Errorf("%s: the slave sees the truth %.0f ns off, want %.0f ± 5000", b.key, med, b.want)
+		}
+		if len(st.PTP) != 1 || st.PTP[0].IngressLatencyNS != b.ingress || st.PTP[0].EgressLatencyNS != b.egress {
+			t.Errorf("status --json latencies: %+v", st.PTP)
+		}
 	}
 }

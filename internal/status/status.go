@@ -136,6 +136,10 @@ type GNSS struct {
 	// the pulses and Paired those labelled with their second;
 	// NMEALatencyMS how long after its pulse an epoch's first sentence
 	// arrives (the pairing's running estimate).
+	// CableDelayNS and PPSOffsetNS are the configured lateness of the
+	// pulse taken off every edge (gnss.cable_delay, gnss.pps_offset).
+	CableDelayNS  int64  `json:"cable_delay_ns"`
+	PPSOffsetNS   int64  `json:"pps_offset_ns"`
 	Reports       uint64 `json:"reports"`
 	ValidReports  uint64 `json:"valid_reports"`
 	Sentences     uint64 `json:"sentences"`

@@ -50,11 +50,13 @@ var metricDefs = []metricDef{
 	{"sitegm_gnss_time_accuracy_seconds", "The receiver's own time accuracy estimate (0 unknown).", nil},
 	{"sitegm_gnss_distrusted", "1 while the receiver's time is not followed (spoofing, its accuracy).", nil},
 	{"sitegm_gnss_checksum_errors_total", "Sentences and frames with a bad checksum.", nil},
+	{"sitegm_pps_delay_seconds", "Configured lateness of the pulse taken off every edge (gnss.cable_delay, gnss.pps_offset).", []string{"kind"}},
 	{"sitegm_ptp_port_state", "A PTP port's state (1 for the current one).", []string{"interface", "version", "state"}},
 	{"sitegm_ptp_delay_requests_total", "Delay_Req answered.", []string{"interface", "version"}},
 	{"sitegm_ptp_syncs_total", "Sync messages sent.", []string{"interface", "version"}},
 	{"sitegm_ptp_syncs_late_total", "Syncs sent more than two intervals after the one before.", []string{"interface"}},
 	{"sitegm_ptp_followers", "PTP followers that sent a Delay_Req in the last 20 minutes.", []string{"interface", "version"}},
+	{"sitegm_ptp_latency_seconds", "Configured latency taken off receive stamps (ingress) and added to transmit stamps (egress).", []string{"interface", "direction"}},
 	{"sitegm_ntp_requests_total", "NTP requests received.", []string{"interface"}},
 	{"sitegm_ntp_replies_total", "NTP replies sent.", []string{"interface"}},
 	{"sitegm_ntp_kod_total", "Kiss-o'-Death (RATE) replies sent.", []string{"interface"}},
@@ -146,6 +148,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	g("sitegm_gnss_time_accuracy_seconds", float64(n.TimeAccuracyNS)/1e9)
 	g("sitegm_gnss_distrusted", b2f(n.Distrusted != ""))
 	ctr("sitegm_gnss_checksum_errors_total", n.ChecksumErrors)
+	g("sitegm_pps_delay_seconds", float64(n.CableDelayNS)/1e9, "cable")
+	g("sitegm_pps_delay_seconds", float64(n.PPSOffsetNS)/1e9, "offset")
 	counts := map[string]int{}
 	for _, f := range s.FollowerCounts {
 		counts[f.Kind+"/"+f.Interface] = f.Active
@@ -156,6 +160,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ctr("sitegm_ptp_syncs_total", p.Syncs, p.Interface, "2")
 		ctr("sitegm_ptp_syncs_late_total", p.SyncsLate, p.Interface)
 		g("sitegm_ptp_followers", float64(counts["ptp/"+p.Interface]), p.Interface, "2")
+		g("sitegm_ptp_latency_seconds", float64(p.IngressLatencyNS)/1e9, p.Interface, "ingress")
+		g("sitegm_ptp_latency_seconds", float64(p.EgressLatencyNS)/1e9, p.Interface, "egress")
 		if v := p.V1; v != nil {
 			oneHot("sitegm_ptp_port_state", v.State, []string{"DOWN", "LISTENING", "MASTER", "PASSIVE"}, p.Interface, "1")
 			ctr("sitegm_ptp_delay_requests_total", v.DelayReqs, p.Interface, "1")

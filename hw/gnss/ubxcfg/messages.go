@@ -135,37 +135,40 @@ func AppendAck(dst []byte, class, id byte, ok bool) []byte {
 // Configuration keys of generation 9+ used here (ZED-F9T interface
 // description, "Configuration interface").
 const (
-	keyUART1Baud      = 0x40520001
-	keyUART1InUBX     = 0x10730001
-	keyUART1InNMEA    = 0x10730002
-	keyUART1OutUBX    = 0x10740001
-	keyUART1OutNMEA   = 0x10740002
-	keyRateMeas       = 0x30210001
-	keyRateNav        = 0x30210002
-	keyRateTimeRef    = 0x20210003
-	keyTPPulseDef     = 0x20050023
-	keyTPLengthDef    = 0x20050030
-	keyTPPeriod       = 0x40050002
-	keyTPPeriodLock   = 0x40050003
-	keyTPLen          = 0x40050004
-	keyTPLenLock      = 0x40050005
-	keyTPEnable       = 0x10050007
-	keyTPSyncGNSS     = 0x10050008
-	keyTPUseLocked    = 0x10050009
-	keyTPAlignTOW     = 0x1005000a
-	keyTPPolarity     = 0x1005000b
-	keyTPTimeGrid     = 0x2005000c
-	keyTModeMode      = 0x20030001
-	keyTModePosType   = 0x20030002
-	keyTModeLat       = 0x40030009
-	keyTModeLon       = 0x4003000a
-	keyTModeHeight    = 0x4003000b
-	keyTModeLatHP     = 0x2003000c
-	keyTModeLonHP     = 0x2003000d
-	keyTModeHeightHP  = 0x2003000e
-	keyTModeFixedAcc  = 0x4003000f
-	keyTModeSvinMin   = 0x40030010
-	keyTModeSvinAccLm = 0x40030011
+	keyUART1Baud    = 0x40520001
+	keyUART1InUBX   = 0x10730001
+	keyUART1InNMEA  = 0x10730002
+	keyUART1OutUBX  = 0x10740001
+	keyUART1OutNMEA = 0x10740002
+	keyRateMeas     = 0x30210001
+	keyRateNav      = 0x30210002
+	keyRateTimeRef  = 0x20210003
+	keyTPPulseDef   = 0x20050023
+	keyTPLengthDef  = 0x20050030
+	keyTPPeriod     = 0x40050002
+	keyTPPeriodLock = 0x40050003
+	keyTPLen        = 0x40050004
+	keyTPLenLock    = 0x40050005
+	keyTPEnable     = 0x10050007
+	keyTPSyncGNSS   = 0x10050008
+	keyTPUseLocked  = 0x10050009
+	keyTPAlignTOW   = 0x1005000a
+	keyTPPolarity   = 0x1005000b
+	keyTPTimeGrid   = 0x2005000c
+	// CFG-TP-ANT_CABLEDELAY, I2 ns (the receiver fires the pulse that
+	// much earlier).
+	keyTPAntCableDelay = 0x30050001
+	keyTModeMode       = 0x20030001
+	keyTModePosType    = 0x20030002
+	keyTModeLat        = 0x40030009
+	keyTModeLon        = 0x4003000a
+	keyTModeHeight     = 0x4003000b
+	keyTModeLatHP      = 0x2003000c
+	keyTModeLonHP      = 0x2003000d
+	keyTModeHeightHP   = 0x2003000e
+	keyTModeFixedAcc   = 0x4003000f
+	keyTModeSvinMin    = 0x40030010
+	keyTModeSvinAccLm  = 0x40030011
 )
 
 // KeyValue is one item of a CFG-VALSET.
@@ -284,7 +287,8 @@ var configKeyNames = func() map[uint32]string {
 		keyTPPeriodLock: "TP-PERIOD_LOCK_TP1", keyTPLen: "TP-LEN_TP1", keyTPLenLock: "TP-LEN_LOCK_TP1",
 		keyTPEnable: "TP-TP1_ENA", keyTPSyncGNSS: "TP-SYNC_GNSS_TP1", keyTPUseLocked: "TP-USE_LOCKED_TP1",
 		keyTPAlignTOW: "TP-ALIGN_TO_TOW_TP1", keyTPPolarity: "TP-POL_TP1", keyTPTimeGrid: "TP-TIMEGRID_TP1",
-		keyTModeMode: "TMODE-MODE", keyTModePosType: "TMODE-POS_TYPE", keyTModeLat: "TMODE-LAT", keyTModeLon: "TMODE-LON",
+		keyTPAntCableDelay: "TP-ANT_CABLEDELAY",
+		keyTModeMode:       "TMODE-MODE", keyTModePosType: "TMODE-POS_TYPE", keyTModeLat: "TMODE-LAT", keyTModeLon: "TMODE-LON",
 		keyTModeHeight: "TMODE-HEIGHT", keyTModeLatHP: "TMODE-LAT_HP", keyTModeLonHP: "TMODE-LON_HP",
 		keyTModeHeightHP: "TMODE-HEIGHT_HP", keyTModeFixedAcc: "TMODE-FIXED_POS_ACC",
 		keyTModeSvinMin: "TMODE-SVIN_MIN_DUR", keyTModeSvinAccLm: "TMODE-SVIN_ACC_LIMIT",

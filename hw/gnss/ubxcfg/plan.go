@@ -37,13 +37,19 @@ type ConfigOptions struct {
 	PulseLength time.Duration
 	FallingEdge bool
 	OnlyLocked  bool
-	Timing      TimingMode
-	SurveyMin   time.Duration // survey-in: at least this long
-	SurveyAcc   float64       // survey-in: until the position is this good (m)
-	Lat, Lon    float64       // fixed: degrees (WGS84)
-	Height      float64       // fixed: metres above the ellipsoid
-	FixedAcc    float64       // fixed: how good that position is (m)
-	Save        bool          // also to battery-backed RAM and flash
+	// CableDelay is the antenna cable's delay the receiver compensates
+	// itself (it fires the pulse that much earlier); 0 leaves it to
+	// sitegm's gnss.cable_delay. It is always written, so that the
+	// receiver's own default (u-blox: 50 ns) is never added unnoticed to
+	// sitegm's compensation. Up to 32767 ns (an I2).
+	CableDelay time.Duration
+	Timing     TimingMode
+	SurveyMin  time.Duration // survey-in: at least this long
+	SurveyAcc  float64       // survey-in: until the position is this good (m)
+	Lat, Lon   float64       // fixed: degrees (WGS84)
+	Height     float64       // fixed: metres above the ellipsoid
+	FixedAcc   float64       // fixed: how good that position is (m)
+	Save       bool          // also to battery-backed RAM and flash
 }
 
 // ConfigStep is one frame of a configuration and what it means.
@@ -133,6 +139,9 @@ func PlanConfig(v ReceiverVersion, o ConfigOptions) ([]ConfigStep, error) {
 	if o.Timing == TimingSurveyIn && (o.SurveyMin <= 0 || o.SurveyAcc <= 0) {
 		return nil, errors.New("survey-in needs a minimum duration and an accuracy limit above 0")
 	}
+	if o.CableDelay < 0 || o.CableDelay > 32767*time.Nanosecond {
+		return nil, fmt.Errorf("cable delay %v: want 0 to 32767ns (the receiver's field is 16 bits of ns)", o.CableDelay)
+	}
 	if v.Gen >= 9 {
 		return planValset(v, o, withUBX, nmea), nil
 	}
@@ -182,7 +191,8 @@ func planValset(v ReceiverVersion, o ConfigOptions, withUBX, nmea bool) []Config
 			KeyValue{keyTPPeriod, 1e6}, KeyValue{keyTPPeriodLock, 1e6},
 			KeyValue{keyTPLen, unlocked}, KeyValue{keyTPLenLock, lenUS},
 			KeyValue{keyTPEnable, 1}, KeyValue{keyTPSyncGNSS, 1}, KeyValue{keyTPUseLocked, 1},
-			KeyValue{keyTPAlignTOW, 1}, KeyValue{keyTPPolarity, onOff(!o.FallingEdge)}, KeyValue{keyTPTimeGrid, 0})))
+			KeyValue{keyTPAlignTOW, 1}, KeyValue{keyTPPolarity, onOff(!o.FallingEdge)}, KeyValue{keyTPTimeGrid, 0},
+			KeyValue{keyTPAntCableDelay, uint64(uint16(int16(o.CableDelay.Nanoseconds())))})))
 	switch o.Timing {
 	case TimingOff:
 		steps = append(steps, step("timing mode", "time mode off: the receiver navigates",
@@ -300,8 +310,9 @@ func appendTP5(dst []byte, v ReceiverVersion, o ConfigOptions) []byte {
 	if o.OnlyLocked {
 		unlocked = 0
 	}
-	le.PutUint32(p[8:], 1e6)  // freqPeriod µs
-	le.PutUint32(p[12:], 1e6) // freqPeriodLock µs
+	le.PutUint16(p[4:], uint16(int16(o.CableDelay.Nanoseconds()))) // antCableDelay, I2 ns
+	le.PutUint32(p[8:], 1e6)                                       // freqPeriod µs
+	le.PutUint32(p[12:], 1e6)                                      // freqPeriodLock µs
 	le.PutUint32(p[16:], unlocked)
 	le.PutUint32(p[20:], lenUS)
 	// flags: active, lockGnssFreq, lockedOtherSet, isLength, alignToTow,
@@ -381,7 +392,10 @@ func pulseMeaning(o ConfigOptions) string {
 	if o.OnlyLocked {
 		s += ", none without a time solution"
 	}
-	return s
+	if o.CableDelay != 0 {
+		return s + fmt.Sprintf("; the receiver compensates an antenna cable delay of %v (gnss.cable_delay must stay 0)", o.CableDelay)
+	}
+	return s + "; no antenna cable delay compensated by the receiver (sitegm's gnss.cable_delay does it)"
 }
 
 func surveyMeaning(o ConfigOptions) string {

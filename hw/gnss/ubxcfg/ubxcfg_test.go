@@ -108,7 +108,8 @@ func TestPlanConfig(t *testing.T) {
 	want := map[uint32]uint64{0x20910007: 1, 0x2091005c: 1, 0x2091017e: 1, 0x2091035a: 1, 0x209100ac: 0, 0x209100c5: 0,
 		keyUART1OutUBX: 1, keyUART1OutNMEA: 0, keyUART1InUBX: 1, keyUART1Baud: 115200,
 		keyTPLen: 0, keyTPLenLock: 100000, keyTPPeriodLock: 1e6, keyTPPolarity: 1, keyTPTimeGrid: 0, keyTPAlignTOW: 1,
-		keyTModeMode: 1, keyTModeSvinMin: 300, keyTModeSvinAccLm: 20000, keyRateMeas: 1000}
+		keyTModeMode: 1, keyTModeSvinMin: 300, keyTModeSvinAccLm: 20000, keyRateMeas: 1000,
+		keyTPAntCableDelay: 0} // always written: the receiver's 50 ns default is not left to add to sitegm's
 	for k, v := range want {
 		if g, ok := got[k]; !ok || g != v {
 			t.Errorf("key %#08x = %d (set %v), want %d", k, g, ok, v)
@@ -196,5 +197,46 @@ func TestEcef(t *testing.T) {
 	}
 	if _, _, z := ecef(90, 0, 0); z < 6356752.31 || z > 6356752.32 {
 		t.Errorf("pole %f", z)
+	}
+}
+
+// The receiver compensates the cable when asked: CFG-TP-ANT_CABLEDELAY
+// (generation 9) or CFG-TP5's antCableDelay at offset 4 (legacy), I2 ns;
+// beyond 16 bits it is refused.
+func TestCableDelayWritten(t *testing.T) {
+	o := ConfigOptions{Outputs: "ubx", CurrentBaud: 9600, PulseLength: 100 * time.Millisecond, Timing: TimingKeep, CableDelay: 152 * time.Nanosecond}
+	for _, gen := range []int{8, 9} {
+		steps, err := PlanConfig(ReceiverVersion{Gen: gen}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, s := range steps {
+			if s.Setting != "time pulse" {
+				continue
+			}
+			found = strings.Contains(s.Meaning, "cable delay of 152ns")
+			p := s.Frame[6 : len(s.Frame)-2]
+			if gen == 8 && int16(binary.LittleEndian.Uint16(p[4:])) != 152 {
+				t.Errorf("CFG-TP5 antCableDelay % x", p[4:6])
+			}
+			if gen == 9 {
+				_, kv, _ := DecodeValset(p)
+				ok := false
+				for _, x := range kv {
+					ok = ok || (x.Key == keyTPAntCableDelay && x.Value == 152)
+				}
+				if !ok {
+					t.Errorf("VALSET without ANT_CABLEDELAY 152: %v", kv)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("generation %d: the time pulse step does not say the receiver compensates the cable", gen)
+		}
+	}
+	o.CableDelay = 40 * time.Microsecond
+	if _, err := PlanConfig(ReceiverVersion{Gen: 9}, o); err == nil {
+		t.Error("a cable delay beyond 16 bits of ns planned")
 	}
 }
