@@ -133,6 +133,9 @@ type Discipline struct {
 	events       event.List
 	// priorDropped: the drift file's frequency was found wrong.
 	priorDropped bool
+	// recent are the last paired pulses, a ring (Status.Recent).
+	recent  [RecentEdges]EdgeSample
+	nRecent uint64
 	// distrust holds why the receiver is not believed now (spoofing, its
 	// own time accuracy); accBad: its accuracy is past the lock threshold.
 	distrust map[string]bool
@@ -329,6 +332,8 @@ func (d *Discipline) Label(l Label) (Action, []Event) {
 		}
 		d.watchLatency(s.Latency)
 	}
+	d.recent[d.nRecent%RecentEdges] = EdgeSample{Second: s.True, Offset: s.Offset(), QErr: s.Correction, Corrected: s.QErr}
+	d.nRecent++
 	now := l.Now
 	if now.IsZero() {
 		now = l.Arrival
@@ -530,6 +535,32 @@ type Status struct {
 	Pairing           refclock.Stats
 	Outliers, Steps   uint64
 	Latency           time.Duration
+	// Recent are the last paired pulses, oldest first.
+	Recent []EdgeSample
+}
+
+// RecentEdges is how many paired pulses Status keeps: enough that a
+// reader polling the status every second misses none.
+const RecentEdges = 8
+
+// EdgeSample is one pulse paired with its second: the clock's offset from
+// it as measured (before the servo acts on it, after the known delays and
+// the receiver's sawtooth correction), and that correction.
+type EdgeSample struct {
+	Second    time.Time // the second the pulse marked, on the clock's timescale
+	Offset    time.Duration
+	QErr      time.Duration
+	Corrected bool // a TIM-TP qErr was applied
+}
+
+// recentEdges is the ring oldest first.
+func (d *Discipline) recentEdges() []EdgeSample {
+	n := min(d.nRecent, RecentEdges)
+	out := make([]EdgeSample, 0, n)
+	for i := d.nRecent - n; i < d.nRecent; i++ {
+		out = append(out, d.recent[i%RecentEdges])
+	}
+	return out
 }
 
 // Status reports the discipline at clock time now.
@@ -544,5 +575,6 @@ func (d *Discipline) Status(now time.Time) Status {
 		EstError: d.q.EstError(), Estimate: est,
 		HoldoverElapsed: d.q.HoldoverElapsed(now), HoldoverRemaining: d.q.HoldoverRemaining(now),
 		Pairing: d.pair.Stats, Outliers: d.outliers, Steps: d.steps, Latency: d.latency,
+		Recent: d.recentEdges(),
 	}
 }

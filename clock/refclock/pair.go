@@ -34,6 +34,9 @@ type Sample struct {
 	True    time.Time     // the labelled second on the clock's timescale
 	Latency time.Duration // label arrival minus edge
 	QErr    bool          // a TIM-TP correction was applied
+	// Correction is that correction (the receiver's qErr: the pulse's
+	// quantisation error, the sawtooth), added to the edge.
+	Correction time.Duration
 }
 
 // Offset is clock minus truth.
@@ -171,7 +174,8 @@ func (p *Pairer) Label(utc, tru, arrival time.Time, aligned bool) (Sample, Reaso
 	e.used = true
 	s := Sample{Local: e.local, True: tru, Latency: arrival.Sub(e.local)}
 	if q, ok := p.qerr[utc.Unix()]; ok {
-		s.Local = s.Local.Add(time.Duration(q) * time.Nanosecond / 1000)
+		s.Correction = time.Duration(q) * time.Nanosecond / 1000
+		s.Local = s.Local.Add(s.Correction)
 		s.QErr = true
 		p.Stats.QErrApplied++
 	}

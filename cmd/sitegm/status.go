@@ -83,6 +83,12 @@ func formatStatus(s *status.Status) string {
 		}
 		fmt.Fprintf(w, "receiver\tantenna %s\tjamming %s\tspoofing %s\ttime accuracy %s\n", g.Antenna, jam, g.Spoofing, acc)
 	}
+	if r := g.Receiver; r != nil {
+		fmt.Fprintf(w, "model\t%s\tfirmware %s\thardware %s\tprotocol %s\n", orUnknown(r.Module), orUnknown(r.Firmware), orUnknown(r.Hardware), orUnknown(r.Protocol))
+	}
+	if g.PPSWidthNS > 0 {
+		fmt.Fprintf(w, "pulse\twidth %s (measured)\n", time.Duration(g.PPSWidthNS).Round(time.Microsecond))
+	}
 	if sv := g.Survey; sv != nil {
 		state := "in progress"
 		switch {
@@ -238,4 +244,11 @@ func okStr(ok bool) string {
 		return "ok"
 	}
 	return "missing"
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }

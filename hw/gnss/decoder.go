@@ -273,6 +273,9 @@ func (d *Decoder) frame(fr *Frame) {
 		if t, ok := decodeINF(fr); ok {
 			d.events = append(d.events, t)
 		}
+		if v, ok := decodeVersion(fr); ok {
+			d.events = append(d.events, v)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
+	"sitegm/hw/gnss/ubx"
 	"strings"
 	"testing"
 	"time"
@@ -376,5 +377,36 @@ func TestImplausibleDates(t *testing.T) {
 		if !c.valid && d.Stats.Implausible != 1 {
 			t.Errorf("%s: not counted", c.name)
 		}
+	}
+}
+
+// TestVersionDecoded: a MON-VER answer becomes a Version event with the
+// module, firmware and protocol picked out of its extensions.
+func TestVersionDecoded(t *testing.T) {
+	p := make([]byte, 40+30*4)
+	copy(p, "EXT CORE 1.00 (61ce84)")
+	copy(p[30:], "00190000")
+	for i, e := range []string{"ROM BASE 0x118B2060", "FWVER=TIM 2.20", "PROTVER=29.00", "MOD=ZED-F9T"} {
+		copy(p[40+30*i:], e)
+	}
+	d := NewDecoder(Options{})
+	var got []Version
+	for _, ev := range d.Feed(ubx.Append(nil, ubx.ClassMON, ubx.MonVER, p), time.Now()) {
+		if v, ok := ev.(Version); ok {
+			got = append(got, v)
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d Version events", len(got))
+	}
+	v := got[0]
+	if v.Module != "ZED-F9T" || v.Firmware != "TIM 2.20" || v.Protocol != "29.00" || v.Hardware != "00190000" {
+		t.Fatalf("decoded %+v", v)
+	}
+	if s := v.String(); s != "ZED-F9T firmware TIM 2.20 (hardware 00190000, software EXT CORE 1.00 (61ce84), protocol 29.00)" {
+		t.Errorf("String: %s", s)
+	}
+	if _, ok := ParseMonVer(p[:41]); ok {
+		t.Error("a payload with a partial extension decoded")
 	}
 }

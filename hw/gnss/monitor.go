@@ -64,6 +64,9 @@ type Snapshot struct {
 	Survey     *SurveySummary `json:"survey,omitempty"`
 	TimeAccNS  int64          `json:"time_accuracy_ns"` // 0 unknown
 	Conflicts  uint64         `json:"conflicts"`        // epochs whose UBX and NMEA disagreed
+	// Version is what the receiver said it is (UBX MON-VER), nil when it
+	// did not say.
+	Version *Version `json:"version,omitempty"`
 	lastSurvey time.Time
 }
 
@@ -304,6 +307,17 @@ func (m *Monitor) Report(r Report, now time.Time) {
 		m.enter(StateNoFix, now)
 		m.event(event.Notice, "gnss_no_fix", "GNSS receiver talking, no fix yet", "gnss_sats", r.Sats)
 	}
+}
+
+// Version keeps what the receiver says it is, and logs it when it is new
+// (at start, and after a receiver was swapped).
+func (m *Monitor) Version(v Version, now time.Time) {
+	if m.s.Version != nil && m.s.Version.String() == v.String() {
+		return
+	}
+	m.s.Version = &v
+	m.events.Emit(slog.LevelInfo, "gnss_receiver", "GNSS receiver: "+v.String(), "gnss_module", v.Module, "gnss_firmware", v.Firmware,
+		"gnss_hardware", v.Hardware, "gnss_protocol", v.Protocol)
 }
 
 // Text logs a receiver TXT message, each distinct text at most once a

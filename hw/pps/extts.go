@@ -52,16 +52,31 @@ type EdgeFilter struct {
 	have     bool
 	lastLead bool // the previous edge's polarity
 	known    bool // whether that polarity is known
+	width    time.Duration
+}
+
+// PulseWidth is the last pulse's width as measured (a trailing edge less
+// than a second after a leading one); 0 until one was.
+func (f *EdgeFilter) PulseWidth() time.Duration { return f.width }
+
+// measure notes the width when a trailing edge follows a leading one.
+func (f *EdgeFilter) measure(prev, t time.Time, prevLead, prevKnown, lead bool) {
+	if prevKnown && prevLead && !lead {
+		if w := t.Sub(prev); w > 0 && w < time.Second {
+			f.width = w
+		}
+	}
 }
 
 // Push takes one event; it returns whether it is the wanted edge.
 func (f *EdgeFilter) Push(t time.Time, flags uint32) bool {
+	prev, had, prevLead, prevKnown := f.last, f.have, f.lastLead, f.known && f.have
 	if flags&(unix.PTP_RISING_EDGE|unix.PTP_FALLING_EDGE) != 0 && flags&(unix.PTP_RISING_EDGE|unix.PTP_FALLING_EDGE) != unix.PTP_RISING_EDGE|unix.PTP_FALLING_EDGE {
 		f.last, f.have = t, true
 		f.lastLead, f.known = flags&unix.PTP_RISING_EDGE != 0, true
+		f.measure(prev, t, prevLead, prevKnown, f.lastLead)
 		return (flags&unix.PTP_FALLING_EDGE != 0) == f.Trailing
 	}
-	prev, had := f.last, f.have
 	f.last, f.have = t, true
 	if !had {
 		return false // unknown polarity until we have a gap
@@ -90,6 +105,7 @@ func (f *EdgeFilter) Push(t time.Time, flags uint32) bool {
 		f.known = false
 		return false // not this pulse's rhythm (a glitch)
 	}
+	f.measure(prev, t, prevLead, prevKnown, lead)
 	f.lastLead, f.known = lead, true
 	return lead != f.Trailing
 }
@@ -139,7 +155,9 @@ func (x *ExttsSource) Run(ctx context.Context, out chan<- Edge) error {
 			continue
 		}
 		t := time.Unix(ev.T.Sec, int64(ev.T.Nsec))
-		if !filt.Push(t, ev.Flags) {
+		keep := filt.Push(t, ev.Flags)
+		x.stats.Width.Store(int64(filt.PulseWidth()))
+		if !keep {
 			x.stats.Dropped.Add(1)
 			continue
 		}

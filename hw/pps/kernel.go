@@ -58,6 +58,14 @@ func (t *seqTracker) next(seq uint32) (fresh bool, missed uint32) {
 	return true, d - 1
 }
 
+// pulseWidth is assert to clear when the clear edge is the same pulse's
+// (less than a second after its assert).
+func pulseWidth(assert, clear unix.PPSKTime) (time.Duration, bool) {
+	a, c := time.Unix(assert.Sec, int64(assert.Nsec)), time.Unix(clear.Sec, int64(clear.Nsec))
+	w := c.Sub(a)
+	return w, assert.Sec != 0 && clear.Sec != 0 && w > 0 && w < time.Second
+}
+
 // Run implements Source.
 func (k *KernelSource) Run(ctx context.Context, out chan<- Edge) error {
 	f, err := os.OpenFile(k.Path, os.O_RDWR, 0)
@@ -77,14 +85,22 @@ func (k *KernelSource) Run(ctx context.Context, out chan<- Edge) error {
 	if caps&want == 0 {
 		return fmt.Errorf("%s cannot capture the %s edge", k.Path, map[bool]string{false: "assert", true: "clear"}[k.Clear])
 	}
-	params := unix.PPSKParams{Api_version: ppsAPIVers, Mode: want | ppsTSFmtTSpec}
+	// Both edges where the device captures both: the other edge gives the
+	// pulse's width (a check of gnss.pps_width and of the wiring), and
+	// fetches it wakes that are not a new wanted edge are told apart by
+	// its own sequence.
+	mode := want
+	if caps&(ppsCaptureAssert|ppsCaptureClear) == ppsCaptureAssert|ppsCaptureClear {
+		mode = ppsCaptureAssert | ppsCaptureClear
+	}
+	params := unix.PPSKParams{Api_version: ppsAPIVers, Mode: mode | ppsTSFmtTSpec}
 	if err := clock.Ioctl(fd, unix.PPS_SETPARAMS, unsafe.Pointer(&params)); err != nil && !errors.Is(err, unix.EPERM) {
 		// EPERM: not allowed to change the parameters (another user set
 		// them); fetching still works if they suit us.
 		return fmt.Errorf("%s: PPS_SETPARAMS: %w", k.Path, err)
 	}
 	canWait := caps&ppsCanWait != 0
-	var seq seqTracker
+	var seq, other seqTracker
 	for ctx.Err() == nil {
 		var fd4 unix.PPSFData
 		if canWait {
@@ -99,12 +115,19 @@ func (k *KernelSource) Run(ctx context.Context, out chan<- Edge) error {
 		case err != nil:
 			return fmt.Errorf("%s: PPS_FETCH: %w", k.Path, err)
 		}
-		s, ts := fd4.Info.Assert_sequence, fd4.Info.Assert_tu
+		s, ts, cs := fd4.Info.Assert_sequence, fd4.Info.Assert_tu, fd4.Info.Clear_sequence
 		if k.Clear {
-			s, ts = fd4.Info.Clear_sequence, fd4.Info.Clear_tu
+			s, ts, cs = fd4.Info.Clear_sequence, fd4.Info.Clear_tu, fd4.Info.Assert_sequence
 		}
+		otherFresh, _ := other.next(cs)
 		fresh, missed := seq.next(s)
 		k.stats.Missed.Add(uint64(missed))
+		if w, ok := pulseWidth(fd4.Info.Assert_tu, fd4.Info.Clear_tu); ok {
+			k.stats.Width.Store(int64(w))
+		}
+		if !fresh && otherFresh {
+			continue // the other edge of the pulse: not a repeat
+		}
 		if !fresh {
 			k.stats.Repeated.Add(1)
 			if !canWait {

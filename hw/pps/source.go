@@ -31,6 +31,9 @@ type Stats struct {
 	Missed   atomic.Uint64 // edges the kernel counted but we never fetched
 	Repeated atomic.Uint64 // the same edge fetched twice (no new pulse)
 	Dropped  atomic.Uint64 // edges of the unwanted polarity
+	// Width is the last pulse's measured width, ns (0: not measured, as
+	// from SOCK, or a device that captures one edge only).
+	Width atomic.Int64
 }
 
 // Source produces edges until ctx ends.

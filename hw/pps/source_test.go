@@ -62,12 +62,25 @@ func TestEdgeFilter(t *testing.T) {
 					t.Errorf("width %v trailing %v: kept an edge %v into its second", width, trailing, d)
 				}
 			}
+			// The width is measured from a pulse's two edges (the last
+			// pulse, i=7: its lead 7 us after the second (7%3 us)).
+			if got := f.PulseWidth(); (got - width).Abs() > 10*time.Microsecond {
+				t.Errorf("width %v trailing %v: measured %v", width, trailing, got)
+			}
 		}
 	}
 	// Driver-reported polarity wins.
 	f := EdgeFilter{}
 	if !f.Push(t0, unix.PTP_RISING_EDGE) || f.Push(t0.Add(time.Second), unix.PTP_FALLING_EDGE) {
 		t.Error("flags ignored")
+	}
+	if f.PulseWidth() != 0 {
+		t.Errorf("a falling edge a second after the rising one measured a width %v", f.PulseWidth())
+	}
+	f.Push(t0.Add(2*time.Second), unix.PTP_RISING_EDGE)
+	f.Push(t0.Add(2*time.Second+150*time.Millisecond), unix.PTP_FALLING_EDGE)
+	if f.PulseWidth() != 150*time.Millisecond {
+		t.Errorf("flagged edges: width %v", f.PulseWidth())
 	}
 	// A driver that only reports one edge: every event is a leading edge.
 	f = EdgeFilter{}

@@ -33,6 +33,10 @@ type Reader struct {
 	// and 10 s when zero): quick when a USB receiver re-enumerates, gentle
 	// when it is gone for good.
 	MinBackoff, MaxBackoff time.Duration
+	// Greeting is written to a serial device each time it is opened (a
+	// poll for the receiver's identity); a TCP feed is not written to,
+	// and a write that fails costs nothing but the answer.
+	Greeting []byte
 }
 
 // Run reads until ctx ends, sending every chunk to out and every change of
@@ -75,6 +79,9 @@ func (r *Reader) Run(ctx context.Context, out chan<- Chunk, link chan<- Link) er
 		backoff = minB
 		reported = false
 		send(Link{Up: true})
+		if w, ok := s.(io.Writer); ok && len(r.Greeting) > 0 && !strings.HasPrefix(r.Device, "tcp://") {
+			w.Write(r.Greeting)
+		}
 		err = r.read(ctx, s, out, now)
 		s.Close()
 		if ctx.Err() != nil {

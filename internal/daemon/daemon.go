@@ -30,6 +30,7 @@ import (
 	"sitegm/hw/caps"
 	"sitegm/hw/claim"
 	"sitegm/hw/gnss"
+	"sitegm/hw/gnss/ubx"
 	"sitegm/hw/ntpnet"
 	"sitegm/hw/pps"
 	"sitegm/hw/serial"
@@ -276,7 +277,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 // sends on done when it ended (with ctx).
 func (d *Daemon) startInputs(ctx context.Context) (<-chan serial.Chunk, <-chan serial.Link, <-chan pps.Edge, <-chan struct{}) {
 	chunks, links := make(chan serial.Chunk, 64), make(chan serial.Link, 4)
-	reader := &serial.Reader{Device: d.cfg.GNSS.Device, Baud: d.cfg.GNSS.Baud}
+	// The greeting asks a u-blox what it is (UBX MON-VER poll: 8 bytes a
+	// receiver of another make ignores, as gpsd's probes are ignored).
+	reader := &serial.Reader{Device: d.cfg.GNSS.Device, Baud: d.cfg.GNSS.Baud, Greeting: ubx.Append(nil, ubx.ClassMON, ubx.MonVER, nil)}
 	edges := make(chan pps.Edge, 16)
 	done := make(chan struct{}, 2)
 	go func() {
@@ -354,6 +357,8 @@ func (d *Daemon) events(evs []gnss.Event, at time.Time) {
 			d.do(d.disc.Epoch(ep))
 		case gnss.Text:
 			d.gnss.Text(e, at)
+		case gnss.Version:
+			d.gnss.Version(e, at)
 		case gnss.Health:
 			d.gnss.Health(e, at)
 			// A receiver that says it is spoofed is not followed: the

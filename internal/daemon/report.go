@@ -27,6 +27,10 @@ func (d *Daemon) snapshot() *status.Status {
 	s.GNSS = status.GNSSOf(g, d.dec.FramerStats(), d.ppsM.OK(), st.Pairing.Edges, st.Pairing.Paired, st.Latency)
 	s.GNSS.Distrusted = d.disc.Quality().Distrusted()
 	s.GNSS.CableDelayNS, s.GNSS.PPSOffsetNS = d.cfg.GNSS.CableDelay.Nanoseconds(), d.cfg.GNSS.PPSOffset.Nanoseconds()
+	s.GNSS.RecentEdges = status.EdgesOf(st.Recent)
+	if d.src != nil {
+		s.GNSS.PPSWidthNS = d.src.Stats().Width.Load()
+	}
 	if d.cfg.GNSS.Device == "" {
 		s.GNSS.State = "none"
 	}

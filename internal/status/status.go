@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"sitegm/clock/discipline"
 	"sitegm/hw/gnss"
 	"sitegm/hw/ntpnet"
 	"sitegm/hw/ptpnet"
@@ -147,6 +148,34 @@ type GNSS struct {
 	PPSEdges      uint64 `json:"pps_edges"`
 	Paired        uint64 `json:"paired"`
 	NMEALatencyMS int64  `json:"nmea_latency_ms"`
+	// Receiver is what the receiver said it is (UBX MON-VER), absent
+	// when it did not say.
+	Receiver *Receiver `json:"receiver,omitempty"`
+	// PPSWidthNS is the pulse's width as measured from its two edges (0:
+	// not measured: a SOCK source, or a device that captures one edge).
+	PPSWidthNS int64 `json:"pps_width_ns"`
+	// RecentEdges are the last pulses paired with their seconds, oldest
+	// first (at most 8): what `sitegm commission` follows edge by edge.
+	RecentEdges []PPSEdge `json:"recent_edges,omitempty"`
+}
+
+// Receiver is the receiver's identity.
+type Receiver struct {
+	Module   string `json:"module"`
+	Firmware string `json:"firmware"`
+	Hardware string `json:"hardware"`
+	Software string `json:"software"`
+	Protocol string `json:"protocol"`
+}
+
+// PPSEdge is one pulse: the second it marked (Unix seconds on the
+// clock's timescale), the clock's offset from it as measured, and the
+// receiver's sawtooth correction applied (qerr_ns, with corrected).
+type PPSEdge struct {
+	Second    int64   `json:"second"`
+	OffsetNS  int64   `json:"offset_ns"`
+	QErrNS    float64 `json:"qerr_ns"`
+	Corrected bool    `json:"corrected"`
 }
 
 // Clock is the disciplined clock.
@@ -252,7 +281,20 @@ func GNSSOf(g gnss.Snapshot, fs gnss.FramerStats, ppsOK bool, edges, paired uint
 	if !g.LastReport.IsZero() {
 		s.LastReportAgeS = time.Since(g.LastReport).Seconds()
 	}
+	if v := g.Version; v != nil {
+		s.Receiver = &Receiver{Module: v.Module, Firmware: v.Firmware, Hardware: v.Hardware, Software: v.Software, Protocol: v.Protocol}
+	}
 	return s
+}
+
+// EdgesOf is the discipline's recent pulses for the document.
+func EdgesOf(recent []discipline.EdgeSample) []PPSEdge {
+	out := make([]PPSEdge, 0, len(recent))
+	for _, e := range recent {
+		out = append(out, PPSEdge{Second: e.Second.Unix(), OffsetNS: e.Offset.Nanoseconds(),
+			QErrNS: float64(e.QErr) / float64(time.Nanosecond), Corrected: e.Corrected})
+	}
+	return out
 }
 
 func Round3(x float64) float64 { return float64(int64(x*1000)) / 1000 }

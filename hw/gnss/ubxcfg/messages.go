@@ -51,29 +51,14 @@ var hwGenerations = map[string]int{
 	"00190000": 9, "000A0000": 10, "000B0000": 20,
 }
 
-// DecodeMonVer reads a MON-VER payload: 30 + 10 bytes, then any number
-// of 30-byte extensions, each NUL-padded.
+// DecodeMonVer reads a MON-VER payload (gnss.ParseMonVer) and names
+// the receiver's generation.
 func DecodeMonVer(p []byte) (ReceiverVersion, bool) {
-	if len(p) < 40 || (len(p)-40)%30 != 0 {
+	g, ok := gnss.ParseMonVer(p)
+	if !ok {
 		return ReceiverVersion{}, false
 	}
-	str := func(b []byte) string {
-		if i := strings.IndexByte(string(b), 0); i >= 0 {
-			b = b[:i]
-		}
-		return strings.TrimSpace(printable(b))
-	}
-	v := ReceiverVersion{SW: str(p[:30]), HW: str(p[30:40])}
-	for i := 40; i+30 <= len(p); i += 30 {
-		e := str(p[i : i+30])
-		v.Ext = append(v.Ext, e)
-		if m, ok := strings.CutPrefix(e, "MOD="); ok {
-			v.Module = m
-		}
-		if m, ok := strings.CutPrefix(e, "PROTVER="); ok {
-			v.ProtVer = m
-		}
-	}
+	v := ReceiverVersion{SW: g.Software, HW: g.Hardware, Ext: g.Extensions, Module: g.Module, ProtVer: g.Protocol}
 	v.Gen = hwGenerations[strings.ToUpper(v.HW)]
 	if v.Gen == 0 {
 		// A hardware version this table does not know: one newer than
@@ -86,16 +71,6 @@ func DecodeMonVer(p []byte) (ReceiverVersion, bool) {
 		v.Gen = 9 // protocol 27+ is F9/M9 firmware
 	}
 	return v, true
-}
-
-func printable(b []byte) string {
-	out := make([]byte, 0, len(b))
-	for _, c := range b {
-		if c >= 0x20 && c < 0x7F {
-			out = append(out, c)
-		}
-	}
-	return string(out)
 }
 
 // AppendMonVer appends a MON-VER answer (gnss-sim, tests).
