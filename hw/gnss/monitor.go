@@ -57,16 +57,16 @@ type Snapshot struct {
 	// What the receiver says of its condition (UBX; "unknown" when it
 	// said nothing): antenna, interference, spoofing, survey-in, and its
 	// own time accuracy estimate.
-	Antenna    string         `json:"antenna"`
-	Jamming    string         `json:"jamming"`
-	JamInd     int            `json:"jamming_indicator"` // 0..255, -1 unknown
-	Spoofing   string         `json:"spoofing"`
-	Survey     *SurveySummary `json:"survey,omitempty"`
-	TimeAccNS  int64          `json:"time_accuracy_ns"` // 0 unknown
-	Conflicts  uint64         `json:"conflicts"`        // epochs whose UBX and NMEA disagreed
+	Antenna   string         `json:"antenna"`
+	Jamming   string         `json:"jamming"`
+	JamInd    int            `json:"jamming_indicator"` // 0..255, -1 unknown
+	Spoofing  string         `json:"spoofing"`
+	Survey    *SurveySummary `json:"survey,omitempty"`
+	TimeAccNS int64          `json:"time_accuracy_ns"` // 0 unknown
+	Conflicts uint64         `json:"conflicts"`        // epochs whose UBX and NMEA disagreed
 	// Version is what the receiver said it is (UBX MON-VER), nil when it
 	// did not say.
-	Version *Version `json:"version,omitempty"`
+	Version    *Version `json:"version,omitempty"`
 	lastSurvey time.Time
 }
 
