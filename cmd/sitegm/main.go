@@ -13,6 +13,8 @@ usage:
   sitegm status [-c FILE] [--json]     ask the running daemon (its [status] socket)
   sitegm ntp-query HOST[:PORT]         one NTP request: stratum, leap, offset, delay
   sitegm check-config [-c FILE]        print the effective configuration, or every error
+  sitegm commission [-c FILE] [--duration 10m] [--out PREFIX]
+                                       watch the site box and write its commissioning report (HTML, JSON)
   sitegm gnss decode [--json] FILE|-   decode a receiver capture into time reports
   sitegm gnss configure [--dry-run]    set a u-blox receiver up for timing (see --help)
   sitegm sim [--scenario NAME] [--json] simulate the clock discipline against the PI baseline
@@ -44,6 +46,8 @@ func dispatch(args []string) int {
 		return cmdNTPQuery(rest)
 	case "check-config":
 		return cmdCheckConfig(rest)
+	case "commission":
+		return cmdCommission(rest)
 	case "gnss":
 		if len(rest) > 0 && rest[0] == "decode" {
 			return cmdGNSSDecode(rest[1:])

@@ -4,6 +4,7 @@ import (
 	"sitegm/clock"
 	"sitegm/clock/discipline"
 	"sitegm/clock/leap"
+	"sitegm/hw/pps"
 	"sitegm/ntp/upstream"
 )
 
@@ -30,4 +31,10 @@ func (c Config) Upstreams() []upstream.Config {
 		ups = append(ups, upstream.Config{Name: u.Server, MinPoll: u.MinPoll, MaxPoll: u.MaxPoll, IBurst: u.IBurst, Prefer: u.Prefer})
 	}
 	return ups
+}
+
+// PPSSource is gnss.pps, gnss.pps_edge and gnss.pps_width as the pulse
+// source's spec.
+func (g GNSS) PPSSource() pps.Spec {
+	return pps.Spec{Kind: string(g.PPS.Kind), Path: g.PPS.Path, Channel: g.PPS.Channel, Clear: g.PPSEdge == EdgeClear, Width: g.PPSWidth.Duration}
 }

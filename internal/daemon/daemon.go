@@ -126,8 +126,7 @@ func New(cfg config.Config, log *slog.Logger) (d *Daemon, err error) {
 		return nil, fmt.Errorf("clock: %w", err)
 	}
 	g := cfg.GNSS
-	src, err := pps.Open(pps.Spec{Kind: string(g.PPS.Kind), Path: g.PPS.Path, Channel: g.PPS.Channel, Clear: g.PPSEdge == config.EdgeClear,
-		Width: g.PPSWidth.Duration}, tb.PHC())
+	src, err := pps.Open(g.PPSSource(), tb.PHC())
 	if err != nil {
 		return nil, fmt.Errorf("gnss.pps: %w", err)
 	}
