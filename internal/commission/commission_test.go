@@ -167,7 +167,10 @@ func TestFaultsFound(t *testing.T) {
 			o.Interfaces[0].HWCapable, o.Interfaces[0].Timestamping = false, "software"
 		}},
 		{"another master", "interface.eth0.10.port", Warn, func(o *Observations) { o.Interfaces[0].PortState = "PASSIVE" }},
-		{"follower gone", "follower.eth0.10.192.168.10.21", Fail, func(o *Observations) { o.LostLast = []string{"eth0.10 192.168.10.21"}; o.Lost["eth0.10 192.168.10.21"] = 30 }},
+		{"follower gone", "follower.eth0.10.192.168.10.21", Fail, func(o *Observations) {
+			o.LostLast = []string{"eth0.10 192.168.10.21"}
+			o.Lost["eth0.10 192.168.10.21"] = 30
+		}},
 		{"follower flapped", "follower.eth0.10.192.168.10.21", Warn, func(o *Observations) { o.Lost["eth0.10 192.168.10.21"] = 3 }},
 		{"recorder off", "monitor.milestone", Fail, func(o *Observations) { o.Monitors[0].OffsetNS = 40e6 }},
 		{"recorder silent", "monitor.milestone", Fail, func(o *Observations) { o.Monitors[0].Answers = 0 }},
