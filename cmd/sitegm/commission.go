@@ -285,7 +285,7 @@ func readReceiver(ctx context.Context, cfg *config.Config, col *commission.Colle
 			fs := dec.FramerStats()
 			mon.Tick(now, fs.Skipped)
 			mon.Events() // the daemon logs these; the report judges the state
-			col.ReceiverSecond(mon.Snapshot())
+			col.ReceiverSecond(mon.Snapshot(), now)
 			col.ChecksumErrors(fs.Rejects[gnss.RejectNMEAChecksum] + fs.Rejects[gnss.RejectUBXChecksum])
 		}
 	}

@@ -56,8 +56,11 @@ func (c *Collector) Problem(s string) {
 }
 
 // receiverLook takes one look at the receiver's state.
-func (c *Collector) receiverLook(state string, sats int) {
+func (c *Collector) receiverLook(state string, sats int, at time.Time) {
 	r := &c.o.Receiver
+	if r.Seconds == 0 && state != "fix" && at.Sub(c.o.Start) < receiverGrace {
+		return
+	}
 	r.Seconds++
 	r.State = state
 	if state == "fix" {
@@ -116,7 +119,7 @@ func (c *Collector) DaemonStatus(s *status.Status, at time.Time) {
 	c.o.Polls++
 	g := s.GNSS
 	if g.State != "none" {
-		c.receiverLook(g.State, g.Satellites)
+		c.receiverLook(g.State, g.Satellites, at)
 		r := &c.o.Receiver
 		r.Antenna, r.Jamming, r.Spoofing, r.TimeAccNS = g.Antenna, g.Jamming, g.Spoofing, g.TimeAccuracyNS
 		r.Survey, r.Reports, r.BadChecksum = surveyOf(g.Survey), g.Reports, g.ChecksumErrors
@@ -181,11 +184,17 @@ func monitorObs(m monitor.Status) MonitorObs {
 		Compared: m.Compared, LastErr: m.LastError}
 }
 
+// receiverGrace is how long a receiver has to reach its fix before its
+// state counts: a receiver read directly is opened with the run (or the
+// daemon was just started), and the first seconds without a confirmed
+// fix are the reader starting, not the receiver failing.
+const receiverGrace = 10 * time.Second
+
 // ReceiverSecond takes one look at a receiver read directly.
-func (c *Collector) ReceiverSecond(g gnss.Snapshot) {
+func (c *Collector) ReceiverSecond(g gnss.Snapshot, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.receiverLook(string(g.State), g.Sats)
+	c.receiverLook(string(g.State), g.Sats, at)
 	r := &c.o.Receiver
 	r.Antenna, r.Jamming, r.Spoofing, r.TimeAccNS, r.Survey, r.Reports = g.Antenna, g.Jamming, g.Spoofing, g.TimeAccNS, surveyOf(g.Survey), g.Reports
 	if v := g.Version; v != nil {
