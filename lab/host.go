@@ -10,7 +10,9 @@ package lab
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +33,10 @@ type Options struct {
 	PulseWidth   time.Duration
 	Jitter       time.Duration
 	QErr         time.Duration
+	// CableDelay is how late the pulse reaches the pin in the delays
+	// scenario (the module's delay_ns), which sitegm's gnss.cable_delay
+	// then compensates.
+	CableDelay time.Duration
 	// Only runs these scenarios (all when empty).
 	Only []string
 	// Work is where the kernel, the image and the results go (bin/lab).
@@ -54,12 +60,15 @@ type Result struct {
 }
 
 // Scenarios are the lab's scenarios, in the order they run.
-var Scenarios = []string{"extts", "kernel-pps", "pps-onto-phc", "vlan", "nic-timestamping", "boot-race", "faults"}
+var Scenarios = []string{"extts", "kernel-pps", "pps-onto-phc", "vlan", "nic-timestamping", "boot-race", "faults", "delays"}
 
 // Guest protocol: the guest prints one "LAB-RESULT {json}" line per
-// scenario on its console and "LAB-DONE" at the end.
+// scenario on its console, "LAB-FILE NAME BASE64" for a file it hands
+// out (gzip, then base64: the commissioning report), and "LAB-DONE" at
+// the end.
 const (
 	resultPrefix = "LAB-RESULT "
+	filePrefix   = "LAB-FILE "
 	doneLine     = "LAB-DONE"
 )
 
@@ -360,7 +369,8 @@ func (o *Options) image(ctx context.Context, abi, kroot, ko, gobin string) (stri
 func (o *Options) cmdline() string {
 	args := []string{"console=ttyS0", "panic=-1", "quiet", "loglevel=4",
 		fmt.Sprintf("lab.freq=%d", o.FreqErrorPPB), fmt.Sprintf("lab.width=%d", o.PulseWidth.Milliseconds()),
-		fmt.Sprintf("lab.jitter=%d", o.Jitter.Nanoseconds()), fmt.Sprintf("lab.qerr=%d", o.QErr.Nanoseconds())}
+		fmt.Sprintf("lab.jitter=%d", o.Jitter.Nanoseconds()), fmt.Sprintf("lab.qerr=%d", o.QErr.Nanoseconds()),
+		fmt.Sprintf("lab.delay=%d", o.CableDelay.Nanoseconds())}
 	if len(o.Only) > 0 {
 		args = append(args, "lab.only="+strings.Join(o.Only, ","))
 	}
@@ -396,7 +406,10 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		return nil, fmt.Errorf("initramfs: %w", err)
 	}
 	o.logf("lab: kernel %s, module and image ready in %v", abi, time.Since(t0).Round(100*time.Millisecond))
-	return o.boot(ctx, filepath.Join(kroot, "boot", "vmlinuz-"+abi), img)
+	os.Remove(filepath.Join(o.Work, reportName)) // the guest hands out this run's
+	results, err := o.boot(ctx, filepath.Join(kroot, "boot", "vmlinuz-"+abi), img)
+	o.renderReport(ctx, results)
+	return results, err
 }
 
 // boot runs QEMU (TCG: nested KVM does not boot usefully here) with an
@@ -433,6 +446,10 @@ func (o *Options) boot(ctx context.Context, kernel, initrd string) ([]Result, er
 			line = line[i:]
 		}
 		switch {
+		case strings.HasPrefix(line, filePrefix):
+			if err := o.saveFile(strings.TrimPrefix(line, filePrefix)); err != nil {
+				o.logf("lab: a file from the guest: %v", err)
+			}
 		case strings.HasPrefix(line, resultPrefix):
 			var r Result
 			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, resultPrefix)), &r); err != nil {
@@ -449,6 +466,29 @@ func (o *Options) boot(ctx context.Context, kernel, initrd string) ([]Result, er
 		return results, fmt.Errorf("the guest did not finish (console: %s)", filepath.Join(o.Work, "console.log"))
 	}
 	return results, nil
+}
+
+// saveFile writes a file the guest handed out ("NAME BASE64", gzip
+// inside) into the work directory; the name is a plain file name.
+func (o *Options) saveFile(spec string) error {
+	name, b64, ok := strings.Cut(spec, " ")
+	if !ok || name != filepath.Base(name) || name == "." || name == ".." {
+		return fmt.Errorf("bad LAB-FILE line")
+	}
+	z, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
+	if err != nil {
+		return err
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(z))
+	if err != nil {
+		return err
+	}
+	data, err := io.ReadAll(io.LimitReader(zr, 16<<20))
+	if err != nil {
+		return err
+	}
+	o.logf("lab: %s from the guest (%d bytes)", name, len(data))
+	return os.WriteFile(filepath.Join(o.Work, name), data, 0o644)
 }
 
 // Line is the one-line summary of a result.

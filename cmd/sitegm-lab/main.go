@@ -4,7 +4,7 @@
 // pass", and writes bin/lab/results.json. Without root or the packages it
 // needs it says what is missing and exits 0 (make test runs it that way).
 //
-//	sitegm-lab [--freq-error -40ppm] [--pulse-width 100ms] [--jitter 20ns] [--qerr 0ns] [--only extts,faults]
+//	sitegm-lab [--freq-error -40ppm] [--pulse-width 100ms] [--jitter 20ns] [--qerr 0ns] [--cable-delay 150ns] [--only extts,faults]
 package main
 
 import (
@@ -47,6 +47,7 @@ func run(args []string) int {
 	width := fs.Duration("pulse-width", 100*time.Millisecond, "width of the simulated 1PPS (1ms..900ms)")
 	jitter := fs.Duration("jitter", 20*time.Nanosecond, "standard deviation of the pulse's edge noise (0..10us)")
 	qerr := fs.Duration("qerr", 0, "amplitude of the receiver's sawtooth (0..100ns)")
+	cable := fs.Duration("cable-delay", 150*time.Nanosecond, "how late the pulse reaches the pin in the delays scenario, as down an antenna cable (10ns..10us)")
 	only := fs.String("only", "", "run these scenarios only (comma separated: "+strings.Join(lab.Scenarios, ",")+")")
 	work := fs.String("work", "bin/lab", "work directory (kernel, image, console log, results.json)")
 	if err := fs.Parse(args); err != nil {
@@ -69,13 +70,16 @@ func run(args []string) int {
 	case *qerr < 0 || *qerr > 100*time.Nanosecond:
 		fmt.Fprintln(os.Stderr, "sitegm-lab: --qerr must be 0..100ns")
 		return 2
+	case *cable < 10*time.Nanosecond || *cable > 10*time.Microsecond:
+		fmt.Fprintln(os.Stderr, "sitegm-lab: --cable-delay must be 10ns..10us")
+		return 2
 	}
 	if why := lab.Missing(); why != "" {
 		fmt.Printf("lab: skipped (%s): run as root after make test-deps\n", why)
 		return 0
 	}
 	root, _ := os.Getwd()
-	o := lab.Options{FreqErrorPPB: f, PulseWidth: *width, Jitter: *jitter, QErr: *qerr, Root: root,
+	o := lab.Options{FreqErrorPPB: f, PulseWidth: *width, Jitter: *jitter, QErr: *qerr, CableDelay: *cable, Root: root,
 		Work: *work, Log: os.Stdout, Timeout: 15 * time.Minute}
 	if *only != "" {
 		o.Only = strings.Split(*only, ",")

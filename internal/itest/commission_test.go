@@ -9,37 +9,22 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/facebook/time/leaphash"
+	"sitegm/internal/peers"
 )
 
-// FreshLeapFile writes a copy of the host's leap-seconds.list that
-// expires a year from now, its hash recomputed: a test's sitegm judged
-// on its own figures, not on the age of the machine's tzdata.
+// FreshLeapFile writes the host's leap-seconds.list with its expiry a
+// year from now (peers.FreshLeapList).
 func FreshLeapFile(t testing.TB, dir string) string {
 	t.Helper()
 	b, err := os.ReadFile("/usr/share/zoneinfo/leap-seconds.list")
 	if err != nil {
 		t.Skipf("no leap-seconds.list (tzdata): %v", err)
 	}
-	const ntpEpoch = 2208988800 // 1900 to 1970, s
-	var lines []string
-	for _, l := range strings.Split(string(b), "\n") {
-		switch {
-		case strings.HasPrefix(l, "#@"):
-			l = "#@\t" + strconv.FormatInt(time.Now().Add(365*24*time.Hour).Unix()+ntpEpoch, 10)
-		case strings.HasPrefix(l, "#h"):
-			continue
-		}
-		lines = append(lines, l)
-	}
-	body := strings.Join(lines, "\n")
-	body = strings.TrimRight(body, "\n") + "\n#h\t" + leaphash.Compute(body) + "\n"
-	return WriteFile(t, dir, "leap-seconds.list", body)
+	return WriteFile(t, dir, "leap-seconds.list", string(peers.FreshLeapList(b, time.Now().Add(365*24*time.Hour))))
 }
 
 // commissionReport is what the test reads of the JSON document.

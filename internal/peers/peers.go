@@ -9,6 +9,10 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
+	"time"
+
+	"github.com/facebook/time/leaphash"
 )
 
 // Ptp4lSlave is a ptp4l [global] section that measures and never steers:
@@ -81,4 +85,24 @@ func P90(v []float64) float64 {
 	}
 	sort.Float64s(a)
 	return a[int(0.9*float64(len(a)-1))]
+}
+
+// FreshLeapList is a leap-seconds.list (IERS/NIST format) with its expiry
+// ("#@") moved to expires and its hash ("#h") recomputed: tests and the
+// kernel lab judge sitegm on its own figures, not on the age of the
+// machine's tzdata (Debian's copy here expired on 2026-06-28).
+func FreshLeapList(list []byte, expires time.Time) []byte {
+	const ntpEpoch = 2208988800 // 1900 to 1970, s
+	var lines []string
+	for _, l := range strings.Split(string(list), "\n") {
+		switch {
+		case strings.HasPrefix(l, "#@"):
+			l = "#@\t" + strconv.FormatInt(expires.Unix()+ntpEpoch, 10)
+		case strings.HasPrefix(l, "#h"):
+			continue
+		}
+		lines = append(lines, l)
+	}
+	body := strings.TrimRight(strings.Join(lines, "\n"), "\n") + "\n"
+	return []byte(body + "#h\t" + leaphash.Compute(body) + "\n")
 }

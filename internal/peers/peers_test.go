@@ -2,7 +2,10 @@ package peers
 
 import (
 	"math"
+	"os"
+	"sitegm/clock/leap"
 	"testing"
+	"time"
 )
 
 func TestReadPeers(t *testing.T) {
@@ -21,5 +24,22 @@ func TestReadPeers(t *testing.T) {
 	}
 	if p := P90([]float64{-1, 2, -3, 4, 5, 6, 7, 8, 9, -100}); p != 9 {
 		t.Errorf("p90 %v", p)
+	}
+}
+
+// TestFreshLeapList: the list it makes parses (hash and all) and expires
+// when asked.
+func TestFreshLeapList(t *testing.T) {
+	b, err := os.ReadFile("/usr/share/zoneinfo/leap-seconds.list")
+	if err != nil {
+		t.Skip("no tzdata leap-seconds.list")
+	}
+	exp := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	tab, err := leap.ParseList(FreshLeapList(b, exp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tab.Expires.Equal(exp) {
+		t.Errorf("expires %v", tab.Expires)
 	}
 }

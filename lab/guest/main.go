@@ -26,11 +26,14 @@ import (
 // params are the module's, from the kernel command line.
 type params struct {
 	freqPPB, widthMS, jitterNS, qerrNS int64
-	only                               map[string]bool
+	// delayNS is the pulse's lateness in the delays scenario (the others
+	// load the module without one).
+	delayNS int64
+	only    map[string]bool
 }
 
 func readParams() params {
-	p := params{freqPPB: 25000, widthMS: 100, jitterNS: 20}
+	p := params{freqPPB: 25000, widthMS: 100, jitterNS: 20, delayNS: 150}
 	b, _ := os.ReadFile("/proc/cmdline")
 	for _, f := range strings.Fields(string(b)) {
 		k, v, ok := strings.Cut(f, "=")
@@ -47,6 +50,8 @@ func readParams() params {
 			p.jitterNS = n
 		case "lab.qerr":
 			p.qerrNS = n
+		case "lab.delay":
+			p.delayNS = n
 		case "lab.only":
 			p.only = map[string]bool{}
 			for _, s := range strings.Split(v, ",") {
@@ -157,9 +162,13 @@ const debugDir = "/sys/kernel/debug/sitegm_lab"
 
 type labDev struct{ phc, pps string }
 
-func loadModule(p params) labDev {
+func loadModule(p params) labDev { return loadModuleDelay(p, 0) }
+
+// loadModuleDelay loads the module with its pulse delayNS late.
+func loadModuleDelay(p params, delayNS int64) labDev {
 	must(sh("insmod", "/lib/modules/sitegm_lab.ko", fmt.Sprintf("freq_error_ppb=%d", p.freqPPB),
-		fmt.Sprintf("width_ms=%d", p.widthMS), fmt.Sprintf("jitter_ns=%d", p.jitterNS), fmt.Sprintf("qerr_ns=%d", p.qerrNS)))
+		fmt.Sprintf("width_ms=%d", p.widthMS), fmt.Sprintf("jitter_ns=%d", p.jitterNS), fmt.Sprintf("qerr_ns=%d", p.qerrNS),
+		fmt.Sprintf("delay_ns=%d", delayNS)))
 	var d labDev
 	waitFor(5*time.Second, "the module's devices", func() bool {
 		d = findDevices()
@@ -234,10 +243,11 @@ type sitegm struct {
 }
 
 // startGNSSSim runs the receiver: NMEA through a pty, naming the seconds
-// of the module's truth (the module must be loaded).
-func (s *sitegm) startGNSSSim() {
-	s.gsim = start("/bin/gnss-sim", "--pty-link", s.dir+"/gnss", "--baud", "115200",
-		"--truth-from", debugDir+"/now", "--nmea-latency", "150ms:20ms")
+// of the module's truth (the module must be loaded); extra are more of
+// gnss-sim's options.
+func (s *sitegm) startGNSSSim(extra ...string) {
+	s.gsim = start("/bin/gnss-sim", append([]string{"--pty-link", s.dir + "/gnss", "--baud", "115200",
+		"--truth-from", debugDir + "/now", "--nmea-latency", "150ms:20ms"}, extra...)...)
 }
 
 // startSitegm writes a configuration (gnss-sim's pty and the status
@@ -245,12 +255,32 @@ func (s *sitegm) startGNSSSim() {
 // and gnss-sim; prefix runs them in a network namespace ("ip netns exec
 // NS").
 func startSitegm(dir, pps, clock, tables string, prefix ...string) *sitegm {
+	s := runSitegm(writeConfig(dir, pps, "", clock, tables), prefix...)
+	if _, err := os.Stat(debugDir + "/now"); err == nil {
+		s.startGNSSSim()
+	}
+	return s
+}
+
+// runSitegm runs sitegm on dir's configuration (writeConfig), without a
+// receiver.
+func runSitegm(dir string, prefix ...string) *sitegm {
+	args := append(append([]string{}, prefix...), "/bin/sitegm", "run", "-c", dir+"/sitegm.toml")
+	s := &sitegm{dir: dir}
+	s.p = start(args[0], args[1:]...)
+	return s
+}
+
+// writeConfig writes dir/sitegm.toml (startSitegm's; gnss are more [gnss]
+// keys) and returns dir.
+func writeConfig(dir, pps, gnss, clock, tables string) string {
 	os.MkdirAll(dir, 0o755)
 	cfg := fmt.Sprintf(`[gnss]
 device = "%[1]s/gnss"
 baud = 115200
 pps = "%[2]s"
 pps_width = "%[5]dms"
+%[6]s
 [clock]
 drift_file = "%[1]s/drift"
 %[3]s
@@ -260,15 +290,9 @@ target = "stderr"
 status_interval = "1s"
 [status]
 socket = "%[1]s/status.sock"
-`, dir, pps, clock, tables, pulseWidthMS)
+`, dir, pps, clock, tables, pulseWidthMS, gnss)
 	os.WriteFile(dir+"/sitegm.toml", []byte(cfg), 0o644)
-	args := append(append([]string{}, prefix...), "/bin/sitegm", "run", "-c", dir+"/sitegm.toml")
-	s := &sitegm{dir: dir}
-	s.p = start(args[0], args[1:]...)
-	if _, err := os.Stat(debugDir + "/now"); err == nil {
-		s.startGNSSSim()
-	}
-	return s
+	return dir
 }
 
 func (s *sitegm) stop() {

@@ -30,6 +30,7 @@ func init() {
 		{"nic-timestamping", nicScenario},
 		{"boot-race", bootRaceScenario},
 		{"faults", faultsScenario},
+		{"delays", delaysScenario},
 	}
 }
 
@@ -141,6 +142,32 @@ func netns(ns, line string) {
 	must(sh("ip", "netns", "exec", ns, "sh", "-c", line))
 }
 
+// trunk makes two namespaces, gm (sitegm) and sl (its followers), joined
+// by a veth pair vA-vB carrying 802.1Q VLANs: vA.ID is 10.ID.0.1/24, vB.ID
+// 10.ID.0.2/24. It returns what removes them.
+func trunk(ids ...string) (remove func()) {
+	must(sh("ip", "netns", "add", "gm"))
+	must(sh("ip", "netns", "add", "sl"))
+	remove = func() {
+		sh("ip", "netns", "del", "gm")
+		sh("ip", "netns", "del", "sl")
+	}
+	must(sh("ip", "link", "add", "vA", "type", "veth", "peer", "name", "vB"))
+	must(sh("ip", "link", "set", "vA", "netns", "gm"))
+	must(sh("ip", "link", "set", "vB", "netns", "sl"))
+	for _, side := range []struct{ ns, dev, host string }{{"gm", "vA", "1"}, {"sl", "vB", "2"}} {
+		line := "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; " +
+			"ip link set lo up; ip link set " + side.dev + " up"
+		for _, id := range ids {
+			v := side.dev + "." + id
+			line += fmt.Sprintf("; ip link add link %s name %s type vlan id %s; ip addr add 10.%s.0.%s/24 dev %s; ip link set %s up",
+				side.dev, v, id, id, side.host, v, v)
+		}
+		netns(side.ns, line)
+	}
+	return remove
+}
+
 // vlan: a Dante-style redundant pair of audio VLANs (.10, .11) and a video
 // VLAN (.20) over one veth "trunk" between two namespaces. sitegm serves
 // PTPv2 and PTPv1 on both audio VLANs and NTP on the video one from the
@@ -148,23 +175,7 @@ func netns(ns, line string) {
 // measure it; nothing leaves the trunk untagged.
 func vlanScenario(p params, r *lab.Result) {
 	dev := loadModule(p)
-	must(sh("ip", "netns", "add", "gm"))
-	must(sh("ip", "netns", "add", "sl"))
-	defer sh("ip", "netns", "del", "gm")
-	defer sh("ip", "netns", "del", "sl")
-	must(sh("ip", "link", "add", "vA", "type", "veth", "peer", "name", "vB"))
-	must(sh("ip", "link", "set", "vA", "netns", "gm"))
-	must(sh("ip", "link", "set", "vB", "netns", "sl"))
-	for _, side := range []struct{ ns, dev, host string }{{"gm", "vA", "1"}, {"sl", "vB", "2"}} {
-		line := "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; " +
-			"ip link set lo up; ip link set " + side.dev + " up"
-		for _, id := range []string{"10", "11", "20"} {
-			v := side.dev + "." + id
-			line += fmt.Sprintf("; ip link add link %s name %s type vlan id %s; ip addr add 10.%s.0.%s/24 dev %s; ip link set %s up",
-				side.dev, v, id, id, side.host, v, v)
-		}
-		netns(side.ns, line)
-	}
+	defer trunk("10", "11", "20")()
 	tagged := startVLANWatch("sl", "vB")
 	s := startSitegm("/tmp/vlan", "phc:"+dev.phc+":0", phcClock(dev.phc, false), `[[ptp]]
 interface = "vA.10"

@@ -17,8 +17,9 @@
  * adjustment re-anchors (base_raw, base_phc) so the line stays continuous.
  *
  * The pulse: at every whole second S of the truth, a rising edge (plus
- * gaussian jitter_ns noise and a qerr_ns sawtooth, as a receiver's pulse
- * has) and a falling edge width_ms later. Each edge is an EXTTS event on
+ * delay_ns, as an antenna cable delays a receiver's pulse, and gaussian
+ * jitter_ns noise and a qerr_ns sawtooth, as a receiver's pulse has) and
+ * a falling edge width_ms later. Each edge is an EXTTS event on
  * every enabled channel (the PHC's time at the edge) and a PPS event on
  * /dev/ppsN (CLOCK_REALTIME at the edge): assert for rising, clear for
  * falling. The timer fires 100 µs after each edge, as the interrupt of a
@@ -61,6 +62,9 @@ MODULE_PARM_DESC(qerr_ns, "amplitude of the receiver's sawtooth, ns");
 static int tai_utc = 37;
 module_param(tai_utc, int, 0444);
 MODULE_PARM_DESC(tai_utc, "TAI-UTC, s: truth is CLOCK_REALTIME at load plus this");
+static long delay_ns;
+module_param(delay_ns, long, 0444);
+MODULE_PARM_DESC(delay_ns, "the pulse reaches the pin this late after its second, ns (an antenna cable; -50000..50000, inside the 100 us before the edge is reported)");
 
 #define N_CHANNELS 2
 #define PPT_PER_SCALED_PPM 1000000 /* scaled_ppm is ppm * 2^16 */
@@ -309,7 +313,7 @@ static enum hrtimer_restart pulse(struct hrtimer *t)
 	if (!l->falling_next) {
 		if (qerr_ns)
 			saw = (s64)(l->next_second % 17) * 2 * qerr_ns / 16 - qerr_ns;
-		l->lead = edge_raw + noise(jitter_ns) + saw;
+		l->lead = edge_raw + delay_ns + noise(jitter_ns) + saw;
 		if (l->pulses) {
 			edge(l, l->lead, true, real_now, raw_now);
 			l->n_pulses++;
@@ -408,7 +412,7 @@ static int __init lab_init(void)
 	s64 raw, real;
 	int i;
 
-	if (width_ms < 1 || width_ms > 900)
+	if (width_ms < 1 || width_ms > 900 || delay_ns < -50000 || delay_ns > 50000)
 		return -EINVAL;
 	lab = kzalloc(sizeof(*lab), GFP_KERNEL);
 	if (!lab)
