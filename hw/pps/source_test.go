@@ -135,3 +135,24 @@ func TestSockSource(t *testing.T) {
 		t.Errorf("socket left behind: %v", err)
 	}
 }
+
+// TestPulseWidth: a kernel PPS device's assert and clear stamps give the
+// width only when the clear edge is the same pulse's.
+func TestPulseWidth(t *testing.T) {
+	for _, c := range []struct {
+		a, c unix.PPSKTime
+		w    time.Duration
+		ok   bool
+	}{
+		{unix.PPSKTime{Sec: 100, Nsec: 5}, unix.PPSKTime{Sec: 100, Nsec: 100000005}, 100 * time.Millisecond, true},
+		{unix.PPSKTime{Sec: 100, Nsec: 900000000}, unix.PPSKTime{Sec: 101, Nsec: 100000000}, 200 * time.Millisecond, true},
+		{unix.PPSKTime{Sec: 101}, unix.PPSKTime{Sec: 100, Nsec: 100000000}, 0, false}, // the clear is the previous pulse's
+		{unix.PPSKTime{Sec: 100}, unix.PPSKTime{}, 0, false},                          // nothing cleared yet
+		{unix.PPSKTime{Sec: 100}, unix.PPSKTime{Sec: 102}, 0, false},                  // a pulse missed
+	} {
+		w, ok := pulseWidth(c.a, c.c)
+		if ok != c.ok || (ok && w != c.w) {
+			t.Errorf("assert %v clear %v: %v %v", c.a, c.c, w, ok)
+		}
+	}
+}
