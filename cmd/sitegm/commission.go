@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -70,6 +72,10 @@ func cmdCommission(args []string) int {
 		*out = fmt.Sprintf("sitegm-commission-%s-%s", host, start.UTC().Format("20060102T150405Z"))
 	}
 	col := commission.NewCollector(&cfg, host, version.BuildDate, *path, start, *dur)
+	if b, err := config.ReadLimited(*path, 1<<20); err == nil {
+		sum := sha256.Sum256(b)
+		col.ConfigDigest(hex.EncodeToString(sum[:]))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *dur)

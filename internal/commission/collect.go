@@ -46,6 +46,13 @@ func NewCollector(cfg *config.Config, host, version, path string, start time.Tim
 	return c
 }
 
+// ConfigDigest records the configuration file's SHA-256.
+func (c *Collector) ConfigDigest(hexSum string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.o.ConfigSHA256 = hexSum
+}
+
 // Problem notes what could not be observed.
 func (c *Collector) Problem(s string) {
 	c.mu.Lock()

@@ -56,12 +56,14 @@ type Check struct {
 
 // Observations are what the collectors gathered over the run.
 type Observations struct {
-	Host    string        `json:"host"`
-	Version string        `json:"version"`
-	Config  string        `json:"config"`
-	Start   time.Time     `json:"start"`
-	Planned time.Duration `json:"-"`
-	Elapsed time.Duration `json:"-"`
+	Host    string `json:"host"`
+	Version string `json:"version"`
+	Config  string `json:"config"`
+	// ConfigSHA256 ties the report to the file it judged.
+	ConfigSHA256 string        `json:"config_sha256"`
+	Start        time.Time     `json:"start"`
+	Planned      time.Duration `json:"-"`
+	Elapsed      time.Duration `json:"-"`
 	// Daemon: a running sitegm answered its status socket, and the
 	// receiver, pulse, clock and follower figures are its own; otherwise
 	// the command read the receiver and the pulse itself (standalone).
@@ -228,16 +230,18 @@ type LeapObs struct {
 
 // Report is the judged run.
 type Report struct {
-	Schema   int       `json:"schema"`
-	Verdict  Verdict   `json:"verdict"`
-	Host     string    `json:"host"`
-	Version  string    `json:"version"`
-	Config   string    `json:"config"`
-	Start    time.Time `json:"start"`
-	PlannedS float64   `json:"planned_s"`
-	ElapsedS float64   `json:"elapsed_s"`
-	Mode     string    `json:"mode"` // "daemon" or "standalone"
-	Checks   []Check   `json:"checks"`
+	Schema  int     `json:"schema"`
+	Verdict Verdict `json:"verdict"`
+	Host    string  `json:"host"`
+	Version string  `json:"version"`
+	Config  string  `json:"config"`
+	// ConfigSHA256 is the configuration file's digest.
+	ConfigSHA256 string    `json:"config_sha256"`
+	Start        time.Time `json:"start"`
+	PlannedS     float64   `json:"planned_s"`
+	ElapsedS     float64   `json:"elapsed_s"`
+	Mode         string    `json:"mode"` // "daemon" or "standalone"
+	Checks       []Check   `json:"checks"`
 
 	Receiver   ReceiverObs    `json:"receiver"`
 	PPS        PPSReport      `json:"pps"`
@@ -316,7 +320,7 @@ type Follower struct {
 
 // Analyze judges obs against what cfg asks for.
 func Analyze(cfg *config.Config, obs *Observations) *Report {
-	r := &Report{Schema: 1, Host: obs.Host, Version: obs.Version, Config: obs.Config, Start: obs.Start,
+	r := &Report{Schema: 1, Host: obs.Host, Version: obs.Version, Config: obs.Config, ConfigSHA256: obs.ConfigSHA256, Start: obs.Start,
 		PlannedS: obs.Planned.Seconds(), ElapsedS: obs.Elapsed.Seconds(), Mode: "standalone",
 		Receiver: obs.Receiver, Interfaces: obs.Interfaces, Clock: obs.Clock, Monitors: obs.Monitors,
 		Leap: obs.Leap, Problems: obs.Problems}

@@ -116,7 +116,7 @@ svg .xl{font:11px sans-serif;fill:#5b6878;text-anchor:middle}svg .xt,svg .yt{fon
 svg .l{fill:none;stroke:#2563a8;stroke-width:1.2}svg .b{fill:#2563a8}
 </style></head><body><main>
 <h1>sitegm commissioning report</h1>
-<div class="sub">{{.Host}} &middot; started {{date .Start}} &middot; {{secs .ElapsedS}} of {{secs .PlannedS}} &middot; {{.Mode}} &middot; sitegm {{.Version}} &middot; {{.Config}}</div>
+<div class="sub">{{.Host}} &middot; started {{date .Start}} &middot; {{secs .ElapsedS}} of {{secs .PlannedS}} &middot; {{.Mode}} &middot; sitegm {{.Version}} &middot; {{.Config}}{{with .ConfigSHA256}} (sha256 {{printf "%.12s" .}}){{end}}</div>
 <div class="verdict {{.Verdict}}">{{.Verdict}}</div>
 <div class="sub">{{count .Report "PASS"}} passed, {{count .Report "WARN"}} warnings, {{count .Report "FAIL"}} failed</div>
 
