@@ -253,6 +253,18 @@ func TestStandalonePhaseWraps(t *testing.T) {
 	if _, ok := ids["clock.state"]; ok {
 		t.Error("the clock judged without the daemon")
 	}
+	// A standalone report without a PHC, monitors or followers renders.
+	o.PHC, o.Monitors, o.Interfaces = nil, nil, nil
+	if _, err := Analyze(cfg, o).HTML(); err != nil {
+		t.Errorf("standalone page: %v", err)
+	}
+	// So does one of an NTP-only site (no receiver, no pulse).
+	ntpOnly := *cfg
+	ntpOnly.GNSS.Device = ""
+	r = Analyze(&ntpOnly, &Observations{Start: o.Start, Planned: time.Minute, Elapsed: time.Minute})
+	if _, err := r.HTML(); err != nil || len(r.Budgets) != 0 {
+		t.Errorf("NTP-only page: %v, budgets %+v", err, r.Budgets)
+	}
 }
 
 // TestReportRenders: the page is self-contained and carries every check;
