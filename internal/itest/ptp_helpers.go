@@ -155,3 +155,53 @@ func Ptp4lConfig(t testing.TB, dir, name, body string) string {
 // Ptp4lSlaveConf is a ptp4l that measures and never steers
 // (peers.Ptp4lSlave), without its [global] line: Ptp4lConfig adds it.
 var Ptp4lSlaveConf = strings.TrimPrefix(peers.Ptp4lSlave, "[global]\n")
+
+// CaptureKinds captures PTPv2 messages on h's eth0 with one tshark per
+// message type, each to its own count (want: message type -> count):
+// kinds come at their own rates (Delay_Resps only as fast as the slaves
+// ask, Announces every 2 s), and a fixed window or one count of all
+// kinds can close before a slow kind arrived. filter is the BPF filter of
+// the messages; typeByte the BPF byte whose low nibble is the message
+// type (IEEE 1588-2019 13.3.1: "udp[8]" over UDP, "ether[14]" over
+// Ethernet). The returned wait waits for every capture (guard timeout)
+// and returns the files.
+func CaptureKinds(t *testing.T, h *Host, dir, name, filter, typeByte string, want map[int]int) (wait func(timeout time.Duration) []string) {
+	t.Helper()
+	var files []string
+	var procs []*Proc
+	for kind, n := range want {
+		f := filepath.Join(dir, fmt.Sprintf("%s-%x.pcap", name, kind))
+		files = append(files, f)
+		procs = append(procs, h.Start(t, "tshark", "-i", "eth0", "-w", f, "-c", fmt.Sprint(n),
+			"-f", fmt.Sprintf("(%s) and %s & 0x0f = %d", filter, typeByte, kind)))
+	}
+	return func(timeout time.Duration) []string {
+		t.Helper()
+		end := time.Now().Add(timeout)
+		for i, p := range procs {
+			if exited, _ := p.Wait(time.Until(end)); !exited {
+				t.Fatalf("tshark did not capture its messages: %s", files[i])
+			}
+		}
+		return files
+	}
+}
+
+// TsharkFields reads fields of the PTP messages in files (display filter
+// display).
+func TsharkFields(t *testing.T, files []string, display string, fields ...string) string {
+	t.Helper()
+	var out []byte
+	for _, f := range files {
+		args := []string{"-r", f, "-Y", display, "-T", "fields"}
+		for _, fl := range fields {
+			args = append(args, "-e", fl)
+		}
+		o, err := exec.Command("tshark", args...).Output()
+		if err != nil {
+			t.Fatalf("tshark -r %s: %v", f, err)
+		}
+		out = append(out, o...)
+	}
+	return string(out)
+}

@@ -113,10 +113,8 @@ func TestPTPLayer2(t *testing.T) {
 	slave := au.Start(t, "ptp4l", "-f", Ptp4lConfig(t, dir, "slave.conf", conf), "-i", "eth0", "-m")
 	sg.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
 	sg.WaitEvent(t, 0, 30*time.Second, "ptp_port_state", "ptp_state", "MASTER")
-	capFile := filepath.Join(dir, "l2.pcap")
-	// 12 s of capture hold 6 Announces (one each 2 s) and about a
-	// hundred Syncs: what is judged below needs one of each kind.
-	capture := mg.Start(t, "tshark", "-i", "eth0", "-w", capFile, "-f", "ether proto 0x88f7", "-a", "duration:12")
+	// Syncs, Delay_Resps and Announces, each kind to a count.
+	captured := CaptureKinds(t, mg, dir, "l2", "ether proto 0x88f7", "ether[14]", map[int]int{0x0: 5, 0x9: 3, 0xb: 2})
 	from := time.Now().Add(5 * time.Second)
 	var errs []float64
 	WaitCount(t, 3*time.Minute, "ptp4l offsets", 30, func() int {
@@ -128,16 +126,9 @@ func TestPTPLayer2(t *testing.T) {
 	if q := p90(errs); q > 100_000 {
 		t.Errorf("offsets do not match the truth: 90th percentile %.0f ns (rms %.0f)", q, r)
 	}
-	if exited, _ := capture.Wait(time.Minute); !exited {
-		t.Fatal("tshark did not end its 12 s capture")
-	}
-	out, err := exec.Command("tshark", "-r", capFile, "-Y", "ptp", "-T", "fields",
-		"-e", "eth.dst", "-e", "ptp.v2.messagetype", "-e", "_ws.malformed", "-e", "_ws.expert.severity").Output()
-	if err != nil {
-		t.Fatalf("tshark: %v", err)
-	}
+	out := TsharkFields(t, captured(2*time.Minute), "ptp", "eth.dst", "ptp.v2.messagetype", "_ws.malformed", "_ws.expert.severity")
 	kinds := map[string]int{}
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		f := strings.Split(l, "\t")
 		if len(f) < 2 || f[1] == "" {
 			t.Errorf("not dissected as PTPv2: %q", l)

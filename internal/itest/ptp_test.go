@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -159,10 +158,10 @@ func TestPTPGrandmaster(t *testing.T) {
 
 	sg.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
 	sg.WaitEvent(t, 0, 30*time.Second, "ptp_port_state", "ptp_state", "MASTER")
-	capFile := filepath.Join(dir, "gm.pcap")
-	// 12 s of capture hold 6 Announces (one each 2 s) and about a
-	// hundred Syncs: what is judged below needs one of each kind.
-	capture := mg.Start(t, "tshark", "-i", "eth0", "-w", capFile, "-f", "udp port 319 or udp port 320", "-a", "duration:12")
+	// sitegm's Syncs, Follow_Ups, Delay_Resps and Announces, each kind to
+	// a count.
+	captured := CaptureKinds(t, mg, dir, "gm", "src host 10.77.0.1 and (udp port 319 or udp port 320)", "udp[8]",
+		map[int]int{0x0: 5, 0x8: 5, 0x9: 3, 0xb: 2})
 	measureFrom := time.Now().Add(5 * time.Second)
 
 	// 1. ptp4l's offsets against the truth, and the ptp4l grandmaster's:
@@ -220,16 +219,9 @@ func TestPTPGrandmaster(t *testing.T) {
 	}
 
 	// 3. tshark: every PTP message sitegm sent dissects cleanly.
-	if exited, _ := capture.Wait(time.Minute); !exited {
-		t.Fatal("tshark did not end its 12 s capture")
-	}
-	out, err := exec.Command("tshark", "-r", capFile, "-Y", "ip.src==10.77.0.1", "-T", "fields",
-		"-e", "ptp.v2.messagetype", "-e", "_ws.malformed", "-e", "_ws.expert.severity").Output()
-	if err != nil {
-		t.Fatalf("tshark: %v", err)
-	}
+	out := TsharkFields(t, captured(2*time.Minute), "ip.src==10.77.0.1", "ptp.v2.messagetype", "_ws.malformed", "_ws.expert.severity")
 	kinds := map[string]int{}
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		f := strings.Split(l, "\t")
 		if len(f) < 1 || f[0] == "" {
 			t.Errorf("not dissected as PTPv2: %q", l)
@@ -280,5 +272,4 @@ func TestPTPGrandmaster(t *testing.T) {
 		took = time.Since(t0)
 		return last["clockClass"] == "7"
 	})
-	_ = os.Remove(capFile)
 }

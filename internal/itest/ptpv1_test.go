@@ -58,12 +58,17 @@ func TestPTPv1Dante(t *testing.T) {
 	slave := au2.Start(t, "ptp4l", "-f", Ptp4lConfig(t, dir, "slave.conf", Ptp4lSlaveConf), "-i", "eth0", "-m")
 	sg.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
 	sg.WaitEvent(t, 0, 30*time.Second, "ptpv1_port_state", "ptpv1_state", "MASTER")
-	capFile := filepath.Join(dir, "v1.pcap")
 	// sitegm's v1 messages only (a v1 header starts with versionPTP 1 in
-	// two bytes), to a count: 60 hold more than the 20 Syncs, 20
-	// Follow_Ups and 5 Delay_Resps judged below whatever their order.
-	capture := mg.Start(t, "tshark", "-i", "eth0", "-w", capFile, "-c", "60",
-		"-f", "src host 10.81.0.1 and (udp port 319 or udp port 320) and udp[8:2] = 1")
+	// two bytes), each kind to its own count: 44 Syncs and Follow_Ups
+	// (20 of each whatever the order), and 5 Delay_Resps (control 3, the
+	// header's 33rd byte) in a capture of their own - they come only as
+	// fast as the slave asks, and a slave starved of the CPU for seconds
+	// asked for none in a window that a single count of all kinds closed
+	// on Syncs alone.
+	const v1Filter = "src host 10.81.0.1 and (udp port 319 or udp port 320) and udp[8:2] = 1"
+	capFile, respFile := filepath.Join(dir, "v1.pcap"), filepath.Join(dir, "v1-resp.pcap")
+	capture := mg.Start(t, "tshark", "-i", "eth0", "-w", capFile, "-c", "44", "-f", v1Filter+" and udp[40] != 3")
+	respCapture := mg.Start(t, "tshark", "-i", "eth0", "-w", respFile, "-c", "5", "-f", v1Filter+" and udp[40] = 3")
 	from := time.Now().Add(5 * time.Second)
 
 	// 1. The v1 slave against the truth; ptp4l on v2 in the same run:
@@ -104,14 +109,21 @@ func TestPTPv1Dante(t *testing.T) {
 
 	// 2. tshark: every v1 packet sitegm sent.
 	if exited, _ := capture.Wait(2 * time.Minute); !exited {
-		t.Fatal("tshark did not capture 60 v1 packets from sitegm")
+		t.Fatal("tshark did not capture 44 v1 Syncs and Follow_Ups from sitegm")
 	}
-	out, err := exec.Command("tshark", "-r", capFile, "-Y", "ip.src==10.81.0.1 && ptp.versionptp==1", "-T", "fields",
-		"-e", "ptp.controlfield", "-e", "ptp.subdomain", "-e", "ptp.flags.assist", "-e", "ptp.sdr.grandmasterclockstratum",
-		"-e", "ptp.sdr.grandmasterclockidentifier", "-e", "ptp.sdr.currentutcoffset", "-e", "ptp.sdr.syncinterval",
-		"-e", "_ws.malformed", "-e", "_ws.expert.severity").Output()
-	if err != nil {
-		t.Fatalf("tshark: %v", err)
+	if exited, _ := respCapture.Wait(2 * time.Minute); !exited {
+		t.Fatal("tshark did not capture 5 v1 Delay_Resps from sitegm")
+	}
+	var out []byte
+	for _, f := range []string{capFile, respFile} {
+		o, err := exec.Command("tshark", "-r", f, "-Y", "ip.src==10.81.0.1 && ptp.versionptp==1", "-T", "fields",
+			"-e", "ptp.controlfield", "-e", "ptp.subdomain", "-e", "ptp.flags.assist", "-e", "ptp.sdr.grandmasterclockstratum",
+			"-e", "ptp.sdr.grandmasterclockidentifier", "-e", "ptp.sdr.currentutcoffset", "-e", "ptp.sdr.syncinterval",
+			"-e", "_ws.malformed", "-e", "_ws.expert.severity").Output()
+		if err != nil {
+			t.Fatalf("tshark -r %s: %v", f, err)
+		}
+		out = append(out, o...)
 	}
 	kinds := map[string]int{}
 	for _, l := range strings.Split(string(out), "\n") {
