@@ -256,6 +256,7 @@ mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
 mkdir -p /dev/pts /var/run /var/lib/chrony /run/chrony && mount -t devpts devpts /dev/pts
 ln -sf /run /var/run
+echo sitegm-lab > /proc/sys/kernel/hostname
 ip link set lo up
 /bin/labguest
 echo LAB-DONE
@@ -442,8 +443,10 @@ func (o *Options) boot(ctx context.Context, kernel, initrd string) ([]Result, er
 		line := strings.TrimRight(sc.Text(), "\r")
 		fmt.Fprintln(console, line)
 		// The firmware's terminal escapes may share the first line.
-		if i := strings.Index(line, resultPrefix); i > 0 {
-			line = line[i:]
+		for _, p := range []string{resultPrefix, filePrefix} {
+			if i := strings.Index(line, p); i > 0 {
+				line = line[i:]
+			}
 		}
 		switch {
 		case strings.HasPrefix(line, filePrefix):

@@ -48,7 +48,7 @@ func (r *Report) plots() []template.HTML {
 				qx, qy = append(qx, x[i]), append(qy, e.QErrNS)
 			}
 		}
-		if len(qy) > 1 {
+		if lo, hi := minMax(qy); len(qy) > 1 && hi > lo {
 			out = append(out, linePlot("The receiver's sawtooth (TIM-TP qErr), taken off each pulse", "qErr", qx, qy))
 		}
 	}
