@@ -71,6 +71,7 @@ gate-lab: build
 #   make stress                          10 x make test, one CPU busy
 #   make stress STRESS_HOG=0             10 x make test on a quiet machine
 #   make stress STRESS_RUN=TestNTPHoldover STRESS_RUNS=20
+#   make stress STRESS_RUN='^(TestA|TestB)$$'   (a $ in the regex is written $$: make reads it)
 STRESS_RUNS ?= 10
 STRESS_HOG ?= 1
 STRESS_RUN ?=

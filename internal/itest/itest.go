@@ -327,6 +327,34 @@ func (p *Proc) WaitStatus(t testing.TB, from Mark, timeout time.Duration, kv ...
 	return p.WaitLine(t, from, timeout, append([]string{"msg", "status"}, kv...)...)
 }
 
+// WaitSettled waits for n status lines in a row, logged after from, in
+// which the servo's own offset estimate (offset_ns) is within bound: a
+// clock LOCKED may still be pulling its phase in (the lock says its
+// error is within a microsecond), and a figure of its steady state is
+// measured from the mark returned, just past the n-th line.
+func (p *Proc) WaitSettled(t testing.TB, from Mark, timeout time.Duration, n int, bound time.Duration) Mark {
+	t.Helper()
+	var at Mark
+	WaitFor(t, timeout, fmt.Sprintf("%d status lines in a row with |offset_ns| <= %v after byte %d", n, bound, from), func() bool {
+		run := 0
+		return p.lines(from, func(l string, next Mark) bool {
+			kl := Line(ParseLogfmt(l))
+			if !kl.Has("msg", "status") {
+				return false
+			}
+			off, err := strconv.ParseInt(kl["offset_ns"], 10, 64)
+			if err != nil || time.Duration(off).Abs() > bound {
+				run = 0
+				return false
+			}
+			run++
+			at = next
+			return run >= n
+		})
+	})
+	return at
+}
+
 func tail(s string, lines int) string {
 	l := strings.Split(s, "\n")
 	if len(l) > lines {

@@ -66,9 +66,12 @@ ingress_latency = %q
 	st := s.waitState(120*time.Second, "LOCKED", 6)
 	r.Figures["locked_after_s"] = round(st.Uptime, 1)
 
-	// 1. Compensated, while the commissioning report is taken.
-	time.Sleep(5 * time.Second) // the system clock's servo settles
+	// 1. Compensated, while the commissioning report is taken: once the
+	// servo has pulled its phase in, and the system clock's servo too.
+	s.waitSettled(60*time.Second, 5, 20*time.Nanosecond)
+	time.Sleep(3 * time.Second)
 	report := dir + "/commission"
+	baseFrom := len(slave.output()) // ptp4l's offsets with no latency: the baseline
 	comm := start("ip", "netns", "exec", "gm", "/bin/sitegm", "commission", "-c", dir+"/sitegm.toml", "--duration", "30s", "--out", report)
 	with, _ := s.measureWithSystem(20)
 	<-comm.done
@@ -83,7 +86,11 @@ ingress_latency = %q
 	// 2. Latencies on the port, by reload: ptp4l's offset moves by -E/2
 	// for an egress latency E, +I/2 for an ingress latency I.
 	const lat = 50 * time.Microsecond // the keys' bound
-	base := ptp4lWindow(slave, 0)
+	baseOff := ptp4lOffsets(slave.output()[baseFrom:])
+	if len(baseOff) < 20 {
+		panic(fmt.Errorf("ptp4l printed %d offsets during the report:\n%s", len(baseOff), lastLines(slave.output(), 5)))
+	}
+	base := median(baseOff[len(baseOff)-20:])
 	reload := func(egress, ingress string) {
 		m := len(s.p.output())
 		writeConfig(dir, "phc:"+dev.phc+":0", gnss(delay), clock, ports(egress, ingress))
@@ -96,10 +103,12 @@ ingress_latency = %q
 			return strings.Contains(out, "event=reloaded")
 		})
 	}
+	// ptp4l takes a new path delay in within its filter's 10 Delay_Resps
+	// (1.25 s at the AES67 profile's 8 a second): 4 s settle it.
 	reload(lat.String(), "0s")
-	egress := ptp4lWindow(slave, 15*time.Second) - base
+	egress := ptp4lWindow(slave, 4*time.Second) - base
 	reload("0s", lat.String())
-	ingress := ptp4lWindow(slave, 15*time.Second) - base
+	ingress := ptp4lWindow(slave, 4*time.Second) - base
 	r.Figures["ptp4l_shift_egress_ns"] = round(egress, 0)
 	r.Figures["ptp4l_shift_ingress_ns"] = round(ingress, 0)
 	// Software stamps on an emulated veth scatter by microseconds (the
@@ -120,7 +129,7 @@ ingress_latency = %q
 	s = runSitegm(dir, gm...)
 	s.startGNSSSim(sim...)
 	s.waitState(120*time.Second, "LOCKED", 6)
-	time.Sleep(5 * time.Second)
+	s.waitSettled(60*time.Second, 5, 20*time.Nanosecond)
 	without := s.measure(20)
 	woMed := median(without.phc)
 	r.Figures["uncompensated_median_ns"] = round(woMed, 0)

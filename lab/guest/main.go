@@ -326,6 +326,23 @@ func (s *sitegm) waitState(timeout time.Duration, state string, class int) *stat
 	return st
 }
 
+// waitSettled waits for n status readings in a row whose servo offset
+// estimate is within bound: a clock just LOCKED may still be pulling its
+// phase in, and a steady-state figure is measured after that.
+func (s *sitegm) waitSettled(timeout time.Duration, n int, bound time.Duration) {
+	run := 0
+	waitFor(timeout, fmt.Sprintf("%d readings in a row with the servo within %v", n, bound), func() bool {
+		st, err := s.status()
+		if err != nil || time.Duration(st.Clock.OffsetNS).Abs() > bound {
+			run = 0
+			return false
+		}
+		run++
+		time.Sleep(800 * time.Millisecond) // about one reading a second (waitFor polls every 200 ms)
+		return run >= n
+	})
+}
+
 func (s *sitegm) has(event string) bool { return strings.Contains(s.p.output(), "event="+event) }
 
 func lastLines(s string, n int) string {
