@@ -1,6 +1,8 @@
 package ptp
 
 import (
+	"time"
+
 	"github.com/facebook/time/ptp/protocol"
 
 	"sitegm/clock/quality"
@@ -24,4 +26,20 @@ func GMOf(a quality.Advertised) GM {
 	}
 	return GM{Quality: protocol.ClockQuality{ClockClass: a.ClockClass, ClockAccuracy: a.ClockAccuracy, OffsetScaledLogVariance: a.Variance},
 		TimeSource: tp.TimeSource, UTCOffset: tp.CurrentUTCOffset, Flags: flags}
+}
+
+// Carried is what a port whose hardware stamps are on a PHC slaved to the
+// disciplined one advertises: the clock's clockAccuracy widened by the
+// bound of carrying a stamp between the two PHCs (estError is the clock's
+// own bound, <0 unknown), never better than the clock's own; unknown
+// while the slave is not measured (ok false). The rest is the clock's:
+// the port serves the one timebase.
+func (g GM) Carried(estError, bound time.Duration, ok bool) GM {
+	switch {
+	case !ok:
+		g.Quality.ClockAccuracy = quality.AccuracyUnknown
+	case estError >= 0 && g.Quality.ClockAccuracy != quality.AccuracyUnknown:
+		g.Quality.ClockAccuracy = max(g.Quality.ClockAccuracy, quality.AccuracyCode(estError+bound))
+	}
+	return g
 }

@@ -2,6 +2,7 @@ package ptp
 
 import (
 	"testing"
+	"time"
 
 	"github.com/facebook/time/ptp/protocol"
 
@@ -52,5 +53,24 @@ func TestGMOfEachState(t *testing.T) {
 	// no flags at all.
 	if g := GMOf(quality.Initial()); g.Quality.ClockClass != 248 || g.Quality.ClockAccuracy != 0xFE || g.Flags != 0 || g.TimeSource != 0xA0 {
 		t.Errorf("initial: %+v", g)
+	}
+}
+
+// A port stamping on a slave PHC never advertises better than the clock
+// plus the carrying; unknown while the slave is not measured.
+func TestCarried(t *testing.T) {
+	g := GM{Quality: protocol.ClockQuality{ClockAccuracy: quality.AccuracyCode(80 * time.Nanosecond)}}
+	if c := g.Carried(80*time.Nanosecond, 10*time.Nanosecond, true); c.Quality.ClockAccuracy != g.Quality.ClockAccuracy {
+		t.Fatalf("within the same code: %v", c.Quality.ClockAccuracy)
+	}
+	if c := g.Carried(80*time.Nanosecond, 900*time.Nanosecond, true); c.Quality.ClockAccuracy != quality.AccuracyCode(980*time.Nanosecond) {
+		t.Fatalf("widened: %v", c.Quality.ClockAccuracy)
+	}
+	if c := g.Carried(80*time.Nanosecond, 0, false); c.Quality.ClockAccuracy != quality.AccuracyUnknown {
+		t.Fatalf("slave not measured: %v", c.Quality.ClockAccuracy)
+	}
+	u := GM{Quality: protocol.ClockQuality{ClockAccuracy: quality.AccuracyUnknown}}
+	if c := u.Carried(-1, 10, true); c.Quality.ClockAccuracy != quality.AccuracyUnknown {
+		t.Fatalf("the clock's unknown became %v", c.Quality.ClockAccuracy)
 	}
 }

@@ -15,6 +15,8 @@ package timebase
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -90,6 +92,9 @@ type Timebase struct {
 	// failures counts failed reads; lastErr is the latest one's text.
 	failures atomic.Uint64
 	lastErr  atomic.Pointer[string]
+	// slaves are the PHCs slaved to a disciplined PHC, by device (copied
+	// on write: the ports read it while the daemon adds to it).
+	slaves atomic.Pointer[map[string]*PHCSlave]
 }
 
 // New wraps the disciplined clock clk. A clock that maps host times
@@ -182,7 +187,63 @@ func (tb *Timebase) FromClock(clk string, t time.Time) (Instant, error) {
 	case clk == tb.clk.Name() && tb.cmp != nil:
 		return tb.At(t), nil
 	}
+	if s := tb.Slave(clk); s != nil {
+		m, _, err := s.ToMaster(t)
+		if err != nil {
+			return Instant{}, err
+		}
+		return tb.At(m), nil
+	}
 	return Instant{}, fmt.Errorf("%w: %s cannot be carried onto %s", ErrWrongClock, clk, tb.clk.Name())
+}
+
+// AddSlave opens the PHC at dev and slaves it to the disciplined PHC
+// (PHCSlave); a device already slaved is returned as it is.
+func (tb *Timebase) AddSlave(dev string) (*PHCSlave, error) {
+	if tb.cmp == nil {
+		return nil, fmt.Errorf("%s: only a PHC can be slaved to a disciplined PHC, and %s is none", dev, tb.clk.Name())
+	}
+	if dev == tb.clk.Name() {
+		return nil, fmt.Errorf("%s is the disciplined clock itself", dev)
+	}
+	if s := tb.Slave(dev); s != nil {
+		return s, nil
+	}
+	p, err := clock.OpenPHC(dev)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrNoPHC, dev, err)
+	}
+	s := NewPHCSlave(p, tb)
+	m := map[string]*PHCSlave{dev: s}
+	if old := tb.slaves.Load(); old != nil {
+		for k, v := range *old {
+			m[k] = v
+		}
+	}
+	tb.slaves.Store(&m)
+	return s, nil
+}
+
+// Slave is the slave PHC at dev, or nil.
+func (tb *Timebase) Slave(dev string) *PHCSlave {
+	if m := tb.slaves.Load(); m != nil {
+		return (*m)[dev]
+	}
+	return nil
+}
+
+// Slaves are the slave PHCs, by device name.
+func (tb *Timebase) Slaves() []*PHCSlave {
+	m := tb.slaves.Load()
+	if m == nil {
+		return nil
+	}
+	out := make([]*PHCSlave, 0, len(*m))
+	for _, s := range *m {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b *PHCSlave) int { return strings.Compare(a.Name(), b.Name()) })
+	return out
 }
 
 // UTCMap carries CLOCK_REALTIME nanoseconds onto UTC as the disciplined

@@ -119,6 +119,14 @@ func formatStatus(s *status.Status) string {
 		}
 		fmt.Fprintf(w, "reference\t%s\t%d changes\n", ref, cl.ReferenceChanges)
 	}
+	for _, sp := range cl.SlavePHCs {
+		line := fmt.Sprintf("slave PHC\t%s\t%s\toffset %s\tbound %s\tfreq %+.3f ppb\t%d steps", sp.Device, sp.State,
+			time.Duration(sp.OffsetNS), time.Duration(sp.BoundNS), sp.FrequencyPPB, sp.Steps)
+		if sp.Failures > 0 {
+			line += fmt.Sprintf("\t%d failures (last: %s)", sp.Failures, sp.LastError)
+		}
+		fmt.Fprintln(w, line)
+	}
 	if cl.State == "HOLDOVER" {
 		fmt.Fprintf(w, "holdover\t%s elapsed\t%s remaining\n", time.Duration(cl.HoldoverElapsedS*1e9).Round(time.Second),
 			time.Duration(cl.HoldoverRemainingS*1e9).Round(time.Second))
@@ -136,8 +144,12 @@ func formatStatus(s *status.Status) string {
 		if p.V1 != nil {
 			v1 = fmt.Sprintf("v1 %s %s dreq %s", p.V1.Subdomain, p.V1.State, rate("ptpv1", p.Interface))
 		}
+		stamps := p.Timestamping
+		if p.PHC != "" && p.PHC != cl.Name {
+			stamps += " (slave " + p.PHC + ")"
+		}
 		fmt.Fprintf(w, "PTP %s\t%s\t%s domain %d\t%s\t%s stamps\tdreq %s\t%s\n", p.Interface, p.State, p.Profile, p.Domain,
-			p.Transport, p.Timestamping, rate("ptp", p.Interface), v1)
+			p.Transport, stamps, rate("ptp", p.Interface), v1)
 		if p.IngressLatencyNS != 0 || p.EgressLatencyNS != 0 {
 			fmt.Fprintf(w, "\tlatencies\tingress %s\tegress %s\n", time.Duration(p.IngressLatencyNS), time.Duration(p.EgressLatencyNS))
 		}

@@ -65,6 +65,9 @@ type Server struct {
 	tb       *timebase.Timebase
 	stamps   udpio.Stamps
 	v1Stamps udpio.Stamps
+	// stampPHC is the PHC hardware stamps are taken on: the disciplined
+	// clock, or a PHC slaved to it (timebase.PHCSlave).
+	stampPHC string
 	v1Group  netip.Addr
 	gm       atomic.Pointer[ptp.GM]
 	gm1      atomic.Pointer[v1.GM]
@@ -102,7 +105,8 @@ func NewServer(cfg Config, tb *timebase.Timebase, log *slog.Logger) (*Server, er
 		g1 := v1.GMOf(quality.Initial())
 		s.gm1.Store(&g1)
 	}
-	s.stamps, s.v1Stamps, err = ChooseStamps(iface, cfg.Timestamping, tb.PHC(), cfg.V1 != nil, s.log)
+	slaved := func(dev string) bool { return tb.Slave(dev) != nil }
+	s.stamps, s.v1Stamps, s.stampPHC, err = ChooseStamps(iface, cfg.Timestamping, tb.PHC(), slaved, cfg.V1 != nil, s.log)
 	if err != nil {
 		return nil, err
 	}
@@ -112,10 +116,20 @@ func NewServer(cfg Config, tb *timebase.Timebase, log *slog.Logger) (*Server, er
 }
 
 // SetGM is called by the daemon's loop with what the quality machine says.
-func (s *Server) SetGM(g ptp.GM, g1 v1.GM) {
+// est is the clock's error bound (<0 unknown): a port stamping on a slave
+// PHC advertises it widened by the slave's (ptp.GM.Carried).
+func (s *Server) SetGM(g ptp.GM, g1 v1.GM, est time.Duration) {
+	if sl := s.tb.Slave(s.stampPHC); sl != nil {
+		st := sl.Status()
+		g = g.Carried(est, st.Bound, st.State == timebase.SlaveLocked || st.State == timebase.SlaveAcquiring)
+	}
 	s.gm.Store(&g)
 	s.gm1.Store(&g1)
 }
+
+// StampPHC is the PHC the port's hardware stamps are on ("" for software
+// stamps).
+func (s *Server) StampPHC() string { return s.stampPHC }
 
 // Status is the port's state, published by the port goroutine (nil until
 // it runs).
@@ -136,8 +150,13 @@ func (s *Server) toClock(t time.Time) (time.Time, error) {
 		}
 		t = time.Now()
 	}
+	if s.stamps == udpio.Hardware && s.stampPHC == s.tb.PHC() {
+		return s.tb.At(t).TAI(), nil // already on the disciplined PHC
+	}
 	if s.stamps == udpio.Hardware {
-		return s.tb.At(t).TAI(), nil // already on the PHC
+		// On a slaved PHC: carried by its measured offset, or not at all.
+		i, err := s.tb.FromClock(s.stampPHC, t)
+		return i.TAI(), err
 	}
 	i, err := s.tb.FromRealtime(t)
 	return i.TAI(), err

@@ -9,19 +9,22 @@ import (
 
 // Status is one PTP port's state for status output.
 type Status struct {
-	Interface    string   `json:"interface"`
-	Profile      string   `json:"profile"`
-	Domain       int      `json:"domain"`
-	Transport    string   `json:"transport"`
-	State        string   `json:"state"`
-	Timestamping string   `json:"timestamping"`
-	DelayReqs    uint64   `json:"delay_reqs"`
-	Syncs        uint64   `json:"syncs"`
-	Announces    uint64   `json:"announces"`
-	Management   uint64   `json:"management"`
-	Malformed    uint64   `json:"malformed"`
-	Foreign      []string `json:"foreign_masters"`
-	ClockID      string   `json:"clock_identity"`
+	Interface    string `json:"interface"`
+	Profile      string `json:"profile"`
+	Domain       int    `json:"domain"`
+	Transport    string `json:"transport"`
+	State        string `json:"state"`
+	Timestamping string `json:"timestamping"`
+	// PHC is the clock hardware stamps are taken on ("" for software):
+	// the disciplined PHC or one slaved to it.
+	PHC        string   `json:"phc,omitempty"`
+	DelayReqs  uint64   `json:"delay_reqs"`
+	Syncs      uint64   `json:"syncs"`
+	Announces  uint64   `json:"announces"`
+	Management uint64   `json:"management"`
+	Malformed  uint64   `json:"malformed"`
+	Foreign    []string `json:"foreign_masters"`
+	ClockID    string   `json:"clock_identity"`
 	// Hostile or odd traffic, by reason (docs/hostile-input.md).
 	Drops      map[string]uint64 `json:"drops,omitempty"`     // received and not taken, by reason
 	Refused    uint64            `json:"refused_destination"` // replies not sent: the source was forged (port 0, broadcast ...)
@@ -80,7 +83,7 @@ func (s *Server) publish(port *ptp.Port, port1 *v1.Port, now time.Time) {
 		drops["interval_clamped"] = st.Clamped
 	}
 	p := &Status{Interface: c.Port.Interface, Profile: c.Port.Profile, Domain: int(c.Port.Domain), Transport: c.Transport,
-		State: port.State().String(), Timestamping: s.stamps.String(), DelayReqs: st.DelayReqs + s.cnt.FastReqs.Load(),
+		State: port.State().String(), Timestamping: s.stamps.String(), PHC: s.stampPHC, DelayReqs: st.DelayReqs + s.cnt.FastReqs.Load(),
 		Syncs: st.Syncs, Announces: st.Announces, Management: st.Management, Malformed: malformed,
 		ClockID: c.Port.Identity.ClockIdentity.String(), Drops: drops,
 		Refused: s.cnt.Refused.Load(), Unsendable: s.cnt.Unsendable.Load(), SendFailed: s.cnt.SendFailed.Load(),

@@ -121,13 +121,19 @@ type Options struct {
 
 // ChooseStamps picks the timestamps of a port on iface: hardware when the
 // interface has them and its PHC is the disciplined clock (phc, empty when
-// that is no PHC), else software (mode "auto"); "hardware" insists and
-// "software" never asks. v1 is whether PTPv1 is served too: when the NIC's
-// receive filter does not stamp v1 event messages, v1 uses software stamps
-// for both ends of its exchange.
-func ChooseStamps(iface, mode, phc string, v1 bool, log *slog.Logger) (v2s, v1s udpio.Stamps, err error) {
+// that is no PHC) or a PHC slaved to it (slaved reports which), else
+// software (mode "auto"); "hardware" insists and "software" never asks.
+// stampPHC is the PHC the hardware stamps are taken on. v1 is whether
+// PTPv1 is served too: when the NIC's receive filter does not stamp v1
+// event messages, v1 uses software stamps for both ends of its exchange.
+func ChooseStamps(iface, mode, phc string, slaved func(dev string) bool, v1 bool, log *slog.Logger) (v2s, v1s udpio.Stamps, stampPHC string, err error) {
 	ti, tiErr := nic.GetTSInfo(iface)
-	hwOK := tiErr == nil && ti.Hardware() && phc != "" && ti.PHCPath() == phc
+	own := ""
+	if tiErr == nil {
+		own = ti.PHCPath()
+	}
+	onClock := phc != "" && (own == phc || (slaved != nil && own != "" && slaved(own)))
+	hwOK := tiErr == nil && ti.Hardware() && onClock
 	why := ""
 	switch {
 	case tiErr != nil:
@@ -136,37 +142,37 @@ func ChooseStamps(iface, mode, phc string, v1 bool, log *slog.Logger) (v2s, v1s 
 		why = "the interface has no hardware timestamping"
 	case phc == "":
 		why = "the disciplined clock is not a PHC"
-	case ti.PHCPath() != phc:
-		why = fmt.Sprintf("its PHC %s is not the disciplined clock %s", ti.PHCPath(), phc)
+	case !onClock:
+		why = fmt.Sprintf("its PHC %s is neither the disciplined clock %s nor slaved to it", own, phc)
 	}
 	switch {
 	case mode == "hardware" && !hwOK:
-		return 0, 0, fmt.Errorf("%s: hardware timestamping asked for, but %s", iface, why)
+		return 0, 0, "", fmt.Errorf("%s: hardware timestamping asked for, but %s", iface, why)
 	case mode == "software" || !hwOK:
 		if mode == "auto" {
 			log.Info("PTP timestamping: software", "event", "ptp_timestamping", "ptp_timestamping", "software", "reason", why)
 		}
-		return udpio.Software, udpio.Software, nil
+		return udpio.Software, udpio.Software, "", nil
 	}
 	filter, err := nic.EnableHardwareStamps(iface)
 	if err != nil {
 		if mode == "hardware" {
-			return 0, 0, err
+			return 0, 0, "", err
 		}
 		log.Warn("PTP hardware timestamping failed; using software", "event", "ptp_timestamping", "error", err)
-		return udpio.Software, udpio.Software, nil
+		return udpio.Software, udpio.Software, "", nil
 	}
 	log.Info("PTP timestamping: hardware", "event", "ptp_timestamping", "ptp_timestamping", "hardware",
-		"phc", phc, "rx_filter", filter, "v1_covered", nic.FilterCoversV1(filter))
+		"phc", own, "phc_slaved", own != phc, "rx_filter", filter, "v1_covered", nic.FilterCoversV1(filter))
 	if v1 && !nic.FilterCoversV1(filter) {
 		// The NIC timestamps v2 event messages only: v1 would get hardware
 		// transmit stamps but no receive stamps. Both ends of its exchange
 		// must be stamped alike.
 		log.Warn("PTPv1 uses software timestamps: the NIC's receive filter does not timestamp v1 event messages",
 			"event", "ptpv1_timestamping", "rx_filter", filter)
-		return udpio.Hardware, udpio.Software, nil
+		return udpio.Hardware, udpio.Software, own, nil
 	}
-	return udpio.Hardware, udpio.Hardware, nil
+	return udpio.Hardware, udpio.Hardware, own, nil
 }
 
 // Open opens the transport o describes and starts its receiving

@@ -96,6 +96,11 @@ type Clock struct {
 	Servo Servo `toml:"servo" check:"oneof=kalman|pi|sitegm"`
 	// SyncSystem: with discipline = "phc", slave CLOCK_REALTIME to the PHC.
 	SyncSystem bool `toml:"sync_system"`
+	// SlavePHCs (discipline = "phc"): more PHCs to keep on the disciplined
+	// one (interface names or /dev/ptpN), besides those sitegm slaves on
+	// its own: the PHC of every [[ptp]] interface that is not the
+	// disciplined clock.
+	SlavePHCs []string `toml:"slave_phcs"`
 	// UpstreamMargin is the slack of the NTP cross-check: GNSS time
 	// outside the upstreams' interval, widened by the clock's own error
 	// and this, is not followed.
@@ -218,6 +223,7 @@ func Default() Config {
 			JumpThreshold:    Duration{10 * time.Microsecond},
 			Servo:            ServoKalman,
 			SyncSystem:       true,
+			SlavePHCs:        []string{},
 			// NTP over a LAN or a good ISP knows UTC to a millisecond or
 			// so, and says how well (root distance); 2 ms more keeps an
 			// odd path from calling good GNSS wrong.

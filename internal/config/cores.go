@@ -38,3 +38,21 @@ func (c Config) Upstreams() []upstream.Config {
 func (g GNSS) PPSSource() pps.Spec {
 	return pps.Spec{Kind: string(g.PPS.Kind), Path: g.PPS.Path, Channel: g.PPS.Channel, Clear: g.PPSEdge == EdgeClear, Width: g.PPSWidth.Duration}
 }
+
+// SlaveCandidates are what may name a PHC to slave to the disciplined one
+// (discipline = "phc"): clock.slave_phcs, then every [[ptp]] interface
+// that may take hardware stamps, whose own PHC is slaved when it is not
+// clock.phc. The daemon resolves each to its device; an interface
+// without a PHC is no candidate, an entry of slave_phcs without one an
+// error.
+func (c Config) SlaveCandidates() (listed, ports []string) {
+	if c.Clock.Discipline != DisciplinePHC {
+		return nil, nil
+	}
+	for _, p := range c.PTP {
+		if p.Timestamping != TimestampingSoftware {
+			ports = append(ports, p.Interface)
+		}
+	}
+	return c.Clock.SlavePHCs, ports
+}

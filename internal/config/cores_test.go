@@ -65,3 +65,19 @@ func TestDisciplineConfig(t *testing.T) {
 		t.Error("no device, yet GNSS leads")
 	}
 }
+
+// Slave PHCs are named only for a disciplined PHC: the listed ones and
+// every [[ptp]] interface that may take hardware stamps.
+func TestSlaveCandidates(t *testing.T) {
+	c := Default()
+	c.Clock.SlavePHCs = []string{"eth2"}
+	c.PTP = []PTP{{Interface: "eth1", Timestamping: TimestampingAuto}, {Interface: "eth3", Timestamping: TimestampingSoftware}}
+	listed, ports := c.SlaveCandidates()
+	if len(listed) != 1 || listed[0] != "eth2" || len(ports) != 1 || ports[0] != "eth1" {
+		t.Fatalf("listed %v ports %v", listed, ports)
+	}
+	c.Clock.Discipline = DisciplineVirtual
+	if l, p := c.SlaveCandidates(); l != nil || p != nil {
+		t.Fatalf("virtual clock: %v %v", l, p)
+	}
+}

@@ -130,6 +130,17 @@ func (b *binder) validate(c *Config) {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("%s: clock.servo: %q is now called %q (accepted; say %q to silence this)",
 			b.pos("clock.servo"), servoOld, ServoKalman, ServoKalman))
 	}
+	if len(c.Clock.SlavePHCs) > 0 && c.Clock.Discipline != DisciplinePHC {
+		b.errorf("clock.slave_phcs", `PHCs are slaved to a disciplined PHC: it needs discipline = "phc"`)
+	}
+	if len(c.Clock.SlavePHCs) > 8 {
+		b.errorf("clock.slave_phcs", "at most 8 slave PHCs, got %d", len(c.Clock.SlavePHCs))
+	}
+	for _, p := range c.Clock.SlavePHCs {
+		if p == "" || p == c.Clock.PHC {
+			b.errorf("clock.slave_phcs", "%q: an interface or /dev/ptpN other than clock.phc", p)
+		}
+	}
 	if c.Clock.Discipline == DisciplinePHC && c.Clock.PHC == "" {
 		b.errorf("clock.phc", `discipline = "phc" needs the interface or /dev/ptpN of the clock`)
 	}

@@ -110,6 +110,21 @@ func (d *Daemon) saveDrift(now time.Time, final bool) {
 		FreqPPB: est.Freq, SigmaPPB: est.FreqSigma}))
 }
 
+// openSlaves slaves the PHCs config.SlaveCandidates names to the
+// disciplined PHC (timebase.PHCSlave), before the ports that take their
+// stamps on them open; again at a reload, for new ports.
+func (d *Daemon) openSlaves() {
+	listed, ports := d.cfg.SlaveCandidates()
+	d.logEvents(nic.OpenSlaves(d.tb, listed, ports))
+}
+
+// steerSlaves steers every slave PHC once (each second).
+func (d *Daemon) steerSlaves() {
+	for _, s := range d.tb.Slaves() {
+		d.logEvents(s.Steer())
+	}
+}
+
 // slaveSystem keeps CLOCK_REALTIME on the PHC once the PHC has locked
 // (timebase.Slave).
 func (d *Daemon) slaveSystem() {

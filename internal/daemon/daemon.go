@@ -173,6 +173,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.publishGM()
 	d.publishNTP()
 	defer d.servers.Wait()
+	d.openSlaves()
+	d.steerSlaves() // measured (and stepped) before their ports stamp on them
 	d.startServers(ctx)
 	stopStatus, err := status.Serve(d.cfg.Status.Socket, &d.status, d.log)
 	if err != nil {
@@ -259,6 +261,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case now := <-tick.C:
 			d.tick(now)
 		case now := <-second.C:
+			d.steerSlaves()
 			d.slaveSystem()
 			d.upstreamsTick()
 			s := d.snapshot()

@@ -7,16 +7,6 @@ import (
 	"sitegm/internal/version"
 )
 
-// unknownNS is the estimate "unknown" (the largest duration).
-const unknownNS = time.Duration(1<<63 - 1)
-
-func clampNS(d time.Duration) int64 {
-	if d == unknownNS {
-		return -1
-	}
-	return d.Nanoseconds()
-}
-
 // snapshot builds the status document (on the daemon's loop).
 func (d *Daemon) snapshot() *status.Status {
 	g := d.gnss.Snapshot()
@@ -34,16 +24,9 @@ func (d *Daemon) snapshot() *status.Status {
 	if d.cfg.GNSS.Device == "" {
 		s.GNSS.State = "none"
 	}
-	s.Clock = status.Clock{Name: clk.Name(), State: string(st.State), ClockClass: int(st.ClockClass),
-		Reference: string(st.Reference), Joining: d.disc.Quality().Joining(), ReferenceChanges: st.ReferenceChanges,
-		OffsetNS: st.Estimate.Offset.Nanoseconds(), FrequencyPPB: status.Round3(freq), EstErrorNS: clampNS(st.EstError),
-		MeasNoiseNS: st.Estimate.MeasNoise.Nanoseconds(), ServoState: st.ServoState.String()}
+	s.Clock = status.ClockOf(clk.Name(), freq, st, d.disc.Quality().Joining(), d.tb.Slaves())
 	if off, bound, ok := d.slave.Offset(time.Now()); ok {
 		s.Clock.System = &status.SystemClock{OffsetNS: off.Nanoseconds(), EstErrorNS: bound.Nanoseconds()}
-	}
-	if st.State == "HOLDOVER" {
-		s.Clock.HoldoverElapsedS = st.HoldoverElapsed.Seconds()
-		s.Clock.HoldoverRemainingS = st.HoldoverRemaining.Seconds()
 	}
 	if mh, ok := d.tb.MinusHost(time.Now()); ok {
 		s.Clock.MinusHostNS = mh.Nanoseconds()

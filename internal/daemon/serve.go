@@ -22,8 +22,9 @@ import (
 
 // gmPair is what the PTP ports advertise, published by the main loop.
 type gmPair struct {
-	v2 ptp.GM
-	v1 v1.GM
+	v2  ptp.GM
+	v1  v1.GM
+	est time.Duration // the clock's error bound then (<0 unknown)
 }
 
 // ptpSlot holds the running server of one [[ptp]] section (nil while its
@@ -87,7 +88,7 @@ func (d *Daemon) runPTP(ctx context.Context, ps *ptpSlot) {
 			return nil, err
 		}
 		if g := d.gmLatest.Load(); g != nil {
-			srv.SetGM(g.v2, g.v1)
+			srv.SetGM(g.v2, g.v1, g.est)
 		}
 		return func(c context.Context) error {
 			ps.srv.Store(srv)
@@ -149,10 +150,11 @@ func (d *Daemon) allServing() bool {
 func (d *Daemon) publishGM() {
 	a := d.disc.Quality().Advertise(d.clockUTC(), d.table, d.disc.ReceiverLS())
 	g, g1 := ptp.GMOf(a), v1.GMOf(a)
-	d.gmLatest.Store(&gmPair{g, g1})
+	est := d.disc.Quality().EstError()
+	d.gmLatest.Store(&gmPair{g, g1, est})
 	for _, slot := range d.ptps {
 		if srv := slot.srv.Load(); srv != nil {
-			srv.SetGM(g, g1)
+			srv.SetGM(g, g1, est)
 		}
 	}
 }
@@ -260,6 +262,7 @@ func (d *Daemon) reload(ctx context.Context) {
 	}, func(n config.NTP) *ntpSlot { return &ntpSlot{cfg: n} })
 	d.ptps, d.ntps = keepP, keepN
 	d.cfg.PTP, d.cfg.NTP = cfg.PTP, cfg.NTP
+	d.openSlaves() // a new port's own PHC
 	d.startServers(ctx)
 	d.publishGM()
 	msg := "configuration reloaded"

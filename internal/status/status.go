@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"sitegm/clock/discipline"
+	"sitegm/clock/timebase"
 	"sitegm/hw/gnss"
 	"sitegm/hw/ntpnet"
 	"sitegm/hw/ptpnet"
@@ -200,6 +201,51 @@ type Clock struct {
 	ServoState         string  `json:"servo_state"`                   // the leading servo's state (start, track, holdover ...)
 	// System is CLOCK_REALTIME slaved to the PHC (sync_system), when it is.
 	System *SystemClock `json:"system,omitempty"`
+	// SlavePHCs are the other PHCs kept on the disciplined one, whose
+	// ports' hardware stamps are carried onto it.
+	SlavePHCs []SlavePHC `json:"slave_phcs,omitempty"`
+}
+
+// ClockOf is the disciplined clock's part of the document: named name,
+// running with frequency adjustment freq (ppb), in the discipline's state
+// st; joining while NTP's servo slews onto GNSS; with the PHCs slaved to
+// it. The system clock's part (its own servo) is the caller's.
+func ClockOf(name string, freq float64, st discipline.Status, joining bool, slaves []*timebase.PHCSlave) Clock {
+	c := Clock{Name: name, State: string(st.State), ClockClass: int(st.ClockClass),
+		Reference: string(st.Reference), Joining: joining, ReferenceChanges: st.ReferenceChanges,
+		OffsetNS: st.Estimate.Offset.Nanoseconds(), FrequencyPPB: Round3(freq), EstErrorNS: -1,
+		MeasNoiseNS: st.Estimate.MeasNoise.Nanoseconds(), ServoState: st.ServoState.String()}
+	if st.EstError != time.Duration(1<<63-1) { // the largest duration: unknown
+		c.EstErrorNS = st.EstError.Nanoseconds()
+	}
+	for _, sl := range slaves {
+		x := sl.Status()
+		c.SlavePHCs = append(c.SlavePHCs, SlavePHC{Device: x.Device, State: x.State, OffsetNS: x.Offset.Nanoseconds(),
+			BoundNS: x.Bound.Nanoseconds(), WindowNS: x.Window.Nanoseconds(), FrequencyPPB: Round3(x.Freq),
+			Steps: x.Steps, Jumps: x.Jumps, Failures: x.Failures, LastError: x.LastError})
+	}
+	if st.State == "HOLDOVER" {
+		c.HoldoverElapsedS = st.HoldoverElapsed.Seconds()
+		c.HoldoverRemainingS = st.HoldoverRemaining.Seconds()
+	}
+	return c
+}
+
+// SlavePHC is one slave PHC (clock/timebase.PHCSlave): its offset from
+// the disciplined PHC as last estimated, the bound of carrying a stamp
+// on it onto the disciplined clock (3 sigma of that estimate plus half
+// the reading's window), its frequency adjustment and state.
+type SlavePHC struct {
+	Device       string  `json:"device"`
+	State        string  `json:"state"`
+	OffsetNS     int64   `json:"offset_ns"`
+	BoundNS      int64   `json:"bound_ns"`
+	WindowNS     int64   `json:"window_ns"`
+	FrequencyPPB float64 `json:"frequency_ppb"`
+	Steps        uint64  `json:"steps"`
+	Jumps        uint64  `json:"jumps"`
+	Failures     uint64  `json:"failures"`
+	LastError    string  `json:"last_error,omitempty"`
 }
 
 // SystemClock is the system clock's own servo: its offset from the

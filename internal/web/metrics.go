@@ -39,6 +39,12 @@ var metricDefs = []metricDef{
 	{"sitegm_clock_measurement_noise_seconds", "The reference's measured noise (PPS jitter).", nil},
 	{"sitegm_clock_holdover_seconds", "Seconds spent in the current holdover (0 when not in holdover).", nil},
 	{"sitegm_clock_holdover_remaining_seconds", "Seconds left before the holdover limit (0 when not in holdover).", nil},
+	{"sitegm_slave_phc_state", "A slave PHC's state (1 for the current one).", []string{"device", "state"}},
+	{"sitegm_slave_phc_offset_seconds", "A slave PHC minus the disciplined PHC, as last estimated.", []string{"device"}},
+	{"sitegm_slave_phc_bound_seconds", "The error bound of carrying a stamp on a slave PHC onto the disciplined clock.", []string{"device"}},
+	{"sitegm_slave_phc_frequency_offset_ratio", "A slave PHC's frequency correction (1e-9 is 1 ppb).", []string{"device"}},
+	{"sitegm_slave_phc_steps_total", "Steps of a slave PHC (before its lock, and after someone else stepped it).", []string{"device"}},
+	{"sitegm_slave_phc_failures_total", "Failed readings or adjustments of a slave PHC.", []string{"device"}},
 	{"sitegm_gnss_fix", "1 while the receiver reports a valid fix.", nil},
 	{"sitegm_gnss_satellites", "Satellites the receiver uses (-1 unknown).", nil},
 	{"sitegm_gnss_last_report_age_seconds", "Seconds since the receiver's last time report (-1 never).", nil},
@@ -136,6 +142,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	g("sitegm_clock_measurement_noise_seconds", float64(k.MeasNoiseNS)/1e9)
 	g("sitegm_clock_holdover_seconds", k.HoldoverElapsedS)
 	g("sitegm_clock_holdover_remaining_seconds", k.HoldoverRemainingS)
+	for _, sp := range k.SlavePHCs {
+		oneHot("sitegm_slave_phc_state", sp.State, []string{"FREERUN", "ACQUIRING", "LOCKED", "FAULT"}, sp.Device)
+		g("sitegm_slave_phc_offset_seconds", float64(sp.OffsetNS)/1e9, sp.Device)
+		g("sitegm_slave_phc_bound_seconds", float64(sp.BoundNS)/1e9, sp.Device)
+		g("sitegm_slave_phc_frequency_offset_ratio", sp.FrequencyPPB*1e-9, sp.Device)
+		ctr("sitegm_slave_phc_steps_total", sp.Steps, sp.Device)
+		ctr("sitegm_slave_phc_failures_total", sp.Failures, sp.Device)
+	}
 	n := s.GNSS
 	g("sitegm_gnss_fix", b2f(n.State == "fix"))
 	g("sitegm_gnss_satellites", float64(n.Satellites))

@@ -334,6 +334,8 @@ table{border-collapse:collapse;width:100%;font-size:13px}td,th{text-align:left;p
 <h2>Clock and GNSS</h2>
 <div class="wrap"><table id="clock">
 <tr><th>clock</th><td>{{.S.Clock.Name}} {{.S.Clock.State}}, offset {{ns .S.Clock.OffsetNS}}, estimated error {{ns .S.Clock.EstErrorNS}}, {{printf "%+.3f" .S.Clock.FrequencyPPB}} ppb{{if .S.Clock.System}}; system clock {{ns .S.Clock.System.OffsetNS}} ±{{ns .S.Clock.System.EstErrorNS}}{{end}}</td></tr>
+{{range .S.Clock.SlavePHCs}}<tr><th>slave PHC</th><td>{{.Device}} {{.State}}, offset {{ns .OffsetNS}}, bound {{ns .BoundNS}}, {{printf "%+.3f" .FrequencyPPB}} ppb, {{.Steps}} steps{{if .Failures}}, {{.Failures}} failures ({{.LastError}}){{end}}</td></tr>
+{{end}}
 <tr><th>GNSS</th><td>{{.S.GNSS.State}}, fix {{.S.GNSS.Fix}}, {{.S.GNSS.Satellites}} satellites, last report {{s .S.GNSS.LastReportAgeS}} ago, PPS {{if .S.GNSS.PPSOK}}ok{{else}}missing{{end}}</td></tr>
 <tr><th>receiver</th><td>antenna {{.S.GNSS.Antenna}}, jamming {{.S.GNSS.Jamming}}{{if ge .S.GNSS.JammingIndicator 0}} ({{.S.GNSS.JammingIndicator}}/255){{end}}, spoofing {{.S.GNSS.Spoofing}}{{if .S.GNSS.TimeAccuracyNS}}, time accuracy {{ns .S.GNSS.TimeAccuracyNS}}{{end}}{{with .S.GNSS.Survey}}; survey-in {{if .Active}}in progress{{else if .Valid}}done{{end}}{{end}}</td></tr>
 </table></div>
