@@ -82,6 +82,7 @@ type Server struct {
 	// serving: the sockets are open.
 	serving  atomic.Bool
 	rxStamps udpio.Stamps
+	rxSlave  *timebase.PHCSlave // the slave PHC hardware stamps are on, or nil
 }
 
 // NewServer prepares a server that answers from view.
@@ -104,7 +105,8 @@ func (w *workerStats) store(s *ntp.Stats, io *ioStats) {
 type ioStats struct{ refused, unsendable, failed, unresolved uint64 }
 
 // chooseStamps takes hardware receive timestamps when the interface's
-// PHC is the disciplined clock and its filter stamps every packet
+// PHC is the disciplined clock or slaved to it (then s.rxSlave carries
+// its stamps over) and its filter stamps every packet
 // (HWTSTAMP_FILTER_ALL: NTP is not PTP, so a PTP-only filter misses it);
 // software otherwise. Transmit stamps (interleaved mode) stay software.
 func (s *Server) chooseStamps() udpio.Stamps {
@@ -113,16 +115,29 @@ func (s *Server) chooseStamps() udpio.Stamps {
 		return udpio.Software
 	}
 	ti, err := nic.GetTSInfo(s.o.Interface)
-	if err != nil || !ti.Hardware() || ti.PHCPath() != phc {
+	if err != nil || !ti.Hardware() || (ti.PHCPath() != phc && s.tb.Slave(ti.PHCPath()) == nil) {
 		return udpio.Software
 	}
+	s.rxSlave = s.tb.Slave(ti.PHCPath())
 	f, err := nic.EnableHardwareStamps(s.o.Interface)
 	if err != nil || f != unix.HWTSTAMP_FILTER_ALL {
 		s.log.Info("NTP uses software receive timestamps: the NIC does not stamp every packet", "event", "ntp_timestamping", "rx_filter", f)
 		return udpio.Software
 	}
-	s.log.Info("NTP uses hardware receive timestamps", "event", "ntp_timestamping", "phc", phc)
+	s.log.Info("NTP uses hardware receive timestamps", "event", "ntp_timestamping", "phc", ti.PHCPath(), "phc_slaved", s.rxSlave != nil)
 	return udpio.Hardware
+}
+
+// carried puts a hardware stamp on the slave PHC onto the disciplined
+// clock; false when the slave is not measured (the software stamp serves
+// then: never the slave's own time).
+func (s *Server) carried(rx time.Time, out *int64) bool {
+	t, _, err := s.rxSlave.ToMaster(rx)
+	if err != nil {
+		return false
+	}
+	*out = t.UnixNano()
+	return true
 }
 
 // Run serves until ctx ends.
@@ -211,8 +226,10 @@ func (s *Server) worker(ctx context.Context, c *udpio.Conn, st *workerStats) {
 			}
 			var rxClock int64
 			switch {
-			case s.rxStamps == udpio.Hardware && !m.RX.IsZero():
+			case s.rxStamps == udpio.Hardware && !m.RX.IsZero() && s.rxSlave == nil:
 				rxClock = m.RX.UnixNano() // already on the PHC
+			case s.rxStamps == udpio.Hardware && !m.RX.IsZero() && s.carried(m.RX, &rxClock):
+				// on a slave PHC, carried onto the disciplined one
 			case s.rxStamps == udpio.Hardware && !m.RXSoft.IsZero():
 				rxClock = v.Map.ClockNS(m.RXSoft)
 			case s.rxStamps == udpio.Software && !m.RX.IsZero():

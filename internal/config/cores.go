@@ -41,7 +41,7 @@ func (g GNSS) PPSSource() pps.Spec {
 
 // SlaveCandidates are what may name a PHC to slave to the disciplined one
 // (discipline = "phc"): clock.slave_phcs, then every [[ptp]] interface
-// that may take hardware stamps, whose own PHC is slaved when it is not
+// that may take hardware stamps and every [[ntp]] interface, whose own PHC is slaved when it is not
 // clock.phc. The daemon resolves each to its device; an interface
 // without a PHC is no candidate, an entry of slave_phcs without one an
 // error.
@@ -53,6 +53,9 @@ func (c Config) SlaveCandidates() (listed, ports []string) {
 		if p.Timestamping != TimestampingSoftware {
 			ports = append(ports, p.Interface)
 		}
+	}
+	for _, n := range c.NTP {
+		ports = append(ports, n.Interface) // NTP takes hardware receive stamps where the NIC stamps every packet
 	}
 	return c.Clock.SlavePHCs, ports
 }

@@ -72,8 +72,9 @@ func TestSlaveCandidates(t *testing.T) {
 	c := Default()
 	c.Clock.SlavePHCs = []string{"eth2"}
 	c.PTP = []PTP{{Interface: "eth1", Timestamping: TimestampingAuto}, {Interface: "eth3", Timestamping: TimestampingSoftware}}
+	c.NTP = []NTP{{Interface: "eth4"}}
 	listed, ports := c.SlaveCandidates()
-	if len(listed) != 1 || listed[0] != "eth2" || len(ports) != 1 || ports[0] != "eth1" {
+	if len(listed) != 1 || listed[0] != "eth2" || len(ports) != 2 || ports[0] != "eth1" || ports[1] != "eth4" {
 		t.Fatalf("listed %v ports %v", listed, ports)
 	}
 	c.Clock.Discipline = DisciplineVirtual
