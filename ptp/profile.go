@@ -28,7 +28,24 @@ type Profile struct {
 	LogMinDelayReqRange    Range
 	AnnounceReceiptTimeout int
 	AnnounceTimeoutRange   Range
+	// DSCPEvent and DSCPGeneral mark event and general messages (RFC 2474
+	// codepoints) as the profile's networks expect.
+	DSCPEvent, DSCPGeneral int
 }
+
+// DiffServ codepoints (RFC 2474, RFC 3246, RFC 4594).
+const (
+	DSCPExpedited = 46 // EF: low loss, latency and jitter
+	DSCPCS7       = 56 // class selector 7: network control, above EF
+)
+
+// Dante's marking of its own PTPv1 (Audinate, "How does Dante use DSCP /
+// Diffserv priority values": time-critical PTP events CS7, audio and the
+// rest of PTP EF): what a Dante network's switches are set up to queue.
+const (
+	DanteDSCPEvent   = DSCPCS7
+	DanteDSCPGeneral = DSCPExpedited
+)
 
 // Profiles sitegm serves.
 //
@@ -41,20 +58,29 @@ type Profile struct {
 //   - default: IEEE 1588-2019 Annex I.3, the delay request-response default
 //     profile: announce every 2 s (0..4), Sync every second (-1..1),
 //     Delay_Req (0..5), timeout 3 (2..10), domain 0.
+//
+// Marking: AES67-2018 gives clock traffic (PTP) EF, 46, above the media's
+// AF41; both kinds of message are clock traffic. ST 2059-2 names no
+// codepoint; SMPTE ST 2110 networks follow AES67's classes, EF. IEEE 1588
+// names none: the default profile uses EF too, which any switch set up
+// for voice (RFC 4594) queues first.
 var Profiles = map[string]Profile{
 	"aes67": {Name: "aes67", Domain: 0, DomainRange: Range{0, 127},
 		LogAnnounceInterval: 1, LogAnnounceRange: Range{0, 4},
 		LogSyncInterval: -3, LogSyncRange: Range{-4, 1},
 		LogMinDelayReqInterval: -3, LogMinDelayReqRange: Range{-3, 5},
-		AnnounceReceiptTimeout: 3, AnnounceTimeoutRange: Range{2, 10}},
+		AnnounceReceiptTimeout: 3, AnnounceTimeoutRange: Range{2, 10},
+		DSCPEvent: DSCPExpedited, DSCPGeneral: DSCPExpedited},
 	"smpte2059-2": {Name: "smpte2059-2", Domain: 127, DomainRange: Range{0, 127},
 		LogAnnounceInterval: -2, LogAnnounceRange: Range{-3, 1},
 		LogSyncInterval: -3, LogSyncRange: Range{-7, -1},
 		LogMinDelayReqInterval: -3, LogMinDelayReqRange: Range{-7, 4},
-		AnnounceReceiptTimeout: 3, AnnounceTimeoutRange: Range{2, 10}},
+		AnnounceReceiptTimeout: 3, AnnounceTimeoutRange: Range{2, 10},
+		DSCPEvent: DSCPExpedited, DSCPGeneral: DSCPExpedited},
 	"default": {Name: "default", Domain: 0, DomainRange: Range{0, 127},
 		LogAnnounceInterval: 1, LogAnnounceRange: Range{0, 4},
 		LogSyncInterval: 0, LogSyncRange: Range{-1, 1},
 		LogMinDelayReqInterval: 0, LogMinDelayReqRange: Range{0, 5},
-		AnnounceReceiptTimeout: 3, AnnounceTimeoutRange: Range{2, 10}},
+		AnnounceReceiptTimeout: 3, AnnounceTimeoutRange: Range{2, 10},
+		DSCPEvent: DSCPExpedited, DSCPGeneral: DSCPExpedited},
 }

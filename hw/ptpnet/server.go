@@ -43,7 +43,7 @@ type Config struct {
 	// Transport names the transport for the status ("udp4", "l2").
 	Transport    string
 	EventPort    int
-	DSCP         int
+	DSCP         DSCP
 	Timestamping string // "auto", "hardware", "software"
 	// IngressLatency is taken off every receive stamp, EgressLatency added
 	// to every transmit stamp (ptp4l's ingressLatency/egressLatency: what

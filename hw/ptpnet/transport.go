@@ -100,11 +100,17 @@ type FastPath struct {
 	Seen func(msg []byte, from netip.Addr, at time.Time)
 }
 
+// DSCP marks a port's messages by kind (RFC 2474 codepoints, 0..63):
+// event messages (PTPv2 Sync, Delay_Req), general messages (Follow_Up,
+// Delay_Resp, Announce, of both versions), and PTPv1's Syncs, which
+// Dante marks apart from the rest (docs/dante.md).
+type DSCP struct{ Event, General, V1Event int }
+
 // Options of a transport.
 type Options struct {
 	Interface              string
 	EventPort, GeneralPort int
-	DSCP                   int
+	DSCP                   DSCP
 	L2                     bool
 	Stamps                 udpio.Stamps // of PTPv2 event messages
 	// V1Group is PTPv1's group when Dante's PTPv1 is served on the same

@@ -93,8 +93,8 @@ func openUDP(o Options) (Transport, error) {
 	// Send-only sockets outside Go's poller, connected to their group: a
 	// connected UDP socket only matches datagrams from its peer, so it
 	// takes nothing of the reuseport group's traffic.
-	sender := func(what string, port int, to netip.AddrPort, stamps udpio.Stamps) (*udpio.Sender, error) {
-		so, err := udpio.OpenUDPSender(udpio.Options{Interface: o.Interface, Port: port, ReusePort: true, DSCP: o.DSCP,
+	sender := func(what string, port int, to netip.AddrPort, stamps udpio.Stamps, dscp int) (*udpio.Sender, error) {
+		so, err := udpio.OpenUDPSender(udpio.Options{Interface: o.Interface, Port: port, ReusePort: true, DSCP: dscp,
 			TXStamps: stamps, Loopback: u.lo, Connect: to})
 		if err != nil {
 			return nil, fmt.Errorf("%s %s socket: %w", o.Interface, what, err)
@@ -102,11 +102,11 @@ func openUDP(o Options) (Transport, error) {
 		return so, nil
 	}
 	for i := 0; i < max(1, runtime.NumCPU()); i++ {
-		eo := udpio.Options{Interface: o.Interface, Port: o.EventPort, ReusePort: true, DSCP: o.DSCP,
+		eo := udpio.Options{Interface: o.Interface, Port: o.EventPort, ReusePort: true, DSCP: o.DSCP.Event,
 			RXStamps: o.Stamps, Loopback: u.lo, RecvBuffer: 4 << 20,
 			RXSoftwareToo: hasV1 && o.V1Stamps != o.Stamps}
 		g := eo
-		g.Port, g.RXStamps, g.SendBuffer = o.GeneralPort, udpio.NoStamps, ReplySendBuffer
+		g.Port, g.RXStamps, g.SendBuffer, g.DSCP = o.GeneralPort, udpio.NoStamps, ReplySendBuffer, o.DSCP.General
 		if i == 0 {
 			eo.Group, g.Group = Group, Group
 		}
@@ -124,7 +124,7 @@ func openUDP(o Options) (Transport, error) {
 		// own, so that unicast replies stuck behind address resolution
 		// never crowd them out.
 		mc, err := udpio.Listen(udpio.Options{Interface: o.Interface, Port: o.GeneralPort, ReusePort: true,
-			DSCP: o.DSCP, Loopback: u.lo, Connect: genGroup})
+			DSCP: o.DSCP.General, Loopback: u.lo, Connect: genGroup})
 		if err != nil {
 			return fail(fmt.Errorf("%s general port %d (multicast replies): %w", o.Interface, o.GeneralPort, err))
 		}
@@ -145,12 +145,12 @@ func openUDP(o Options) (Transport, error) {
 		go func() { defer u.wg.Done(); u.generalWorker(gen) }()
 	}
 	var err error
-	if u.genOut, err = sender("general", o.GeneralPort, genGroup, udpio.NoStamps); err != nil {
+	if u.genOut, err = sender("general", o.GeneralPort, genGroup, udpio.NoStamps, o.DSCP.General); err != nil {
 		return fail(err)
 	}
 	if hasV1 && o.V1Group != Group {
 		to := netip.AddrPortFrom(o.V1Group, uint16(o.GeneralPort))
-		if u.genOutV1, err = sender("PTPv1 general", o.GeneralPort, to, udpio.NoStamps); err != nil {
+		if u.genOutV1, err = sender("PTPv1 general", o.GeneralPort, to, udpio.NoStamps, o.DSCP.General); err != nil {
 			return fail(err)
 		}
 	}
@@ -158,12 +158,12 @@ func openUDP(o Options) (Transport, error) {
 	// Go's poller does not watch (udpio.Sender says why): the transmit
 	// timestamp's error-queue report then wakes nobody, and only the Sync
 	// thread ever reads that error queue.
-	if u.syncOut, err = sender("Sync", o.EventPort, evGroup, o.Stamps); err != nil {
+	if u.syncOut, err = sender("Sync", o.EventPort, evGroup, o.Stamps, o.DSCP.Event); err != nil {
 		return fail(err)
 	}
 	if hasV1 {
 		to := netip.AddrPortFrom(o.V1Group, uint16(o.EventPort))
-		if u.syncV1, err = sender("PTPv1 Sync", o.EventPort, to, o.V1Stamps); err != nil {
+		if u.syncV1, err = sender("PTPv1 Sync", o.EventPort, to, o.V1Stamps, o.DSCP.V1Event); err != nil {
 			return fail(err)
 		}
 	}

@@ -132,9 +132,14 @@ type PTP struct {
 	LogSyncInterval        int `toml:"log_sync_interval" check:"range=-7..7"`
 	LogMinDelayReqInterval int `toml:"log_min_delay_req_interval" check:"range=-7..7"`
 	AnnounceReceiptTimeout int `toml:"announce_receipt_timeout" check:"range=2..255"`
-	// DSCP marks event and general messages (46, expedited forwarding, as
-	// AES67 recommends).
-	DSCP int `toml:"dscp" check:"range=0..63"`
+	// DSCPEvent and DSCPGeneral mark PTPv2's event and general messages,
+	// DSCPV1Event PTPv1's Syncs (its other messages are general); left
+	// out, they are the profile's (ptp.Profiles: EF, 46) and Dante's for
+	// v1 (CS7, 56). DSCP, the older key, sets all three.
+	DSCP        int `toml:"dscp" check:"range=0..63"`
+	DSCPEvent   int `toml:"dscp_event" check:"range=0..63"`
+	DSCPGeneral int `toml:"dscp_general" check:"range=0..63"`
+	DSCPV1Event int `toml:"dscp_v1_event" check:"range=0..63"`
 	// MasterOnly keeps the port MASTER even when a better master is seen.
 	MasterOnly bool `toml:"master_only"`
 	// Expect lists the followers that should be there (clockIdentity,
@@ -292,6 +297,9 @@ func DefaultPTP() PTP {
 		LogMinDelayReqInterval: -3,
 		AnnounceReceiptTimeout: 3,
 		DSCP:                   46,
+		DSCPEvent:              46,
+		DSCPGeneral:            46,
+		DSCPV1Event:            56,
 		Expect:                 []string{},
 	}
 }

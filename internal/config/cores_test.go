@@ -82,3 +82,29 @@ func TestSlaveCandidates(t *testing.T) {
 		t.Fatalf("virtual clock: %v %v", l, p)
 	}
 }
+
+// DSCP marks: the profile's and Dante's when left out; the older dscp key
+// sets the three a file leaves out; a key set wins.
+func TestDSCPByProfile(t *testing.T) {
+	for _, c := range []struct {
+		keys                 string
+		event, general, v1ev int
+	}{
+		{"", 46, 46, 56},
+		{"dscp = 34\n", 34, 34, 34},
+		{"dscp = 34\ndscp_v1_event = 48\n", 34, 34, 48},
+		{"dscp_event = 56\n", 56, 46, 56},
+	} {
+		cfg, err := Parse("t.toml", []byte("[clock]\ndiscipline = \"virtual\"\n[[ptp]]\ninterface = \"lo\"\n"+c.keys))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := cfg.PTP[0]
+		if p.DSCPEvent != c.event || p.DSCPGeneral != c.general || p.DSCPV1Event != c.v1ev {
+			t.Errorf("%q: event %d general %d v1 %d", c.keys, p.DSCPEvent, p.DSCPGeneral, p.DSCPV1Event)
+		}
+	}
+	if _, err := Parse("t.toml", []byte("[clock]\ndiscipline = \"virtual\"\nslave_phcs = [\"eth1\"]\n")); err == nil {
+		t.Error("slave_phcs accepted without a disciplined PHC")
+	}
+}

@@ -340,4 +340,23 @@ func (b *binder) profileDefaults(i int, p *PTP) {
 			b.errorf(k, "the %s profile allows %s, got %d", prof.Name, f.r, *f.v)
 		}
 	}
+	// Marking: a key set wins, then the older dscp (all three), then the
+	// profile's, and Dante's for its v1 Syncs.
+	for _, f := range []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"dscp_event", &p.DSCPEvent, prof.DSCPEvent},
+		{"dscp_general", &p.DSCPGeneral, prof.DSCPGeneral},
+		{"dscp_v1_event", &p.DSCPV1Event, ptp.DanteDSCPEvent},
+	} {
+		switch {
+		case b.set[key+"."+f.name]:
+		case b.set[key+".dscp"]:
+			*f.v = p.DSCP
+		default:
+			*f.v = f.def
+		}
+	}
 }

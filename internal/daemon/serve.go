@@ -44,7 +44,8 @@ type ntpSlot struct {
 
 // ptpConfig is what a [[ptp]] section asks of the port.
 func (d *Daemon) ptpConfig(c config.PTP) ptpnet.Config {
-	return ptpnet.Config{Port: c.Port(), V1: c.V1Port(), Transport: string(c.Transport), EventPort: c.EventPort, DSCP: c.DSCP,
+	return ptpnet.Config{Port: c.Port(), V1: c.V1Port(), Transport: string(c.Transport), EventPort: c.EventPort,
+		DSCP:         ptpnet.DSCP{Event: c.DSCPEvent, General: c.DSCPGeneral, V1Event: c.DSCPV1Event},
 		Timestamping: string(c.Timestamping), Seen: d.watch.Followers.PTPSeen(c.Interface),
 		IngressLatency: c.IngressLatency.Duration, EgressLatency: c.EgressLatency.Duration}
 }

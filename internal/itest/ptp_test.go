@@ -219,16 +219,20 @@ func TestPTPGrandmaster(t *testing.T) {
 	}
 
 	// 3. tshark: every PTP message sitegm sent dissects cleanly.
-	out := TsharkFields(t, captured(2*time.Minute), "ip.src==10.77.0.1", "ptp.v2.messagetype", "_ws.malformed", "_ws.expert.severity")
+	// Every kind marked EF (46), as AES67 gives clock traffic.
+	out := TsharkFields(t, captured(2*time.Minute), "ip.src==10.77.0.1", "ptp.v2.messagetype", "ip.dsfield.dscp", "_ws.malformed", "_ws.expert.severity")
 	kinds := map[string]int{}
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		f := strings.Split(l, "\t")
-		if len(f) < 1 || f[0] == "" {
+		if len(f) < 2 || f[0] == "" {
 			t.Errorf("not dissected as PTPv2: %q", l)
 			continue
 		}
 		kinds[f[0]]++
-		if len(f) > 1 && strings.TrimSpace(strings.Join(f[1:], "")) != "" {
+		if f[1] != "46" {
+			t.Errorf("message type %s marked DSCP %q, want 46", f[0], f[1])
+		}
+		if len(f) > 2 && strings.TrimSpace(strings.Join(f[2:], "")) != "" {
 			t.Errorf("tshark flags a message: %q", l)
 		}
 	}

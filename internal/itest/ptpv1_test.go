@@ -119,7 +119,7 @@ func TestPTPv1Dante(t *testing.T) {
 		o, err := exec.Command("tshark", "-r", f, "-Y", "ip.src==10.81.0.1 && ptp.versionptp==1", "-T", "fields",
 			"-e", "ptp.controlfield", "-e", "ptp.subdomain", "-e", "ptp.flags.assist", "-e", "ptp.sdr.grandmasterclockstratum",
 			"-e", "ptp.sdr.grandmasterclockidentifier", "-e", "ptp.sdr.currentutcoffset", "-e", "ptp.sdr.syncinterval",
-			"-e", "_ws.malformed", "-e", "_ws.expert.severity").Output()
+			"-e", "_ws.malformed", "-e", "_ws.expert.severity", "-e", "ip.dsfield.dscp").Output()
 		if err != nil {
 			t.Fatalf("tshark -r %s: %v", f, err)
 		}
@@ -130,7 +130,7 @@ func TestPTPv1Dante(t *testing.T) {
 		if l == "" {
 			continue
 		}
-		f := append(strings.Split(l, "\t"), make([]string, 9)...) // empty trailing fields
+		f := append(strings.Split(l, "\t"), make([]string, 10)...) // empty trailing fields
 
 		kinds[f[0]]++
 		if f[1] != "_DFLT" {
@@ -141,6 +141,10 @@ func TestPTPv1Dante(t *testing.T) {
 		}
 		if strings.TrimSpace(f[7]+f[8]) != "" {
 			t.Errorf("tshark flags a v1 packet: %q", l)
+		}
+		// Marked as Dante marks its own: Syncs CS7 (56), the rest EF (46).
+		if want := map[bool]string{true: "56", false: "46"}[f[0] == "0"]; f[9] != want {
+			t.Errorf("v1 control %s marked DSCP %q, want %s: %q", f[0], f[9], want, l)
 		}
 	}
 	t.Logf("v1 packets from sitegm by control: %v", kinds)
