@@ -30,6 +30,8 @@ import (
 type Options struct {
 	// The module's parameters (lab/module/sitegm_lab.c).
 	FreqErrorPPB int64
+	// FreqError2PPB is the second PHC's (the second-phc scenario).
+	FreqError2PPB int64
 	PulseWidth   time.Duration
 	Jitter       time.Duration
 	QErr         time.Duration
@@ -60,7 +62,7 @@ type Result struct {
 }
 
 // Scenarios are the lab's scenarios, in the order they run.
-var Scenarios = []string{"extts", "kernel-pps", "pps-onto-phc", "vlan", "nic-timestamping", "boot-race", "faults", "delays"}
+var Scenarios = []string{"extts", "kernel-pps", "pps-onto-phc", "vlan", "nic-timestamping", "boot-race", "faults", "delays", "second-phc"}
 
 // Guest protocol: the guest prints one "LAB-RESULT {json}" line per
 // scenario on its console, "LAB-FILE NAME BASE64" for a file it hands
@@ -371,7 +373,7 @@ func (o *Options) cmdline() string {
 	args := []string{"console=ttyS0", "panic=-1", "quiet", "loglevel=4",
 		fmt.Sprintf("lab.freq=%d", o.FreqErrorPPB), fmt.Sprintf("lab.width=%d", o.PulseWidth.Milliseconds()),
 		fmt.Sprintf("lab.jitter=%d", o.Jitter.Nanoseconds()), fmt.Sprintf("lab.qerr=%d", o.QErr.Nanoseconds()),
-		fmt.Sprintf("lab.delay=%d", o.CableDelay.Nanoseconds())}
+		fmt.Sprintf("lab.delay=%d", o.CableDelay.Nanoseconds()), fmt.Sprintf("lab.freq2=%d", o.FreqError2PPB)}
 	if len(o.Only) > 0 {
 		args = append(args, "lab.only="+strings.Join(o.Only, ","))
 	}

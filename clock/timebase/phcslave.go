@@ -173,14 +173,37 @@ func (s *PHCSlave) Steer() []event.Event {
 
 // take feeds one reading to the servo and applies what it says.
 func (s *PHCSlave) take(off, window time.Duration, at time.Time) error {
-	if s.servo != nil && s.servo.State() >= servo.StateTrack {
-		pred := s.servo.Estimate(at).Offset
-		if miss := off - pred; miss.Abs() > max(slaveJumpMin, 10*window) {
+	var step time.Duration
+	switch {
+	case s.servo != nil && s.servo.State() >= servo.StateTrack:
+		// A reading the prediction cannot explain: someone else stepped
+		// the slave. The reading itself is exact to its window, so the
+		// slave is stepped back by it, and its servo starts afresh from
+		// the frequency it ran with.
+		if miss := off - s.servo.Estimate(at).Offset; miss.Abs() > max(slaveJumpMin, 10*window) {
 			s.jumps++
 			s.ev.Emit(slog.LevelWarn, "phc_slave_jumped", "slave PHC was stepped by someone else: stepped back",
 				"phc", s.dev.Name(), "jump_ns", int64(miss))
-			s.servo = nil // the next sample starts afresh, with a step
+			step = -off
 		}
+	case s.servo == nil && off.Abs() > slaveStepAt:
+		step = -off // the first reading: stepped onto the master, not slewed
+	case s.servo != nil && off.Abs() > time.Millisecond:
+		// Still acquiring, and further off than any oscillator drifts in
+		// a second: stepped meanwhile (by someone else, or a master step
+		// not told of). Taken as a first reading again.
+		step = -off
+	}
+	if step != 0 {
+		if err := s.dev.Step(step); err != nil {
+			s.servo = nil
+			return fmt.Errorf("step %s: %w", s.dev.Name(), err)
+		}
+		s.stepped(step)
+		s.servo = nil
+		// The reading, moved by the step: the slave is on the master now,
+		// to the reading's window.
+		at, off = at.Add(step), off+step
 	}
 	if s.servo == nil {
 		freq, err := s.dev.Frequency()
@@ -190,10 +213,10 @@ func (s *PHCSlave) take(off, window time.Duration, at time.Time) error {
 		s.freq = freq
 		cfg := servo.Config{Osc: clock.TCXO, MeasNoise: max(window/2, 50*time.Nanosecond),
 			MaxFreq: s.dev.MaxFrequency(), StepThreshold: slaveStepAt,
-			// Another process stepping the slave is handled above; the
-			// servo's own guard would hold over a real jump for seconds.
+			// Steps by someone else are handled above; the servo's own
+			// guard would hold over a real one for seconds.
 			JumpThreshold: time.Second, TimeConstant: 4 * time.Second}
-		if s.steps > 0 || s.jumps > 0 {
+		if s.jumps > 0 {
 			// It ran on this frequency before the jump: start from it.
 			cfg.InitialFreq, cfg.InitialFreqSigma = freq, 1000
 		}
@@ -205,9 +228,7 @@ func (s *PHCSlave) take(off, window time.Duration, at time.Time) error {
 			s.servo = nil
 			return fmt.Errorf("step %s: %w", s.dev.Name(), err)
 		}
-		s.steps++
-		s.ev.Emit(slog.LevelInfo, "phc_slave_stepped", "slave PHC stepped onto the disciplined clock",
-			"phc", s.dev.Name(), "step_ns", int64(a.Step))
+		s.stepped(a.Step)
 	}
 	if a.SetFreq {
 		if err := s.dev.SetFrequency(a.Freq); err != nil {
@@ -215,26 +236,69 @@ func (s *PHCSlave) take(off, window time.Duration, at time.Time) error {
 		}
 		s.freq = a.Freq
 	}
+	// The snapshot stamps are carried with: the estimate just after the
+	// adjustment, and a second later. An estimate not yet known to a
+	// second carries nothing.
+	now := at.Add(a.Step)
+	e0, e1 := s.servo.Estimate(now), s.servo.Estimate(now.Add(time.Second))
+	if e1.OffsetSigma > time.Second/3 {
+		s.setState(SlaveAcquiring)
+		s.publish(SlaveStatus{Window: window})
+		return nil
+	}
 	state := SlaveAcquiring
 	if s.servo.State() == servo.StateTrack {
 		state = SlaveLocked
 	}
-	if state != s.state {
-		lvl := slog.LevelInfo
-		if state == SlaveLocked {
-			lvl = event.Notice
-		}
-		s.ev.Emit(lvl, "phc_slave", "slave PHC "+state, "phc", s.dev.Name(), "phc_state", state, "phc_state_prev", s.state)
-		s.state = state
-	}
-	// The snapshot: the estimate just after the adjustment, and a second
-	// later, for the line stamps are carried along.
-	now := at.Add(a.Step)
-	e0, e1 := s.servo.Estimate(now), s.servo.Estimate(now.Add(time.Second))
+	s.setState(state)
 	b0, b1 := 3*e0.OffsetSigma+window/2, 3*e1.OffsetSigma+window/2
 	s.publish(SlaveStatus{At: now, Offset: e0.Offset, Rate: (e1.Offset - e0.Offset).Seconds(),
 		Bound: b0, BoundRate: max(b1-b0, 0), Window: window})
 	return nil
+}
+
+func (s *PHCSlave) stepped(d time.Duration) {
+	s.steps++
+	s.ev.Emit(slog.LevelInfo, "phc_slave_stepped", "slave PHC stepped onto the disciplined clock",
+		"phc", s.dev.Name(), "step_ns", int64(d))
+}
+
+// setState moves to state, with an event when it changes.
+func (s *PHCSlave) setState(state string) {
+	if state == s.state {
+		return
+	}
+	lvl := slog.LevelInfo
+	if state == SlaveLocked {
+		lvl = event.Notice
+	}
+	s.ev.Emit(lvl, "phc_slave", "slave PHC "+state, "phc", s.dev.Name(), "phc_state", state, "phc_state_prev", s.state)
+	s.state = state
+}
+
+// MasterStepped steps the slave with the disciplined clock, at once (the
+// daemon calls it right after it stepped the master: onto GNSS time at
+// the first lock, an operator's resync), so that the two stay together
+// and the step is not taken for one by someone else. The servo's
+// estimate moves with it.
+func (s *PHCSlave) MasterStepped(d time.Duration) []event.Event {
+	if err := s.dev.Step(d); err != nil {
+		s.fails++
+		s.lastE = fmt.Sprintf("step %s with the disciplined clock: %v", s.dev.Name(), err)
+		s.servo = nil // the next reading finds it where it is
+		s.ev.Emit(slog.LevelWarn, "phc_slave", "slave PHC could not follow the disciplined clock's step",
+			"phc", s.dev.Name(), "error", s.lastE)
+		s.publish(SlaveStatus{})
+		return s.ev.Take()
+	}
+	if s.servo != nil {
+		// Both clocks moved by d: the slave's offset is unchanged, but
+		// the servo's time axis (the slave's clock) moved by d.
+		s.servo = nil
+		s.setState(SlaveAcquiring)
+		s.publish(SlaveStatus{})
+	}
+	return s.ev.Take()
 }
 
 func (s *PHCSlave) publish(st SlaveStatus) {

@@ -59,6 +59,33 @@ func (p *simPHC) SysOffset() (clock.SysOffset, error) {
 	return clock.SysOffset{PHC: p.phc(), System: p.sys.t.Add(err), Window: p.window}, nil
 }
 
+// A hardware stamp on a slave PHC reaches the served clock through the
+// timebase, carried by the slave's offset; refused before it is measured;
+// a PHC that is neither is the wrong clock.
+func TestFromClockCarriesSlaveStamps(t *testing.T) {
+	sys, master, slave, s := pair(t)
+	tb := New(master, leap.Builtin())
+	m := map[string]*PHCSlave{slave.name: s}
+	tb.slaves.Store(&m)
+	if _, err := tb.FromClock(slave.name, slave.phc()); !errors.Is(err, ErrSlaveUnknown) {
+		t.Fatalf("unmeasured slave: %v", err)
+	}
+	run(sys, s, 60)
+	i, err := tb.FromClock(slave.name, slave.phc())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := i.Clock().Sub(master.phc()); d.Abs() > s.Status().Bound {
+		t.Fatalf("carried %v off, bound %v", d, s.Status().Bound)
+	}
+	if tb.Slave(slave.name) != s || len(tb.Slaves()) != 1 {
+		t.Fatal("the slave is not listed")
+	}
+	if _, err := tb.FromClock("/dev/ptp7", slave.phc()); !errors.Is(err, ErrWrongClock) {
+		t.Fatalf("an unknown PHC: %v", err)
+	}
+}
+
 // pair is a disciplined PHC on the truth and a slave PHC 37 s behind
 // (UTC, as a driver starts one) running 25 ppm fast.
 func pair(t *testing.T) (*simSys, *simPHC, *simPHC, *PHCSlave) {
@@ -179,6 +206,24 @@ func TestPHCSlaveFailing(t *testing.T) {
 	evs = run(sys, s, 30)
 	if s.Status().State != SlaveLocked {
 		t.Fatalf("back: state %s, events %s", s.Status().State, names(evs))
+	}
+	carried(t, master, slave, s)
+}
+
+// The disciplined PHC stepped (onto TAI at its first lock: 37 s) takes
+// its slaves along at once: no jump is reported, and the slave is on the
+// master again within a few readings.
+func TestPHCSlaveFollowsMasterStep(t *testing.T) {
+	sys, master, slave, s := pair(t)
+	run(sys, s, 30)
+	master.Step(-37 * time.Second)
+	evs := s.MasterStepped(-37 * time.Second)
+	evs = append(evs, run(sys, s, 30)...)
+	if strings.Contains(names(evs), "phc_slave_jumped") || s.Status().State != SlaveLocked {
+		t.Fatalf("state %s, events %s", s.Status().State, names(evs))
+	}
+	if d := slave.phc().Sub(master.phc()); d.Abs() > time.Microsecond {
+		t.Fatalf("slave %v from the master", d)
 	}
 	carried(t, master, slave, s)
 }

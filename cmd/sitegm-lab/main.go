@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -44,6 +45,7 @@ func ppb(s string) (int64, error) {
 func run(args []string) int {
 	fs := flag.NewFlagSet("sitegm-lab", flag.ContinueOnError)
 	freq := fs.String("freq-error", "25ppm", "the PHC's natural frequency error (ppm or ppb; ±200 ppm at most)")
+	freq2 := fs.String("freq-error2", "-15ppm", "the second PHC's natural frequency error (second-phc; ±200 ppm at most)")
 	width := fs.Duration("pulse-width", 100*time.Millisecond, "width of the simulated 1PPS (1ms..900ms)")
 	jitter := fs.Duration("jitter", 20*time.Nanosecond, "standard deviation of the pulse's edge noise (0..10us)")
 	qerr := fs.Duration("qerr", 0, "amplitude of the receiver's sawtooth (0..100ns)")
@@ -54,12 +56,13 @@ func run(args []string) int {
 		return 2
 	}
 	f, err := ppb(*freq)
+	f2, err2 := ppb(*freq2)
 	switch {
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "sitegm-lab:", err)
+	case err != nil || err2 != nil:
+		fmt.Fprintln(os.Stderr, "sitegm-lab:", errors.Join(err, err2))
 		return 2
-	case f < -200000 || f > 200000:
-		fmt.Fprintln(os.Stderr, "sitegm-lab: --freq-error beyond ±200 ppm")
+	case f < -200000 || f > 200000 || f2 < -200000 || f2 > 200000:
+		fmt.Fprintln(os.Stderr, "sitegm-lab: --freq-error or --freq-error2 beyond ±200 ppm")
 		return 2
 	case *width < time.Millisecond || *width > 900*time.Millisecond || (*width-500*time.Millisecond).Abs() <= 5*time.Millisecond:
 		fmt.Fprintln(os.Stderr, "sitegm-lab: --pulse-width must be 1ms..900ms, not 495ms..505ms (a pulse half a second wide has edges nothing tells apart: gnss.pps_width)")
@@ -79,7 +82,7 @@ func run(args []string) int {
 		return 0
 	}
 	root, _ := os.Getwd()
-	o := lab.Options{FreqErrorPPB: f, PulseWidth: *width, Jitter: *jitter, QErr: *qerr, CableDelay: *cable, Root: root,
+	o := lab.Options{FreqErrorPPB: f, FreqError2PPB: f2, PulseWidth: *width, Jitter: *jitter, QErr: *qerr, CableDelay: *cable, Root: root,
 		Work: *work, Log: os.Stdout, Timeout: 15 * time.Minute}
 	if *only != "" {
 		o.Only = strings.Split(*only, ",")

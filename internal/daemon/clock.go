@@ -83,6 +83,9 @@ func (d *Daemon) apply(a discipline.Action) {
 		}
 		// Offsets measured before a step are of another clock.
 		d.upstreams.Stepped()
+		for _, sl := range d.tb.Slaves() {
+			d.logEvents(sl.MasterStepped(a.Step)) // the slave PHCs move with it
+		}
 	}
 	if a.SetFreq {
 		if err := clk.SetFrequency(a.Freq); err != nil {

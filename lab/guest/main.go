@@ -26,6 +26,8 @@ import (
 // params are the module's, from the kernel command line.
 type params struct {
 	freqPPB, widthMS, jitterNS, qerrNS int64
+	// freq2PPB is the second PHC's natural error (second-phc).
+	freq2PPB int64
 	// delayNS is the pulse's lateness in the delays scenario (the others
 	// load the module without one).
 	delayNS int64
@@ -33,7 +35,7 @@ type params struct {
 }
 
 func readParams() params {
-	p := params{freqPPB: 25000, widthMS: 100, jitterNS: 20, delayNS: 150}
+	p := params{freqPPB: 25000, freq2PPB: -15000, widthMS: 100, jitterNS: 20, delayNS: 150}
 	b, _ := os.ReadFile("/proc/cmdline")
 	for _, f := range strings.Fields(string(b)) {
 		k, v, ok := strings.Cut(f, "=")
@@ -44,6 +46,8 @@ func readParams() params {
 		switch k {
 		case "lab.freq":
 			p.freqPPB = n
+		case "lab.freq2":
+			p.freq2PPB = n
 		case "lab.width":
 			p.widthMS = n
 		case "lab.jitter":
@@ -160,19 +164,25 @@ func waitFor(timeout time.Duration, what string, cond func() bool) {
 
 const debugDir = "/sys/kernel/debug/sitegm_lab"
 
-type labDev struct{ phc, pps string }
+// labDev are the module's devices: the PHC with the pulse, the PPS
+// device, and the second PHC (phc1, with phcs=2).
+type labDev struct{ phc, pps, phc1 string }
 
-func loadModule(p params) labDev { return loadModuleDelay(p, 0) }
+func loadModule(p params) labDev { return loadModuleWith(p, 0, 1) }
 
 // loadModuleDelay loads the module with its pulse delayNS late.
-func loadModuleDelay(p params, delayNS int64) labDev {
+func loadModuleDelay(p params, delayNS int64) labDev { return loadModuleWith(p, delayNS, 1) }
+
+// loadModuleWith loads the module with its pulse delayNS late and phcs
+// PHCs.
+func loadModuleWith(p params, delayNS int64, phcs int) labDev {
 	must(sh("insmod", "/lib/modules/sitegm_lab.ko", fmt.Sprintf("freq_error_ppb=%d", p.freqPPB),
 		fmt.Sprintf("width_ms=%d", p.widthMS), fmt.Sprintf("jitter_ns=%d", p.jitterNS), fmt.Sprintf("qerr_ns=%d", p.qerrNS),
-		fmt.Sprintf("delay_ns=%d", delayNS)))
+		fmt.Sprintf("delay_ns=%d", delayNS), fmt.Sprintf("phcs=%d", phcs), fmt.Sprintf("freq_error2_ppb=%d", p.freq2PPB)))
 	var d labDev
 	waitFor(5*time.Second, "the module's devices", func() bool {
 		d = findDevices()
-		return d.phc != "" && d.pps != ""
+		return d.phc != "" && d.pps != "" && (phcs < 2 || d.phc1 != "")
 	})
 	return d
 }
@@ -180,8 +190,12 @@ func loadModuleDelay(p params, delayNS int64) labDev {
 func findDevices() labDev {
 	var d labDev
 	for _, c := range globNames("/sys/class/ptp/ptp*/clock_name") {
-		if b, _ := os.ReadFile(c); strings.TrimSpace(string(b)) == "sitegm_lab" {
+		b, _ := os.ReadFile(c)
+		switch strings.TrimSpace(string(b)) {
+		case "sitegm_lab":
 			d.phc = "/dev/" + filepath.Base(filepath.Dir(c))
+		case "sitegm_lab1":
+			d.phc1 = "/dev/" + filepath.Base(filepath.Dir(c))
 		}
 	}
 	for _, c := range globNames("/sys/class/pps/pps*/name") {
@@ -194,6 +208,9 @@ func findDevices() labDev {
 	}
 	if _, err := os.Stat(d.pps); err != nil {
 		d.pps = ""
+	}
+	if _, err := os.Stat(d.phc1); err != nil {
+		d.phc1 = ""
 	}
 	return d
 }
@@ -212,9 +229,9 @@ func unloadModule() {
 	}
 }
 
-// sample is one reading of the module: raw, truth (TAI), PHC and
-// CLOCK_REALTIME at one instant, ns.
-type sample struct{ raw, truth, phc, real int64 }
+// sample is one reading of the module: raw, truth (TAI), PHC,
+// CLOCK_REALTIME and the second PHC (0 without one) at one instant, ns.
+type sample struct{ raw, truth, phc, real, phc1 int64 }
 
 func readNow() sample {
 	b, err := os.ReadFile(debugDir + "/now")
@@ -222,7 +239,7 @@ func readNow() sample {
 		panic(err)
 	}
 	var s sample
-	fmt.Sscan(string(b), &s.raw, &s.truth, &s.phc, &s.real)
+	fmt.Sscan(string(b), &s.raw, &s.truth, &s.phc, &s.real, &s.phc1)
 	return s
 }
 

@@ -31,6 +31,7 @@ func init() {
 		{"boot-race", bootRaceScenario},
 		{"faults", faultsScenario},
 		{"delays", delaysScenario},
+		{"second-phc", secondPHCScenario},
 	}
 }
 

@@ -30,11 +30,17 @@
  * (PTP_STRICT_FLAGS): a caller must ask for both and keep the one it
  * wants. EXTTS needs its pin routed to the channel (PTP_PIN_SETFUNC).
  *
+ * With phcs=2 a second PHC stands in for another NIC's (the secondary
+ * network of a redundant Dante site): its own natural error
+ * (freq_error2_ppb), no pins, no EXTTS; it starts on CLOCK_REALTIME too.
+ *
  * debugfs (sitegm_lab/):
- *   now          read: "raw_ns truth_ns phc_ns realtime_ns" at one instant
+ *   now          read: "raw_ns truth_ns phc_ns realtime_ns phc1_ns" at one
+ *                instant (phc1_ns 0 without a second PHC)
  *   pulses       write 0 / 1: stop / resume the pulse
  *   fail_reads   write N: the next N reads of the PHC fail with -EIO
  *   step_phc     write ns: someone else steps the PHC by that much
+ *   step_phc1    write ns: the same for the second PHC
  *   edges        read: pulses emitted, EXTTS events, PPS events
  */
 #include <linux/debugfs.h>
@@ -64,26 +70,39 @@ module_param(tai_utc, int, 0444);
 MODULE_PARM_DESC(tai_utc, "TAI-UTC, s: truth is CLOCK_REALTIME at load plus this");
 static long delay_ns;
 module_param(delay_ns, long, 0444);
+static uint phcs = 1;
+module_param(phcs, uint, 0444);
+MODULE_PARM_DESC(phcs, "PTP hardware clocks: 1, or 2 (the second without pins)");
+static long freq_error2_ppb = -15000;
+module_param(freq_error2_ppb, long, 0444);
+MODULE_PARM_DESC(freq_error2_ppb, "natural frequency error of the second PHC, ppb");
 MODULE_PARM_DESC(delay_ns, "the pulse reaches the pin this late after its second, ns (an antenna cable; -50000..50000, inside the 100 us before the edge is reported)");
 
 #define N_CHANNELS 2
 #define PPT_PER_SCALED_PPM 1000000 /* scaled_ppm is ppm * 2^16 */
 
-struct lab {
+/* labclk is one PHC: its ops and its line (under the lab's lock). */
+struct labclk {
 	struct ptp_clock_info info;
 	struct ptp_clock *ptp;
+	struct lab *lab;
+	s64 base_raw, base_phc;	/* the PHC's line */
+	s64 nat_ppt, adj_ppt;	/* frequency errors, parts per 10^12 */
+	int fail_reads;
+};
+
+struct lab {
+	struct labclk clk[2];
+	struct ptp_clock *ptp;	/* clk[0].ptp: the one with the pulse */
 	struct pps_device *pps;
 	struct ptp_pin_desc pins[N_CHANNELS];
 	struct hrtimer timer;
 	struct dentry *dir;
 	spinlock_t lock;
 	s64 raw0, truth0;	/* truth at raw0 */
-	s64 base_raw, base_phc;	/* the PHC's line */
-	s64 nat_ppt, adj_ppt;	/* frequency errors, parts per 10^12 */
 	u32 extts_on;		/* bit per enabled channel */
 	u32 extts_flags[N_CHANNELS];
 	bool pulses;
-	int fail_reads;
 	s64 next_second;	/* truth second of the next pulse */
 	bool falling_next;	/* its rising edge was reported */
 	s64 lead;		/* raw time of that rising edge */
@@ -120,14 +139,20 @@ static void raw_and_real(s64 *raw, s64 *real)
 	}
 }
 
-/* phc_at is the PHC's time at raw time raw (lock held). */
-static s64 phc_at(struct lab *l, s64 raw)
+/* clk_at is a PHC's time at raw time raw (lock held). */
+static s64 clk_at(struct labclk *c, s64 raw)
 {
-	s64 d = raw - l->base_raw, ppt = l->nat_ppt + l->adj_ppt;
+	s64 d = raw - c->base_raw, ppt = c->nat_ppt + c->adj_ppt;
 	s64 q = div_s64(d, NSEC_PER_SEC), r = d - q * NSEC_PER_SEC;
 
 	/* d * ppt / 1e12 without overflow: whole seconds, then the rest. */
-	return l->base_phc + d + div_s64(q * ppt, 1000) + div64_s64(r * ppt, 1000000000000LL);
+	return c->base_phc + d + div_s64(q * ppt, 1000) + div64_s64(r * ppt, 1000000000000LL);
+}
+
+/* phc_at is the first PHC's (the pulse's) time at raw (lock held). */
+static s64 phc_at(struct lab *l, s64 raw)
+{
+	return clk_at(&l->clk[0], raw);
 }
 
 static s64 truth_at(struct lab *l, s64 raw)
@@ -135,53 +160,54 @@ static s64 truth_at(struct lab *l, s64 raw)
 	return l->truth0 + (raw - l->raw0);
 }
 
-/* rebase re-anchors the PHC's line at raw (before a change of rate). */
-static void rebase(struct lab *l, s64 raw)
+/* rebase re-anchors a PHC's line at raw (before a change of rate). */
+static void rebase(struct labclk *c, s64 raw)
 {
-	l->base_phc = phc_at(l, raw);
-	l->base_raw = raw;
+	c->base_phc = clk_at(c, raw);
+	c->base_raw = raw;
 }
 
 static int lab_adjfine(struct ptp_clock_info *info, long scaled_ppm)
 {
-	struct lab *l = container_of(info, struct lab, info);
+	struct labclk *c = container_of(info, struct labclk, info);
 	unsigned long flags;
 
-	spin_lock_irqsave(&l->lock, flags);
-	rebase(l, raw_ns());
-	l->adj_ppt = div_s64((s64)scaled_ppm * PPT_PER_SCALED_PPM, 65536);
-	spin_unlock_irqrestore(&l->lock, flags);
+	spin_lock_irqsave(&c->lab->lock, flags);
+	rebase(c, raw_ns());
+	c->adj_ppt = div_s64((s64)scaled_ppm * PPT_PER_SCALED_PPM, 65536);
+	spin_unlock_irqrestore(&c->lab->lock, flags);
 	return 0;
 }
 
 static int lab_adjtime(struct ptp_clock_info *info, s64 delta)
 {
-	struct lab *l = container_of(info, struct lab, info);
+	struct labclk *c = container_of(info, struct labclk, info);
 	unsigned long flags;
 
-	spin_lock_irqsave(&l->lock, flags);
-	rebase(l, raw_ns());
-	l->base_phc += delta;
-	spin_unlock_irqrestore(&l->lock, flags);
+	spin_lock_irqsave(&c->lab->lock, flags);
+	rebase(c, raw_ns());
+	c->base_phc += delta;
+	spin_unlock_irqrestore(&c->lab->lock, flags);
 	return 0;
 }
 
 static int lab_gettimex64(struct ptp_clock_info *info, struct timespec64 *ts,
 			  struct ptp_system_timestamp *sts)
 {
-	struct lab *l = container_of(info, struct lab, info);
+	struct labclk *c = container_of(info, struct labclk, info);
+	struct lab *l = c->lab;
 	unsigned long flags;
 	s64 t;
 
 	spin_lock_irqsave(&l->lock, flags);
-	if (l->fail_reads > 0) {
-		l->fail_reads--;
+	if (c->fail_reads > 0) {
+		c->fail_reads--;
 		spin_unlock_irqrestore(&l->lock, flags);
 		return -EIO;
 	}
 	/* The system reads bracket the PHC read as a NIC driver's do. */
 	ptp_read_system_prets(sts);
-	t = phc_at(l, raw_ns());
+	t = clk_at(c, raw_ns());
 	ptp_read_system_postts(sts);
 	spin_unlock_irqrestore(&l->lock, flags);
 	*ts = ns_to_timespec64(t);
@@ -190,23 +216,24 @@ static int lab_gettimex64(struct ptp_clock_info *info, struct timespec64 *ts,
 
 static int lab_settime64(struct ptp_clock_info *info, const struct timespec64 *ts)
 {
-	struct lab *l = container_of(info, struct lab, info);
+	struct labclk *c = container_of(info, struct labclk, info);
 	unsigned long flags;
 
-	spin_lock_irqsave(&l->lock, flags);
-	l->base_raw = raw_ns();
-	l->base_phc = timespec64_to_ns(ts);
-	spin_unlock_irqrestore(&l->lock, flags);
+	spin_lock_irqsave(&c->lab->lock, flags);
+	c->base_raw = raw_ns();
+	c->base_phc = timespec64_to_ns(ts);
+	spin_unlock_irqrestore(&c->lab->lock, flags);
 	return 0;
 }
 
 static int lab_enable(struct ptp_clock_info *info, struct ptp_clock_request *rq, int on)
 {
-	struct lab *l = container_of(info, struct lab, info);
+	struct labclk *c = container_of(info, struct labclk, info);
+	struct lab *l = c->lab;
 	unsigned long flags;
 	unsigned int ch;
 
-	if (rq->type != PTP_CLK_REQ_EXTTS)
+	if (rq->type != PTP_CLK_REQ_EXTTS || c != &l->clk[0])
 		return -EOPNOTSUPP;
 	ch = rq->extts.index;
 	if (ch >= N_CHANNELS)
@@ -334,13 +361,15 @@ static enum hrtimer_restart pulse(struct hrtimer *t)
 static int now_show(struct seq_file *m, void *unused)
 {
 	unsigned long flags;
-	s64 raw, real, phc;
+	s64 raw, real, phc, phc1 = 0;
 
 	spin_lock_irqsave(&lab->lock, flags);
 	raw_and_real(&raw, &real);
 	phc = phc_at(lab, raw);
+	if (phcs > 1)
+		phc1 = clk_at(&lab->clk[1], raw);
 	spin_unlock_irqrestore(&lab->lock, flags);
-	seq_printf(m, "%lld %lld %lld %lld\n", raw, truth_at(lab, raw), phc, real);
+	seq_printf(m, "%lld %lld %lld %lld %lld\n", raw, truth_at(lab, raw), phc, real, phc1);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(now);
@@ -377,13 +406,13 @@ static ssize_t fail_write(struct file *f, const char __user *buf, size_t len, lo
 
 	if (n > 0) {
 		spin_lock_irqsave(&lab->lock, flags);
-		lab->fail_reads = clamp_t(s64, v, 0, 1000000);
+		lab->clk[0].fail_reads = clamp_t(s64, v, 0, 1000000);
 		spin_unlock_irqrestore(&lab->lock, flags);
 	}
 	return n;
 }
 
-static ssize_t step_write(struct file *f, const char __user *buf, size_t len, loff_t *off)
+static ssize_t step_clk(struct labclk *c, const char __user *buf, size_t len)
 {
 	unsigned long flags;
 	s64 v;
@@ -391,15 +420,26 @@ static ssize_t step_write(struct file *f, const char __user *buf, size_t len, lo
 
 	if (n > 0) {
 		spin_lock_irqsave(&lab->lock, flags);
-		lab->base_phc += v;
+		c->base_phc += v;
 		spin_unlock_irqrestore(&lab->lock, flags);
 	}
 	return n;
 }
 
+static ssize_t step_write(struct file *f, const char __user *buf, size_t len, loff_t *off)
+{
+	return step_clk(&lab->clk[0], buf, len);
+}
+
+static ssize_t step1_write(struct file *f, const char __user *buf, size_t len, loff_t *off)
+{
+	return step_clk(&lab->clk[1], buf, len);
+}
+
 static const struct file_operations pulses_fops = { .owner = THIS_MODULE, .write = pulses_write };
 static const struct file_operations fail_fops = { .owner = THIS_MODULE, .write = fail_write };
 static const struct file_operations step_fops = { .owner = THIS_MODULE, .write = step_write };
+static const struct file_operations step1_fops = { .owner = THIS_MODULE, .write = step1_write };
 
 static int __init lab_init(void)
 {
@@ -410,9 +450,9 @@ static int __init lab_init(void)
 		.owner = THIS_MODULE,
 	};
 	s64 raw, real;
-	int i;
+	int i, err;
 
-	if (width_ms < 1 || width_ms > 900 || delay_ns < -50000 || delay_ns > 50000)
+	if (width_ms < 1 || width_ms > 900 || delay_ns < -50000 || delay_ns > 50000 || phcs < 1 || phcs > 2)
 		return -EINVAL;
 	lab = kzalloc(sizeof(*lab), GFP_KERNEL);
 	if (!lab)
@@ -421,9 +461,6 @@ static int __init lab_init(void)
 	raw_and_real(&raw, &real);
 	lab->raw0 = raw;
 	lab->truth0 = real + (s64)tai_utc * NSEC_PER_SEC;
-	lab->base_raw = raw;
-	lab->base_phc = real; /* starts on UTC, as igb starts a PHC */
-	lab->nat_ppt = (s64)freq_error_ppb * 1000;
 	lab->pulses = true;
 	for (i = 0; i < N_CHANNELS; i++) {
 		snprintf(lab->pins[i].name, sizeof(lab->pins[i].name), "SDP%d", i);
@@ -431,34 +468,41 @@ static int __init lab_init(void)
 		lab->pins[i].func = PTP_PF_NONE;
 		lab->pins[i].chan = i;
 	}
-	lab->info = (struct ptp_clock_info){
-		.owner = THIS_MODULE,
-		.name = "sitegm_lab",
-		.max_adj = 62499999, /* an i210's */
-		.n_ext_ts = N_CHANNELS,
-		.n_pins = N_CHANNELS,
-		.pin_config = lab->pins,
-		.adjfine = lab_adjfine,
-		.adjtime = lab_adjtime,
-		.gettimex64 = lab_gettimex64,
-		.settime64 = lab_settime64,
-		.enable = lab_enable,
-		.verify = lab_verify,
-	};
-	lab->ptp = ptp_clock_register(&lab->info, NULL);
-	if (IS_ERR(lab->ptp)) {
-		int err = PTR_ERR(lab->ptp);
+	for (i = 0; i < phcs; i++) {
+		struct labclk *c = &lab->clk[i];
 
-		kfree(lab);
-		return err;
+		c->lab = lab;
+		c->base_raw = raw;
+		c->base_phc = real; /* starts on UTC, as igb starts a PHC */
+		c->nat_ppt = (s64)(i == 0 ? freq_error_ppb : freq_error2_ppb) * 1000;
+		c->info = (struct ptp_clock_info){
+			.owner = THIS_MODULE,
+			.max_adj = 62499999, /* an i210's */
+			.adjfine = lab_adjfine,
+			.adjtime = lab_adjtime,
+			.gettimex64 = lab_gettimex64,
+			.settime64 = lab_settime64,
+			.enable = lab_enable,
+			.verify = lab_verify,
+		};
+		snprintf(c->info.name, sizeof(c->info.name), i == 0 ? "sitegm_lab" : "sitegm_lab%d", i);
+		if (i == 0) {
+			c->info.n_ext_ts = N_CHANNELS;
+			c->info.n_pins = N_CHANNELS;
+			c->info.pin_config = lab->pins;
+		}
+		c->ptp = ptp_clock_register(&c->info, NULL);
+		if (IS_ERR(c->ptp)) {
+			err = PTR_ERR(c->ptp);
+			c->ptp = NULL;
+			goto fail;
+		}
 	}
+	lab->ptp = lab->clk[0].ptp;
 	lab->pps = pps_register_source(&pinfo, PPS_CAPTUREBOTH | PPS_OFFSETASSERT);
 	if (IS_ERR(lab->pps)) {
-		int err = PTR_ERR(lab->pps);
-
-		ptp_clock_unregister(lab->ptp);
-		kfree(lab);
-		return err;
+		err = PTR_ERR(lab->pps);
+		goto fail;
 	}
 	lab->dir = debugfs_create_dir("sitegm_lab", NULL);
 	debugfs_create_file("now", 0444, lab->dir, NULL, &now_fops);
@@ -466,25 +510,39 @@ static int __init lab_init(void)
 	debugfs_create_file("pulses", 0200, lab->dir, NULL, &pulses_fops);
 	debugfs_create_file("fail_reads", 0200, lab->dir, NULL, &fail_fops);
 	debugfs_create_file("step_phc", 0200, lab->dir, NULL, &step_fops);
+	if (phcs > 1)
+		debugfs_create_file("step_phc1", 0200, lab->dir, NULL, &step1_fops);
 	hrtimer_init(&lab->timer, CLOCK_MONOTONIC, HRTIMER_MODE_ABS);
 	lab->timer.function = pulse;
 	lab->next_second = div_s64(truth_at(lab, raw_ns()), NSEC_PER_SEC) + 1;
 	arm(lab);
 	pr_info("sitegm_lab: PHC %d, PPS %d, freq error %ld ppb, width %u ms, jitter %u ns, qerr %u ns\n",
 		ptp_clock_index(lab->ptp), lab->pps->id, freq_error_ppb, width_ms, jitter_ns, qerr_ns);
+	if (phcs > 1)
+		pr_info("sitegm_lab: second PHC %d, freq error %ld ppb\n", ptp_clock_index(lab->clk[1].ptp), freq_error2_ppb);
 	return 0;
+fail:
+	for (i = 0; i < 2; i++)
+		if (lab->clk[i].ptp)
+			ptp_clock_unregister(lab->clk[i].ptp);
+	kfree(lab);
+	return err;
 }
 
 static void __exit lab_exit(void)
 {
+	int i;
+
 	hrtimer_cancel(&lab->timer);
 	debugfs_remove_recursive(lab->dir);
 	pps_unregister_source(lab->pps);
-	ptp_clock_unregister(lab->ptp);
+	for (i = 0; i < 2; i++)
+		if (lab->clk[i].ptp)
+			ptp_clock_unregister(lab->clk[i].ptp);
 	kfree(lab);
 }
 
 module_init(lab_init);
 module_exit(lab_exit);
 MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("sitegm lab: a steerable PHC with a simulated GNSS 1PPS (EXTTS and kernel PPS)");
+MODULE_DESCRIPTION("sitegm lab: steerable PHCs with a simulated GNSS 1PPS (EXTTS and kernel PPS)");
