@@ -32,9 +32,9 @@ type Options struct {
 	FreqErrorPPB int64
 	// FreqError2PPB is the second PHC's (the second-phc scenario).
 	FreqError2PPB int64
-	PulseWidth   time.Duration
-	Jitter       time.Duration
-	QErr         time.Duration
+	PulseWidth    time.Duration
+	Jitter        time.Duration
+	QErr          time.Duration
 	// CableDelay is how late the pulse reaches the pin in the delays
 	// scenario (the module's delay_ns), which sitegm's gnss.cable_delay
 	// then compensates.
