@@ -22,6 +22,7 @@ import (
 
 	"sitegm/clock"
 	"sitegm/clock/leap"
+	"sitegm/event"
 )
 
 // Instant is one reading of the disciplined clock.
@@ -244,6 +245,25 @@ func (tb *Timebase) Slaves() []*PHCSlave {
 	}
 	slices.SortFunc(out, func(a, b *PHCSlave) int { return strings.Compare(a.Name(), b.Name()) })
 	return out
+}
+
+// SteerSlaves steers every slave PHC once (about once a second).
+func (tb *Timebase) SteerSlaves() []event.Event {
+	var evs []event.Event
+	for _, s := range tb.Slaves() {
+		evs = append(evs, s.Steer()...)
+	}
+	return evs
+}
+
+// SlavesStepped moves every slave PHC with the disciplined clock, which
+// was just stepped by d (PHCSlave.MasterStepped).
+func (tb *Timebase) SlavesStepped(d time.Duration) []event.Event {
+	var evs []event.Event
+	for _, s := range tb.Slaves() {
+		evs = append(evs, s.MasterStepped(d)...)
+	}
+	return evs
 }
 
 // UTCMap carries CLOCK_REALTIME nanoseconds onto UTC as the disciplined

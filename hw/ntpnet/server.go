@@ -45,6 +45,12 @@ type Options struct {
 	// request's version and mode, and whether it was told to slow down
 	// (a RATE kiss).
 	Seen func(from netip.Addr, at time.Time, version, mode int, kod bool)
+	// NTS, when set, answers NTS requests (RFC 8915 5) with cookies
+	// under these keys; plain requests are answered as ever.
+	NTS *ntp.CookieKeys
+	// KE, when set (with NTS), serves NTS-KE on the interface beside
+	// NTP (ServeKE).
+	KE *KEOptions
 }
 
 // Status is one NTP interface's counters for status output.
@@ -66,6 +72,21 @@ type Status struct {
 	Unsendable uint64 `json:"unsendable"`          // replies dropped: the send buffer was full
 	SendFailed uint64 `json:"send_failed"`         // replies the kernel refused one by one
 	Unresolved uint64 `json:"unresolved"`          // replies not sent to on-link strangers beyond their budget (hw/neigh)
+	// NTS (RFC 8915), when on: requests with NTS fields, authenticated
+	// answers, NTS NAKs (cookie or authenticator refused) and requests
+	// dropped for NTS fields out of the rules.
+	NTS         bool   `json:"nts"`
+	NTSRequests uint64 `json:"nts_requests"`
+	NTSAnswered uint64 `json:"nts_answered"`
+	NTSNAKs     uint64 `json:"nts_naks"`
+	NTSBad      uint64 `json:"nts_bad"`
+	// NTS-KE: sessions that got cookies, requests refused with an Error
+	// record, exchanges that failed (TLS, timeout), connections shed at
+	// accept (concurrency, a source's or the total rate).
+	KESessions uint64 `json:"nts_ke_sessions"`
+	KERefused  uint64 `json:"nts_ke_refused"`
+	KEFailed   uint64 `json:"nts_ke_failed"`
+	KEShed     uint64 `json:"nts_ke_shed"`
 }
 
 // Server serves one [[ntp]] table.
@@ -83,6 +104,7 @@ type Server struct {
 	serving  atomic.Bool
 	rxStamps udpio.Stamps
 	rxSlave  *timebase.PHCSlave // the slave PHC hardware stamps are on, or nil
+	ke       KEStats
 }
 
 // NewServer prepares a server that answers from view.
@@ -93,11 +115,11 @@ func NewServer(o Options, tb *timebase.Timebase, view *atomic.Pointer[View], log
 
 // workerStats are one worker's counters: the responder's, then what the
 // socket side saw (refused destinations, unsendable and failed replies).
-type workerStats [13]atomic.Uint64
+type workerStats [17]atomic.Uint64
 
-func (w *workerStats) store(s *ntp.Stats, io *ioStats) {
+func (w *workerStats) store(s *ntp.Stats, io *ioStats, n *ntp.NTSStats) {
 	for i, v := range []uint64{s.Requests, s.Replies, s.Interleaved, s.Symmetric, s.KoD, s.RateDropped, s.Ignored, s.Malformed,
-		s.BadVersion, io.refused, io.unsendable, io.failed, io.unresolved} {
+		s.BadVersion, io.refused, io.unsendable, io.failed, io.unresolved, n.Requests, n.Answered, n.NAKs, n.Bad} {
 		w[i].Store(v)
 	}
 }
@@ -165,6 +187,15 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.o.RateInterval > 0 {
 		s.rate = ntp.NewRateTable(1<<16, s.o.RateInterval, s.o.RateBurst)
 	}
+	if s.o.KE != nil {
+		ke := *s.o.KE
+		ke.Interface, ke.Keys, ke.Stats = s.o.Interface, s.o.NTS, &s.ke
+		go func() {
+			if err := ServeKE(ctx, ke, s.log); err != nil && ctx.Err() == nil {
+				s.log.Error("NTS-KE stopped: NTS clients get no new cookies", "event", "nts_ke_error", "error", err.Error())
+			}
+		}()
+	}
 	s.serving.Store(true)
 	defer s.serving.Store(false)
 	s.base = time.Now()
@@ -192,7 +223,10 @@ func (s *Server) worker(ctx context.Context, c *udpio.Conn, st *workerStats) {
 	r := ntp.NewResponder(ntp.Config{RateInterval: s.o.RateInterval, RateBurst: s.o.RateBurst, Xleave: s.xl, Rate: s.rate})
 	ms := make([]udpio.Msg, udpio.MaxBatch)
 	outs := make([]udpio.Out, 0, udpio.MaxBatch)
-	bufs := make([][ntp.HeaderLen]byte, udpio.MaxBatch)
+	// Replies are never longer than their requests; an NTS answer is as
+	// long as the request it answers.
+	bufs := make([][udpio.MaxDatagram]byte, udpio.MaxBatch)
+	nts := &ntp.NTSServer{Keys: s.o.NTS}
 	lo := s.o.Interface == "lo"
 	var io ioStats
 	var v *View
@@ -237,7 +271,12 @@ func (s *Server) worker(ctx context.Context, c *udpio.Conn, st *workerStats) {
 			default:
 				rxClock = v.Map.ClockNS(readAt)
 			}
-			rep := r.Respond(bufs[len(outs)][:], m.Data, stamp(rxClock), m.From.Addr(), mono, &v.Header, txNow)
+			var rep ntp.Reply
+			if nts.Keys != nil {
+				rep, _ = nts.Respond(r, bufs[len(outs)][:], m.Data, stamp(rxClock), m.From.Addr(), mono, &v.Header, txNow)
+			} else {
+				rep = r.Respond(bufs[len(outs)][:], m.Data, stamp(rxClock), m.From.Addr(), mono, &v.Header, txNow)
+			}
 			if rep.N == 0 {
 				continue
 			}
@@ -254,22 +293,24 @@ func (s *Server) worker(ctx context.Context, c *udpio.Conn, st *workerStats) {
 			io.failed += uint64(w.Failed)
 		}
 		c.ReadTxStamps(sent)
-		st.store(&r.Stats, &io)
+		st.store(&r.Stats, &io, &nts.Stats)
 	}
 }
 
 // Status sums the workers' counters; a server whose sockets are not open
 // is DOWN.
 func (s *Server) Status() Status {
-	st := Status{Interface: s.o.Interface, Port: s.o.Port, State: "DOWN"}
+	st := Status{Interface: s.o.Interface, Port: s.o.Port, State: "DOWN", NTS: s.o.NTS != nil}
 	if !s.serving.Load() {
 		return st
 	}
 	st.State = "SERVING"
+	st.KESessions, st.KERefused, st.KEFailed, st.KEShed = s.ke.Sessions.Load(), s.ke.Refused.Load(), s.ke.Failed.Load(), s.ke.Shed.Load()
 	for i := range s.stats {
 		w := &s.stats[i]
 		for j, p := range []*uint64{&st.Requests, &st.Replies, &st.Interleaved, &st.Symmetric, &st.KoD, &st.RateDropped,
-			&st.Ignored, &st.Malformed, &st.BadVersion, &st.Refused, &st.Unsendable, &st.SendFailed, &st.Unresolved} {
+			&st.Ignored, &st.Malformed, &st.BadVersion, &st.Refused, &st.Unsendable, &st.SendFailed, &st.Unresolved,
+			&st.NTSRequests, &st.NTSAnswered, &st.NTSNAKs, &st.NTSBad} {
 			*p += w[j].Load()
 		}
 	}

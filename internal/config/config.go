@@ -27,6 +27,8 @@ type Config struct {
 	Log    Log    `toml:"log"`
 	Status Status `toml:"status"`
 	HTTP   HTTP   `toml:"http"`
+	// NTS is Network Time Security for the [[ntp]] tables that turn it on.
+	NTS NTS `toml:"nts"`
 	// Monitor are the hosts whose clocks sitegm watches over NTP.
 	Monitor []Monitor `toml:"monitor"`
 	// Upstream are NTP servers the clock GNSS disciplines is checked
@@ -168,6 +170,27 @@ type NTP struct {
 	// Expect lists client addresses that should keep polling: one silent
 	// is an ntp_client_lost WARNING.
 	Expect []string `toml:"expect"`
+	// NTS: answer NTS requests (RFC 8915) on this interface and serve
+	// NTS-KE beside it ([nts]); plain requests are answered as ever.
+	NTS bool `toml:"nts"`
+}
+
+// NTS is Network Time Security (RFC 8915): the NTS-KE server's
+// certificate and port, and the server keys NTS cookies are sealed under.
+type NTS struct {
+	// Certificate and Key are PEM files (the chain, its key) read again
+	// when they change: a renewed certificate needs no restart.
+	Certificate string `toml:"certificate"`
+	Key         string `toml:"key"`
+	// KEPort is NTS-KE's TCP port (4460, RFC 8915 4).
+	KEPort int `toml:"ke_port" check:"range=1..65535"`
+	// KeyFile keeps the server keys across restarts (mode 0600);
+	// KeyRotation is how often a new one is made, KeysKept how many are
+	// kept (a client's cookies stay valid for about KeysKept-1 rotations
+	// of silence).
+	KeyFile     string   `toml:"key_file" check:"nonempty"`
+	KeyRotation Duration `toml:"key_rotation"`
+	KeysKept    int      `toml:"keys_kept" check:"range=2..16"`
 }
 
 // HTTP is the read-only web endpoint: /metrics, the status page,
@@ -246,6 +269,7 @@ func Default() Config {
 		// Local only unless configured: a management address is a
 		// site's choice (the page and metrics are read-only).
 		HTTP: HTTP{Listen: "127.0.0.1:8123"},
+		NTS:  NTS{KEPort: 4460, KeyFile: "/var/lib/sitegm/nts-keys", KeyRotation: Duration{24 * time.Hour}, KeysKept: 4},
 	}
 }
 

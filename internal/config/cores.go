@@ -1,11 +1,16 @@
 package config
 
 import (
+	"net/netip"
 	"sitegm/clock"
 	"sitegm/clock/discipline"
 	"sitegm/clock/leap"
+	"sitegm/hw/ntpnet"
 	"sitegm/hw/pps"
+	"sitegm/hw/ptpnet"
+	"sitegm/ntp"
 	"sitegm/ntp/upstream"
+	"time"
 )
 
 // Discipline is what [gnss], [clock] and the [[upstream]] tables ask of
@@ -58,4 +63,35 @@ func (c Config) SlaveCandidates() (listed, ports []string) {
 		ports = append(ports, n.Interface) // NTP takes hardware receive stamps where the NIC stamps every packet
 	}
 	return c.Clock.SlavePHCs, ports
+}
+
+// AnyNTS reports whether an [[ntp]] table serves NTS.
+func (c Config) AnyNTS() bool {
+	for _, n := range c.NTP {
+		if n.NTS {
+			return true
+		}
+	}
+	return false
+}
+
+// Net is what the [[ptp]] section asks of its port (hw/ptpnet); seen
+// learns each follower.
+func (c PTP) Net(seen func(v1 bool, id [10]byte, from netip.Addr, at time.Time)) ptpnet.Config {
+	return ptpnet.Config{Port: c.Port(), V1: c.V1Port(), Transport: string(c.Transport), EventPort: c.EventPort,
+		DSCP:         ptpnet.DSCP{Event: c.DSCPEvent, General: c.DSCPGeneral, V1Event: c.DSCPV1Event},
+		Timestamping: string(c.Timestamping), Seen: seen,
+		IngressLatency: c.IngressLatency.Duration, EgressLatency: c.EgressLatency.Duration}
+}
+
+// NTPNet is what the [[ntp]] section n asks of its server (hw/ntpnet):
+// with NTS on and the server keys open (keys), NTS on the NTP path and
+// NTS-KE beside it; seen learns each client.
+func (c Config) NTPNet(n NTP, keys *ntp.CookieKeys, seen func(netip.Addr, time.Time, int, int, bool)) ntpnet.Options {
+	o := ntpnet.Options{Interface: n.Interface, Port: n.Port, RateInterval: n.RateInterval.Duration,
+		RateBurst: n.RateBurst, SendBuffer: ptpnet.ReplySendBuffer, Seen: seen}
+	if n.NTS && keys != nil {
+		o.NTS, o.KE = keys, &ntpnet.KEOptions{Port: c.NTS.KEPort, CertFile: c.NTS.Certificate, KeyFile: c.NTS.Key, NTPPort: n.Port}
+	}
+	return o
 }

@@ -145,7 +145,8 @@ func (c Config) RestartNeeded(next Config) []string {
 		same bool
 	}{{"[gnss]", reflect.DeepEqual(next.GNSS, c.GNSS)}, {"[clock]", reflect.DeepEqual(next.Clock, c.Clock)},
 		{"[status]", reflect.DeepEqual(next.Status, c.Status)}, {"[http]", reflect.DeepEqual(next.HTTP, c.HTTP)},
-		{"[[monitor]]", reflect.DeepEqual(next.Monitor, c.Monitor)}, {"[[upstream]]", reflect.DeepEqual(next.Upstream, c.Upstream)}} {
+		{"[[monitor]]", reflect.DeepEqual(next.Monitor, c.Monitor)}, {"[[upstream]]", reflect.DeepEqual(next.Upstream, c.Upstream)},
+		{"[nts]", reflect.DeepEqual(next.NTS, c.NTS)}} {
 		if !s.same {
 			out = append(out, s.name)
 		}
@@ -161,7 +162,7 @@ func (c Config) RestartNeeded(next Config) []string {
 // still holds, narrowed whether it dropped any).
 func (c Config) Reload(next Config, kept caps.Set, narrowed bool) (running Config, restart []string) {
 	running = next
-	running.Clock, running.GNSS, running.Status = c.Clock, c.GNSS, c.Status
+	running.Clock, running.GNSS, running.Status, running.NTS = c.Clock, c.GNSS, c.Status, c.NTS
 	restart = c.RestartNeeded(next)
 	if missing := running.Capabilities() &^ kept; narrowed && missing != 0 {
 		// Dropped at start for good: the port that needs it waits.

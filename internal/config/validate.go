@@ -220,6 +220,12 @@ func (b *binder) validate(c *Config) {
 			b.errorf(key+".rate_interval", `expected "0s" (off) or a duration from "10ms" to "1h", got %q`, n.RateInterval.String())
 		}
 		b.checkExpect(key+".expect", followers.NTP, n.Expect)
+		if n.NTS && (c.NTS.Certificate == "" || c.NTS.Key == "") {
+			b.errorf(key+".nts", "NTS needs [nts] certificate and key (PEM files: the server's certificate chain and its key)")
+		}
+	}
+	if r := c.NTS.KeyRotation.Duration; r < time.Hour || r > 30*24*time.Hour {
+		b.errorf("nts.key_rotation", `expected a duration from "1h" to "720h", got %q`, c.NTS.KeyRotation.String())
 	}
 	for i, p := range c.PTP {
 		b.checkExpect(fmt.Sprintf("ptp[%d].expect", i), followers.PTPv2, p.Expect)

@@ -12,6 +12,7 @@ import (
 	"sitegm/clock/timebase"
 	"sitegm/event"
 	"sitegm/hw/nic"
+	"sitegm/hw/ntpnet"
 	"sitegm/internal/config"
 )
 
@@ -83,9 +84,7 @@ func (d *Daemon) apply(a discipline.Action) {
 		}
 		// Offsets measured before a step are of another clock.
 		d.upstreams.Stepped()
-		for _, sl := range d.tb.Slaves() {
-			d.logEvents(sl.MasterStepped(a.Step)) // the slave PHCs move with it
-		}
+		d.logEvents(d.tb.SlavesStepped(a.Step)) // the slave PHCs move with it
 	}
 	if a.SetFreq {
 		if err := clk.SetFrequency(a.Freq); err != nil {
@@ -121,10 +120,12 @@ func (d *Daemon) openSlaves() {
 	d.logEvents(nic.OpenSlaves(d.tb, listed, ports))
 }
 
-// steerSlaves steers every slave PHC once (each second).
-func (d *Daemon) steerSlaves() {
-	for _, s := range d.tb.Slaves() {
-		d.logEvents(s.Steer())
+// openNTS opens the NTS server keys once a table asks for NTS.
+func (d *Daemon) openNTS() {
+	if d.nts == nil && d.cfg.AnyNTS() {
+		var evs []event.Event
+		d.nts, evs = ntpnet.OpenKeyRing(d.cfg.NTS.KeyFile, d.cfg.NTS.KeyRotation.Duration, d.cfg.NTS.KeysKept, time.Now())
+		d.logEvents(evs)
 	}
 }
 

@@ -64,6 +64,7 @@ type Daemon struct {
 	reads        timebase.ReadWatch
 	drift        driftfile.Keeper
 	slave        *timebase.Slave // CLOCK_REALTIME on the PHC (sync_system)
+	nts          *ntpnet.KeyRing // the NTS server keys, once a table asks for NTS
 	ptps         []*ptpSlot
 	ntps         []*ntpSlot
 	ntpView      atomic.Pointer[ntpnet.View]
@@ -174,7 +175,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.publishNTP()
 	defer d.servers.Wait()
 	d.openSlaves()
-	d.steerSlaves() // measured (and stepped) before their ports stamp on them
+	d.logEvents(d.tb.SteerSlaves()) // measured (and stepped) before their ports stamp on them
+	d.openNTS()
 	d.startServers(ctx)
 	stopStatus, err := status.Serve(d.cfg.Status.Socket, &d.status, d.log)
 	if err != nil {
@@ -252,6 +254,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			if s := d.status.Last(); s != nil {
 				d.logEvents(d.minute.Events(s))
 			}
+			if d.nts != nil {
+				d.logEvents(d.nts.Tick(time.Now()))
+			}
 		case c := <-chunks:
 			d.events(d.dec.Feed(c.Data, c.At), c.At)
 		case l := <-links:
@@ -261,7 +266,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case now := <-tick.C:
 			d.tick(now)
 		case now := <-second.C:
-			d.steerSlaves()
+			d.logEvents(d.tb.SteerSlaves())
 			d.slaveSystem()
 			d.upstreamsTick()
 			s := d.snapshot()

@@ -42,14 +42,6 @@ type ntpSlot struct {
 	slot supervise.Slot
 }
 
-// ptpConfig is what a [[ptp]] section asks of the port.
-func (d *Daemon) ptpConfig(c config.PTP) ptpnet.Config {
-	return ptpnet.Config{Port: c.Port(), V1: c.V1Port(), Transport: string(c.Transport), EventPort: c.EventPort,
-		DSCP:         ptpnet.DSCP{Event: c.DSCPEvent, General: c.DSCPGeneral, V1Event: c.DSCPV1Event},
-		Timestamping: string(c.Timestamping), Seen: d.watch.Followers.PTPSeen(c.Interface),
-		IngressLatency: c.IngressLatency.Duration, EgressLatency: c.EgressLatency.Duration}
-}
-
 // startWatch starts polling the monitored hosts and the HTTP endpoint;
 // the returned func stops the endpoint (the polls end with ctx).
 func (d *Daemon) startWatch(ctx context.Context) func() {
@@ -84,7 +76,7 @@ func (d *Daemon) startWatch(ctx context.Context) func() {
 // runPTP keeps one [[ptp]] port served.
 func (d *Daemon) runPTP(ctx context.Context, ps *ptpSlot) {
 	supervise.Keep(ctx, d.log, "ptp", ps.cfg.Interface, func() (func(context.Context) error, error) {
-		srv, err := ptpnet.NewServer(d.ptpConfig(ps.cfg), d.tb, d.log)
+		srv, err := ptpnet.NewServer(ps.cfg.Net(d.watch.Followers.PTPSeen(ps.cfg.Interface)), d.tb, d.log)
 		if err != nil {
 			return nil, err
 		}
@@ -105,10 +97,11 @@ func (d *Daemon) runNTP(ctx context.Context, ns *ntpSlot) {
 		if _, err := net.InterfaceByName(ns.cfg.Interface); err != nil {
 			return nil, err
 		}
-		srv := ntpnet.NewServer(ntpnet.Options{Interface: ns.cfg.Interface, Port: ns.cfg.Port,
-			RateInterval: ns.cfg.RateInterval.Duration, RateBurst: ns.cfg.RateBurst, SendBuffer: ptpnet.ReplySendBuffer,
-			Seen: d.watch.Followers.NTPSeen(ns.cfg.Interface)},
-			d.tb, &d.ntpView, d.log)
+		var keys *ntp.CookieKeys
+		if d.nts != nil {
+			keys = d.nts.Keys
+		}
+		srv := ntpnet.NewServer(d.cfg.NTPNet(ns.cfg, keys, d.watch.Followers.NTPSeen(ns.cfg.Interface)), d.tb, &d.ntpView, d.log)
 		return func(c context.Context) error {
 			ns.srv.Store(srv)
 			defer ns.srv.Store(nil)
@@ -264,6 +257,7 @@ func (d *Daemon) reload(ctx context.Context) {
 	d.ptps, d.ntps = keepP, keepN
 	d.cfg.PTP, d.cfg.NTP = cfg.PTP, cfg.NTP
 	d.openSlaves() // a new port's own PHC
+	d.openNTS()    // a table that turned NTS on
 	d.startServers(ctx)
 	d.publishGM()
 	msg := "configuration reloaded"
