@@ -64,6 +64,8 @@ var metricDefs = []metricDef{
 	{"sitegm_ptp_followers", "PTP followers that sent a Delay_Req in the last 20 minutes.", []string{"interface", "version"}},
 	{"sitegm_ptp_latency_seconds", "Configured latency taken off receive stamps (ingress) and added to transmit stamps (egress).", []string{"interface", "direction"}},
 	{"sitegm_ntp_requests_total", "NTP requests received.", []string{"interface"}},
+	{"sitegm_nts_requests_total", "NTS requests (RFC 8915) by outcome: answered, nak (cookie or authenticator refused), bad (dropped).", []string{"interface", "result"}},
+	{"sitegm_nts_ke_total", "NTS-KE connections by outcome: session (cookies handed out), refused (an Error record), failed (TLS, timeout), shed (closed at accept).", []string{"interface", "result"}},
 	{"sitegm_ntp_replies_total", "NTP replies sent.", []string{"interface"}},
 	{"sitegm_ntp_kod_total", "Kiss-o'-Death (RATE) replies sent.", []string{"interface"}},
 	{"sitegm_ntp_rate_limited_total", "NTP requests dropped by rate limiting.", []string{"interface"}},
@@ -190,6 +192,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ctr("sitegm_ntp_rate_limited_total", t.RateDropped, t.Interface)
 		ctr("sitegm_ntp_interleaved_total", t.Interleaved, t.Interface)
 		g("sitegm_ntp_clients", float64(counts["ntp/"+t.Interface]), t.Interface)
+		if t.NTS {
+			ctr("sitegm_nts_requests_total", t.NTSAnswered, t.Interface, "answered")
+			ctr("sitegm_nts_requests_total", t.NTSNAKs, t.Interface, "nak")
+			ctr("sitegm_nts_requests_total", t.NTSBad, t.Interface, "bad")
+			ctr("sitegm_nts_ke_total", t.KESessions, t.Interface, "session")
+			ctr("sitegm_nts_ke_total", t.KERefused, t.Interface, "refused")
+			ctr("sitegm_nts_ke_total", t.KEFailed, t.Interface, "failed")
+			ctr("sitegm_nts_ke_total", t.KEShed, t.Interface, "shed")
+		}
 	}
 	ctr("sitegm_followers_evicted_total", s.FollowersEvicted)
 	for _, l := range s.LostFollowers {

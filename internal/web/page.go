@@ -350,7 +350,7 @@ table{border-collapse:collapse;width:100%;font-size:13px}td,th{text-align:left;p
 
 <h2>NTP</h2>
 <div class="wrap"><table id="ntp"><tr><th>interface</th><th>port</th><th>state</th><th>requests</th><th>KoD</th><th>rate-limited</th><th>interleaved</th></tr>
-{{range .S.NTP}}<tr><td>{{.Interface}}</td><td>{{.Port}}</td><td>{{.State}}</td><td>{{.Requests}}</td><td>{{.KoD}}</td><td>{{.RateDropped}}</td><td>{{.Interleaved}}</td></tr>{{else}}<tr><td colspan="7">no NTP interface</td></tr>{{end}}
+{{range .S.NTP}}<tr><td>{{.Interface}}</td><td>{{.Port}}</td><td>{{.State}}</td><td>{{.Requests}}</td><td>{{.KoD}}</td><td>{{.RateDropped}}</td><td>{{.Interleaved}}</td></tr>{{if .NTS}}<tr><td colspan="7">NTS: {{.NTSAnswered}} answered, {{.NTSNAKs}} NAKs, {{.NTSBad}} bad; NTS-KE {{.KESessions}} sessions, {{.KERefused}} refused, {{.KEFailed}} failed, {{.KEShed}} shed</td></tr>{{end}}{{else}}<tr><td colspan="7">no NTP interface</td></tr>{{end}}
 </table></div>
 
 <h2>Monitored clocks</h2>
