@@ -16,7 +16,8 @@ func TestKEAdmission(t *testing.T) {
 	a := &admission{o: o, sources: map[netip.Addr]*bucket{}}
 	now := time.Unix(1e9, 0)
 	src := netip.MustParseAddr("10.0.0.1")
-	if !a.admit(src, now) || !a.admit(src, now) || a.admit(src, now) {
+	first, second, third := a.admit(src, now), a.admit(src, now), a.admit(src, now)
+	if !first || !second || third {
 		t.Fatal("a source's burst of 2")
 	}
 	a.done()
