@@ -3,6 +3,7 @@ package ntp
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"testing"
 	"time"
 
@@ -301,6 +302,62 @@ func FuzzNTSRespond(f *testing.F) {
 		rep, _ := srv.Respond(r, dst, req, rxT, client, 0, &hdr, txAt(rxT+1))
 		if rep.N > len(req) {
 			t.Fatalf("reply of %d bytes to a request of %d", rep.N, len(req))
+		}
+	})
+}
+
+// sitegm's own NTS client (ntp-query --nts) against the server: answers
+// verified, cookies replenished to 8, a NAK recognised, a reply changed
+// in flight refused.
+func TestNTSClient(t *testing.T) {
+	k := newKeys(t)
+	srv := &NTSServer{Keys: k}
+	r := NewResponder(Config{})
+	s := newSession(t, k)
+	sess := &NTSSession{C2S: s.c2s, S2C: s.s2c, Cookies: [][]byte{s.cookie}}
+	req := make([]byte, 1500)
+	dst := make([]byte, 1500)
+	n, uid, err := sess.NTSRequest(req, 0x1122334455667788, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, _ := srv.Respond(r, dst, req[:n], rxT, client, 0, &hdr, txAt(rxT+1000))
+	smp, err := sess.ParseNTSReply(dst[:rep.N], 0x1122334455667788, uid)
+	if err != nil || smp.Stratum != 1 || len(sess.Cookies) != 8 {
+		t.Fatalf("reply: %v, stratum %d, %d cookies", err, smp.Stratum, len(sess.Cookies))
+	}
+	// Changed in flight: refused.
+	n, uid, _ = sess.NTSRequest(req, 2, rand.Reader)
+	rep, _ = srv.Respond(r, dst, req[:n], rxT, client, 0, &hdr, txAt(rxT+1000))
+	dst[33] ^= 1
+	if _, err := sess.ParseNTSReply(dst[:rep.N], 2, uid); err == nil {
+		t.Fatal("a reply changed in flight was taken")
+	}
+	// A cookie of keys rotated out: a NAK.
+	for i := 1; i <= 3; i++ {
+		k.Rotate(time.Unix(1e9+int64(i)*86400, 0), rand.Reader)
+	}
+	n, uid, _ = sess.NTSRequest(req, 3, rand.Reader)
+	rep, _ = srv.Respond(r, dst, req[:n], rxT, client, 0, &hdr, txAt(rxT+1000))
+	if _, err := sess.ParseNTSReply(dst[:rep.N], 3, uid); !errors.Is(err, ErrNTSNAK) {
+		t.Fatalf("a NAK: %v", err)
+	}
+}
+
+func FuzzParseNTSReply(f *testing.F) {
+	k := newKeys(f)
+	s := newSession(f, k)
+	sess := &NTSSession{C2S: s.c2s, S2C: s.s2c, Cookies: [][]byte{s.cookie}}
+	req := make([]byte, 1500)
+	dst := make([]byte, 1500)
+	n, uid, _ := sess.NTSRequest(req, 7, rand.Reader)
+	rep, _ := (&NTSServer{Keys: k}).Respond(NewResponder(Config{}), dst, req[:n], rxT, client, 0, &hdr, txAt(rxT+1))
+	f.Add(append([]byte(nil), dst[:rep.N]...))
+	f.Add(request(4, ModeServer, 0, 0, 7))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c := &NTSSession{C2S: s.c2s, S2C: s.s2c}
+		if _, err := c.ParseNTSReply(b, 7, uid); err == nil && len(c.Cookies) > 8 {
+			t.Fatalf("%d cookies kept", len(c.Cookies))
 		}
 	})
 }

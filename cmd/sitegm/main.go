@@ -11,7 +11,7 @@ const usage = `sitegm: GNSS-disciplined PTP/NTP site grandmaster
 usage:
   sitegm run [-c FILE]                 run the daemon (SIGHUP reloads FILE, SIGUSR1 accepts a GNSS jump)
   sitegm status [-c FILE] [--json]     ask the running daemon (its [status] socket)
-  sitegm ntp-query HOST[:PORT]         one NTP request: stratum, leap, offset, delay
+  sitegm ntp-query [--nts] HOST[:PORT] one NTP request: stratum, leap, offset, delay (NTS: authenticated)
   sitegm check-config [-c FILE]        print the effective configuration, or every error
   sitegm commission [-c FILE] [--duration 10m] [--out PREFIX]
                                        watch the site box and write its commissioning report (HTML, JSON)

@@ -180,6 +180,13 @@ log measurements
 		t.Errorf("NTS client %.0f ns, plain client %.0f ns: %.0f ns apart", withNTS, plain, d)
 	}
 
+	// sitegm's own client, as an operator checks a box: NTS-KE with the
+	// site CA, one authenticated answer at stratum 1.
+	out, err := plainCam.Run(Bin(t, "sitegm"), "ntp-query", "--nts", "--ca", ca, gm.Addr)
+	if err != nil || !strings.Contains(out, "NTS: authenticated") || !strings.Contains(out, "stratum 1") {
+		t.Errorf("sitegm ntp-query --nts: %v\n%s", err, out)
+	}
+
 	// 2. sitegm restarted on the same key file: chronyd's cookies still
 	// open, no new NTS-KE.
 	before := len(stratum1(logdir))
