@@ -1,14 +1,18 @@
 package itest
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -17,6 +21,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -202,5 +208,96 @@ log measurements
 	}
 	if l := sg2.Lines(0, "event", "nts_keys"); len(l) != 1 || !strings.Contains(l[0]["msg"], "loaded") {
 		t.Errorf("the restarted sitegm did not load its keys: %v", l)
+	}
+}
+
+// TestNTSHandshakeFlood: NTS-KE handshakes from 100 source addresses, as
+// fast as 32 attackers can open them, for 10 s, against a sitegm that
+// serves PTP and NTS on the same interface. Connections beyond sitegm's
+// ceilings are shed at accept; Syncs and Announces keep their rhythm and
+// the legitimate NTP client and PTP slave keep at most 1 % loss (the
+// invariants of TestFloodsNeverStopService, docs/hostile-input.md). In
+// the quiet group: the gaps it bounds are the daemon's under attack.
+func TestNTSHandshakeFlood(t *testing.T) {
+	Quiet(t)
+	certDir := t.TempDir()
+	_, cert, key := siteCA(t, certDir, "10.77.0.1")
+	h := newHostileLab(t, fmt.Sprintf("nts = true\n[nts]\ncertificate = %q\nkey = %q\nkey_file = %q\n", cert, key, filepath.Join(certDir, "nts-keys")))
+	h.sg.WaitEvent(t, 0, 20*time.Second, "nts_ke_up")
+	var srcs []net.IP
+	for i := 1; i <= 100; i++ {
+		ip := fmt.Sprintf("10.77.9.%d", i)
+		if out, err := h.atk.Run("ip", "addr", "add", ip+"/16", "dev", "eth0"); err != nil {
+			t.Fatalf("ip addr add %s: %v\n%s", ip, err, out)
+		}
+		srcs = append(srcs, net.ParseIP(ip))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := watchPTP(t, h.slave)
+	np := runNTPProbe(ctx, h.cli.ListenUDP(t), h.gm.Addr, 50*time.Millisecond)
+	dp := runDelayReqProbe(ctx, h.cli.ListenUDPOn(t, &net.UDPAddr{Port: 320}), h.gm.Addr, 125*time.Millisecond)
+	// chrony's NTS-KE request: Next Protocol NTPv4, AEAD 15, End of
+	// Message, all critical.
+	keReq, _ := hex.DecodeString("800100020000" + "80040002000f" + "80000000")
+	var attempts, handshakes, cookies atomic.Int64
+	start := time.Now()
+	time.Sleep(3 * time.Second)
+	floodEnd := time.Now().Add(10 * time.Second)
+	var wg sync.WaitGroup
+	for g := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; time.Now().Before(floodEnd); i += 32 {
+				attempts.Add(1)
+				var conn net.Conn
+				h.atk.InNS(func() (err error) {
+					d := net.Dialer{LocalAddr: &net.TCPAddr{IP: srcs[i%len(srcs)]}, Timeout: time.Second}
+					conn, err = d.Dial("tcp4", h.gm.Addr+":4460")
+					return err
+				})
+				if conn == nil {
+					continue
+				}
+				conn.SetDeadline(time.Now().Add(2 * time.Second))
+				tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"ntske/1"}, MinVersion: tls.VersionTLS13})
+				if tc.Handshake() == nil {
+					handshakes.Add(1)
+					tc.Write(keReq)
+					if b, _ := io.ReadAll(tc); len(b) > 500 {
+						cookies.Add(1)
+					}
+				}
+				conn.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	time.Sleep(5 * time.Second)
+	end := time.Now()
+	cancel()
+	time.Sleep(300 * time.Millisecond)
+	sync2, sync1, ann := w.gaps(start, end.Add(-200*time.Millisecond))
+	st := ntsStatus(t, h.dir)
+	t.Logf("handshake flood: %d connections tried, %d TLS handshakes, %d got cookies; sitegm: %d sessions, %d failed, %d shed; longest gaps: Sync %v, v1 Sync %v, Announce %v",
+		attempts.Load(), handshakes.Load(), cookies.Load(), st.KESessions, st.KEFailed, st.KEShed, sync2, sync1, ann)
+	if sync2 > 250*time.Millisecond || sync1 > 500*time.Millisecond || ann > 4*time.Second {
+		t.Errorf("rhythm broken: Sync gap %v (interval 125 ms), v1 Sync gap %v (250 ms), Announce gap %v (2 s)", sync2, sync1, ann)
+	}
+	np.mu.Lock()
+	defer np.mu.Unlock()
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	ntpLoss := 1 - float64(np.got)/float64(np.sent)
+	ptpLoss := 1 - float64(dp.got)/float64(dp.sent)
+	t.Logf("legitimate NTP client: %d/%d answered; PTP slave: %d/%d Delay_Resp", np.got, np.sent, dp.got, dp.sent)
+	if ntpLoss > 0.01 || ptpLoss > 0.01 {
+		t.Errorf("legitimate clients lost more than 1 %%: NTP %.2f %%, PTP %.2f %%", 100*ntpLoss, 100*ptpLoss)
+	}
+	// The ceiling: 100 handshakes a second in total (a burst of 100) over
+	// the 10 s, each source 8 then one a second.
+	if st.KEShed == 0 || st.KESessions > 100+100*11 {
+		t.Errorf("the KE ceiling did not hold: %d sessions, %d shed", st.KESessions, st.KEShed)
 	}
 }
