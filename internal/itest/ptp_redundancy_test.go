@@ -150,13 +150,15 @@ func TestPTPLayer2(t *testing.T) {
 
 // TestPTPLatencies: the latency keys shift what a slave measures by half
 // the configured latency each, as ptp4l's own do (E2E: offset = ((t2 -
-// t1) - (t4 - t3)) / 2): egress_latency 20 µs on one grandmaster (its
-// Syncs' t1 20 µs later) puts its ptp4l slave 10 µs behind the truth,
-// ingress_latency 20 µs on another (its Delay_Req t4 20 µs earlier) 10 µs
-// ahead. Medians over 30 offsets each; within 5 µs, half the shift: the
-// median of software stamps on veth is within a few µs of the truth
-// (TestPTPGrandmaster's means), and the three outcomes (-10, 0, +10 µs)
-// stay apart. sitegm status --json shows the latencies.
+// t1) - (t4 - t3)) / 2): egress_latency 40 µs on one grandmaster (its
+// Syncs' t1 40 µs later) puts its ptp4l slave 20 µs behind the truth,
+// ingress_latency 40 µs on another (its Delay_Req t4 40 µs earlier) 20 µs
+// ahead. Medians over 30 offsets each; within 10 µs, half the shift, so
+// the three outcomes (-20, 0, +20 µs) stay apart. The signal is 40 µs, not
+// 20: software stamps on veth are within a few µs of the truth on a quiet
+// machine (TestPTPGrandmaster's means), but a run with both CPUs busy
+// beyond the tests' own put one box's median 8 µs off, more than half of
+// a 10 µs shift. sitegm status --json shows the latencies.
 func TestPTPLatencies(t *testing.T) {
 	Parallel(t)
 	needTools(t, "ptp4l")
@@ -173,8 +175,8 @@ func TestPTPLatencies(t *testing.T) {
 		egress  int64
 	}
 	boxes := []*box{
-		{domain: 0, key: "egress_latency = \"20us\"", want: -10e3, egress: 20e3},
-		{domain: 1, key: "ingress_latency = \"20us\"", want: 10e3, ingress: 20e3},
+		{domain: 0, key: "egress_latency = \"40us\"", want: -20e3, egress: 40e3},
+		{domain: 1, key: "ingress_latency = \"40us\"", want: 20e3, ingress: 40e3},
 	}
 	m2r := monoToReal()
 	for i, b := range boxes {
@@ -202,8 +204,8 @@ func TestPTPLatencies(t *testing.T) {
 		med := errs[len(errs)/2]
 		st := statusJSON(t, b.dir)
 		t.Logf("%s: ptp4l's offset minus the truth: median %.0f ns over %d, want %.0f", b.key, med, len(errs), b.want)
-		if math.Abs(med-b.want) > 5e3 {
-			t.Errorf("%s: the slave sees the truth %.0f ns off, want %.0f ± 5000", b.key, med, b.want)
+		if math.Abs(med-b.want) > 10e3 {
+			t.Errorf("%s: the slave sees the truth %.0f ns off, want %.0f ± 10000", b.key, med, b.want)
 		}
 		if len(st.PTP) != 1 || st.PTP[0].IngressLatencyNS != b.ingress || st.PTP[0].EgressLatencyNS != b.egress {
 			t.Errorf("status --json latencies: %+v", st.PTP)
