@@ -95,7 +95,8 @@ func chronyAuth(t *testing.T, sock, server string) (mode string, naks, cookies i
 
 // TestNTS: chronyd, a real NTS client (chrony's own NTS-KE and
 // authenticator code), synchronizes to sitegm through NTS on the video
-// LAN: NTS-KE with a site CA, cookies, every answer authenticated, no NAK;
+// LAN, in interleaved mode (xleave): NTS-KE with a site CA, cookies, every
+// answer authenticated, no NAK;
 // its offsets from sitegm agree with those of a plain NTP client polling
 // the same server at the same time within 100 µs (NTS costs the answer
 // microseconds: BenchmarkNTSRespond). Then sitegm is restarted on the
@@ -133,7 +134,7 @@ key_file = %q
 	os.MkdirAll(sockDir, 0o700)
 	os.Chmod(sockDir, 0o700)
 	sock := filepath.Join(sockDir, "chronyd.sock")
-	conf := WriteFile(t, cdir, "chrony.conf", fmt.Sprintf(`server %s iburst nts minpoll 0 maxpoll 0
+	conf := WriteFile(t, cdir, "chrony.conf", fmt.Sprintf(`server %s iburst nts xleave minpoll 0 maxpoll 0
 ntstrustedcerts %s
 nosystemcert
 driftfile %[3]s/drift
@@ -175,6 +176,16 @@ log measurements
 		}
 		sort.Float64s(v)
 		return v[len(v)/2] * 1e9
+	}
+	inter := 0
+	for _, m := range stratum1(logdir) {
+		if m.interleaved {
+			inter++
+		}
+	}
+	t.Logf("chronyd's NTS measurements in interleaved mode: %d of %d", inter, len(stratum1(logdir)))
+	if inter < 5 {
+		t.Errorf("NTS with xleave: %d interleaved measurements", inter)
 	}
 	withNTS, plain := med(stratum1(logdir)), med(stratum1(plainLog))
 	t.Logf("chronyd's median offset from sitegm over its last 10 measurements: %.0f ns with NTS, %.0f ns without", withNTS, plain)
