@@ -400,7 +400,7 @@ func nicScenario(p params, r *lab.Result) {
 		fmt.Sprintf("[[ptp]]\ninterface = %q\ntimestamping = \"hardware\"\ndante_v1 = false\n", iface))
 	defer s.stop()
 	waitFor(30*time.Second, "PTP port up", func() bool { return s.has("ptp_port_up") })
-	logged := regexp.MustCompile(`PTP timestamping: hardware.* phc=(\S+) rx_filter=(\d+)`).FindStringSubmatch(s.p.output())
+	logged := regexp.MustCompile(`PTP timestamping: hardware.* phc=(\S+) .*rx_filter=(\d+)`).FindStringSubmatch(s.p.output())
 	fd, _ := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
 	defer unix.Close(fd)
 	cfg, err := unix.IoctlGetHwTstamp(fd, iface)
