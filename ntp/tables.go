@@ -143,6 +143,14 @@ func NewRateTable(entries int, interval time.Duration, burst int) *RateTable {
 	return &RateTable{sets: make([]rateSet, n), mask: uint32(n - 1), interval: int64(interval), full: int64(max(1, burst)) * int64(interval)}
 }
 
+// Allow reports whether addr may be served at now (ns on a monotonic
+// scale): its credit covers one more request. For callers that send no
+// Kiss-o'-Death (NTS-KE admission): a KoD verdict is a refusal too.
+func (t *RateTable) Allow(addr netip.Addr, now int64) bool { return t.check(addr, now) == rateOK }
+
+// Size is how many client addresses the table holds at most.
+func (t *RateTable) Size() int { return len(t.sets) * len(rateSet{}) }
+
 func (t *RateTable) check(addr netip.Addr, now int64) rateVerdict {
 	a := addr.As16()
 	h := uint32(2166136261)

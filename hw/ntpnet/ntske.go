@@ -83,7 +83,8 @@ func (o *KEOptions) defaults() {
 	}
 }
 
-// bucket is a token bucket: rate a second, burst at most.
+// bucket is a token bucket: rate a second, burst at most (the total
+// rate of handshakes; per source, ntp.RateTable).
 type bucket struct {
 	tokens float64
 	at     time.Time
@@ -103,13 +104,22 @@ func (b *bucket) take(now time.Time, rate float64, burst int) bool {
 	return true
 }
 
-// admission decides at accept whether a connection is served.
+// admission decides at accept whether a connection is served: under
+// the concurrency, within the source's credit (ntp.RateTable, the NTP
+// rate limiter's fixed-size table: a flood of addresses evicts, it does
+// not grow) and within the total rate.
 type admission struct {
 	mu      sync.Mutex
 	o       *KEOptions
 	total   bucket
-	sources map[netip.Addr]*bucket
+	sources *ntp.RateTable
+	base    time.Time
 	active  int
+}
+
+func newAdmission(o *KEOptions, now time.Time) *admission {
+	per := time.Duration(float64(time.Second) / o.SourceRate)
+	return &admission{o: o, sources: ntp.NewRateTable(o.SourceTable, per, o.SourceBurst), base: now}
 }
 
 func (a *admission) admit(from netip.Addr, now time.Time) bool {
@@ -118,18 +128,7 @@ func (a *admission) admit(from netip.Addr, now time.Time) bool {
 	if a.active >= a.o.MaxConcurrent {
 		return false
 	}
-	b := a.sources[from]
-	if b == nil {
-		if len(a.sources) >= a.o.SourceTable {
-			for k := range a.sources { // a full table forgets one at random: bounded
-				delete(a.sources, k)
-				break
-			}
-		}
-		b = &bucket{}
-		a.sources[from] = b
-	}
-	if !b.take(now, a.o.SourceRate, a.o.SourceBurst) || !a.total.take(now, a.o.Rate, a.o.Burst) {
+	if !a.sources.Allow(from, int64(now.Sub(a.base))) || !a.total.take(now, a.o.Rate, a.o.Burst) {
 		return false
 	}
 	a.active++
@@ -205,7 +204,7 @@ func ServeKE(ctx context.Context, o KEOptions, log *slog.Logger) error {
 	}
 	context.AfterFunc(ctx, func() { ln.Close() })
 	log.Info("NTS-KE up", "event", "nts_ke_up", "ntp_interface", o.Interface, "nts_ke_port", o.Port)
-	adm := &admission{o: &o, sources: map[netip.Addr]*bucket{}}
+	adm := newAdmission(&o, time.Now())
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {

@@ -13,8 +13,8 @@ import (
 func TestKEAdmission(t *testing.T) {
 	o := &KEOptions{MaxConcurrent: 4, Rate: 10, Burst: 10, SourceRate: 1, SourceBurst: 2, SourceTable: 8}
 	o.defaults()
-	a := &admission{o: o, sources: map[netip.Addr]*bucket{}}
 	now := time.Unix(1e9, 0)
+	a := newAdmission(o, now)
 	src := netip.MustParseAddr("10.0.0.1")
 	first, second, third := a.admit(src, now), a.admit(src, now), a.admit(src, now)
 	if !first || !second || third {
@@ -46,7 +46,7 @@ func TestKEAdmission(t *testing.T) {
 			a.done()
 		}
 	}
-	if n != 10 || len(a.sources) > o.SourceTable {
-		t.Fatalf("%d admitted of 100 sources (want the total burst, 10); %d sources tracked", n, len(a.sources))
+	if n != 10 || a.sources.Size() > o.SourceTable {
+		t.Fatalf("%d admitted of 100 sources (want the total burst, 10); %d sources tracked", n, a.sources.Size())
 	}
 }
