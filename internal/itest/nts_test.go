@@ -289,23 +289,11 @@ func TestNTSHandshakeFlood(t *testing.T) {
 	end := time.Now()
 	cancel()
 	time.Sleep(300 * time.Millisecond)
-	sync2, sync1, ann := w.gaps(start, end.Add(-200*time.Millisecond))
 	st := ntsStatus(t, h.dir)
-	t.Logf("handshake flood: %d connections tried, %d TLS handshakes, %d got cookies; sitegm: %d sessions, %d failed, %d shed; longest gaps: Sync %v, v1 Sync %v, Announce %v",
-		attempts.Load(), handshakes.Load(), cookies.Load(), st.KESessions, st.KEFailed, st.KEShed, sync2, sync1, ann)
-	if sync2 > 250*time.Millisecond || sync1 > 500*time.Millisecond || ann > 4*time.Second {
-		t.Errorf("rhythm broken: Sync gap %v (interval 125 ms), v1 Sync gap %v (250 ms), Announce gap %v (2 s)", sync2, sync1, ann)
-	}
-	np.mu.Lock()
-	defer np.mu.Unlock()
-	dp.mu.Lock()
-	defer dp.mu.Unlock()
-	ntpLoss := 1 - float64(np.got)/float64(np.sent)
-	ptpLoss := 1 - float64(dp.got)/float64(dp.sent)
-	t.Logf("legitimate NTP client: %d/%d answered; PTP slave: %d/%d Delay_Resp", np.got, np.sent, dp.got, dp.sent)
-	if ntpLoss > 0.01 || ptpLoss > 0.01 {
-		t.Errorf("legitimate clients lost more than 1 %%: NTP %.2f %%, PTP %.2f %%", 100*ntpLoss, 100*ptpLoss)
-	}
+	t.Logf("handshake flood: %d connections tried, %d TLS handshakes, %d got cookies; sitegm: %d sessions, %d failed, %d shed",
+		attempts.Load(), handshakes.Load(), cookies.Load(), st.KESessions, st.KEFailed, st.KEShed)
+	rhythmKept(t, w, start, end)
+	clientsKept(t, np, dp)
 	// The ceiling: 100 handshakes a second in total (a burst of 100) over
 	// the 10 s, each source 8 then one a second.
 	if st.KEShed == 0 || st.KESessions > 100+100*11 {

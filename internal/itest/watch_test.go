@@ -362,12 +362,8 @@ func TestHTTPFloodKeepsSyncs(t *testing.T) {
 	end := time.Now()
 	cancel()
 	time.Sleep(300 * time.Millisecond)
-	sync2, sync1, ann := w.gaps(start, end.Add(-200*time.Millisecond))
-	t.Logf("HTTP flood: %d requests served in 8 s (%d failed, %d silent connections held); longest gaps: Sync %v, v1 Sync %v, Announce %v",
-		served.Load(), failed.Load(), len(silent), sync2, sync1, ann)
-	if sync2 > 250*time.Millisecond || sync1 > 500*time.Millisecond || ann > 4*time.Second {
-		t.Errorf("rhythm broken: Sync gap %v (interval 125 ms), v1 Sync gap %v (250 ms), Announce gap %v (2 s)", sync2, sync1, ann)
-	}
+	t.Logf("HTTP flood: %d requests served in 8 s (%d failed, %d silent connections held)", served.Load(), failed.Load(), len(silent))
+	rhythmKept(t, w, start, end)
 	np.mu.Lock()
 	loss := 1 - float64(np.got)/float64(np.sent)
 	np.mu.Unlock()
