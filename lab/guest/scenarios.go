@@ -212,18 +212,9 @@ driftfile /tmp/vlan/chrony.drift
 	// served time: its offset from the truth is what they should read.
 	n := readNow()
 	c := float64(n.real - (n.truth - taiUTC))
-	time.Sleep(30 * time.Second)
 	var meds []float64
 	for i, sl := range slaves {
-		off := ptp4lOffsets(sl.output())
-		if len(off) < 20 {
-			panic(fmt.Errorf("ptp4l on vB.%s: %d offsets\n%s", []string{"10", "11"}[i], len(off), lastLines(sl.output(), 5)))
-		}
-		off = off[len(off)/2:] // after its path delay settled
-		var errsNS []float64
-		for _, o := range off {
-			errsNS = append(errsNS, o-c)
-		}
+		errsNS := ptp4lErrors(sl, c)
 		m := median(errsNS)
 		meds = append(meds, m)
 		r.Figures[fmt.Sprintf("ptp4l_vlan%s_median_ns", []string{"10", "11"}[i])] = round(m, 0)
@@ -267,6 +258,23 @@ driftfile /tmp/vlan/chrony.drift
 	if !r.Pass {
 		r.Notes = append(r.Notes, lastLines(s.p.output(), 3))
 	}
+}
+
+// ptp4lErrors waits for 20 offsets of a free-running ptp4l (one a
+// second) and returns the later half's (after its path delay settled)
+// errors against the served time: its offset less c, its CLOCK_REALTIME's
+// own offset from the truth (never steered here).
+func ptp4lErrors(sl *proc, c float64) []float64 {
+	var off []float64
+	waitFor(60*time.Second, "20 ptp4l offsets", func() bool {
+		off = ptp4lOffsets(sl.output())
+		return len(off) >= 20
+	})
+	var errsNS []float64
+	for _, o := range off[len(off)/2:] {
+		errsNS = append(errsNS, o-c)
+	}
+	return errsNS
 }
 
 func ptp4lOffsets(out string) []float64 {

@@ -94,17 +94,7 @@ timestamping = "software"
 	c := float64(n.real - (n.truth - taiUTC))
 	var meds []float64
 	for i, sl := range slaves {
-		var off []float64
-		waitFor(60*time.Second, "20 ptp4l offsets", func() bool {
-			off = ptp4lOffsets(sl.output())
-			return len(off) >= 20
-		})
-		off = off[len(off)/2:] // after its path delay settled
-		var errsNS []float64
-		for _, o := range off {
-			errsNS = append(errsNS, o-c)
-		}
-		m := median(errsNS)
+		m := median(ptp4lErrors(sl, c))
 		meds = append(meds, m)
 		r.Figures[fmt.Sprintf("ptp4l_net%s_median_ns", []string{"A", "B"}[i])] = round(m, 0)
 	}
