@@ -38,6 +38,13 @@ type SockSample struct {
 	Leap   int // 0, 1 insert, 2 delete
 }
 
+// The range of times a sample may carry, Unix seconds: GPS time began
+// 1980-01-06 (IS-GPS-200 20.3.3.5.2.4); 2200-01-01 bounds the rest.
+const (
+	gpsEpoch     = 315964800
+	sockYear2200 = 7258118400
+)
+
 // Errors of ParseSockSample.
 var (
 	ErrSockSize  = errors.New("sock sample: wrong size")
@@ -57,9 +64,21 @@ func ParseSockSample(b []byte) (SockSample, error) {
 	sec, usec := int64(le.Uint64(b[0:])), int64(le.Uint64(b[8:]))
 	off := math.Float64frombits(le.Uint64(b[16:]))
 	leap := int(int32(le.Uint32(b[28:])))
-	// Years 1970..2200, a sane offset (a receiver more than a day off is a
-	// fault the pairer reports, not a number to compute with).
-	if sec < 0 || sec > 7258118400 || usec < 0 || usec >= 1e6 || math.IsNaN(off) || math.Abs(off) > 86400 || leap < 0 || leap > 2 {
+	// The local clock may read anything from 1970 to 2200: a box that
+	// lost its RTC boots at 1970 or at its image's date, and a wrong
+	// local clock is exactly what the first samples must step. What is
+	// judged here is the receiver: the true time it gives (local + offset)
+	// must be a GNSS time, after the GPS epoch and before 2200; its date
+	// against the build date and the leap table is judged where every
+	// receiver's is, on the labels the pairer takes. (A float64 offset of
+	// decades keeps 0.25 µs: the first step, not the lock, uses it.)
+	if sec < 0 || sec >= sockYear2200 || usec < 0 || usec >= 1e6 || leap < 0 || leap > 2 {
+		return SockSample{}, ErrSockValue
+	}
+	if math.IsNaN(off) || off < -sockYear2200 || off > sockYear2200 {
+		return SockSample{}, ErrSockValue
+	}
+	if tru := float64(sec) + float64(usec)/1e6 + off; tru < gpsEpoch || tru >= sockYear2200 {
 		return SockSample{}, ErrSockValue
 	}
 	return SockSample{

@@ -1,6 +1,7 @@
 package pps
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -46,6 +47,50 @@ func TestSockEdgeRecoversNanoseconds(t *testing.T) {
 	}
 }
 
+// A box whose clock is wrong at boot (no RTC battery: 1970; the image's
+// date; weeks off) gets gpsd's samples with the whole difference in
+// offset: each is taken, and the edge recovered within what a float64
+// offset keeps.
+func TestSockAnyLocalClock(t *testing.T) {
+	second := time.Date(2026, 12, 6, 17, 30, 0, 0, time.UTC) // the true second
+	lag := 1234567 * time.Nanosecond                         // the local edge lies this far after the local second
+	for _, local := range []time.Time{
+		time.Unix(12, 0).UTC(),                              // 1970, seconds after boot
+		time.Date(2026, 1, 1, 0, 0, 7, 0, time.UTC),         // the image's build date
+		second.AddDate(0, 0, -30), second.AddDate(0, 0, 30), // a month behind, a month ahead
+	} {
+		edge := local.Add(lag)
+		b := NewEdgeSample(edge, second, 0).Marshal()
+		s, err := ParseSockSample(b)
+		if err != nil {
+			t.Fatalf("local %v: %v", local, err)
+		}
+		// 1.8e9 s in a float64 keeps 2^-22 s; half of that is the error.
+		if d := s.Edge().Sub(edge).Abs(); d > 250*time.Nanosecond {
+			t.Errorf("local %v: edge %v, want %v (off by %v)", local, s.Edge(), edge, d)
+		}
+	}
+}
+
+// What the sample says the true time is must be a GNSS time.
+func TestSockJudgesTheReceiver(t *testing.T) {
+	local := time.Date(2026, 12, 6, 17, 30, 0, 5e8, time.UTC)
+	for name, tru := range map[string]time.Time{
+		"before the GPS epoch": time.Date(1979, 12, 31, 0, 0, 0, 0, time.UTC),
+		"at 2200":              time.Date(2200, 1, 1, 0, 0, 1, 0, time.UTC),
+	} {
+		if _, err := ParseSockSample(NewEdgeSample(local, tru, 0).Marshal()); err != ErrSockValue {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for _, off := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), 1e300} {
+		s := SockSample{Local: local.Truncate(time.Microsecond), Offset: off}
+		if _, err := ParseSockSample(s.Marshal()); err != ErrSockValue {
+			t.Errorf("offset %v: %v", off, err)
+		}
+	}
+}
+
 func TestSockRejects(t *testing.T) {
 	good := NewEdgeSample(time.Unix(1e9, 5e8), time.Unix(1e9+1, 0), 0).Marshal()
 	if _, err := ParseSockSample(good[:39]); err != ErrSockSize {
@@ -69,6 +114,7 @@ func FuzzParseSockSample(f *testing.F) {
 	f.Add(NewEdgeSample(time.Unix(1e9, 5e8), time.Unix(1e9+1, 0), 1).Marshal())
 	f.Add(make([]byte, SockSampleSize))
 	f.Add([]byte("SOCK"))
+	f.Add(NewEdgeSample(time.Unix(12, 345678000), time.Unix(1796578200, 0), 0).Marshal()) // a local clock at 1970
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := ParseSockSample(b)
 		if err != nil {

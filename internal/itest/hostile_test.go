@@ -91,8 +91,12 @@ type ntpProbe struct {
 }
 
 // exchange is one answered request: the client's send and receipt (host
-// clock) and the server's receive and transmit times (served UTC).
-type exchange struct{ t1, t2, t3, t4 time.Time }
+// clock), the server's receive and transmit times (served UTC) and its
+// leap indicator (3: not synchronized).
+type exchange struct {
+	t1, t2, t3, t4 time.Time
+	li             byte
+}
 
 // outside is how far an exchange's server times fall outside the client's
 // send and receipt, both carried onto true UTC (truth: UTC minus host, ns):
@@ -108,9 +112,14 @@ func (e exchange) outside(truth func(time.Time) (float64, bool)) (time.Duration,
 	return max(lo.Sub(e.t2), e.t3.Sub(hi), 0), true
 }
 
+// runNTPProbe asks server (an address, port 123, or address:port) every
+// `every` until ctx ends.
 func runNTPProbe(ctx context.Context, c *net.UDPConn, server string, every time.Duration) *ntpProbe {
 	p := &ntpProbe{pending: map[uint64]time.Time{}}
 	to := &net.UDPAddr{IP: net.ParseIP(server), Port: 123}
+	if ap, err := netip.ParseAddrPort(server); err == nil {
+		to = net.UDPAddrFromAddrPort(ap)
+	}
 	go func() {
 		buf := make([]byte, 512)
 		for {
@@ -131,7 +140,7 @@ func runNTPProbe(ctx context.Context, c *net.UDPConn, server string, every time.
 				t2, t3 := ntp.ToTime(binary.BigEndian.Uint64(buf[32:])), ntp.ToTime(binary.BigEndian.Uint64(buf[40:]))
 				off := (t2.Sub(t1) + t3.Sub(t4)) / 2
 				p.offsets = append(p.offsets, offsetAt{at: t4, off: float64(off)})
-				p.exchanges = append(p.exchanges, exchange{t1, t2, t3, t4})
+				p.exchanges = append(p.exchanges, exchange{t1, t2, t3, t4, buf[0] >> 6})
 			}
 			p.mu.Unlock()
 		}
