@@ -109,5 +109,10 @@ func Sigma(r Record, osc clock.Oscillator, now time.Time) float64 {
 		age = 0
 	}
 	s := r.SigmaPPB + osc.Drift*age*1e9 + 10
-	return math.Min(s, 1000)
+	return math.Min(s, MaxSigmaPPB)
 }
+
+// MaxSigmaPPB is the widest uncertainty a drift file's frequency is
+// taken with: a part per million, still far narrower than an unknown
+// oscillator's ±100 ppm.
+const MaxSigmaPPB = 1000

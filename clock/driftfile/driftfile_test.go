@@ -120,3 +120,39 @@ func TestKeeperSchedule(t *testing.T) {
 }
 
 func fileThere(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// A box that boots with its clock wrong reads its drift file from a clock
+// that may be before the file was written (1970, the image's date): the
+// file's age is unknown then, and its frequency is taken with the widest
+// uncertainty instead of as fresh; from a right clock, as ever.
+func TestKeeperStartFromAWrongClock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "drift")
+	written := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	if err := Write(path, Record{FreqPPB: 2500, SigmaPPB: 2, Written: written, Clock: "/dev/ptp0", Oscillator: "tcxo"}); err != nil {
+		t.Fatal(err)
+	}
+	floor := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	k := Keeper{Path: path, Clock: "/dev/ptp0", Osc: clock.TCXO, Floor: floor}
+	for _, c := range []struct {
+		name    string
+		now     time.Time
+		unknown bool
+	}{
+		{"1970", time.Unix(30, 0), true},
+		{"the image's date, before the floor", floor.AddDate(0, 0, -1), true},
+		{"after the floor but before the file", written.AddDate(0, 0, -3), true},
+		{"a day after the file", written.AddDate(0, 0, 1), false},
+		{"a month ahead", written.AddDate(0, 1, 0), false},
+	} {
+		freq, sigma, ok, evs := k.Start(62500, c.now)
+		if !ok || freq != 2500 || len(evs) != 1 {
+			t.Fatalf("%s: %v %v %v %v", c.name, freq, sigma, ok, evs)
+		}
+		if got := sigma == MaxSigmaPPB; got != c.unknown {
+			t.Errorf("%s: sigma %v ppb (age unknown: %v, want %v)", c.name, sigma, got, c.unknown)
+		}
+		if !c.unknown && sigma >= MaxSigmaPPB {
+			t.Errorf("%s: sigma %v, want the file's own with its age", c.name, sigma)
+		}
+	}
+}

@@ -22,6 +22,11 @@ type Keeper struct {
 	Path  string // "" keeps no file
 	Clock string // the clock's name, written with the frequency
 	Osc   clock.Oscillator
+	// Floor is the earliest date the local clock can honestly read (the
+	// build date, gnss.date_floor): a clock before it, or before the
+	// file's own date, booted wrong (no RTC battery), and the file's age
+	// cannot be told from it.
+	Floor time.Time
 	last  time.Time
 	aside bool
 }
@@ -39,6 +44,14 @@ func (k *Keeper) Start(maxPPB float64, now time.Time) (freq, sigma float64, ok b
 		l.Emit(slog.LevelWarn, "drift_unusable", "drift file unusable; locking without it", "error", err.Error())
 	case !strings.EqualFold(r.Clock, k.Clock):
 		l.Emit(slog.LevelInfo, "drift_other_clock", "drift file is of another clock; locking without it", "drift_clock", r.Clock)
+	case now.Before(k.Floor) || now.Before(r.Written):
+		// The frequency is still the best guess there is, but an age
+		// taken from a clock that is wrong would make it look fresh: it
+		// is known only to the widest uncertainty a file can claim, and
+		// the servo learns the rest from GNSS.
+		freq, sigma, ok = r.FreqPPB, MaxSigmaPPB, true
+		l.Emit(slog.LevelInfo, "drift_read", "drift file read; the clock reads before the file was written, its age is unknown",
+			"freq_ppb", freq, "sigma_ppb", sigma, "age", "unknown", "written", r.Written.Format(time.RFC3339))
 	default:
 		freq, sigma, ok = r.FreqPPB, Sigma(r, k.Osc, now), true
 		l.Emit(slog.LevelInfo, "drift_read", "drift file read", "freq_ppb", freq, "sigma_ppb", sigma,

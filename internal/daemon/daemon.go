@@ -136,7 +136,7 @@ func New(cfg config.Config, log *slog.Logger) (d *Daemon, err error) {
 		dec:   gnss.NewDecoder(gnss.Options{DateFloor: floor}),
 		gnss:  gnss.NewMonitor(cfg.GNSS.Device, time.Now()),
 		ppsM:  pps.NewMonitor(cfg.GNSS.PPS.String()),
-		drift: driftfile.Keeper{Path: cfg.Clock.DriftFile, Clock: tb.Clock().Name(), Osc: osc},
+		drift: driftfile.Keeper{Path: cfg.Clock.DriftFile, Clock: tb.Clock().Name(), Osc: osc, Floor: floor},
 	}
 	now0, err := tb.Now()
 	if err != nil {
