@@ -310,7 +310,7 @@ func (d *Discipline) Label(l Label) (Action, []Event) {
 		d.problem("distrusted")
 		return a, d.take()
 	}
-	if d.cfg.Timescale == clock.UTC && (l.Leap60 || d.nearLeap(l.UTC)) {
+	if d.cfg.Timescale == clock.UTC && (l.Leap60 || d.leapTable.NearLeap(l.UTC, 2*time.Second)) {
 		// A UTC clock repeats a second at a leap: no sample is unambiguous
 		// around it.
 		return a, d.take()
@@ -354,15 +354,6 @@ func (d *Discipline) Label(l Label) (Action, []Event) {
 	}
 	a.merge(Action{Step: sa.Step, SetFreq: sa.SetFreq, Freq: sa.Freq})
 	return a, d.take()
-}
-
-func (d *Discipline) nearLeap(utc time.Time) bool {
-	y, m, dd := utc.Date()
-	mid := time.Date(y, m, dd, 0, 0, 0, 0, time.UTC)
-	if utc.Sub(mid) > 2*time.Second {
-		return false
-	}
-	return d.leapTable.Pending(mid.Add(-time.Hour)) != 0
 }
 
 func (d *Discipline) note(a servo.Action) {

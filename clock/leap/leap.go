@@ -213,6 +213,16 @@ func (t *Table) Pending(utc time.Time) int {
 	return 0
 }
 
+// NearLeap reports whether utc lies within d after a midnight at which
+// TAI-UTC changed: there a UTC clock's readings are ambiguous (Linux
+// repeats 23:59:59 for an inserted second, and applies the change at its
+// next tick rather than at the instant), and neither a sample of it nor a
+// comparison with it is taken.
+func (t *Table) NearLeap(utc time.Time, d time.Duration) bool {
+	mid := utc.Truncate(24 * time.Hour)
+	return utc.Sub(mid) <= d && t.Pending(mid.Add(-time.Hour)) != 0
+}
+
 // MergeReceiver merges what a GNSS receiver says (UBX NAV-TIMELS): the
 // current GPS-UTC offset and an announced change, at UTC time now (the
 // receiver's epoch, or the disciplined clock: never the host's clock,

@@ -1,10 +1,13 @@
 package timebase
 
 import (
+	"errors"
+	"log/slog"
 	"time"
 
 	"sitegm/clock"
 	"sitegm/clock/servo"
+	"sitegm/event"
 )
 
 // Slave keeps CLOCK_REALTIME on the disciplined PHC (clock.sync_system),
@@ -18,7 +21,17 @@ type Slave struct {
 	tb     *Timebase
 	servo  *servo.Kalman
 	window time.Duration // the last reading's bracket
+	leap   int           // the kernel's leap second flag as last set
+	// leapWarned: setting the flag failed and was logged (once until it
+	// succeeds: it is retried each second).
+	leapWarned bool
 }
+
+// leapError is the kernel refusing the leap second flag.
+type leapError struct{ err error }
+
+func (e leapError) Error() string { return "kernel leap second flag: " + e.err.Error() }
+func (e leapError) Unwrap() error { return e.err }
 
 // NewSlave slaves sys to the disciplined clock of tb, which must be a
 // PHC (nil otherwise).
@@ -42,7 +55,23 @@ func (s *Slave) Step() (time.Duration, error) {
 		s.servo = servo.NewKalman(servo.Config{Osc: clock.TCXO, MeasNoise: max(so.Window, time.Microsecond),
 			MaxFreq: clock.SystemMaxPPB, StepThreshold: time.Millisecond})
 	}
-	utc, _ := s.tb.At(so.PHC).UTC()
+	utc, leap60 := s.tb.At(so.PHC).UTC()
+	// The kernel inserts or deletes a leap second in CLOCK_REALTIME
+	// itself, as it does for discipline = "system": armed (adjtimex
+	// STA_INS / STA_DEL) for the whole day that ends with one, cleared
+	// after. Otherwise the PHC's UTC would move a second against the
+	// system clock at midnight and the servo would step it, a second late.
+	if p := s.tb.table.Pending(utc); p != s.leap {
+		if ls, ok := s.sys.(clock.LeapSetter); ok {
+			if err := ls.SetLeap(p); err != nil {
+				return 0, leapError{err}
+			}
+		}
+		s.leap, s.leapWarned = p, false
+	}
+	if leap60 || s.tb.table.NearLeap(utc, 2*time.Second) {
+		return 0, nil // no comparison is unambiguous around the leap
+	}
 	s.window = so.Window
 	a := s.servo.Sample(so.System, so.System.Sub(utc), so.System)
 	if a.Step != 0 {
@@ -56,6 +85,24 @@ func (s *Slave) Step() (time.Duration, error) {
 		}
 	}
 	return a.Step, nil
+}
+
+// Steer is Step as the daemon runs it each second: what it did, as
+// events (a step is a NOTICE; a leap second flag the kernel refused, a
+// WARNING once until it is taken). A failed reading is the PHC's, which
+// the timebase's own reads report.
+func (s *Slave) Steer() []event.Event {
+	var l event.List
+	step, err := s.Step()
+	var le leapError
+	switch {
+	case errors.As(err, &le) && !s.leapWarned:
+		s.leapWarned = true
+		l.Emit(slog.LevelWarn, "system_leap_error", "the kernel refused the system clock's leap second flag: it will be a second off after the leap until the servo steps it", "error", err.Error())
+	case err == nil && step != 0:
+		l.Emit(event.Notice, "system_stepped", "system clock stepped onto the PHC", "step", step.String())
+	}
+	return l.Take()
 }
 
 // Offset is the system clock's estimated offset from the PHC (as UTC) and

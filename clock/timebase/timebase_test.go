@@ -277,3 +277,67 @@ func TestReadWatch(t *testing.T) {
 		t.Error("still failing after the recovery")
 	}
 }
+
+// leapClock is a system clock that also takes the kernel's leap flag.
+type leapClock struct {
+	stepClock
+	flags []int
+}
+
+func (l *leapClock) SetLeap(sign int) error { l.flags = append(l.flags, sign); return nil }
+
+// With the PHC disciplined and CLOCK_REALTIME slaved to it, the kernel
+// applies the leap second to the system clock (STA_INS / STA_DEL armed
+// for the day, cleared the next), as with discipline = "system"; the
+// slave compares nothing around the midnight, where the kernel's repeated
+// 23:59:59 and the PHC's 23:59:60 disagree by a second, and so never
+// steps the system clock a second the other way.
+func TestSlaveLeapSecondThroughTheKernel(t *testing.T) {
+	mid := time.Date(2030, 7, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name  string
+		sign  int
+		table *leap.Table
+	}{
+		{"inserted", 1, func() *leap.Table {
+			tb := leap.Builtin()
+			tb.Entries = append(tb.Entries, leap.Entry{At: mid, Offset: 38})
+			return tb
+		}()},
+		{"deleted", -1, deleted()},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			phc := &fakePHC{fakeClock{name: "/dev/ptp0", scale: clock.TAI}}
+			sys := &leapClock{stepClock: stepClock{fakeClock: fakeClock{name: "system", scale: clock.UTC}}}
+			s := NewSlave(sys, New(phc, c.table))
+			// at sets the PHC to tai and CLOCK_REALTIME to what the
+			// kernel shows then: UTC, with 23:59:59 repeated through an
+			// inserted 23:59:60 (a deleted 23:59:59 never shows).
+			at := func(tai time.Time) {
+				utc, leap60 := c.table.TAIToUTC(tai)
+				if leap60 {
+					utc = utc.Add(-time.Second)
+				}
+				phc.host, phc.phcOff = utc, tai.Sub(utc)
+			}
+			tai0 := c.table.UTCToTAI(mid.Add(-10*time.Minute), false)
+			at(tai0)
+			if _, err := s.Step(); err != nil || len(sys.flags) != 1 || sys.flags[0] != c.sign {
+				t.Fatalf("ten minutes before: err %v flags %v, want [%d]", err, sys.flags, c.sign)
+			}
+			// Each second (and a bit) through the midnight.
+			taiMid := c.table.UTCToTAI(mid.Add(-time.Second), false).Add(time.Second)
+			for i := -5; i <= 10; i++ {
+				at(taiMid.Add(time.Duration(i)*time.Second + 300*time.Millisecond))
+				if step, err := s.Step(); err != nil || step != 0 {
+					t.Fatalf("second %d from the midnight: step %v err %v", i, step, err)
+				}
+			}
+			at(taiMid.Add(25 * time.Hour))
+			s.Step()
+			if len(sys.steps) != 0 || len(sys.flags) != 2 || sys.flags[1] != 0 {
+				t.Errorf("steps %v, flags %v (want [%d 0]: cleared the next day)", sys.steps, sys.flags, c.sign)
+			}
+		})
+	}
+}

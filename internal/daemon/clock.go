@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -132,10 +131,7 @@ func (d *Daemon) openNTS() {
 // slaveSystem keeps CLOCK_REALTIME on the PHC once the PHC has locked
 // (timebase.Slave).
 func (d *Daemon) slaveSystem() {
-	if d.slave == nil || !d.disc.Quality().EverLocked() {
-		return
-	}
-	if step, err := d.slave.Step(); err == nil && step != 0 {
-		d.log.Log(context.Background(), event.Notice, "system clock stepped onto the PHC", "event", "system_stepped", "step", step.String())
+	if d.slave != nil && d.disc.Quality().EverLocked() {
+		d.logEvents(d.slave.Steer())
 	}
 }
