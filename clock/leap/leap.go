@@ -240,7 +240,11 @@ func (t *Table) NearLeap(utc time.Time, d time.Duration) bool {
 // UTC a second, then two seconds wrong.
 func (t *Table) MergeReceiver(now time.Time, currLS int, valid bool, change int, eventIn time.Duration, eventValid bool) (merged, refused string) {
 	var msgs, refusals []string
-	if valid {
+	// Within seconds after a leap the table knows, the message may be the
+	// second before's, read late (a burst's latency can pass a second):
+	// its current offset is not compared then, or the table would be
+	// "corrected" back across the leap it has just made.
+	if valid && !t.NearLeap(now, 2*time.Second) {
 		want := currLS - GPSMinusTAI
 		got := t.Offset(now)
 		switch {

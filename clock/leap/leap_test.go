@@ -142,6 +142,26 @@ func TestReceiverMerges(t *testing.T) {
 	}
 }
 
+// A receiver's message about the second before the leap, read just after
+// the midnight (its burst came late), still says the old offset: the
+// expired table the receiver itself extended is not "corrected" back
+// across the leap (it once was, and an expired-table box served UTC a
+// second off after a leap, found by the kernel lab's leap scenario).
+// From two seconds after, the receiver is heard again.
+func TestReceiverAcrossTheLeap(t *testing.T) {
+	b := Builtin()
+	mid := date(2027, 7, 1, 0, 0, 0)
+	b.MergeReceiver(mid.Add(-time.Hour), 18, true, 1, time.Hour, true)
+	for _, late := range []time.Duration{0, 150 * time.Millisecond, 1500 * time.Millisecond} {
+		if msg, ref := b.MergeReceiver(mid.Add(late), 18, true, 1, -late, true); msg != "" || ref != "" || b.Offset(mid.Add(late)) != 38 {
+			t.Errorf("%v after: %q %q, offset %d", late, msg, ref, b.Offset(mid.Add(late)))
+		}
+	}
+	if msg, _ := b.MergeReceiver(mid.Add(3*time.Second), 19, true, 1, -3*time.Second, true); msg != "" || b.Offset(mid.Add(3*time.Second)) != 38 {
+		t.Errorf("after: %q", msg)
+	}
+}
+
 // Issue 11 item 9: what a receiver says about leap seconds is checked
 // against the calendar and the table before it changes anything.
 func TestReceiverLeapPlausibility(t *testing.T) {

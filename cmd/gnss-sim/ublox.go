@@ -243,11 +243,7 @@ func (u *ublox) epoch(s, next sim.Second, cfg sim.ReceiverConfig, types []string
 	if !s.Valid {
 		ep.Sats = 0
 	}
-	// GPS-UTC: 18 s, one more after an inserted leap second.
-	leaps := 18
-	if cfg.Leap != nil && !s.Label.Before(cfg.Leap.Day.AddDate(0, 0, 1)) {
-		leaps += cfg.Leap.Sign
-	}
+	leaps := gpsMinusUTC(s, cfg)
 	if u.ubxMsgs["NAV-PVT"] {
 		b = gnss.AppendNavPVT(b, ep, leaps, 20)
 	}
@@ -312,9 +308,21 @@ func appendLegacyUBX(b []byte, s, next sim.Second, cfg sim.ReceiverConfig) []byt
 	b = gnss.AppendTimTP(b, next.Label, next.QErrPS)
 	if cfg.Leap != nil {
 		end := cfg.Leap.Day.AddDate(0, 0, 1)
-		b = gnss.AppendNavTimeLS(b, 18, int8(cfg.Leap.Sign), int32(end.Sub(s.Label)/time.Second))
+		b = gnss.AppendNavTimeLS(b, int8(gpsMinusUTC(s, cfg)), int8(cfg.Leap.Sign), int32(end.Sub(s.Label)/time.Second))
 	}
 	return b
+}
+
+// gpsMinusUTC is GPS-UTC at second s: 18 s, one more after an inserted
+// leap second (one fewer after a deleted one). NAV-TIMELS's currLs counts
+// the event once it is past (u-blox: timeToLsEvent < 0 is "the last
+// event", and currLs already includes it).
+func gpsMinusUTC(s sim.Second, cfg sim.ReceiverConfig) int {
+	leaps := 18
+	if cfg.Leap != nil && !s.Label.Before(cfg.Leap.Day.AddDate(0, 0, 1)) {
+		leaps += cfg.Leap.Sign
+	}
+	return leaps
 }
 
 // appendMonRF appends a MON-RF with one RF block (version 0): jamming
