@@ -63,7 +63,10 @@ type Stats struct {
 	Edges, Paired  uint64
 	Rejected       [numReasons]uint64
 	Missing, Extra uint64 // pulses missing between edges, extra pulses dropped
-	QErrApplied    uint64
+	// Discontinuities are edges that went back in time or leapt more than
+	// a day (a step of the clock between two edges).
+	Discontinuities uint64
+	QErrApplied     uint64
 }
 
 type edge struct {
@@ -90,12 +93,21 @@ func New(lo, hi time.Duration) *Pairer {
 
 // Edge records a PPS edge at local clock time t. An edge less than 0.9 s
 // after the previous one is an extra pulse (a glitch, a doubled edge) and
-// is dropped; gaps of n seconds count n-1 missing pulses.
+// is dropped; gaps of n seconds count n-1 missing pulses. An edge before
+// the previous one, or more than a day after it, is a clock that was
+// stepped between them (an edge stamped before a step and read after the
+// history was shifted for it): the history no longer describes this
+// clock and starts again from this edge. (Taking such an edge as "extra"
+// once dropped every later one: a box that booted a month off never
+// paired after its first step.)
 func (p *Pairer) Edge(t time.Time) (extra bool) {
 	p.Stats.Edges++
 	if n := len(p.edges); n > 0 {
 		gap := t.Sub(p.edges[n-1].local)
 		switch {
+		case gap < 0 || gap > 24*time.Hour:
+			p.Stats.Discontinuities++
+			p.edges = p.edges[:0]
 		case gap < 900*time.Millisecond:
 			p.Stats.Extra++
 			return true

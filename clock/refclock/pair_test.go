@@ -85,3 +85,26 @@ func TestQErrMissingExtraShift(t *testing.T) {
 		t.Errorf("shift: %v", p.edges)
 	}
 }
+
+// A clock stepped a month back at its first sample: the history is
+// shifted for the step, but one edge was stamped before the step and read
+// after. The edges after the step are neither extra pulses nor millions
+// of missing ones: the history starts again, and labels pair.
+func TestEdgeAcrossAStep(t *testing.T) {
+	month := 30 * 24 * time.Hour
+	p := New(0, 900*time.Millisecond)
+	p.Edge(sec(0).Add(month))
+	p.Shift(-month)
+	p.Edge(sec(1).Add(month)) // stamped before the step
+	for n := 2; n <= 4; n++ {
+		if p.Edge(sec(n)) {
+			t.Fatalf("edge %d after the step taken as extra", n)
+		}
+	}
+	if p.Stats.Extra != 0 || p.Stats.Missing != 0 || p.Stats.Discontinuities != 2 {
+		t.Errorf("stats %+v", p.Stats)
+	}
+	if _, r := p.Label(sec(4), sec(4), sec(4).Add(100*time.Millisecond), false); r != OK {
+		t.Errorf("a label after the step: %v", r)
+	}
+}
