@@ -44,7 +44,11 @@ func NewSlave(sys clock.Clock, tb *Timebase) *Slave {
 
 // Step takes one reading and steers the system clock; it returns the
 // step it made (0 for none). A failed reading steers nothing.
-func (s *Slave) Step() (time.Duration, error) {
+func (s *Slave) Step() (time.Duration, error) { return s.step(nil, nil) }
+
+// step is Step with hold called just before the system clock is stepped
+// and done just after (nil: none).
+func (s *Slave) step(hold, done func()) (time.Duration, error) {
 	so, err := s.phc.SysOffset()
 	if err != nil {
 		return 0, err
@@ -75,6 +79,10 @@ func (s *Slave) Step() (time.Duration, error) {
 	s.window = so.Window
 	a := s.servo.Sample(so.System, so.System.Sub(utc), so.System)
 	if a.Step != 0 {
+		if hold != nil {
+			hold()
+			defer done()
+		}
 		if err := s.sys.Step(a.Step); err != nil {
 			return 0, err
 		}
@@ -90,10 +98,12 @@ func (s *Slave) Step() (time.Duration, error) {
 // Steer is Step as the daemon runs it each second: what it did, as
 // events (a step is a NOTICE; a leap second flag the kernel refused, a
 // WARNING once until it is taken). A failed reading is the PHC's, which
-// the timebase's own reads report.
-func (s *Slave) Steer() []event.Event {
+// the timebase's own reads report. hold runs just before a step and done
+// just after it: what stamps on CLOCK_REALTIME and carries the stamps
+// onto the PHC must not answer across it.
+func (s *Slave) Steer(hold, done func()) []event.Event {
 	var l event.List
-	step, err := s.Step()
+	step, err := s.step(hold, done)
 	var le leapError
 	switch {
 	case errors.As(err, &le) && !s.leapWarned:

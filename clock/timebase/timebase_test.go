@@ -3,6 +3,7 @@ package timebase
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -339,5 +340,28 @@ func TestSlaveLeapSecondThroughTheKernel(t *testing.T) {
 				t.Errorf("steps %v, flags %v (want [%d 0]: cleared the next day)", sys.steps, sys.flags, c.sign)
 			}
 		})
+	}
+}
+
+// A step of the system clock is bracketed: what stamps on CLOCK_REALTIME
+// and maps the stamps onto the PHC is held just before it and rebuilt just
+// after it; a reading that steps nothing calls neither.
+func TestSlaveStepIsBracketed(t *testing.T) {
+	host := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	phc := &fakePHC{fakeClock{name: "/dev/ptp0", scale: clock.TAI, host: host, phcOff: 30*24*time.Hour + 37*time.Second}}
+	sys := &stepClock{fakeClock: fakeClock{name: "system", scale: clock.UTC, host: host}}
+	s := NewSlave(sys, New(phc, leap.Builtin()))
+	var order []string
+	hold := func() { order = append(order, fmt.Sprintf("hold(steps=%d)", len(sys.steps))) }
+	done := func() { order = append(order, fmt.Sprintf("done(steps=%d)", len(sys.steps))) }
+	evs := s.Steer(hold, done)
+	if len(evs) != 1 || evs[0].Name != "system_stepped" || strings.Join(order, " ") != "hold(steps=0) done(steps=1)" {
+		t.Fatalf("events %v, order %v", evs, order)
+	}
+	phc.host = phc.host.Add(time.Second)
+	phc.phcOff -= 30 * 24 * time.Hour // the system clock now reads the PHC's UTC
+	order = nil
+	if evs := s.Steer(hold, done); len(evs) != 0 || len(order) != 0 {
+		t.Errorf("no step: events %v, order %v", evs, order)
 	}
 }

@@ -32,6 +32,20 @@ type View struct {
 	Map    timebase.UTCMap
 }
 
+// Hold makes the published view say "unsynchronized" until the next is
+// published: a step of the disciplined PHC, or of the system clock the
+// workers stamp on, makes its map carry stamps onto the wrong time (by
+// the whole step: a month, for a box that booted a month off) until it
+// is rebuilt after the step. A reply that admits it does not know beats
+// a wrong one.
+func Hold(v *atomic.Pointer[View]) {
+	if prev := v.Load(); prev != nil && prev.Header.Leap != 3 {
+		held := *prev
+		held.Header = held.Header.Unsynchronized()
+		v.Store(&held)
+	}
+}
+
 // Options of one server.
 type Options struct {
 	Interface    string

@@ -78,6 +78,8 @@ func (d *Daemon) clockUTC() time.Time {
 func (d *Daemon) apply(a discipline.Action) {
 	clk := d.tb.Clock()
 	if a.Step != 0 {
+		ntpnet.Hold(&d.ntpView) // until the map is rebuilt for the stepped clock
+		defer d.publishNTP()
 		if err := clk.Step(a.Step); err != nil {
 			d.log.Error("clock step failed", "error", err, "step", a.Step.String())
 		}
@@ -132,6 +134,6 @@ func (d *Daemon) openNTS() {
 // (timebase.Slave).
 func (d *Daemon) slaveSystem() {
 	if d.slave != nil && d.disc.Quality().EverLocked() {
-		d.logEvents(d.slave.Steer())
+		d.logEvents(d.slave.Steer(func() { ntpnet.Hold(&d.ntpView) }, d.publishNTP))
 	}
 }
