@@ -23,6 +23,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -41,6 +42,9 @@ type Options struct {
 	CableDelay time.Duration
 	// Only runs these scenarios (all when empty).
 	Only []string
+	// Guests is how many QEMU guests share the scenarios, side by side
+	// (Shares); 0 or 1 runs them all in one.
+	Guests int
 	// Work is where the kernel, the image and the results go (bin/lab).
 	Work string
 	// Root is the repository.
@@ -62,7 +66,7 @@ type Result struct {
 }
 
 // Scenarios are the lab's scenarios, in the order they run.
-var Scenarios = []string{"extts", "kernel-pps", "pps-onto-phc", "vlan", "nic-timestamping", "boot-race", "faults", "delays", "second-phc"}
+var Scenarios = []string{"extts", "kernel-pps", "pps-onto-phc", "vlan", "nic-timestamping", "boot-race", "faults", "delays", "second-phc", "boot-clock", "leap"}
 
 // Guest protocol: the guest prints one "LAB-RESULT {json}" line per
 // scenario on its console, "LAB-FILE NAME BASE64" for a file it hands
@@ -131,8 +135,13 @@ func headersDir() (string, error) {
 	return ok[len(ok)-1], nil
 }
 
+// logMu keeps the guests' lines whole.
+var logMu sync.Mutex
+
 func (o *Options) logf(format string, args ...any) {
 	if o.Log != nil {
+		logMu.Lock()
+		defer logMu.Unlock()
 		fmt.Fprintf(o.Log, format+"\n", args...)
 	}
 }
@@ -368,16 +377,50 @@ func (o *Options) image(ctx context.Context, abi, kroot, ko, gobin string) (stri
 	return path, w.Flush()
 }
 
-// cmdline carries the options to the guest agent.
-func (o *Options) cmdline() string {
+// cmdline carries the options and the scenarios to run (all when
+// empty) to the guest agent.
+func (o *Options) cmdline(only []string) string {
 	args := []string{"console=ttyS0", "panic=-1", "quiet", "loglevel=4",
 		fmt.Sprintf("lab.freq=%d", o.FreqErrorPPB), fmt.Sprintf("lab.width=%d", o.PulseWidth.Milliseconds()),
 		fmt.Sprintf("lab.jitter=%d", o.Jitter.Nanoseconds()), fmt.Sprintf("lab.qerr=%d", o.QErr.Nanoseconds()),
 		fmt.Sprintf("lab.delay=%d", o.CableDelay.Nanoseconds()), fmt.Sprintf("lab.freq2=%d", o.FreqError2PPB)}
-	if len(o.Only) > 0 {
-		args = append(args, "lab.only="+strings.Join(o.Only, ","))
+	if len(only) > 0 {
+		args = append(args, "lab.only="+strings.Join(only, ","))
 	}
 	return strings.Join(args, " ")
+}
+
+// scenarioSeconds is about how long each scenario takes in a guest (a run
+// with one CPU busy beside it), to share them out between guests.
+var scenarioSeconds = map[string]float64{
+	"extts": 40, "kernel-pps": 47, "pps-onto-phc": 33, "vlan": 40, "nic-timestamping": 2, "boot-race": 17,
+	"faults": 58, "delays": 160, "second-phc": 61, "boot-clock": 150, "leap": 330,
+}
+
+// Shares splits the scenarios (in Scenarios' order) between n guests so
+// that each has about as long to run: the longest first, each to the guest
+// with the least so far.
+func Shares(names []string, n int) [][]string {
+	n = max(1, min(n, len(names)))
+	sorted := append([]string(nil), names...)
+	sort.SliceStable(sorted, func(i, j int) bool { return scenarioSeconds[sorted[i]] > scenarioSeconds[sorted[j]] })
+	load := make([]float64, n)
+	mine := map[string]int{}
+	for _, name := range sorted {
+		g := 0
+		for i := range load {
+			if load[i] < load[g] {
+				g = i
+			}
+		}
+		load[g] += scenarioSeconds[name]
+		mine[name] = g
+	}
+	out := make([][]string, n)
+	for _, name := range names {
+		out[mine[name]] = append(out[mine[name]], name)
+	}
+	return out
 }
 
 // Run prepares the lab, boots it and returns one result per scenario.
@@ -410,21 +453,53 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	}
 	o.logf("lab: kernel %s, module and image ready in %v", abi, time.Since(t0).Round(100*time.Millisecond))
 	os.Remove(filepath.Join(o.Work, reportName)) // the guest hands out this run's
-	results, err := o.boot(ctx, filepath.Join(kroot, "boot", "vmlinuz-"+abi), img)
+	names := o.Only
+	if len(names) == 0 {
+		names = Scenarios
+	}
+	// Each guest is one emulated CPU: on a machine with two, two guests
+	// run the scenarios in about half the time.
+	shares := Shares(names, o.Guests)
+	res := make([][]Result, len(shares))
+	errs := make([]error, len(shares))
+	var wg sync.WaitGroup
+	for i, share := range shares {
+		console := "console.log"
+		if len(shares) > 1 {
+			console = fmt.Sprintf("console-%d.log", i+1)
+			o.logf("lab: guest %d runs %s", i+1, strings.Join(share, ", "))
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i], errs[i] = o.boot(ctx, filepath.Join(kroot, "boot", "vmlinuz-"+abi), img, share, console)
+		}()
+	}
+	wg.Wait()
+	var results []Result
+	for _, name := range names {
+		for _, rs := range res {
+			for _, r := range rs {
+				if r.Name == name {
+					results = append(results, r)
+				}
+			}
+		}
+	}
 	o.renderReport(ctx, results)
-	return results, err
+	return results, errors.Join(errs...)
 }
 
 // boot runs QEMU (TCG: nested KVM does not boot usefully here) with an
 // e1000e NIC on an isolated user-mode network (restrict=on: nothing leaves
 // the guest) and reads the results from the serial console.
-func (o *Options) boot(ctx context.Context, kernel, initrd string) ([]Result, error) {
+func (o *Options) boot(ctx context.Context, kernel, initrd string, only []string, consoleName string) ([]Result, error) {
 	qemu, err := lookPath("qemu-system-x86_64")
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, qemu, "-accel", "tcg", "-cpu", "max", "-m", "768", "-smp", "1",
-		"-nographic", "-no-reboot", "-kernel", kernel, "-initrd", initrd, "-append", o.cmdline(),
+		"-nographic", "-no-reboot", "-kernel", kernel, "-initrd", initrd, "-append", o.cmdline(only),
 		"-netdev", "user,id=n0,restrict=on", "-device", "e1000e,netdev=n0", "-rtc", "base=utc")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -432,7 +507,7 @@ func (o *Options) boot(ctx context.Context, kernel, initrd string) ([]Result, er
 	}
 	cmd.Stderr = cmd.Stdout
 	cmd.WaitDelay = 5 * time.Second
-	console, _ := os.Create(filepath.Join(o.Work, "console.log"))
+	console, _ := os.Create(filepath.Join(o.Work, consoleName))
 	defer console.Close()
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -468,7 +543,7 @@ func (o *Options) boot(ctx context.Context, kernel, initrd string) ([]Result, er
 	}
 	cmd.Wait()
 	if !done {
-		return results, fmt.Errorf("the guest did not finish (console: %s)", filepath.Join(o.Work, "console.log"))
+		return results, fmt.Errorf("the guest did not finish (console: %s)", filepath.Join(o.Work, consoleName))
 	}
 	return results, nil
 }

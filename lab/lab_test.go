@@ -53,3 +53,43 @@ func TestResultLine(t *testing.T) {
 		t.Errorf("%q", got)
 	}
 }
+
+// The scenarios shared between two guests: each runs about half, in the
+// lab's order, and every scenario runs once.
+func TestShares(t *testing.T) {
+	sh := Shares(Scenarios, 2)
+	if len(sh) != 2 {
+		t.Fatalf("%v", sh)
+	}
+	seen := map[string]int{}
+	var load [2]float64
+	for g, names := range sh {
+		for i, n := range names {
+			seen[n]++
+			load[g] += scenarioSeconds[n]
+			if i > 0 && index(names[i-1]) > index(n) {
+				t.Errorf("guest %d out of order: %v", g, names)
+			}
+		}
+	}
+	for _, n := range Scenarios {
+		if seen[n] != 1 || scenarioSeconds[n] == 0 {
+			t.Errorf("%s: runs %d times, expected %v s", n, seen[n], scenarioSeconds[n])
+		}
+	}
+	if r := load[0] / load[1]; r < 0.8 || r > 1.25 {
+		t.Errorf("unbalanced: %v s and %v s", load[0], load[1])
+	}
+	if one := Shares([]string{"leap"}, 2); len(one) != 1 || one[0][0] != "leap" {
+		t.Errorf("one scenario on two guests: %v", one)
+	}
+}
+
+func index(name string) int {
+	for i, n := range Scenarios {
+		if n == name {
+			return i
+		}
+	}
+	return -1
+}

@@ -52,6 +52,7 @@ func run(args []string) int {
 	cable := fs.Duration("cable-delay", 150*time.Nanosecond, "how late the pulse reaches the pin in the delays scenario, as down an antenna cable (10ns..10us)")
 	only := fs.String("only", "", "run these scenarios only (comma separated: "+strings.Join(lab.Scenarios, ",")+")")
 	work := fs.String("work", "bin/lab", "work directory (kernel, image, console log, results.json)")
+	guests := fs.Int("guests", 2, "QEMU guests that share the scenarios, side by side (one CPU each)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -73,6 +74,9 @@ func run(args []string) int {
 	case *qerr < 0 || *qerr > 100*time.Nanosecond:
 		fmt.Fprintln(os.Stderr, "sitegm-lab: --qerr must be 0..100ns")
 		return 2
+	case *guests < 1 || *guests > 8:
+		fmt.Fprintln(os.Stderr, "sitegm-lab: --guests must be 1..8")
+		return 2
 	case *cable < 10*time.Nanosecond || *cable > 10*time.Microsecond:
 		fmt.Fprintln(os.Stderr, "sitegm-lab: --cable-delay must be 10ns..10us")
 		return 2
@@ -83,7 +87,7 @@ func run(args []string) int {
 	}
 	root, _ := os.Getwd()
 	o := lab.Options{FreqErrorPPB: f, FreqError2PPB: f2, PulseWidth: *width, Jitter: *jitter, QErr: *qerr, CableDelay: *cable, Root: root,
-		Work: *work, Log: os.Stdout, Timeout: 15 * time.Minute}
+		Work: *work, Log: os.Stdout, Timeout: 25 * time.Minute, Guests: *guests}
 	if *only != "" {
 		o.Only = strings.Split(*only, ",")
 	}

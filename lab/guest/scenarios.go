@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -32,6 +33,8 @@ func init() {
 		{"faults", faultsScenario},
 		{"delays", delaysScenario},
 		{"second-phc", secondPHCScenario},
+		{"boot-clock", bootClockScenario},
+		{"leap", leapScenario},
 	}
 }
 
@@ -579,6 +582,7 @@ func startNTPProbe(server string) func() []ntpAnswer {
 			default:
 			}
 			req[0] = 4<<3 | 3
+			n0 := readNow()
 			t1 := time.Now()
 			binary.BigEndian.PutUint64(req[40:], ntp.Timestamp(t1))
 			unix.Sendto(fd, req, 0, to)
@@ -590,13 +594,22 @@ func startNTPProbe(server string) func() []ntpAnswer {
 				c := time.Duration(n.real - (n.truth - taiUTC)) // realtime minus the truth's UTC
 				lo, hi := t1.Add(-c), t4.Add(-c)
 				outside := max(lo.Sub(t2), t3.Sub(hi), 0)
-				out = append(out, ntpAnswer{at: t4, li: int(buf[0] >> 6), outside: float64(outside)})
+				// An exchange during which the system clock was stepped
+				// has nothing to be judged on.
+				if (c - time.Duration(n0.real-(n0.truth-taiUTC))).Abs() < time.Millisecond {
+					out = append(out, ntpAnswer{at: t4, li: int(buf[0] >> 6), outside: float64(outside)})
+				}
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
+	var once sync.Once
+	var out []ntpAnswer
 	return func() []ntpAnswer {
-		close(stop)
-		return <-res
+		once.Do(func() {
+			close(stop)
+			out = <-res
+		})
+		return out
 	}
 }
