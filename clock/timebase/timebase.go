@@ -153,31 +153,41 @@ func (tb *Timebase) Now() (Instant, error) {
 	return tb.At(t), nil
 }
 
-// offset is disciplined clock - CLOCK_REALTIME now (PHC only).
-func (tb *Timebase) offset() (time.Duration, error) {
-	so, err := tb.cmp.SysOffset()
-	if err != nil {
-		return 0, tb.failed(fmt.Errorf("compare %s with CLOCK_REALTIME: %w", tb.clk.Name(), err))
-	}
-	return so.PHC.Sub(so.System), nil
-}
-
 // FromRealtime carries a CLOCK_REALTIME timestamp (kernel PPS, gpsd's
 // SOCK, a serial byte's arrival, a software packet stamp) onto the
 // disciplined clock.
+//
+// A time read in this process (time.Now, which carries a monotonic
+// reading) is carried by its age on CLOCK_MONOTONIC instead: the system
+// clock may have been stepped since it was read (sync_system stepping it
+// onto the PHC at boot, a month at once), and the stamp would land as far
+// off. CLOCK_MONOTONIC runs at CLOCK_REALTIME's rate but is never
+// stepped. A kernel stamp (PPS, SO_TIMESTAMPING) has no monotonic reading
+// and is taken as it is.
 func (tb *Timebase) FromRealtime(t time.Time) (Instant, error) {
 	switch {
 	case tb.host != nil:
 		return tb.At(tb.host.FromHost(t)), nil
 	case tb.cmp != nil:
-		off, err := tb.offset()
+		so, err := tb.cmp.SysOffset()
 		if err != nil {
-			return Instant{}, err
+			return Instant{}, tb.failed(fmt.Errorf("compare %s with CLOCK_REALTIME: %w", tb.clk.Name(), err))
 		}
-		return tb.At(t.Add(off)), nil
+		if hasMonotonic(t) {
+			now := time.Now() // microseconds after so.System, on the same clock
+			return tb.At(so.PHC.Add(now.Sub(so.System)).Add(-now.Sub(t))), nil
+		}
+		return tb.At(t.Add(so.PHC.Sub(so.System))), nil
+	case hasMonotonic(t):
+		now := time.Now()
+		return tb.At(now.Round(0).Add(-now.Sub(t))), nil
 	}
 	return tb.At(t), nil
 }
+
+// hasMonotonic reports whether t carries a monotonic clock reading (it
+// came from time.Now in this process).
+func hasMonotonic(t time.Time) bool { return t != t.Round(0) }
 
 // FromClock carries a timestamp taken on the clock named clk (Realtime, or
 // a PHC's device path) onto the disciplined clock.

@@ -365,3 +365,36 @@ func TestSlaveStepIsBracketed(t *testing.T) {
 		t.Errorf("no step: events %v, order %v", evs, order)
 	}
 }
+
+// livePHC compares with the real CLOCK_REALTIME: the PHC reads it plus off.
+type livePHC struct{ fakeClock }
+
+func (l *livePHC) SysOffset() (clock.SysOffset, error) {
+	now := time.Now().Round(0)
+	return clock.SysOffset{PHC: now.Add(l.phcOff), System: now}, nil
+}
+
+// A time read in this process (it carries a monotonic reading) is carried
+// onto the PHC by its age: the same place as its wall time gives while the
+// system clock is not stepped (a step in between moves the wall time, not
+// the age: the kernel lab's boot-clock runs that).
+func TestFromRealtimeByAge(t *testing.T) {
+	off := 30*24*time.Hour + 37*time.Second
+	tb := New(&livePHC{fakeClock{name: "/dev/ptp0", scale: clock.TAI, phcOff: off}}, leap.Builtin())
+	read := time.Now().Add(-50 * time.Millisecond) // monotonic reading kept
+	i, err := tb.FromRealtime(read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := i.Clock().Sub(read.Round(0).Add(off)); d.Abs() > time.Millisecond {
+		t.Errorf("carried %v off", d)
+	}
+	kernel := read.Round(0) // a kernel stamp: no monotonic reading
+	if i, _ := tb.FromRealtime(kernel); i.Clock().Sub(kernel.Add(off)).Abs() > time.Millisecond {
+		t.Errorf("kernel stamp carried %v off", i.Clock().Sub(kernel.Add(off)))
+	}
+	sys := New(&fakeClock{name: "system", scale: clock.UTC}, leap.Builtin())
+	if i, _ := sys.FromRealtime(read); i.Clock().Sub(read.Round(0)).Abs() > time.Millisecond {
+		t.Errorf("on the system clock: %v off", i.Clock().Sub(read.Round(0)))
+	}
+}
