@@ -473,8 +473,8 @@ func (d *Discipline) checkLeapExpiry(utc time.Time) {
 	if !d.leapTable.Expires.IsZero() {
 		exp = d.leapTable.Expires.Format("2006-01-02")
 	}
-	d.emit(slog.LevelWarn, "leap_table_expired", "leap second table expired: update tzdata (leap-seconds.list); GNSS time is still served, "+
-		"and PTP utcOffsetValid stays false unless the receiver confirms the offset", "leap_source", d.leapTable.Source, "expired", exp)
+	d.emit(slog.LevelWarn, "leap_table_expired", "leap second table expired: update tzdata or gnss.leapfile (leap-seconds.list, docs/clock.md); "+
+		"UTC is still served right, but unless the receiver confirms the leap second count PTP says its time is not traceable", "leap_source", d.leapTable.Source, "expired", exp)
 }
 
 func (d *Discipline) transition(now time.Time, tr quality.Transition) {
@@ -510,6 +510,13 @@ func (d *Discipline) Quality() *quality.Machine { return d.q }
 
 // ReceiverLS tells whether the receiver confirmed the UTC offset.
 func (d *Discipline) ReceiverLS() bool { return d.receiverLS }
+
+// LeapKnown reports whether TAI-UTC is known at utc: from a current leap
+// second table or from the receiver's count, and no receiver contradicting
+// the table (what PTP's timeTraceable needs, quality.TimeProperties).
+func (d *Discipline) LeapKnown(utc time.Time) bool {
+	return d.leapRefused == "" && (d.receiverLS || !d.leapTable.Expired(utc))
+}
 
 // Status is a snapshot for status output.
 type Status struct {

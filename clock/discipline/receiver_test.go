@@ -86,3 +86,54 @@ func TestLeapTableExpiry(t *testing.T) {
 		t.Errorf("%d warnings a day later, want 1", n)
 	}
 }
+
+// The UTC offset policy (docs/clock.md, "The UTC offset when the table is
+// old"), case by case, on a locked clock: currentUtcOffsetValid whenever
+// synchronized (PTP time - offset is the UTC served), timeTraceable only
+// when the offset itself is known and nobody contradicts it. A follower
+// that uses the offset only when valid, and one that wants it valid and
+// traceable too (ptp4l: else the larger of it and its own 37), both get
+// the served UTC to the second in every case.
+func TestUTCOffsetPolicy(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		expired   bool
+		ls        int // the receiver's GPS-UTC; 0: silent
+		traceable bool
+	}{
+		{"table current, receiver silent", false, 0, true},
+		{"table current, receiver agrees", false, 18, true},
+		{"table expired, receiver confirms", true, 18, true},
+		{"table expired, receiver silent", true, 0, false},
+		{"table current, receiver contradicts", false, 19, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d, table := newDisc(t)
+			for i := 0; i < 30; i++ {
+				second(d, table, utc0.Add(time.Duration(i)*time.Second), 0)
+			}
+			now := utc0.Add(30 * time.Second)
+			if c.expired {
+				table.Expires = now.AddDate(0, -5, 0)
+			}
+			if c.ls != 0 {
+				d.ReceiverLeap(now, c.ls, true, 0, 0, false)
+			}
+			tp := d.Quality().TimeProperties(now, table, d.LeapKnown(now))
+			if !tp.UTCOffsetValid || tp.CurrentUTCOffset != 37 || tp.TimeTraceable != c.traceable || !tp.FrequencyTraceable {
+				t.Errorf("%+v", tp)
+			}
+			// Both kinds of follower: UTC = PTP time - the offset they use.
+			ptp := now.Add(37 * time.Second)
+			for _, traceableToo := range []bool{false, true} {
+				off := 37 // ptp4l's own
+				if tp.UTCOffsetValid && (!traceableToo || tp.TimeTraceable) || int(tp.CurrentUTCOffset) > off {
+					off = int(tp.CurrentUTCOffset)
+				}
+				if got := ptp.Add(-time.Duration(off) * time.Second); !got.Equal(now) {
+					t.Errorf("a follower (valid and traceable: %v) reads %v", traceableToo, got)
+				}
+			}
+		})
+	}
+}

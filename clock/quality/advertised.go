@@ -20,15 +20,31 @@ type TimeProperties struct {
 	TimeSource         protocol.TimeSource
 }
 
-// TimeProperties derives timePropertiesDS at UTC time utc. The UTC offset
-// is valid when the leap table is current or the receiver confirmed it
-// (receiverLS); the leap flags are set for the whole UTC day that ends with
-// the leap second, and only while the clock is synchronized.
-func (m *Machine) TimeProperties(utc time.Time, t *leap.Table, receiverLS bool) TimeProperties {
+// TimeProperties derives timePropertiesDS at UTC time utc (IEEE 1588-2019
+// 8.2.4). The policy (docs/clock.md, "The UTC offset when the table is
+// old"):
+//
+//   - currentUtcOffsetValid is true whenever the clock is synchronized.
+//     sitegm builds its PTP time as the UTC it serves plus this very offset
+//     (one table, clock/timebase), so PTP time minus currentUtcOffset is
+//     that UTC to the second, however old the table (8.2.4.3: the offset is
+//     "known to be correct" for the timescale served). Withholding it when
+//     the table had expired put followers that honour the flag 37 s off
+//     the UTC sitegm's NTP clients got.
+//   - timeTraceable (8.2.4.6) also needs the offset itself known
+//     (leapKnown: a current leap second table or the receiver's count, and
+//     no receiver contradicting the table: discipline.LeapKnown). With an
+//     expired table and a receiver that does not say, what is uncertain is
+//     TAI (a leap second nobody told the box of), so PTP time is not
+//     traceable; the frequency still is.
+//
+// The leap flags are set for the whole UTC day that ends with the leap
+// second, and only while the clock is synchronized.
+func (m *Machine) TimeProperties(utc time.Time, t *leap.Table, leapKnown bool) TimeProperties {
 	tp := TimeProperties{
 		CurrentUTCOffset:   int16(t.Offset(utc)),
-		UTCOffsetValid:     m.Synchronized() && (receiverLS || !t.Expired(utc)),
-		TimeTraceable:      m.Traceable(),
+		UTCOffsetValid:     m.Synchronized(),
+		TimeTraceable:      m.Traceable() && leapKnown,
 		FrequencyTraceable: m.Traceable(),
 		PTPTimescale:       true,
 		TimeSource:         m.TimeSource(),
@@ -132,9 +148,9 @@ type Advertised struct {
 // Advertise derives what is advertised at UTC time utc: the disciplined
 // clock's time, never the host's, so that the leap flags are for the day
 // the served clock is in.
-func (m *Machine) Advertise(utc time.Time, t *leap.Table, receiverLS bool) Advertised {
+func (m *Machine) Advertise(utc time.Time, t *leap.Table, leapKnown bool) Advertised {
 	return Advertised{ClockClass: m.ClockClass(), ClockAccuracy: m.ClockAccuracy(), Variance: m.OffsetScaledLogVariance(),
-		Time: m.TimeProperties(utc, t, receiverLS), V1: m.V1(), NTP: m.NTP(utc, t)}
+		Time: m.TimeProperties(utc, t, leapKnown), V1: m.V1(), NTP: m.NTP(utc, t)}
 }
 
 // Initial is what a port advertises before the daemon said anything: the

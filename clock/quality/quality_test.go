@@ -101,7 +101,7 @@ func TestLifecycleAndAdvertised(t *testing.T) {
 	if m.State() != Locked || m.ClockClass() != ClassLocked || m.TimeSource() != TimeSourceGNSS {
 		t.Fatalf("state %s class %d", m.State(), m.ClockClass())
 	}
-	tp := m.TimeProperties(now, tb, false)
+	tp := m.TimeProperties(now, tb, true)
 	if !tp.Leap61 || tp.Leap59 || tp.CurrentUTCOffset != 37 || !tp.UTCOffsetValid || !tp.TimeTraceable || !tp.PTPTimescale {
 		t.Errorf("time properties on a leap day: %+v", tp)
 	}

@@ -60,6 +60,7 @@ type options struct {
 	taiUTC           int
 	protocol, model  string
 	control          bool
+	leapUnknown      bool
 }
 
 // clockNow is the simulation's host clock: CLOCK_REALTIME, or with
@@ -131,6 +132,7 @@ func run(args []string) int {
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (default: run until SIGINT/SIGTERM)")
 	fs.StringVar(&o.talker, "talker", "GN", "talker ID of time sentences")
 	fs.StringVar(&o.sentences, "sentences", "RMC,GGA,GSA,GSV,ZDA", "sentences of each epoch, in order")
+	fs.BoolVar(&o.leapUnknown, "leap-unknown", false, "the receiver has not read the leap second count yet: NAV-TIMELS says the firmware's default, PUBX,04 marks it D")
 	fs.BoolVar(&o.ubx, "ubx", false, "with --protocol nmea, also send UBX TIM-TP (qErr of the next pulse) and NAV-TIMELS")
 	fs.StringVar(&o.protocol, "protocol", "nmea", "what the receiver outputs: `nmea`, ubx (NAV-PVT, NAV-TIMEUTC, NAV-STATUS, NAV-TIMELS, TIM-TP, MON-HW or MON-RF, TIM-SVIN) or both")
 	fs.StringVar(&o.model, "model", "zed-f9t", "the u-blox receiver it plays for MON-VER and configuration: `zed-f9t` (CFG-VALSET) or neo-m8t (legacy CFG messages)")
@@ -380,6 +382,9 @@ func simulate(ctx context.Context, o options, cfg sim.ReceiverConfig) error {
 
 	types := strings.Split(o.sentences, ",")
 	rx, err := newUblox(o.model, o.protocol, o.baud, o.ubx)
+	if rx != nil {
+		rx.leapUnknown = o.leapUnknown
+	}
 	if err != nil {
 		return err
 	}

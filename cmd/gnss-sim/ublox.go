@@ -32,6 +32,13 @@ type ublox struct {
 	nmeaOff map[string]bool
 	baud    int
 	legacy  bool // --ubx: TIM-TP and NAV-TIMELS after NMEA (the old behaviour)
+	// leapUnknown: the receiver has not yet read the leap second count
+	// from the satellites (a cold start): it reports its firmware's
+	// default (NAV-TIMELS srcOfCurrLs 0, PUBX,04 "18D").
+	leapUnknown bool
+	// last is the latest second sent and its GPS-UTC, for a PUBX,04 poll.
+	last   time.Time
+	lastLS int
 }
 
 // models are the receivers gnss-sim can play: MON-VER strings and the
@@ -91,11 +98,16 @@ func (u *ublox) lineBaud() int {
 // handle answers one frame the receiver was sent; the reply (if any) is
 // returned for the caller to write.
 func (u *ublox) handle(fr *gnss.Frame) []byte {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if fr.Kind == gnss.FrameNMEA && string(fr.Data) == "PUBX,04" && u.outNMEA && !u.last.IsZero() {
+		// The PUBX,04 poll (u-blox M8 receiver description): time of day,
+		// clock and the leap second count.
+		return gnss.AppendPUBX04(nil, u.last, u.lastLS, u.leapUnknown)
+	}
 	if fr.Kind != gnss.FrameUBX {
 		return nil
 	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
 	// Answers are UBX: with UBX output off the port says nothing, though
 	// what it is sent still takes effect.
 	const cfg = 0x06
@@ -234,7 +246,7 @@ func (u *ublox) epoch(s, next sim.Second, cfg sim.ReceiverConfig, types []string
 		}
 		b = gnss.AppendSimSentences(b, ep, on)
 		if u.legacy && !u.outUBX {
-			b = appendLegacyUBX(b, s, next, cfg)
+			b = appendLegacyUBX(b, s, next, cfg, u.lsSource())
 		}
 	}
 	if !u.outUBX {
@@ -244,6 +256,7 @@ func (u *ublox) epoch(s, next sim.Second, cfg sim.ReceiverConfig, types []string
 		ep.Sats = 0
 	}
 	leaps := gpsMinusUTC(s, cfg)
+	u.last, u.lastLS = s.Label, leaps
 	if u.ubxMsgs["NAV-PVT"] {
 		b = gnss.AppendNavPVT(b, ep, leaps, 20)
 	}
@@ -264,7 +277,7 @@ func (u *ublox) epoch(s, next sim.Second, cfg sim.ReceiverConfig, types []string
 				change, in = int8(cfg.Leap.Sign), int32(end.Sub(s.Label)/time.Second)
 			}
 		}
-		b = gnss.AppendNavTimeLS(b, int8(leaps), change, in)
+		b = gnss.AppendNavTimeLSFrom(b, int8(leaps), u.lsSource(), change, in)
 	}
 	if u.gen >= 9 {
 		b = gnss.AppendNavEOE(b, ep, leaps)
@@ -303,14 +316,27 @@ func (u *ublox) epoch(s, next sim.Second, cfg sim.ReceiverConfig, types []string
 }
 
 // appendLegacyUBX is --ubx with NMEA: TIM-TP about the next pulse, and
-// NAV-TIMELS when a leap second is announced.
-func appendLegacyUBX(b []byte, s, next sim.Second, cfg sim.ReceiverConfig) []byte {
+// NAV-TIMELS every fifth second, as a receiver configured to send it at a
+// low rate does (every second while a leap second is announced).
+func appendLegacyUBX(b []byte, s, next sim.Second, cfg sim.ReceiverConfig, src byte) []byte {
 	b = gnss.AppendTimTP(b, next.Label, next.QErrPS)
-	if cfg.Leap != nil {
+	switch {
+	case cfg.Leap != nil:
 		end := cfg.Leap.Day.AddDate(0, 0, 1)
-		b = gnss.AppendNavTimeLS(b, int8(gpsMinusUTC(s, cfg)), int8(cfg.Leap.Sign), int32(end.Sub(s.Label)/time.Second))
+		b = gnss.AppendNavTimeLSFrom(b, int8(gpsMinusUTC(s, cfg)), src, int8(cfg.Leap.Sign), int32(end.Sub(s.Label)/time.Second))
+	case s.N%5 == 0:
+		b = gnss.AppendNavTimeLSFrom(b, int8(gpsMinusUTC(s, cfg)), src, 0, 0)
 	}
 	return b
+}
+
+// lsSource is NAV-TIMELS's srcOfCurrLs: 2 (GPS), or 0 (the firmware's
+// default) while the receiver does not know the count.
+func (u *ublox) lsSource() byte {
+	if u.leapUnknown {
+		return 0
+	}
+	return 2
 }
 
 // gpsMinusUTC is GPS-UTC at second s: 18 s, one more after an inserted

@@ -283,6 +283,12 @@ func (d *Decoder) sentence(fr *Frame) {
 	s := &d.s
 	splitSentence(fr.Data, s)
 	d.Stats.ByName[string(s.name)]++
+	if string(s.name) == "PUBX" {
+		if li, ok := decodePUBX04(s, fr.At); ok {
+			d.events = append(d.events, li)
+		}
+		return
+	}
 	if s.talker == "" {
 		if len(s.name) == 5 && s.name[0] != 'P' {
 			d.Stats.OtherTalker++

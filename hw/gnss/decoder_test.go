@@ -410,3 +410,38 @@ func TestVersionDecoded(t *testing.T) {
 		t.Error("a payload with a partial extension decoded")
 	}
 }
+
+// PUBX,04 carries the receiver's leap count in NMEA mode: from the
+// satellites it is valid; marked 'D' (the firmware's default) it is
+// reported, not valid; anything else is dropped.
+func TestPUBX04LeapCount(t *testing.T) {
+	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		in         string
+		ls         int8
+		valid, any bool
+	}{
+		{string(AppendPUBX04(nil, at, 18, false)), 18, true, true},
+		{string(AppendPUBX04(nil, at, 18, true)), 18, false, true},
+		{nmea("PUBX,04,120000.00,061226,475200.00,2448,x18,0,0.000,21"), 0, false, false},
+		{nmea("PUBX,04,120000.00,061226"), 0, false, false},
+		{nmea("PUBX,00,120000.00,4717.11,N"), 0, false, false}, // another PUBX
+	} {
+		d := NewDecoder(Options{})
+		var got []LeapInfo
+		for _, e := range d.Feed([]byte(c.in), at) {
+			if li, ok := e.(LeapInfo); ok {
+				got = append(got, li)
+			}
+		}
+		if !c.any {
+			if len(got) != 0 {
+				t.Errorf("%q: %+v", c.in, got)
+			}
+			continue
+		}
+		if len(got) != 1 || got[0].CurrLS != c.ls || got[0].CurrLSValid != c.valid || (got[0].CurrLSSource != 0) != c.valid {
+			t.Errorf("%q: %+v", c.in, got)
+		}
+	}
+}

@@ -121,11 +121,19 @@ func AppendTimTP(dst []byte, t time.Time, qErrPS int32) []byte {
 	return ubx.Append(dst, ubx.ClassTIM, ubx.TimTP, p)
 }
 
-// AppendNavTimeLS appends a NAV-TIMELS: currLS GPS-UTC seconds, and an
-// announced change of lsChange seconds in timeToEvent seconds (0 for none).
+// AppendNavTimeLS appends a NAV-TIMELS: currLS GPS-UTC seconds (from GPS),
+// and an announced change of lsChange seconds in timeToEvent seconds (0 for
+// none).
 func AppendNavTimeLS(dst []byte, currLS int8, lsChange int8, timeToEvent int32) []byte {
+	return AppendNavTimeLSFrom(dst, currLS, 2, lsChange, timeToEvent)
+}
+
+// AppendNavTimeLSFrom is AppendNavTimeLS with the count's source (srcOfCurrLs:
+// 0 the firmware's default, a receiver that has not yet read it from the
+// satellites; 2 GPS).
+func AppendNavTimeLSFrom(dst []byte, currLS int8, src byte, lsChange int8, timeToEvent int32) []byte {
 	p := make([]byte, 24)
-	p[8], p[9] = 2, byte(currLS)
+	p[8], p[9] = src, byte(currLS)
 	if lsChange != 0 {
 		p[10] = 2
 	}
@@ -133,6 +141,20 @@ func AppendNavTimeLS(dst []byte, currLS int8, lsChange int8, timeToEvent int32) 
 	binary.LittleEndian.PutUint32(p[12:], uint32(timeToEvent))
 	p[23] = 0x03
 	return ubx.Append(dst, ubx.ClassNAV, ubx.NavTimeLS, p)
+}
+
+// AppendPUBX04 appends a u-blox PUBX,04 for UTC time t: leapSec is GPS-UTC,
+// marked 'D' when def (the firmware's default, not yet from the satellites).
+// The clock fields are a receiver's plausible values.
+func AppendPUBX04(dst []byte, t time.Time, leapSec int, def bool) []byte {
+	week, itow := simITOW(t, leapSec)
+	ls := strconv.Itoa(leapSec)
+	if def {
+		ls += "D"
+	}
+	body := fmt.Sprintf("PUBX,04,%02d%02d%02d.00,%02d%02d%02d,%d.00,%d,%s,0,0.000,21",
+		t.Hour(), t.Minute(), t.Second(), t.Day(), int(t.Month()), t.Year()%100, itow/1000, week, ls)
+	return AppendNMEA(dst, body)
 }
 
 // UBX navigation messages of one simulated epoch: what a u-blox timing

@@ -25,6 +25,7 @@ func FuzzDecoder(f *testing.F) {
 	f.Add([]byte(nmea("GPRMC,235960,A,,,,,,,311216,,,A")+nmea("GPGGA,235960,,,,,1,00,,,M,,M,,")), uint16(7))
 	f.Add([]byte("\xb5\x62\x0d\x01\x10\x00"+nmea("GPZDA,120000,01,01,2020,00,00")), uint16(3))
 	f.Add([]byte("\xa0\xa2\x00\x02\x24\x24\x00\x48\xb0\xb3$GPTXT,01,01,02,hi*4F\r\n"), uint16(12))
+	f.Add(AppendPUBX04(AppendPUBX04(nil, time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC), 18, true), time.Date(2026, 12, 6, 12, 0, 1, 0, time.UTC), 18, false), uint16(9))
 	// Synthetic UBX: one navigation epoch of every kind the decoder reads,
 	// the health messages, and the configuration dialogue's frames.
 	ep := SimEpoch{Time: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), Valid: true, Sats: 9}

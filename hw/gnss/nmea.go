@@ -358,3 +358,36 @@ func decodeTXT(s *sentence, at time.Time) (Text, bool) {
 	}
 	return Text{Talker: s.talker, Severity: sev, Text: string(s.field(3)), At: at}, true
 }
+
+// decodePUBX04 reads u-blox's PUBX,04 (time of day and clock), the one
+// NMEA-mode message that carries the receiver's leap second count (u-blox
+// M8 receiver description, "PUBX,04"):
+//
+//	$PUBX,04,hhmmss.ss,ddmmyy,utcTow,utcWk,leapSec,clkBias,clkDrift,tpGran*cs
+//
+// leapSec is GPS-UTC in seconds, marked with a trailing 'D' while it is
+// the firmware's default rather than received from the satellites: such a
+// count is reported, not valid (CurrLSSource 0, as NAV-TIMELS says it).
+func decodePUBX04(s *sentence, at time.Time) (LeapInfo, bool) {
+	if string(s.field(0)) != "04" || s.n < 6 {
+		return LeapInfo{}, false
+	}
+	f := s.field(5)
+	def := len(f) > 0 && f[len(f)-1] == 'D'
+	if def {
+		f = f[:len(f)-1]
+	}
+	n, ok := digits(f)
+	if !ok || n > 100 { // GPS-UTC has been 18 s since 2017; a hundred is nonsense
+		return LeapInfo{}, false
+	}
+	li := LeapInfo{CurrLS: int8(n), CurrLSSource: pubxSatellites, CurrLSValid: !def, At: at}
+	if def {
+		li.CurrLSSource = 0
+	}
+	return li, true
+}
+
+// pubxSatellites is the CurrLSSource of a PUBX,04 count received from the
+// satellites (PUBX,04 does not say which system: GPS, NAV-TIMELS's 2).
+const pubxSatellites = 2

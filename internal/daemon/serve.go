@@ -142,7 +142,8 @@ func (d *Daemon) allServing() bool {
 // publishGM hands every PTP port what the quality machine advertises now.
 // The leap flags are for the day the served clock is in, not the host's.
 func (d *Daemon) publishGM() {
-	a := d.disc.Quality().Advertise(d.clockUTC(), d.table, d.disc.ReceiverLS())
+	utc := d.clockUTC()
+	a := d.disc.Quality().Advertise(utc, d.table, d.disc.LeapKnown(utc))
 	g, g1 := ptp.GMOf(a), v1.GMOf(a)
 	est := d.disc.Quality().EstError()
 	d.gmLatest.Store(&gmPair{g, g1, est})

@@ -23,7 +23,9 @@ type Case struct {
 }
 
 // Advertised is what the case advertises.
-func (c Case) Advertised() quality.Advertised { return c.M.Advertise(c.UTC, c.Table, false) }
+func (c Case) Advertised() quality.Advertised {
+	return c.M.Advertise(c.UTC, c.Table, !c.Table.Expired(c.UTC))
+}
 
 // Cases: never locked (FREERUN, class 248), LOCKED (6), HOLDOVER within
 // its specification (7), past it (FREERUN, 52), and a receiver whose time
