@@ -118,19 +118,20 @@ type Discipline struct {
 	lastEpoch, lastEpochAt time.Time
 	// leapRefused is the receiver leap information last refused (logged
 	// once while it stays the same); LeapRefusals counts refusals.
-	leapRefused  string
-	LeapRefusals uint64
-	leapWarned   time.Time // the clock's UTC when leap_table_expired was last said
-	pending      int       // leap flag last announced
-	leapSet      int       // leap flag last given to a UTC clock
-	latency      time.Duration
-	latencyOff   bool
-	problems     map[string]uint64
-	lastWarn     time.Time
-	outliers     uint64
-	steps        uint64
-	lastStep     time.Duration
-	events       event.List
+	leapRefused       string
+	LeapRefusals      uint64
+	leapWarned        time.Time // the clock's UTC when leap_table_expired was last said
+	leapWarnedExpired bool      // the last warning was of an expired table, not an expiring one
+	pending           int       // leap flag last announced
+	leapSet           int       // leap flag last given to a UTC clock
+	latency           time.Duration
+	latencyOff        bool
+	problems          map[string]uint64
+	lastWarn          time.Time
+	outliers          uint64
+	steps             uint64
+	lastStep          time.Duration
+	events            event.List
 	// priorDropped: the drift file's frequency was found wrong.
 	priorDropped bool
 	// recent are the last paired pulses, a ring (Status.Recent).
@@ -460,18 +461,31 @@ func (d *Discipline) Tick(now time.Time) (Action, []Event) {
 	return a, d.take()
 }
 
+// LeapExpiryNotice is how long before the leap table's expiry sitegm
+// starts saying so: four weeks, time for a site without internet to get
+// a tzdata update or a leap-seconds.list onto the box.
+const LeapExpiryNotice = 28 * 24 * time.Hour
+
 // checkLeapExpiry warns, once a day of the clock's own time, that the
-// leap table expired: the time is still served, but a leap second
-// announced after the expiry would be missed unless the receiver
-// reports it.
+// leap table expires within LeapExpiryNotice, then that it expired: the
+// time is still served, but a leap second announced after the expiry
+// would be missed unless the receiver reports it.
 func (d *Discipline) checkLeapExpiry(utc time.Time) {
-	if !d.leapTable.Expired(utc) || (!d.leapWarned.IsZero() && utc.Sub(d.leapWarned).Abs() < 24*time.Hour) {
+	t := d.leapTable
+	soon := !t.Expires.IsZero() && t.Expires.Sub(utc) < LeapExpiryNotice
+	expired := t.Expired(utc)
+	if !(expired || soon) || (!d.leapWarned.IsZero() && utc.Sub(d.leapWarned).Abs() < 24*time.Hour && d.leapWarnedExpired == expired) {
 		return
 	}
-	d.leapWarned = utc
+	d.leapWarned, d.leapWarnedExpired = utc, expired
 	exp := "unknown"
-	if !d.leapTable.Expires.IsZero() {
-		exp = d.leapTable.Expires.Format("2006-01-02")
+	if !t.Expires.IsZero() {
+		exp = t.Expires.Format("2006-01-02")
+	}
+	if !t.Expired(utc) {
+		d.emit(slog.LevelWarn, "leap_table_expiring", fmt.Sprintf("leap second table expires in %d days: update tzdata or gnss.leapfile (leap-seconds.list, docs/clock.md)",
+			int(t.Expires.Sub(utc).Hours()/24)), "leap_source", t.Source, "expires", exp)
+		return
 	}
 	d.emit(slog.LevelWarn, "leap_table_expired", "leap second table expired: update tzdata or gnss.leapfile (leap-seconds.list, docs/clock.md); "+
 		"UTC is still served right, but unless the receiver confirms the leap second count PTP says its time is not traceable", "leap_source", d.leapTable.Source, "expired", exp)

@@ -137,3 +137,23 @@ func TestUTCOffsetPolicy(t *testing.T) {
 		})
 	}
 }
+
+// Four weeks before the table expires, a WARNING a day says so; at the
+// expiry the expired WARNING comes at once, not a day after the last.
+func TestLeapTableExpiring(t *testing.T) {
+	d, table := newDisc(t)
+	table.Expires = utc0.Add(time.Hour)
+	tick := func(at time.Time) string {
+		_, evs := d.Tick(table.UTCToTAI(at, false))
+		return names(evs)
+	}
+	if n := tick(utc0); !strings.Contains(n, "leap_table_expiring") {
+		t.Errorf("four weeks before: %q", n)
+	}
+	if n := tick(utc0.Add(time.Minute)); strings.Contains(n, "leap_table") {
+		t.Errorf("a minute later: %q", n)
+	}
+	if n := tick(table.Expires.Add(time.Second)); !strings.Contains(n, "leap_table_expired") {
+		t.Errorf("at the expiry: %q", n)
+	}
+}

@@ -131,6 +131,20 @@ func formatStatus(s *status.Status) string {
 		fmt.Fprintf(w, "holdover\t%s elapsed\t%s remaining\n", time.Duration(cl.HoldoverElapsedS*1e9).Round(time.Second),
 			time.Duration(cl.HoldoverRemainingS*1e9).Round(time.Second))
 	}
+	if lp := s.Leap; lp.Source != "" {
+		exp := "no expiry"
+		switch {
+		case lp.Expired:
+			exp = "EXPIRED " + lp.Expires
+		case lp.Expires != "":
+			exp = fmt.Sprintf("expires %s (%d days)", lp.Expires, lp.DaysLeft)
+		}
+		known := "TAI-UTC known"
+		if !lp.Known {
+			known = "TAI-UTC NOT known: PTP time not traceable"
+		}
+		fmt.Fprintf(w, "leap table\t%s\t%s\tTAI-UTC %d s\t%s\n", lp.Source, exp, lp.TAIUTC, known)
+	}
 	rate := func(kind, iface string) string {
 		for _, r := range s.Rates {
 			if r.Kind == kind && r.Interface == iface {

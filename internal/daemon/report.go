@@ -33,6 +33,8 @@ func (d *Daemon) snapshot() *status.Status {
 	}
 	s.PTP = d.PTPStatuses()
 	s.NTP = d.NTPStatuses()
+	utc := d.clockUTC()
+	s.Leap = status.LeapOf(d.table, utc, d.disc.ReceiverLS(), d.disc.LeapKnown(utc))
 	if d.upstreams.Len() > 0 {
 		s.Upstreams = d.upstreams.Status(d.clockUTC())
 		if sel := d.selection; sel.OK {

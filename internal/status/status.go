@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"sitegm/clock/discipline"
+	"sitegm/clock/leap"
 	"sitegm/clock/timebase"
 	"sitegm/hw/gnss"
 	"sitegm/hw/ntpnet"
@@ -59,6 +60,38 @@ type Status struct {
 	// ([[upstream]]), Selection what they agree on.
 	Upstreams []upstream.Status `json:"upstreams"`
 	Selection *Selection        `json:"selection,omitempty"`
+	// Leap is the leap second table UTC and TAI are converted with.
+	Leap Leap `json:"leap"`
+}
+
+// Leap is the leap second table and what is known of TAI-UTC
+// (docs/clock.md, "The UTC offset when the table is old").
+type Leap struct {
+	Source string `json:"source"` // the file (or "built-in")
+	// Expires is the table's own expiry (YYYY-MM-DD, "" unknown); DaysLeft
+	// the whole days until it (negative once past).
+	Expires  string `json:"expires,omitempty"`
+	DaysLeft int    `json:"days_left"`
+	Expired  bool   `json:"expired"`
+	TAIUTC   int    `json:"tai_utc"`
+	// ReceiverConfirmed: the receiver's own count agrees; Receiver what it
+	// added to the table, if anything.
+	ReceiverConfirmed bool   `json:"receiver_confirmed"`
+	Receiver          string `json:"receiver,omitempty"`
+	// Known: TAI-UTC is known (a current table or the receiver's count,
+	// nobody contradicting): PTP time may be marked traceable.
+	Known bool `json:"known"`
+}
+
+// LeapOf describes table t at UTC time utc.
+func LeapOf(t *leap.Table, utc time.Time, receiverConfirmed, known bool) Leap {
+	l := Leap{Source: t.Source, Expired: t.Expired(utc), TAIUTC: t.Offset(utc), ReceiverConfirmed: receiverConfirmed,
+		Receiver: t.Receiver, Known: known}
+	if !t.Expires.IsZero() {
+		l.Expires = t.Expires.Format("2006-01-02")
+		l.DaysLeft = int(t.Expires.Sub(utc).Hours() / 24)
+	}
+	return l
 }
 
 // Selection is the upstreams' verdict: their combined time minus the

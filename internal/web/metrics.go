@@ -39,6 +39,8 @@ var metricDefs = []metricDef{
 	{"sitegm_clock_measurement_noise_seconds", "The reference's measured noise (PPS jitter).", nil},
 	{"sitegm_clock_holdover_seconds", "Seconds spent in the current holdover (0 when not in holdover).", nil},
 	{"sitegm_clock_holdover_remaining_seconds", "Seconds left before the holdover limit (0 when not in holdover).", nil},
+	{"sitegm_leap_table_expiry_days", "Days until the leap second table expires (negative once past: update tzdata or gnss.leapfile).", []string{"source"}},
+	{"sitegm_leap_known", "1 while TAI-UTC is known (a current table or the receiver's count): PTP time may be traceable.", nil},
 	{"sitegm_slave_phc_state", "A slave PHC's state (1 for the current one).", []string{"device", "state"}},
 	{"sitegm_slave_phc_offset_seconds", "A slave PHC minus the disciplined PHC, as last estimated.", []string{"device"}},
 	{"sitegm_slave_phc_bound_seconds", "The error bound of carrying a stamp on a slave PHC onto the disciplined clock.", []string{"device"}},
@@ -144,6 +146,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	g("sitegm_clock_measurement_noise_seconds", float64(k.MeasNoiseNS)/1e9)
 	g("sitegm_clock_holdover_seconds", k.HoldoverElapsedS)
 	g("sitegm_clock_holdover_remaining_seconds", k.HoldoverRemainingS)
+	if s.Leap.Expires != "" {
+		g("sitegm_leap_table_expiry_days", float64(s.Leap.DaysLeft), s.Leap.Source)
+	}
+	g("sitegm_leap_known", b2f(s.Leap.Known))
 	for _, sp := range k.SlavePHCs {
 		oneHot("sitegm_slave_phc_state", sp.State, []string{"FREERUN", "ACQUIRING", "LOCKED", "FAULT"}, sp.Device)
 		g("sitegm_slave_phc_offset_seconds", float64(sp.OffsetNS)/1e9, sp.Device)

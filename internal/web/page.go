@@ -295,6 +295,14 @@ func problems(s *status.Status) []string {
 	for _, l := range s.LostFollowers {
 		p = append(p, "expected follower silent: "+l)
 	}
+	switch lp := s.Leap; {
+	case lp.Expired && !lp.Known:
+		p = append(p, fmt.Sprintf("leap second table (%s) expired %s and the receiver does not confirm the count: PTP time marked not traceable; update tzdata or gnss.leapfile", lp.Source, lp.Expires))
+	case lp.Expired:
+		p = append(p, fmt.Sprintf("leap second table (%s) expired %s: the receiver's count is used; update tzdata or gnss.leapfile", lp.Source, lp.Expires))
+	case lp.Expires != "" && lp.DaysLeft < 28:
+		p = append(p, fmt.Sprintf("leap second table (%s) expires in %d days (%s): update tzdata or gnss.leapfile", lp.Source, lp.DaysLeft, lp.Expires))
+	}
 	if sel := s.Selection; sel != nil && sel.Disagree {
 		p = append([]string{fmt.Sprintf("GNSS disagrees with the NTP upstreams by %s: not followed, time not served as synchronized", time.Duration(sel.OffsetNS))}, p...)
 	}
