@@ -235,6 +235,7 @@ func (u *ublox) listen(ctx context.Context, r io.Reader, reply func([]byte)) {
 func (u *ublox) epoch(s, next sim.Second, cfg sim.ReceiverConfig, types []string, talker string) []byte {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	u.last, u.lastLS = s.Label, gpsMinusUTC(s, cfg)
 	ep := gnss.SimEpoch{Time: s.Label, Leap60: s.Leap60, Valid: s.Valid, Sats: cfg.Sats, InView: max(cfg.Sats+3, 12), Talker: talker}
 	var b []byte
 	if u.outNMEA {
@@ -256,7 +257,6 @@ func (u *ublox) epoch(s, next sim.Second, cfg sim.ReceiverConfig, types []string
 		ep.Sats = 0
 	}
 	leaps := gpsMinusUTC(s, cfg)
-	u.last, u.lastLS = s.Label, leaps
 	if u.ubxMsgs["NAV-PVT"] {
 		b = gnss.AppendNavPVT(b, ep, leaps, 20)
 	}
