@@ -98,7 +98,7 @@ func chronyOffset(t *testing.T, sock string) (ns float64, at time.Time) {
 }
 
 var (
-	measRe = regexp.MustCompile(`^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (\S+)\s+N\s+(\d+)\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+([-+.0-9e]+).* \d([BI]) \S \S\s*$`)
+	measRe = regexp.MustCompile(`^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (\S+)\s+N\s+(\d+)\s+(\S+\s+\S+\s+\S+)\s+\S+\s+\S+\s+\S+\s+([-+.0-9e]+).* \d([BI]) \S \S\s*$`)
 )
 
 type chronyMeas struct {
@@ -106,6 +106,9 @@ type chronyMeas struct {
 	stratum     int
 	offset      float64 // s, against chronyd's own corrected time
 	interleaved bool    // MTxRx mode column: I
+	// passed: every one of chronyd's tests on the packet passed (its
+	// "Tests" columns all 1; a failed authentication is test C).
+	passed bool
 }
 
 func chronyMeasurements(t *testing.T, logdir string) []chronyMeas {
@@ -123,8 +126,9 @@ func chronyMeasurements(t *testing.T, logdir string) []chronyMeas {
 		}
 		at, _ := time.Parse("2006-01-02 15:04:05", m[1])
 		st, _ := strconv.Atoi(m[3])
-		off, _ := strconv.ParseFloat(m[4], 64)
-		res = append(res, chronyMeas{at: at, stratum: st, offset: off, interleaved: m[5] == "I"})
+		off, _ := strconv.ParseFloat(m[5], 64)
+		res = append(res, chronyMeas{at: at, stratum: st, offset: off, interleaved: m[6] == "I",
+			passed: !strings.Contains(m[4], "0")})
 	}
 	return res
 }
