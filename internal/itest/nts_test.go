@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"sitegm/hw/ntpnet"
+	"sitegm/ntp"
 )
 
 // siteCA writes a site CA and a server certificate it signs for ip (as
@@ -110,41 +111,9 @@ func TestNTS(t *testing.T) {
 	cam := lab.Host("cam", "10.93.0.2/24")
 	plainCam := lab.Host("cam2", "10.93.0.3/24")
 	dir := t.TempDir()
-	ca, cert, key := siteCA(t, dir, gm.Addr)
-	cfg := SitegmConfig(t, dir, fmt.Sprintf(`[[ntp]]
-interface = "eth0"
-rate_interval = "0s"
-nts = true
-[nts]
-certificate = %q
-key = %q
-key_file = %q
-`, cert, key, filepath.Join(dir, "nts-keys")))
-	sg := gm.Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
-	StartGNSSSim(t, dir, "--offset", "150ms", "--drift", "2")
-	sg.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
-	sg.WaitEvent(t, 0, 20*time.Second, "nts_ke_up")
-
-	// chronyd with NTS (its cookies kept in ntsdumpdir across its own
-	// restarts, not needed here), and a plain client beside it.
-	cdir := t.TempDir()
-	logdir := filepath.Join(cdir, "chronylog")
-	os.MkdirAll(logdir, 0o755)
-	sockDir := filepath.Join(cdir, "run")
-	os.MkdirAll(sockDir, 0o700)
-	os.Chmod(sockDir, 0o700)
-	sock := filepath.Join(sockDir, "chronyd.sock")
-	conf := WriteFile(t, cdir, "chrony.conf", fmt.Sprintf(`server %s iburst nts xleave minpoll 0 maxpoll 0
-ntstrustedcerts %s
-nosystemcert
-driftfile %[3]s/drift
-pidfile %[3]s/chronyd.pid
-bindcmdaddress %[4]s
-logdir %[5]s
-log measurements
-`, gm.Addr, ca, cdir, sock, logdir))
-	chrony := cam.Start(t, "chronyd", "-x", "-d", "-u", "root", "-f", conf)
-	chrony.WaitText(t, 0, 20*time.Second, "chronyd version")
+	sg, ca := ntsSitegm(t, gm, dir, "")
+	// chronyd with NTS, and a plain client beside it.
+	sock, logdir, _ := ntsChrony(t, cam, gm.Addr, ca, true)
 	_, plainLog, _ := chronyClient(t, plainCam, t.TempDir(), gm.Addr)
 
 	// 1. Twenty authenticated measurements at stratum 1.
@@ -208,7 +177,7 @@ log measurements
 	// open, no new NTS-KE.
 	before := len(stratum1(logdir))
 	sg.Stop(5 * time.Second)
-	sg2 := gm.Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
+	sg2 := gm.Start(t, Bin(t, "sitegm"), "run", "-c", filepath.Join(dir, "sitegm.toml"))
 	sg2.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
 	WaitCount(t, 3*time.Minute, "chronyd's NTS measurements after sitegm's restart", before+10, func() int { return len(stratum1(logdir)) })
 	st = ntsStatus(t, dir)
@@ -298,5 +267,106 @@ func TestNTSHandshakeFlood(t *testing.T) {
 	// the 10 s, each source 8 then one a second.
 	if st.KEShed == 0 || st.KESessions > 100+100*11 {
 		t.Errorf("the KE ceiling did not hold: %d sessions, %d shed", st.KESessions, st.KEShed)
+	}
+}
+
+// ntsSitegm starts sitegm serving NTS on gm's eth0 (its certificate from
+// a site CA made in dir; extra is more of the [nts] table), disciplined
+// by gnss-sim 150 ms ahead of the host, and waits for it to lock and
+// serve NTS-KE. It returns the CA's certificate for the clients.
+func ntsSitegm(t *testing.T, gm *Host, dir, extra string) (sg *Proc, ca string) {
+	t.Helper()
+	ca, cert, key := siteCA(t, dir, gm.Addr)
+	cfg := SitegmConfig(t, dir, fmt.Sprintf(`[[ntp]]
+interface = "eth0"
+rate_interval = "0s"
+nts = true
+[nts]
+certificate = %q
+key = %q
+key_file = %q
+%s`, cert, key, filepath.Join(dir, "nts-keys"), extra))
+	sg = gm.Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
+	StartGNSSSim(t, dir, "--offset", "150ms", "--drift", "2")
+	sg.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
+	sg.WaitEvent(t, 0, 20*time.Second, "nts_ke_up")
+	return sg, ca
+}
+
+// ntsChrony starts chronyd -x on h as an NTS client of server (polling
+// every second, xleave when asked), trusting ca, logging its
+// measurements; it returns its command socket and log directory.
+func ntsChrony(t *testing.T, h *Host, server, ca string, xleave bool) (sock, logdir string, p *Proc) {
+	t.Helper()
+	cdir := t.TempDir()
+	logdir = filepath.Join(cdir, "chronylog")
+	os.MkdirAll(logdir, 0o755)
+	sockDir := filepath.Join(cdir, "run")
+	os.MkdirAll(sockDir, 0o700)
+	os.Chmod(sockDir, 0o700) // chronyd refuses a command socket directory others can read
+	sock = filepath.Join(sockDir, "chronyd.sock")
+	opt := ""
+	if xleave {
+		opt = " xleave"
+	}
+	conf := WriteFile(t, cdir, "chrony.conf", fmt.Sprintf(`server %s iburst nts%s minpoll 0 maxpoll 0
+ntstrustedcerts %s
+nosystemcert
+driftfile %[4]s/drift
+pidfile %[4]s/chronyd.pid
+bindcmdaddress %[5]s
+logdir %[6]s
+log measurements
+`, server, opt, ca, cdir, sock, logdir))
+	p = h.Start(t, "chronyd", "-x", "-d", "-u", "root", "-f", conf)
+	p.WaitText(t, 0, 20*time.Second, "chronyd version")
+	return sock, logdir, p
+}
+
+// TestNTSKeyRotation: sitegm's newest NTS server key is 45 s short of its
+// rotation period when it starts (key_rotation 1h, the shortest), so it
+// rotates while chronyd holds cookies sealed under the old key. chronyd
+// goes on without a new NTS-KE and without a NAK: the old key still opens
+// its cookies (keys_kept), the replies bring cookies under the new one.
+func TestNTSKeyRotation(t *testing.T) {
+	Parallel(t)
+	needTools(t, "chronyd", "chronyc")
+	lab := NewLab(t)
+	gm := lab.Host("gm", "10.95.0.1/24")
+	cam := lab.Host("cam", "10.95.0.2/24")
+	dir := t.TempDir()
+	keys := ntp.NewCookieKeys(4)
+	if err := keys.Rotate(time.Now().Add(-time.Hour+45*time.Second), rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := keys.MarshalBinary()
+	if err := os.WriteFile(filepath.Join(dir, "nts-keys"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sg, ca := ntsSitegm(t, gm, dir, "key_rotation = \"1h\"\n")
+	sock, logdir, _ := ntsChrony(t, cam, gm.Addr, ca, false)
+	good := func(from int) int {
+		n := 0
+		ms := chronyMeasurements(t, logdir)
+		for _, m := range ms[min(from, len(ms)):] {
+			if m.passed && m.stratum == 1 {
+				n++
+			}
+		}
+		return n
+	}
+	WaitCount(t, 2*time.Minute, "chronyd's NTS measurements before the rotation", 3, func() int { return good(0) })
+	ke0 := ntsStatus(t, dir).KESessions
+	sg.WaitEvent(t, 0, 2*time.Minute, "nts_key_rotated")
+	n0 := len(chronyMeasurements(t, logdir))
+	// Beyond the eight cookies held at the rotation: replies to requests
+	// with cookies sealed under the new key too.
+	WaitCount(t, 2*time.Minute, "chronyd's NTS measurements after the rotation", 12, func() int { return good(n0) })
+	st := ntsStatus(t, dir)
+	mode, naks, cookies := chronyAuth(t, sock, gm.Addr)
+	t.Logf("NTS-KE sessions %d before the rotation, %d after; NTS %d answered, %d NAKs; chronyd: %s, %d NAKs, %d cookies",
+		ke0, st.KESessions, st.NTSAnswered, st.NTSNAKs, mode, naks, cookies)
+	if st.KESessions != ke0 || st.NTSNAKs != 0 || naks != 0 || mode != "NTS" {
+		t.Errorf("across the rotation: NTS-KE sessions %d -> %d, NAKs %d (chronyd %d), mode %s", ke0, st.KESessions, st.NTSNAKs, naks, mode)
 	}
 }

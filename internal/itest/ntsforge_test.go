@@ -3,11 +3,8 @@ package itest
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"math"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -35,36 +32,8 @@ func TestNTSForgedReplies(t *testing.T) {
 	plainCam := lab.Host("cam2", "10.94.0.3/24")
 	mal := lab.Host("mal", "10.94.0.66/24")
 	dir := t.TempDir()
-	ca, cert, key := siteCA(t, dir, gm.Addr)
-	cfg := SitegmConfig(t, dir, fmt.Sprintf(`[[ntp]]
-interface = "eth0"
-rate_interval = "0s"
-nts = true
-[nts]
-certificate = %q
-key = %q
-key_file = %q
-`, cert, key, filepath.Join(dir, "nts-keys")))
-	sg := gm.Start(t, Bin(t, "sitegm"), "run", "-c", cfg)
-	StartGNSSSim(t, dir, "--offset", "150ms")
-	sg.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
-	sg.WaitEvent(t, 0, 20*time.Second, "nts_ke_up")
-	cdir := t.TempDir()
-	logdir := filepath.Join(cdir, "chronylog")
-	os.MkdirAll(logdir, 0o755)
-	sockDir := filepath.Join(cdir, "run")
-	os.MkdirAll(sockDir, 0o700)
-	os.Chmod(sockDir, 0o700)
-	conf := WriteFile(t, cdir, "chrony.conf", fmt.Sprintf(`server %s iburst nts minpoll 0 maxpoll 0
-ntstrustedcerts %s
-nosystemcert
-driftfile %[3]s/drift
-pidfile %[3]s/chronyd.pid
-bindcmdaddress %[4]s
-logdir %[5]s
-log measurements
-`, gm.Addr, ca, cdir, filepath.Join(sockDir, "chronyd.sock"), logdir))
-	cam.Start(t, "chronyd", "-x", "-d", "-u", "root", "-f", conf).WaitText(t, 0, 20*time.Second, "chronyd version")
+	_, ca := ntsSitegm(t, gm, dir, "")
+	sock, logdir, _ := ntsChrony(t, cam, gm.Addr, ca, false)
 	_, plainLog, _ := chronyClient(t, plainCam, t.TempDir(), gm.Addr)
 	good := func(logdir string) (n int) {
 		for _, m := range chronyMeasurements(t, logdir) {
@@ -146,7 +115,7 @@ log measurements
 		}
 		return n
 	})
-	if mode, _, _ := chronyAuth(t, filepath.Join(sockDir, "chronyd.sock"), gm.Addr); mode != "NTS" {
+	if mode, _, _ := chronyAuth(t, sock, gm.Addr); mode != "NTS" {
 		t.Errorf("chronyd's authentication mode %s after the attack", mode)
 	}
 }
