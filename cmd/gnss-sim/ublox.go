@@ -36,6 +36,10 @@ type ublox struct {
 	// from the satellites (a cold start): it reports its firmware's
 	// default (NAV-TIMELS srcOfCurrLs 0, PUBX,04 "18D").
 	leapUnknown bool
+	// lsWrong, when not 0, is the GPS-UTC count the receiver reports
+	// (NAV-TIMELS, PUBX,04) instead of the true one: a receiver that
+	// contradicts the leap second table (its UTC output stays right).
+	lsWrong int
 	// last is the latest second sent and its GPS-UTC, for a PUBX,04 poll.
 	last   time.Time
 	lastLS int
@@ -235,7 +239,7 @@ func (u *ublox) listen(ctx context.Context, r io.Reader, reply func([]byte)) {
 func (u *ublox) epoch(s, next sim.Second, cfg sim.ReceiverConfig, types []string, talker string) []byte {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	u.last, u.lastLS = s.Label, gpsMinusUTC(s, cfg)
+	u.last, u.lastLS = s.Label, u.reported(gpsMinusUTC(s, cfg))
 	ep := gnss.SimEpoch{Time: s.Label, Leap60: s.Leap60, Valid: s.Valid, Sats: cfg.Sats, InView: max(cfg.Sats+3, 12), Talker: talker}
 	var b []byte
 	if u.outNMEA {
@@ -247,7 +251,7 @@ func (u *ublox) epoch(s, next sim.Second, cfg sim.ReceiverConfig, types []string
 		}
 		b = gnss.AppendSimSentences(b, ep, on)
 		if u.legacy && !u.outUBX {
-			b = appendLegacyUBX(b, s, next, cfg, u.lsSource())
+			b = appendLegacyUBX(b, s, next, cfg, u.lsSource(), u.lsWrong)
 		}
 	}
 	if !u.outUBX {
@@ -277,7 +281,7 @@ func (u *ublox) epoch(s, next sim.Second, cfg sim.ReceiverConfig, types []string
 				change, in = int8(cfg.Leap.Sign), int32(end.Sub(s.Label)/time.Second)
 			}
 		}
-		b = gnss.AppendNavTimeLSFrom(b, int8(leaps), u.lsSource(), change, in)
+		b = gnss.AppendNavTimeLSFrom(b, int8(u.reported(leaps)), u.lsSource(), change, in)
 	}
 	if u.gen >= 9 {
 		b = gnss.AppendNavEOE(b, ep, leaps)
@@ -318,16 +322,29 @@ func (u *ublox) epoch(s, next sim.Second, cfg sim.ReceiverConfig, types []string
 // appendLegacyUBX is --ubx with NMEA: TIM-TP about the next pulse, and
 // NAV-TIMELS every fifth second, as a receiver configured to send it at a
 // low rate does (every second while a leap second is announced).
-func appendLegacyUBX(b []byte, s, next sim.Second, cfg sim.ReceiverConfig, src byte) []byte {
+func appendLegacyUBX(b []byte, s, next sim.Second, cfg sim.ReceiverConfig, src byte, lsWrong int) []byte {
 	b = gnss.AppendTimTP(b, next.Label, next.QErrPS)
+	ls := gpsMinusUTC(s, cfg)
+	if lsWrong != 0 {
+		ls = lsWrong
+	}
 	switch {
 	case cfg.Leap != nil:
 		end := cfg.Leap.Day.AddDate(0, 0, 1)
-		b = gnss.AppendNavTimeLSFrom(b, int8(gpsMinusUTC(s, cfg)), src, int8(cfg.Leap.Sign), int32(end.Sub(s.Label)/time.Second))
+		b = gnss.AppendNavTimeLSFrom(b, int8(ls), src, int8(cfg.Leap.Sign), int32(end.Sub(s.Label)/time.Second))
 	case s.N%5 == 0:
-		b = gnss.AppendNavTimeLSFrom(b, int8(gpsMinusUTC(s, cfg)), src, 0, 0)
+		b = gnss.AppendNavTimeLSFrom(b, int8(ls), src, 0, 0)
 	}
 	return b
+}
+
+// reported is the GPS-UTC count the receiver reports when the true one
+// is ls.
+func (u *ublox) reported(ls int) int {
+	if u.lsWrong != 0 {
+		return u.lsWrong
+	}
+	return ls
 }
 
 // lsSource is NAV-TIMELS's srcOfCurrLs: 2 (GPS), or 0 (the firmware's

@@ -30,19 +30,21 @@ func TestUTCOffsetPolicyOnTheWire(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name      string
-		expired   bool
+		table     string   // "current", "expired" or "none" (no leap-seconds.list: right/UTC or the built-in copy, expiry unknown)
 		sim       []string // gnss-sim's receiver: nil NMEA only
 		traceable string
 	}{
-		{"table current, NMEA only", false, nil, "1"},
-		{"table expired, NMEA only", true, nil, "0"},
-		{"table expired, receiver confirms", true, []string{"--ubx"}, "1"},
-		{"table expired, receiver's count a default", true, []string{"--ubx", "--leap-unknown"}, "0"},
+		{"table current, NMEA only", "current", nil, "1"},
+		{"table expired, NMEA only", "expired", nil, "0"},
+		{"table expired, receiver confirms", "expired", []string{"--ubx"}, "1"},
+		{"table expired, receiver's count a default", "expired", []string{"--ubx", "--leap-unknown"}, "0"},
+		{"no table file, receiver confirms", "none", []string{"--ubx"}, "1"},
+		{"table current, receiver contradicts it", "current", []string{"--ubx", "--report-gps-utc", "19"}, "0"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			Parallel(t)
 			expires := time.Now().AddDate(1, 0, 0)
-			if c.expired {
+			if c.table == "expired" {
 				expires = time.Now().AddDate(0, -1, 0)
 			}
 			lab := NewLab(t)
@@ -50,6 +52,9 @@ func TestUTCOffsetPolicyOnTheWire(t *testing.T) {
 			au := lab.Host("au", "10.88.0.2/24")
 			dir := t.TempDir()
 			leapFile := WriteFile(t, dir, "leap-seconds.list", string(peers.FreshLeapList(list, expires)))
+			if c.table == "none" {
+				leapFile = filepath.Join(dir, "no-such-file") // tzdata's right/UTC then, or the built-in copy
+			}
 			cfg := SitegmConfig(t, dir, "[[ptp]]\ninterface = \"eth0\"\ntimestamping = \"software\"\ndante_v1 = false\n")
 			b, _ := os.ReadFile(cfg)
 			os.WriteFile(cfg, []byte(strings.Replace(string(b), "[gnss]\n", fmt.Sprintf("[gnss]\nleapfile = %q\n", leapFile), 1)), 0o644)
