@@ -36,6 +36,8 @@ type ublox struct {
 	// from the satellites (a cold start): it reports its firmware's
 	// default (NAV-TIMELS srcOfCurrLs 0, PUBX,04 "18D").
 	leapUnknown bool
+	// noPUBX: the receiver ignores PUBX polls (it is not a u-blox).
+	noPUBX bool
 	// lsWrong, when not 0, is the GPS-UTC count the receiver reports
 	// (NAV-TIMELS, PUBX,04) instead of the true one: a receiver that
 	// contradicts the leap second table (its UTC output stays right).
@@ -104,7 +106,7 @@ func (u *ublox) lineBaud() int {
 func (u *ublox) handle(fr *gnss.Frame) []byte {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if fr.Kind == gnss.FrameNMEA && string(fr.Data) == "PUBX,04" && u.outNMEA && !u.last.IsZero() {
+	if fr.Kind == gnss.FrameNMEA && string(fr.Data) == "PUBX,04" && u.outNMEA && !u.last.IsZero() && !u.noPUBX {
 		// The PUBX,04 poll (u-blox M8 receiver description): time of day,
 		// clock and the leap second count.
 		return gnss.AppendPUBX04(nil, u.last, u.lastLS, u.leapUnknown)

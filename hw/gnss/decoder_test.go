@@ -445,3 +445,10 @@ func TestPUBX04LeapCount(t *testing.T) {
 		}
 	}
 }
+
+// The poll is what u-blox documents: "$PUBX,04*37".
+func TestPUBX04PollBytes(t *testing.T) {
+	if got := string(PUBX04Poll()); got != "$PUBX,04*37\r\n" {
+		t.Errorf("%q", got)
+	}
+}

@@ -143,6 +143,11 @@ func AppendNavTimeLSFrom(dst []byte, currLS int8, src byte, lsChange int8, timeT
 	return ubx.Append(dst, ubx.ClassNAV, ubx.NavTimeLS, p)
 }
 
+// PUBX04Poll is the request for a PUBX,04 ("$PUBX,04*37"): an NMEA-mode
+// u-blox answers it with its time and leap second count; other receivers
+// ignore a proprietary sentence they do not know.
+func PUBX04Poll() []byte { return AppendNMEA(nil, "PUBX,04") }
+
 // AppendPUBX04 appends a u-blox PUBX,04 for UTC time t: leapSec is GPS-UTC,
 // marked 'D' when def (the firmware's default, not yet from the satellites).
 // The clock fields are a receiver's plausible values.

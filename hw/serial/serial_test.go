@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -147,5 +148,34 @@ func TestReaderTCP(t *testing.T) {
 	recvData(t, out, "$GPZDA*00\r\n")
 	if l := recvLink(t, links, false); l.Err == nil {
 		t.Error("hang-up without a reason")
+	}
+}
+
+// The greeting and the poll reach a serial receiver when it is opened,
+// and the poll again every PollEvery while it stays open.
+func TestReaderPolls(t *testing.T) {
+	m, slave, err := OpenPTY()
+	if err != nil {
+		t.Skipf("no ptys here: %v", err)
+	}
+	defer m.Close()
+	r := &Reader{Device: slave, Baud: 115200, Greeting: []byte("HELLO"), Poll: []byte("POLL"), PollEvery: 50 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out, links := make(chan Chunk, 16), make(chan Link, 16)
+	go r.Run(ctx, out, links)
+	recvLink(t, links, true)
+	m.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got := ""
+	buf := make([]byte, 64)
+	for strings.Count(got, "POLL") < 3 {
+		n, err := m.Read(buf)
+		if err != nil {
+			t.Fatalf("read: %v (got %q)", err, got)
+		}
+		got += string(buf[:n])
+	}
+	if !strings.HasPrefix(got, "HELLOPOLL") {
+		t.Errorf("on open: %q", got)
 	}
 }

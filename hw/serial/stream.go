@@ -37,6 +37,11 @@ type Reader struct {
 	// poll for the receiver's identity); a TCP feed is not written to,
 	// and a write that fails costs nothing but the answer.
 	Greeting []byte
+	// Poll is written to a serial device every PollEvery while it is open
+	// (a request for what the receiver does not send by itself: u-blox's
+	// PUBX,04, the leap second count in NMEA mode); not to a TCP feed.
+	Poll      []byte
+	PollEvery time.Duration
 }
 
 // Run reads until ctx ends, sending every chunk to out and every change of
@@ -79,10 +84,13 @@ func (r *Reader) Run(ctx context.Context, out chan<- Chunk, link chan<- Link) er
 		backoff = minB
 		reported = false
 		send(Link{Up: true})
-		if w, ok := s.(io.Writer); ok && len(r.Greeting) > 0 && !strings.HasPrefix(r.Device, "tcp://") {
-			w.Write(r.Greeting)
+		stopPoll := func() {}
+		if w, ok := s.(io.Writer); ok && !strings.HasPrefix(r.Device, "tcp://") {
+			w.Write(append(append([]byte(nil), r.Greeting...), r.Poll...))
+			stopPoll = r.poll(ctx, w)
 		}
 		err = r.read(ctx, s, out, now)
+		stopPoll()
 		s.Close()
 		if ctx.Err() != nil {
 			break
@@ -93,6 +101,36 @@ func (r *Reader) Run(ctx context.Context, out chan<- Chunk, link chan<- Link) er
 		// opened again; the backoff wait above covers it.
 	}
 	return ctx.Err()
+}
+
+// poll writes r.Poll to w every r.PollEvery until the returned function
+// is called (the stream closed). A write that fails costs nothing but the
+// answer; the device's own error ends the stream in read.
+func (r *Reader) poll(ctx context.Context, w io.Writer) (stop func()) {
+	if len(r.Poll) == 0 || r.PollEvery <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(r.PollEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				w.Write(r.Poll)
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished // no write to a closed descriptor number that may be reused
+	}
 }
 
 func (r *Reader) open(ctx context.Context) (io.ReadCloser, error) {

@@ -31,11 +31,12 @@ func TestUTCOffsetPolicyOnTheWire(t *testing.T) {
 	for _, c := range []struct {
 		name      string
 		table     string   // "current", "expired" or "none" (no leap-seconds.list: right/UTC or the built-in copy, expiry unknown)
-		sim       []string // gnss-sim's receiver: nil NMEA only
+		sim       []string // gnss-sim's receiver: NMEA only, with --ubx UBX too
 		traceable string
 	}{
-		{"table current, NMEA only", "current", nil, "1"},
-		{"table expired, NMEA only", "expired", nil, "0"},
+		{"table current, NMEA only", "current", []string{"--no-pubx"}, "1"},
+		{"table expired, NMEA only", "expired", []string{"--no-pubx"}, "0"},
+		{"table expired, NMEA-mode u-blox answering PUBX,04", "expired", nil, "1"},
 		{"table expired, receiver confirms", "expired", []string{"--ubx"}, "1"},
 		{"table expired, receiver's count a default", "expired", []string{"--ubx", "--leap-unknown"}, "0"},
 		{"no table file, receiver confirms", "none", []string{"--ubx"}, "1"},
@@ -80,7 +81,8 @@ func TestUTCOffsetPolicyOnTheWire(t *testing.T) {
 			mark := len(sl.Output())
 			WaitCount(t, 60*time.Second, "ptp4l offsets after the lock", 20, func() int { return len(peers.Ptp4lOffsets(sl.Output()[mark:])) })
 			var tp map[string]string
-			WaitFor(t, 20*time.Second, "the follower's time properties with timeTraceable "+c.traceable, func() bool {
+			// sitegm polls PUBX,04 every 10 s; a NAV-TIMELS comes every 5.
+			WaitFor(t, 30*time.Second, "the follower's time properties with timeTraceable "+c.traceable, func() bool {
 				tp = tds()
 				return tp["timeTraceable"] == c.traceable || c.traceable == "0" && tp["timeTraceable"] != ""
 			})
