@@ -70,10 +70,11 @@ type Leap struct {
 	Source string `json:"source"` // the file (or "built-in")
 	// Expires is the table's own expiry (YYYY-MM-DD, "" unknown); DaysLeft
 	// the whole days until it (negative once past).
-	Expires  string `json:"expires,omitempty"`
-	DaysLeft int    `json:"days_left"`
-	Expired  bool   `json:"expired"`
-	TAIUTC   int    `json:"tai_utc"`
+	Expires    string  `json:"expires,omitempty"`
+	DaysLeft   int     `json:"days_left"`
+	ExpiresInS float64 `json:"expires_in_s"` // the same in seconds (negative once past)
+	Expired    bool    `json:"expired"`
+	TAIUTC     int     `json:"tai_utc"`
 	// ReceiverConfirmed: the receiver's own count agrees; Receiver what it
 	// added to the table, if anything.
 	ReceiverConfirmed bool   `json:"receiver_confirmed"`
@@ -90,6 +91,7 @@ func LeapOf(t *leap.Table, utc time.Time, receiverConfirmed, known bool) Leap {
 	if !t.Expires.IsZero() {
 		l.Expires = t.Expires.Format("2006-01-02")
 		l.DaysLeft = int(t.Expires.Sub(utc).Hours() / 24)
+		l.ExpiresInS = t.Expires.Sub(utc).Seconds()
 	}
 	return l
 }

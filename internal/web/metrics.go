@@ -39,7 +39,7 @@ var metricDefs = []metricDef{
 	{"sitegm_clock_measurement_noise_seconds", "The reference's measured noise (PPS jitter).", nil},
 	{"sitegm_clock_holdover_seconds", "Seconds spent in the current holdover (0 when not in holdover).", nil},
 	{"sitegm_clock_holdover_remaining_seconds", "Seconds left before the holdover limit (0 when not in holdover).", nil},
-	{"sitegm_leap_table_expiry_days", "Days until the leap second table expires (negative once past: update tzdata or gnss.leapfile).", []string{"source"}},
+	{"sitegm_leap_table_expiry_seconds", "Seconds until the leap second table expires (negative once past: update tzdata or gnss.leapfile).", []string{"source"}},
 	{"sitegm_leap_known", "1 while TAI-UTC is known (a current table or the receiver's count): PTP time may be traceable.", nil},
 	{"sitegm_slave_phc_state", "A slave PHC's state (1 for the current one).", []string{"device", "state"}},
 	{"sitegm_slave_phc_offset_seconds", "A slave PHC minus the disciplined PHC, as last estimated.", []string{"device"}},
@@ -147,7 +147,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	g("sitegm_clock_holdover_seconds", k.HoldoverElapsedS)
 	g("sitegm_clock_holdover_remaining_seconds", k.HoldoverRemainingS)
 	if s.Leap.Expires != "" {
-		g("sitegm_leap_table_expiry_days", float64(s.Leap.DaysLeft), s.Leap.Source)
+		g("sitegm_leap_table_expiry_seconds", s.Leap.ExpiresInS, s.Leap.Source)
 	}
 	g("sitegm_leap_known", b2f(s.Leap.Known))
 	for _, sp := range k.SlavePHCs {
