@@ -166,6 +166,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		"leap_source", d.table.Source, "tai_utc", d.table.Offset(time.Now()))
 	d.logWarnings(d.cfg.Warnings)
 
+	// Taken before anything serves: a SIGHUP while starting waits for the loop (Go's default ends the process).
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGUSR1, syscall.SIGHUP)
+	defer signal.Stop(signals)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	chunks, links, edges, done := d.startInputs(ctx)
@@ -191,10 +195,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}()
 	stopHTTP := d.startWatch(ctx)
 	defer stopHTTP()
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGUSR1, syscall.SIGHUP)
-	defer signal.Stop(signals)
-
 	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
 	var statusLine <-chan time.Time
