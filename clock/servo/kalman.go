@@ -335,7 +335,16 @@ func (k *Kalman) rampStep(at time.Time, nu, prevNu, prevSig float64, prevAt time
 func (k *Kalman) accept(at time.Time, nu, S float64) {
 	k.adaptR(nu, S-k.R)
 	k.checkBias(nu, S)
-	k.nuMean += (nu - k.nuMean) / biasWindow
+	// Only a tracking filter's innovations say how biased it is: in the
+	// start they are offsets the start learns from with a widened noise
+	// (a label paired a second off under load, taken so, left a second's
+	// share in the mean, and the error advertised at milliseconds kept
+	// the clock from locking for minutes).
+	if k.st == StateTrack {
+		k.nuMean += (nu - k.nuMean) / biasWindow
+	} else {
+		k.nuMean = 0
+	}
 	k.update(nu, S)
 	k.tSample = at
 	k.outlerRow = 0

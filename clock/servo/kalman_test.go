@@ -352,3 +352,24 @@ func TestPIBaseline(t *testing.T) {
 		t.Error("names")
 	}
 }
+
+// A sample a whole second off in the start (a label paired with the wrong
+// edge while the NMEA came late) is learnt from with a widened noise;
+// once tracking, the error the filter advertises is its own, not that
+// second's share of the innovations' mean: within microseconds at once
+// (it stayed at milliseconds for minutes, and the clock never locked).
+func TestStartOutlierLeavesNoBias(t *testing.T) {
+	l := newLoop(Config{MeasNoise: 2 * time.Microsecond}, 0.25, 5e-6)
+	l.sample(50e-9, 0)
+	l.sample(50e-9, 1) // paired a second off
+	for i := 0; i < 30 && l.k.State() != StateTrack; i++ {
+		l.sample(50e-9, 0)
+	}
+	if l.k.State() != StateTrack {
+		t.Fatalf("still %v", l.k.State())
+	}
+	e := l.k.Estimate(l.now)
+	if bound := e.Offset.Abs() + 3*e.OffsetSigma; bound > 10*time.Microsecond {
+		t.Errorf("tracking with an advertised error of %v", bound)
+	}
+}
