@@ -124,14 +124,18 @@ type Discipline struct {
 	leapWarnedExpired bool      // the last warning was of an expired table, not an expiring one
 	pending           int       // leap flag last announced
 	leapSet           int       // leap flag last given to a UTC clock
-	latency           time.Duration
-	latencyOff        bool
-	problems          map[string]uint64
-	lastWarn          time.Time
-	outliers          uint64
-	steps             uint64
-	lastStep          time.Duration
-	events            event.List
+	// rearmAt: a step of CLOCK_REALTIME disarmed the kernel's leap second
+	// (stepped is set until Tick does it); it is armed again from then.
+	stepped    bool
+	rearmAt    time.Time
+	latency    time.Duration
+	latencyOff bool
+	problems   map[string]uint64
+	lastWarn   time.Time
+	outliers   uint64
+	steps      uint64
+	lastStep   time.Duration
+	events     event.List
 	// priorDropped: the drift file's frequency was found wrong.
 	priorDropped bool
 	// recent are the last paired pulses, a ring (Status.Recent).
@@ -360,6 +364,7 @@ func (d *Discipline) Label(l Label) (Action, []Event) {
 func (d *Discipline) note(a servo.Action) {
 	switch a.Note {
 	case servo.NoteStepped:
+		d.stepped = true
 		d.steps++
 		d.lastStep = a.Step
 		d.emit(event.Notice, "clock_stepped", "clock stepped onto GNSS time", "step", a.Step.String())
@@ -441,10 +446,22 @@ func (d *Discipline) Tick(now time.Time) (Action, []Event) {
 		}
 		d.pending = p
 	}
-	if d.cfg.Timescale == clock.UTC && d.pending != d.leapSet {
+	switch {
+	case d.cfg.Timescale != clock.UTC:
+	case d.stepped && d.leapSet != 0:
+		// Linux forgets a scheduled leap second when CLOCK_REALTIME is
+		// stepped (ntp_clear resets ntp_next_leap_sec, its state stays
+		// TIME_INS, and nothing happens at midnight: a refinement step
+		// after the arming lost the kernel lab's inserted second). Its
+		// once-a-second state machine must see the flag cleared, then
+		// set: clear now, arm again 1.5 s later.
+		a.SetLeap, a.Leap = true, 0
+		d.leapSet, d.rearmAt = 0, now.Add(1500*time.Millisecond)
+	case d.pending != d.leapSet && !now.Before(d.rearmAt):
 		a.SetLeap, a.Leap = true, d.pending
 		d.leapSet = d.pending
 	}
+	d.stepped = false
 	if len(d.problems) > 0 && now.Sub(d.lastWarn) >= time.Minute {
 		d.lastWarn = now
 		attrs := []any{}

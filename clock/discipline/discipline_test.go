@@ -9,6 +9,7 @@ import (
 	"sitegm/clock"
 	"sitegm/clock/leap"
 	"sitegm/clock/quality"
+	"sitegm/clock/servo"
 )
 
 // The discipline joins pairer, servo and quality: these tests drive it
@@ -292,5 +293,26 @@ func TestPPSDelayTakenOffTheEdge(t *testing.T) {
 	}
 	if !moved {
 		t.Error("a pulse 300 ns late without PPSDelay steered the clock as one on time")
+	}
+}
+
+// A step of a UTC clock (CLOCK_REALTIME) after the kernel's leap flag was
+// set makes Linux forget the leap: the flag is cleared at the next tick
+// and set again 1.5 s later, so that the kernel schedules it anew.
+func TestLeapRearmedAfterAStep(t *testing.T) {
+	d, table := newDisc(t, func(c *Config) { c.Timescale = clock.UTC })
+	table.Entries = append(table.Entries, leap.Entry{At: time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), Offset: 38})
+	if a, _ := d.Tick(utc0); !a.SetLeap || a.Leap != 1 {
+		t.Fatalf("armed: %+v", a)
+	}
+	d.note(servo.Action{Note: servo.NoteStepped, Step: 3 * time.Microsecond})
+	if a, _ := d.Tick(utc0.Add(time.Second)); !a.SetLeap || a.Leap != 0 {
+		t.Errorf("after the step: %+v, want the flag cleared", a)
+	}
+	if a, _ := d.Tick(utc0.Add(2 * time.Second)); a.SetLeap {
+		t.Errorf("half a second later: %+v, want nothing yet", a)
+	}
+	if a, _ := d.Tick(utc0.Add(2600 * time.Millisecond)); !a.SetLeap || a.Leap != 1 {
+		t.Errorf("1.6 s after: %+v, want the flag set again", a)
 	}
 }

@@ -95,6 +95,7 @@ func (d *Discipline) Upstream(now time.Time, u Upstreams, fresh bool) (Action, [
 			d.pair.Shift(sa.Step)
 			d.steps++
 			d.lastStep = sa.Step
+			d.stepped = true
 			d.emit(event.Notice, "clock_stepped", "clock stepped onto the NTP upstreams' time (it served no synchronized time yet)",
 				"step", sa.Step.String())
 		}
@@ -218,6 +219,7 @@ func (d *Discipline) gnssWhileNTP(s refclock.Sample, now time.Time) Action {
 		d.pair.Shift(sa.Step)
 		d.steps++
 		d.lastStep = sa.Step
+		d.stepped = true
 		d.emit(event.Notice, "clock_stepped", "clock stepped onto GNSS time (it served no synchronized time)", "step", sa.Step.String())
 	}
 	why := fmt.Sprintf("GNSS is back and agrees with the clock (%v, within %v): slewing onto it", -off, bound)

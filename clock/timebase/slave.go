@@ -22,6 +22,9 @@ type Slave struct {
 	servo  *servo.Kalman
 	window time.Duration // the last reading's bracket
 	leap   int           // the kernel's leap second flag as last set
+	// rearmAt: not before then (system clock) is the flag set again
+	// after a step cleared it.
+	rearmAt time.Time
 	// leapWarned: setting the flag failed and was logged (once until it
 	// succeeds: it is retried each second).
 	leapWarned bool
@@ -65,7 +68,7 @@ func (s *Slave) step(hold, done func()) (time.Duration, error) {
 	// STA_INS / STA_DEL) for the whole day that ends with one, cleared
 	// after. Otherwise the PHC's UTC would move a second against the
 	// system clock at midnight and the servo would step it, a second late.
-	if p := s.tb.table.Pending(utc); p != s.leap {
+	if p := s.tb.table.Pending(utc); p != s.leap && !so.System.Before(s.rearmAt) {
 		if ls, ok := s.sys.(clock.LeapSetter); ok {
 			if err := ls.SetLeap(p); err != nil {
 				return 0, leapError{err}
@@ -85,6 +88,11 @@ func (s *Slave) step(hold, done func()) (time.Duration, error) {
 		}
 		if err := s.sys.Step(a.Step); err != nil {
 			return 0, err
+		}
+		// The kernel forgets a scheduled leap second at a step (see
+		// discipline.Tick): clear the flag now, set it again 1.5 s later.
+		if ls, ok := s.sys.(clock.LeapSetter); ok && s.leap != 0 && ls.SetLeap(0) == nil {
+			s.leap, s.rearmAt = 0, so.System.Add(a.Step+1500*time.Millisecond)
 		}
 	}
 	if a.SetFreq {

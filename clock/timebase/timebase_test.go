@@ -398,3 +398,30 @@ func TestFromRealtimeByAge(t *testing.T) {
 		t.Errorf("on the system clock: %v off", i.Clock().Sub(read.Round(0)))
 	}
 }
+
+// A step of the slaved system clock on a leap day clears the kernel's
+// flag (Linux forgets the scheduled leap at a step) and sets it again
+// 1.5 s later.
+func TestSlaveRearmsTheLeapAfterAStep(t *testing.T) {
+	mid := time.Date(2030, 7, 1, 0, 0, 0, 0, time.UTC)
+	tb := leap.Builtin()
+	tb.Entries = append(tb.Entries, leap.Entry{At: mid, Offset: 38})
+	host := mid.Add(-time.Hour)
+	utc := host.Add(-250 * time.Millisecond) // the system clock 250 ms ahead
+	phc := &fakePHC{fakeClock{name: "/dev/ptp0", scale: clock.TAI, host: host, phcOff: utc.Add(37 * time.Second).Sub(host)}}
+	sys := &leapClock{stepClock: stepClock{fakeClock: fakeClock{name: "system", scale: clock.UTC, host: host}}}
+	s := NewSlave(sys, New(phc, tb))
+	s.Step()
+	if len(sys.steps) != 1 || fmt.Sprint(sys.flags) != "[1 0]" {
+		t.Fatalf("steps %v flags %v, want one step and [1 0]", sys.steps, sys.flags)
+	}
+	// The system clock now on the PHC's UTC, readings every half second.
+	for i, want := range []string{"[1 0]", "[1 0]", "[1 0 1]"} {
+		phc.host = host.Add(time.Duration(i+1)*600*time.Millisecond + sys.steps[0])
+		phc.phcOff = utc.Add(37 * time.Second).Sub(host)
+		s.Step()
+		if fmt.Sprint(sys.flags) != want {
+			t.Errorf("reading %d: flags %v, want %s", i+1, sys.flags, want)
+		}
+	}
+}
