@@ -82,6 +82,46 @@ func Compare(a, b Dataset) int {
 	return a.ReceiverPort.Compare(b.ReceiverPort)
 }
 
+// Locked says whether a clockClass is that of a grandmaster synchronized
+// to its reference (IEEE 1588-2019 7.6.2.5, Table 4: 6 on the PTP
+// timescale, 13 on an ARB one). Holdover (7, 14) and every degraded or
+// default class are not.
+func Locked(c protocol.ClockClass) bool { return c == 6 || c == 13 }
+
+// CompareLockedFirst is Compare after one rule: of two grandmasters of
+// which exactly one is Locked, that one is better, whatever the
+// priorities say. It is still a total order (the locked bit, then
+// Compare), so the foreign table can keep its best by it.
+//
+// Why: priority1 comes before clockClass in 1588's comparison (Figure
+// 33), so a primary with the better priority1 that returns after a power
+// cut takes every follower from a locked backup while it is itself still
+// acquiring, and one whose antenna is cut keeps them through holdover.
+// 1588-2019 9.3.1 lets a PTP instance use an alternate BMCA; the
+// telecom profiles' (ITU-T G.8275.1/.2) go further and ignore priority1.
+// This one only orders locked before not locked and keeps the
+// standard's order otherwise, so a site's priorities still pick between
+// two locked boxes. Followers run the standard BMCA: a sitegm that yields
+// goes PASSIVE and stops announcing, and they follow the one still
+// announcing once the other's Announces time out.
+func CompareLockedFirst(a, b Dataset) int {
+	if la, lb := Locked(a.Quality.ClockClass), Locked(b.Quality.ClockClass); la != lb {
+		if la {
+			return -1
+		}
+		return 1
+	}
+	return Compare(a, b)
+}
+
+// compare is the port's comparison of datasets.
+func (c Config) compare() func(a, b Dataset) int {
+	if c.LockedFirst {
+		return CompareLockedFirst
+	}
+	return Compare
+}
+
 func cmp(a, b int) int {
 	switch {
 	case a < b:

@@ -32,7 +32,12 @@ type Config struct {
 	LogMinDelayReq       int8
 	ReceiptTimeout       uint8
 	MasterOnly           bool
-	Identity             protocol.PortIdentity
+	// LockedFirst: a grandmaster whose clockClass says it is locked
+	// beats one that is not before priority1 is compared
+	// (CompareLockedFirst), so an unlocked or holdover sitegm yields to a
+	// locked one and a locked sitegm does not yield to an unlocked one.
+	LockedFirst bool
+	Identity    protocol.PortIdentity
 	// L2: the transport is Ethernet (PTP over IEEE 802.3, Annex E): no
 	// unicast replies, every message multicast.
 	L2 bool
@@ -121,7 +126,7 @@ func New(cfg Config, now time.Time) *Port {
 	if cfg.MgmtRate <= 0 {
 		cfg.MgmtRate, cfg.MgmtBurst = 16, 32
 	}
-	p := &Port{cfg: cfg, state: protocol.PortStateListening, foreign: Foreign[protocol.PortIdentity, Dataset]{Max: maxForeign, Cmp: Compare},
+	p := &Port{cfg: cfg, state: protocol.PortStateListening, foreign: Foreign[protocol.PortIdentity, Dataset]{Max: maxForeign, Cmp: cfg.compare()},
 		mgmtCredit: float64(cfg.MgmtBurst), mgmtAt: now}
 	p.listenUntil = now.Add(time.Duration(cfg.ReceiptTimeout) * Interval(cfg.LogAnnounce))
 	p.gm.Quality = protocol.ClockQuality{ClockClass: 248, ClockAccuracy: 0xFE, OffsetScaledLogVariance: 0xFFFF}
@@ -238,7 +243,8 @@ func advance(next, now time.Time, period time.Duration) time.Time {
 
 // decide is the state decision of a grandmaster-only port (1588-2019
 // 9.3.3): MASTER unless a qualified foreign master is better than this
-// clock, then PASSIVE; master_only overrides with an alarm.
+// clock (by CompareLockedFirst when LockedFirst), then PASSIVE;
+// master_only overrides with an alarm.
 func (p *Port) decide(now time.Time) {
 	if p.state == protocol.PortStateListening && now.Before(p.listenUntil) {
 		return
@@ -247,7 +253,7 @@ func (p *Port) decide(now time.Time) {
 	if b, ok := p.foreign.Best(now, foreignWindow); ok {
 		best = &b
 	}
-	better := best != nil && Compare(*best, p.D0()) < 0
+	better := best != nil && p.cfg.compare()(*best, p.D0()) < 0
 	switch {
 	case better && p.cfg.MasterOnly:
 		if now.Sub(p.lastAlarm) >= time.Minute {
@@ -260,7 +266,7 @@ func (p *Port) decide(now time.Time) {
 	case better:
 		p.setState(protocol.PortStatePassive, now, best)
 	default:
-		p.setState(protocol.PortStateMaster, now, nil)
+		p.setState(protocol.PortStateMaster, now, best)
 	}
 	p.best = nil
 	if better {
@@ -276,7 +282,14 @@ func (p *Port) setState(s protocol.PortState, now time.Time, best *Dataset) {
 	p.state = s
 	switch {
 	case s == protocol.PortStatePassive:
-		p.emit(slog.LevelWarn, "ptp_port_state", "PTP port PASSIVE: a better master is on the network: "+best.Describe(),
+		why := "a better master is on the network: "
+		if Compare(*best, p.D0()) > 0 {
+			why = "a better master is on the network (locked while this clock is not: locked_first): "
+		}
+		p.emit(slog.LevelWarn, "ptp_port_state", "PTP port PASSIVE: "+why+best.Describe(),
+			"ptp_state", s.String(), "ptp_prev_state", prev.String(), "ptp_foreign_master", best.GMIdentity.String())
+	case prev == protocol.PortStatePassive && best != nil:
+		p.emit(event.Notice, "ptp_port_state", "PTP port MASTER again: this clock is locked, the other master is not or ranks below it: "+best.Describe(),
 			"ptp_state", s.String(), "ptp_prev_state", prev.String(), "ptp_foreign_master", best.GMIdentity.String())
 	case prev == protocol.PortStatePassive:
 		p.emit(event.Notice, "ptp_port_state", "PTP port MASTER again: the better master went silent",

@@ -332,3 +332,111 @@ func FuzzReceive(f *testing.F) {
 		p.Tick(now.Add(time.Second))
 	})
 }
+
+// TestCompareLockedFirst: a locked grandmaster beats one that is not,
+// whatever priority1 says; between two of the same kind the standard
+// order holds (priority1 first).
+func TestCompareLockedFirst(t *testing.T) {
+	locked := Dataset{Priority1: 110, Quality: protocol.ClockQuality{ClockClass: 6, ClockAccuracy: 0x21, OffsetScaledLogVariance: 100}, Priority2: 128, GMIdentity: 5}
+	for _, class := range []protocol.ClockClass{7, 52, 187, 248, 255} {
+		other := locked
+		other.GMIdentity, other.Priority1, other.Quality.ClockClass = 6, 100, class
+		if CompareLockedFirst(locked, other) >= 0 || CompareLockedFirst(other, locked) <= 0 {
+			t.Errorf("class %d with priority1 100 beats a locked class 6 with 110", class)
+		}
+		if Compare(other, locked) >= 0 {
+			t.Errorf("the standard order changed: class %d", class)
+		}
+	}
+	both := locked
+	both.GMIdentity, both.Priority1 = 6, 100
+	if CompareLockedFirst(both, locked) >= 0 {
+		t.Error("between two locked grandmasters priority1 no longer decides")
+	}
+	arb := locked
+	arb.Quality.ClockClass = 13
+	if !Locked(arb.Quality.ClockClass) || Locked(7) || Locked(14) {
+		t.Error("Locked: 6 and 13 are, holdover is not")
+	}
+}
+
+// TestLockedFirstPair runs a redundant pair's hand-overs on one port: a
+// primary (priority1 100, this port) and a locked backup (priority1 110).
+// Returning unlocked, the primary stays PASSIVE until its own clock
+// locks; locked, it takes over (priority1); in holdover it yields again;
+// without locked_first it takes the network while unlocked, as 1588's
+// order says.
+func TestLockedFirstPair(t *testing.T) {
+	from := netip.MustParseAddrPort("10.0.0.2:320")
+	backup := protocol.ClockIdentity(0x2222)
+	quality := func(class protocol.ClockClass) protocol.ClockQuality {
+		if class == 6 {
+			return protocol.ClockQuality{ClockClass: 6, ClockAccuracy: 0x21, OffsetScaledLogVariance: 0x4e5d}
+		}
+		return protocol.ClockQuality{ClockClass: class, ClockAccuracy: 0xFE, OffsetScaledLogVariance: 0xFFFF}
+	}
+	for _, lf := range []bool{true, false} {
+		p := testPort(func(c *Config) { c.Priority1, c.LockedFirst = 100, lf })
+		p.SetGM(GM{Quality: quality(248), TimeSource: 0xA0})
+		now := t0
+		seq := uint16(0)
+		// The backup announces every 2 s throughout.
+		run := func(d time.Duration) {
+			for end := now.Add(d); now.Before(end); now = now.Add(time.Second) {
+				if now.Sub(t0)%(2*time.Second) == 0 {
+					seq++
+					p.Receive(announceFrom(backup, 110, 128, 6, seq), now, from, now)
+				}
+				p.Tick(now)
+			}
+		}
+		run(10 * time.Second)
+		want := map[bool]protocol.PortState{true: protocol.PortStatePassive, false: protocol.PortStateMaster}[lf]
+		if p.State() != want {
+			t.Fatalf("locked_first %v: returning unlocked (class 248), state %v, want %v", lf, p.State(), want)
+		}
+		if !lf {
+			continue
+		}
+		evs := p.Events()
+		if len(evs) == 0 || !bytes.Contains([]byte(evs[len(evs)-1].Msg), []byte("locked_first")) {
+			t.Errorf("PASSIVE without saying why: %+v", evs)
+		}
+		p.SetGM(GM{Quality: quality(6), TimeSource: 0x20})
+		run(2 * time.Second)
+		if p.State() != protocol.PortStateMaster {
+			t.Fatalf("locked, the primary is %v, want MASTER (priority1 100 over 110)", p.State())
+		}
+		if evs := p.Events(); len(evs) == 0 || !bytes.Contains([]byte(evs[len(evs)-1].Msg), []byte("this clock is locked")) {
+			t.Errorf("MASTER again without saying why: %+v", evs)
+		}
+		// Antenna cut: holdover (7) yields to the locked backup.
+		p.SetGM(GM{Quality: quality(7), TimeSource: 0x20})
+		run(2 * time.Second)
+		if p.State() != protocol.PortStatePassive {
+			t.Fatalf("in holdover the primary is %v, want PASSIVE to the locked backup", p.State())
+		}
+	}
+}
+
+// TestLockedBackupAnswersHoldover: the backup's side of an antenna cut.
+// Locked (class 6, priority1 110), it is PASSIVE to a locked primary
+// (100); when the primary's Announces say holdover (7), it goes MASTER,
+// so that the primary hears a locked master and yields.
+func TestLockedBackupAnswersHoldover(t *testing.T) {
+	p := testPort(func(c *Config) { c.Priority1, c.LockedFirst = 110, true })
+	from := netip.MustParseAddrPort("10.0.0.1:320")
+	now := t0
+	for i := 0; i < 8; i++ {
+		class := protocol.ClockClass(6)
+		if i >= 4 {
+			class = 7
+		}
+		p.Receive(announceFrom(0x1111, 100, 128, uint8(class), uint16(i)), now, from, now)
+		now = now.Add(2 * time.Second)
+		p.Tick(now)
+		if want := map[bool]protocol.PortState{true: protocol.PortStatePassive, false: protocol.PortStateMaster}[class == 6]; i >= 3 && p.State() != want { // after LISTENING
+			t.Fatalf("announce %d (primary class %d): backup %v, want %v", i, class, p.State(), want)
+		}
+	}
+}

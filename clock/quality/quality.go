@@ -208,6 +208,16 @@ type Transition struct {
 	Reason   string
 }
 
+// TrustedBound is EstError while the clock knows the time (LOCKED or
+// HOLDOVER), at least 1 ns, and 0 when it does not: what the monitors
+// compare other clocks against.
+func (m *Machine) TrustedBound() time.Duration {
+	if m.st != Locked && m.st != Holdover {
+		return 0
+	}
+	return max(m.EstError(), 1)
+}
+
 // EstError is the error bound the machine advertises: the estimated offset
 // plus three standard deviations of the estimate and the source together.
 func (m *Machine) EstError() time.Duration {

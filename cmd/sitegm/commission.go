@@ -346,7 +346,7 @@ func pollMonitors(ctx context.Context, cfg *config.Config, col *commission.Colle
 		go func() {
 			defer wg.Done()
 			ntpnet.Poll(ctx, min(m.Interval.Duration, 16*time.Second), host, port, func() (time.Time, error) { return time.Now(), nil },
-				func(r ntp.PollResult) { h.Record(r, false) })
+				func(r ntp.PollResult) { h.Record(r, 0) })
 		}()
 	}
 	wg.Wait()

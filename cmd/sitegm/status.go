@@ -187,6 +187,8 @@ func formatStatus(s *status.Status) string {
 	for _, m := range s.Monitors {
 		state := "ok"
 		switch {
+		case m.Off && m.Peer:
+			state = "OFF: more than both grandmasters' error bounds (" + time.Duration(m.WarnNS).String() + "): one of the two is wrong"
 		case m.Off:
 			state = "OFF (warn " + time.Duration(m.WarnNS).String() + ")"
 		case !m.Reachable && m.Polls > 0:
@@ -200,7 +202,11 @@ func formatStatus(s *status.Status) string {
 		if m.Answers > 0 {
 			off = fmt.Sprintf("offset %s\tdelay %s\tstratum %d", time.Duration(m.OffsetNS), time.Duration(m.DelayNS), m.Stratum)
 		}
-		fmt.Fprintf(w, "monitor %s\t%s\t%s\t%s\n", m.Name, m.Host, off, state)
+		name := m.Name
+		if m.Peer {
+			name += " (peer grandmaster)"
+		}
+		fmt.Fprintf(w, "monitor %s\t%s\t%s\t%s\n", name, m.Host, off, state)
 	}
 	for _, u := range s.Upstreams {
 		off := "-"

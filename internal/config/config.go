@@ -144,6 +144,11 @@ type PTP struct {
 	DSCPV1Event int `toml:"dscp_v1_event" check:"range=0..63"`
 	// MasterOnly keeps the port MASTER even when a better master is seen.
 	MasterOnly bool `toml:"master_only"`
+	// LockedFirst: a locked grandmaster ranks before one that is not,
+	// priority1 only after (ptp.CompareLockedFirst): this port yields
+	// while its clock is not locked and a locked master is heard, and
+	// does not yield to an unlocked one.
+	LockedFirst bool `toml:"locked_first"`
 	// Expect lists the followers that should be there (clockIdentity,
 	// v1 UUID or address): one silent is a ptp_follower_lost WARNING.
 	Expect []string `toml:"expect"`
@@ -209,6 +214,12 @@ type Monitor struct {
 	Interval Duration `toml:"interval"`
 	// Warn is the offset beyond which the host is reported off.
 	Warn Duration `toml:"warn"`
+	// Peer: the host is the other grandmaster of a redundant pair; it is
+	// off when the two clocks differ by more than both their error bounds
+	// together (this one's, the peer's root dispersion and half its root
+	// delay) plus half the measurement's delay: then one of the two is
+	// wrong. Warn is not used.
+	Peer bool `toml:"peer"`
 }
 
 // Log controls logging.
@@ -309,6 +320,7 @@ func DefaultPTP() PTP {
 		Transport:    TransportUDP4,
 		Timestamping: TimestampingAuto,
 		DanteV1:      true,
+		LockedFirst:  true,
 		// Dante leaders send four Syncs a second; followers expect it.
 		V1Subdomain:       "_DFLT",
 		V1LogSyncInterval: -2,

@@ -185,7 +185,7 @@ func (c PTP) Port() ptp.Config {
 		Priority1: uint8(c.Priority1), Priority2: uint8(c.Priority2),
 		LogAnnounce: int8(c.LogAnnounceInterval), LogSync: int8(c.LogSyncInterval),
 		LogMinDelayReq: int8(c.LogMinDelayReqInterval), ReceiptTimeout: uint8(c.AnnounceReceiptTimeout),
-		MasterOnly: c.MasterOnly, L2: c.Transport == TransportL2,
+		MasterOnly: c.MasterOnly, LockedFirst: c.LockedFirst, L2: c.Transport == TransportL2,
 		GeneralPort: uint16(c.GeneralPort), AnnounceRange: ptp.Profiles[c.Profile].LogAnnounceRange}
 }
 

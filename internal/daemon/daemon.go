@@ -24,7 +24,6 @@ import (
 	"sitegm/clock/discipline"
 	"sitegm/clock/driftfile"
 	"sitegm/clock/leap"
-	"sitegm/clock/quality"
 	"sitegm/clock/timebase"
 	"sitegm/event"
 	"sitegm/hw/caps"
@@ -79,8 +78,8 @@ type Daemon struct {
 	status  status.Book
 	minute  status.Minute // the minute's summaries of rejected input and rate limiting
 	// watch: followers, monitored hosts, history ([http] page, metrics)
-	watch   *watch.Watch
-	trusted atomic.Bool // the clock knows the time (LOCKED or HOLDOVER), for the monitors
+	watch    *watch.Watch
+	ownBound atomic.Int64 // for the monitors: the clock's error bound while it knows the time, 0 when not (quality.TrustedBound)
 	// upstreams: the NTP servers of the cross-check, and their last selection
 	upstreams *upstream.Set
 	selection upstream.Selection
@@ -324,8 +323,7 @@ func (d *Daemon) tick(now time.Time) {
 		d.do(d.disc.Tick(cnow.Clock()))
 		d.publishGM()
 	}
-	q := d.disc.Quality().State()
-	d.trusted.Store(q == quality.Locked || q == quality.Holdover)
+	d.ownBound.Store(int64(d.disc.Quality().TrustedBound()))
 	d.publishNTP()
 	d.saveDrift(now, false)
 	n, lastErr := d.tb.Failures()

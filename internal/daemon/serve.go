@@ -55,7 +55,7 @@ func (d *Daemon) startWatch(ctx context.Context) func() {
 	}
 	for i, h := range d.watch.Monitors {
 		host, port, _ := config.SplitHostPort(d.cfg.Monitor[i].Host, 123)
-		go ntpnet.Poll(ctx, h.Config().Interval, host, port, now, func(r ntp.PollResult) { h.Record(r, d.trusted.Load()) })
+		go ntpnet.Poll(ctx, h.Config().Interval, host, port, now, func(r ntp.PollResult) { h.Record(r, time.Duration(d.ownBound.Load())) })
 	}
 	for i := 0; i < d.upstreams.Len(); i++ {
 		host, port, _ := config.SplitHostPort(d.upstreams.Config(i).Name, 123)

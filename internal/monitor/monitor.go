@@ -20,21 +20,27 @@ import (
 type Config struct {
 	Name, Host     string
 	Interval, Warn time.Duration
+	// Peer: the other grandmaster of a redundant pair (config.Monitor.Peer):
+	// the limit is both clocks' error bounds, not Warn.
+	Peer bool
 }
 
 // Status is one host's state for `sitegm status`, the page and metrics.
 type Status struct {
-	Name      string  `json:"name"`
-	Host      string  `json:"host"`
-	Reachable bool    `json:"reachable"`
-	Reach     uint8   `json:"reach"` // the last 8 polls, one bit each (RFC 5905 clause 13), newest lowest
-	OffsetNS  int64   `json:"offset_ns"`
-	DelayNS   int64   `json:"delay_ns"`
-	Stratum   int     `json:"stratum"`
-	Leap      int     `json:"leap"`
-	RefID     string  `json:"refid"`
-	Off       bool    `json:"off"` // |offset| beyond warn
+	Name      string `json:"name"`
+	Host      string `json:"host"`
+	Reachable bool   `json:"reachable"`
+	Reach     uint8  `json:"reach"` // the last 8 polls, one bit each (RFC 5905 clause 13), newest lowest
+	OffsetNS  int64  `json:"offset_ns"`
+	DelayNS   int64  `json:"delay_ns"`
+	Stratum   int    `json:"stratum"`
+	Leap      int    `json:"leap"`
+	RefID     string `json:"refid"`
+	Off       bool   `json:"off"` // |offset| beyond warn
+	// WarnNS is the limit in use: warn, or for a peer both error bounds
+	// and half the delay of the sample the offset is from.
 	WarnNS    int64   `json:"warn_ns"`
+	Peer      bool    `json:"peer,omitempty"`
 	LastError string  `json:"last_error,omitempty"`
 	Polls     uint64  `json:"polls"`
 	Answers   uint64  `json:"answers"`
@@ -75,6 +81,7 @@ type Host struct {
 	unreach bool
 	off     bool
 	cmp     bool
+	limit   time.Duration
 }
 
 // New watches one host.
@@ -85,9 +92,10 @@ func New(cfg Config, log *slog.Logger) *Host {
 // Config is what the host was configured with.
 func (h *Host) Config() Config { return h.cfg }
 
-// Record takes one poll's result; trusted says whether sitegm's clock knew
-// the time when it was measured (LOCKED or HOLDOVER).
-func (h *Host) Record(r ntp.PollResult, trusted bool) {
+// Record takes one poll's result; own is sitegm's error bound when it
+// was measured, 0 when its clock did not know the time (not LOCKED or
+// HOLDOVER: quality.TrustedBound).
+func (h *Host) Record(r ntp.PollResult, own time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.polls++
@@ -116,7 +124,17 @@ func (h *Host) Record(r ntp.PollResult, trusted bool) {
 			best = s
 		}
 	}
+	// A peer that says it is not synchronized (LI 3, stratum 0) claims no
+	// time: nothing to compare.
+	trusted := own > 0 && (!h.cfg.Peer || best.s.Leap != 3 && best.s.Stratum != 0)
 	h.last, h.lastAt, h.cmp = best, r.T4, trusted
+	h.limit = h.cfg.Warn
+	if h.cfg.Peer {
+		// RFC 5905 clause 10: the peer's root distance bounds its error
+		// (root dispersion plus half the root delay); the true offset lies
+		// within half the sample's delay of the measured one.
+		h.limit = own + best.s.RootDisp + best.s.RootDelay/2 + best.delay/2
+	}
 	if h.unreach {
 		h.unreach = false
 		h.event(event.Notice, "monitor_unreachable", "monitored host answers NTP again")
@@ -124,25 +142,26 @@ func (h *Host) Record(r ntp.PollResult, trusted bool) {
 	if !trusted {
 		return
 	}
-	abs := best.offset
-	if abs < 0 {
-		abs = -abs
+	what, again := "monitored host's clock is off sitegm's", "monitored host's clock agrees with sitegm's again"
+	if h.cfg.Peer {
+		what = "the other grandmaster's clock and this one's differ by more than both their error bounds: one of the two is wrong"
+		again = "the other grandmaster's clock and this one's agree within their error bounds again"
 	}
-	switch {
-	case !h.off && abs > h.cfg.Warn:
+	switch abs := best.offset.Abs(); {
+	case !h.off && abs > h.limit:
 		h.off = true
-		h.event(slog.LevelWarn, "monitor_offset", "monitored host's clock is off sitegm's")
-	case h.off && abs < h.cfg.Warn*8/10:
+		h.event(slog.LevelWarn, "monitor_offset", what)
+	case h.off && abs < h.limit*8/10:
 		// 80 %: an offset hovering at the threshold does not flap.
 		h.off = false
-		h.event(event.Notice, "monitor_offset", "monitored host's clock agrees with sitegm's again")
+		h.event(event.Notice, "monitor_offset", again)
 	}
 }
 
 func (h *Host) event(level slog.Level, name, msg string, attrs ...any) {
 	a := []any{"event", name, "monitor", h.cfg.Name, "monitor_host", h.cfg.Host}
 	if h.answers > 0 {
-		a = append(a, "monitor_offset", h.last.offset.String(), "monitor_delay", h.last.delay.String(), "monitor_warn", h.cfg.Warn.String())
+		a = append(a, "monitor_offset", h.last.offset.String(), "monitor_delay", h.last.delay.String(), "monitor_warn", h.limit.String())
 	}
 	h.log.Log(context.Background(), level, msg, append(a, attrs...)...)
 }
@@ -152,7 +171,7 @@ func (h *Host) Status(now time.Time) Status {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s := Status{Name: h.cfg.Name, Host: h.cfg.Host, Reachable: h.answers > 0 && !h.unreach, Reach: h.reach,
-		Off: h.off, WarnNS: int64(h.cfg.Warn), Polls: h.polls, Answers: h.answers, AgeS: -1, Compared: h.cmp}
+		Off: h.off, WarnNS: int64(h.cfg.Warn), Peer: h.cfg.Peer, Polls: h.polls, Answers: h.answers, AgeS: -1, Compared: h.cmp}
 	if h.lastErr != nil {
 		s.LastError = h.lastErr.Error()
 		var k ntp.KissError
@@ -161,6 +180,7 @@ func (h *Host) Status(now time.Time) Status {
 		}
 	}
 	if h.answers > 0 {
+		s.WarnNS = int64(h.limit)
 		s.OffsetNS, s.DelayNS = int64(h.last.offset), int64(h.last.delay)
 		s.Stratum, s.Leap, s.AgeS = int(h.last.s.Stratum), int(h.last.s.Leap), now.Sub(h.lastAt).Seconds()
 		s.RefID = refID(h.last.s)

@@ -34,7 +34,7 @@ func New(cfg config.Config, start time.Time, log *slog.Logger) *Watch {
 	w.expect = followers.NewWatch(start, expected(cfg))
 	for _, m := range cfg.Monitor {
 		w.Monitors = append(w.Monitors, monitor.New(monitor.Config{Name: m.Name, Host: m.Host,
-			Interval: m.Interval.Duration, Warn: m.Warn.Duration}, log))
+			Interval: m.Interval.Duration, Warn: m.Warn.Duration, Peer: m.Peer}, log))
 	}
 	return w
 }

@@ -81,6 +81,7 @@ var metricDefs = []metricDef{
 	{"sitegm_monitor_delay_seconds", "Round-trip delay to the monitored host.", []string{"name"}},
 	{"sitegm_monitor_stratum", "The monitored host's NTP stratum.", []string{"name"}},
 	{"sitegm_monitor_off", "1 while the monitored host's offset is beyond its warn threshold.", []string{"name"}},
+	{"sitegm_monitor_limit_seconds", "The offset beyond which the monitored host is off: its warn, or for a peer grandmaster both clocks' error bounds and half the delay.", []string{"name"}},
 	{"sitegm_monitor_polls_total", "Polls of the monitored host.", []string{"name"}},
 	{"sitegm_monitor_answers_total", "Answers from the monitored host.", []string{"name"}},
 	{"sitegm_upstream_state", "An NTP upstream's state in the selection (1 for the current one).", []string{"server", "state"}},
@@ -240,6 +241,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			g("sitegm_monitor_offset_seconds", float64(m.OffsetNS)/1e9, m.Name)
 			g("sitegm_monitor_delay_seconds", float64(m.DelayNS)/1e9, m.Name)
 			g("sitegm_monitor_stratum", float64(m.Stratum), m.Name)
+			g("sitegm_monitor_limit_seconds", float64(m.WarnNS)/1e9, m.Name)
 		}
 	}
 }

@@ -288,6 +288,9 @@ func problems(s *status.Status) []string {
 		switch {
 		case !m.Reachable && m.Polls > 0:
 			p = append(p, "monitored host "+m.Name+" does not answer")
+		case m.Off && m.Peer:
+			p = append(p, fmt.Sprintf("the other grandmaster %s differs by %s, more than both error bounds (%s): one of the two is wrong",
+				m.Name, time.Duration(m.OffsetNS), time.Duration(m.WarnNS)))
 		case m.Off:
 			p = append(p, fmt.Sprintf("monitored host %s is %s off", m.Name, time.Duration(m.OffsetNS)))
 		}
