@@ -60,6 +60,10 @@ type Out struct {
 	// To is the unicast destination; the zero value means the PTP
 	// multicast group (224.0.1.129, or 01-1B-19-00-00-00 on L2).
 	To netip.AddrPort
+	// DelayReq: the message is a PASSIVE port's Delay_Req to the master
+	// it watches (watchmaster.go); its timestamp comes back like a Sync's
+	// (Sync is set too) but it is not a Sync of this port's rhythm.
+	DelayReq bool
 	// Sync asks the transport for the transmit timestamp, to be handed
 	// back with SyncSent.
 	Sync bool
@@ -106,6 +110,7 @@ type Port struct {
 	syncPending  bool
 	foreign      Foreign[protocol.PortIdentity, Dataset]
 	best         *Dataset // the better master while PASSIVE
+	watch        masterWatch
 	lastAlarm    time.Time
 	mgmtCredit   float64 // management replies that may go now
 	mgmtAt       time.Time
@@ -192,6 +197,7 @@ func (p *Port) Foreign(now time.Time) []Dataset { return p.foreign.Qualified(now
 func (p *Port) Tick(now time.Time) []Out {
 	p.foreign.Expire(now, int(p.cfg.ReceiptTimeout))
 	p.decide(now)
+	p.watchTick(now)
 	if p.state == protocol.PortStateMaster {
 		if !now.Before(p.nextAnnounce) {
 			p.sendAnnounce(now)
@@ -227,6 +233,9 @@ func (p *Port) NextDue(now time.Time) time.Time {
 	if p.state == protocol.PortStateMaster {
 		earlier(p.nextAnnounce)
 		earlier(p.nextSync)
+	}
+	if p.state == protocol.PortStatePassive {
+		earlier(p.watch.nextDreq)
 	}
 	earlier(p.foreign.NextExpiry(int(p.cfg.ReceiptTimeout)))
 	return due
@@ -363,6 +372,7 @@ func (p *Port) sendSync(now time.Time) {
 // disciplined clock); the port answers with its Follow_Up.
 func (p *Port) SyncSent(seq uint16, tx time.Time) []Out {
 	if !p.syncPending || seq != p.syncSeq-1 {
+		p.watchStamped(seq, tx, true)
 		return nil
 	}
 	p.syncPending = false
@@ -384,7 +394,9 @@ func (p *Port) SyncFailed(seq uint16) {
 	if p.syncPending && seq == p.syncSeq-1 {
 		p.syncPending = false
 		p.Stats.MissedTxTimestamps++
+		return
 	}
+	p.watchStamped(seq, time.Time{}, false)
 }
 
 func (p *Port) drop(d Drop) []Out {
@@ -421,9 +433,12 @@ func (p *Port) Receive(b []byte, rx time.Time, from netip.AddrPort, now time.Tim
 		return p.announce(b, now)
 	case protocol.MessageManagement:
 		return p.management(b, from, now)
-	case protocol.MessageSync, protocol.MessageFollowUp, protocol.MessageDelayResp, protocol.MessageSignaling:
-		// Another master's traffic, or our own looped back: nothing to
-		// answer.
+	case protocol.MessageSync, protocol.MessageFollowUp, protocol.MessageDelayResp:
+		// The master a PASSIVE port watches; anything else (another
+		// master's traffic, our own looped back) is not answered.
+		p.watchReceive(t, b, rx, now)
+		return p.take()
+	case protocol.MessageSignaling:
 		return p.drop(DropType)
 	}
 	return p.drop(DropType)

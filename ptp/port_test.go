@@ -160,9 +160,12 @@ func TestPassiveWhileBetterMasterThenBack(t *testing.T) {
 	if len(evs) == 0 || evs[len(evs)-1].Name != "ptp_port_state" {
 		t.Errorf("events %+v", evs)
 	}
-	// No Sync, no Announce, no Delay_Resp while passive.
-	if outs := p.Tick(now.Add(time.Second)); len(outs) != 0 {
-		t.Errorf("sent %d while passive", len(outs))
+	// No Sync, no Announce, no Delay_Resp while passive: only the
+	// watch's Delay_Req to the master (watchmaster.go).
+	for _, o := range p.Tick(now.Add(time.Second)) {
+		if !o.DelayReq || protocol.MessageType(o.Data[0]&0x0f) != protocol.MessageDelayReq {
+			t.Errorf("sent % x while passive", o.Data)
+		}
 	}
 	if outs := p.Receive(delayReq(1, false), now, from, now); len(outs) != 0 {
 		t.Error("answered Delay_Req while passive")
@@ -439,4 +442,92 @@ func TestLockedBackupAnswersHoldover(t *testing.T) {
 			t.Fatalf("announce %d (primary class %d): backup %v, want %v", i, class, p.State(), want)
 		}
 	}
+}
+
+// TestPassiveWatchesItsMaster: a PASSIVE port measures the master it
+// yields to by delay request-response: with the master 30 us ahead and a
+// 10 us path each way, offset -30 us (this clock minus the master's) and
+// delay 10 us, more than both accuracies (1 us and 100 ns) and the path
+// together: a ptp_master_offset WARNING; 2 us ahead is within them.
+func TestPassiveWatchesItsMaster(t *testing.T) {
+	for _, c := range []struct {
+		ahead time.Duration
+		off   bool
+	}{{30 * time.Microsecond, true}, {2 * time.Microsecond, false}, {5 * time.Millisecond, true}} {
+		p := testPort()
+		p.SetGM(GM{Quality: protocol.ClockQuality{ClockClass: 6, ClockAccuracy: 0x23, OffsetScaledLogVariance: 0x4e5d}, TimeSource: 0x20})
+		master := protocol.ClockIdentity(0x1111)
+		from := netip.MustParseAddrPort("10.0.0.1:320")
+		now := t0
+		path := 10 * time.Microsecond
+		for i := 0; i < 4; i++ {
+			p.Receive(announceFrom(master, 100, 128, 6, uint16(i)), now, from, now)
+			now = now.Add(2 * time.Second)
+			p.Tick(now)
+		}
+		if p.State() != protocol.PortStatePassive {
+			t.Fatalf("state %v", p.State())
+		}
+		for i := 0; i < 6; i++ {
+			now = now.Add(time.Second)
+			p.Receive(announceFrom(master, 100, 128, 6, uint16(10+i)), now, from, now)
+			// The master's Sync left at its t1 (our now + ahead) and
+			// arrived path later on our clock.
+			t1 := now.Add(c.ahead)
+			p.Receive(masterMsg(master, protocol.MessageSync, uint16(100+i), time.Time{}, nil), now.Add(path), from, now)
+			p.Receive(masterMsg(master, protocol.MessageFollowUp, uint16(100+i), t1, nil), time.Time{}, from, now)
+			var req *Out
+			for _, o := range p.Tick(now.Add(path)) {
+				if o.DelayReq {
+					req = &o
+				}
+			}
+			if req == nil {
+				t.Fatalf("no Delay_Req to the master: %v", p.State())
+			}
+			t3 := now.Add(2 * path)
+			p.SyncSent(req.Seq, t3)
+			t4 := t3.Add(path).Add(c.ahead)
+			p.Receive(masterMsg(master, protocol.MessageDelayResp, req.Seq, t4, &ours), time.Time{}, from, now)
+		}
+		w, ok := p.Watch()
+		if !ok || w.OffsetNS != int64(-c.ahead) || w.DelayNS != int64(path) || w.Samples != 6 {
+			t.Fatalf("master %v ahead: watch %+v %v", c.ahead, w, ok)
+		}
+		// The limit: 1 us (ours, 0x23) + 100 ns (the master's, 0x21) +
+		// the 10 us path.
+		if want := c.ahead > 11100*time.Nanosecond; w.Off != want || w.LimitNS != 11100 {
+			t.Errorf("master %v ahead: off %v (limit %d ns), want %v", c.ahead, w.Off, w.LimitNS, want)
+		}
+		warned := false
+		for _, e := range p.Events() {
+			warned = warned || e.Name == "ptp_master_offset"
+		}
+		if warned != w.Off {
+			t.Errorf("master %v ahead: ptp_master_offset event %v, off %v", c.ahead, warned, w.Off)
+		}
+	}
+}
+
+// masterMsg builds a master's two-step Sync, Follow_Up (ts the precise
+// origin) or Delay_Resp (ts the receive time, to the requester).
+func masterMsg(id protocol.ClockIdentity, t protocol.MessageType, seq uint16, ts time.Time, req *protocol.PortIdentity) []byte {
+	n := map[protocol.MessageType]int{protocol.MessageSync: syncLen, protocol.MessageFollowUp: followUpLen, protocol.MessageDelayResp: delayRespLen}[t]
+	b := make([]byte, n)
+	b[0], b[1] = byte(t), 2
+	binary.BigEndian.PutUint16(b[2:], uint16(n))
+	if t == protocol.MessageSync {
+		b[6] = byte(protocol.FlagTwoStep >> 8)
+	}
+	binary.BigEndian.PutUint64(b[20:], uint64(id))
+	binary.BigEndian.PutUint16(b[28:], 1)
+	binary.BigEndian.PutUint16(b[30:], seq)
+	if !ts.IsZero() {
+		putTimestamp(b[34:44], ts)
+	}
+	if req != nil {
+		binary.BigEndian.PutUint64(b[44:], uint64(req.ClockIdentity))
+		binary.BigEndian.PutUint16(b[52:], req.PortNumber)
+	}
+	return b
 }

@@ -170,6 +170,17 @@ func formatStatus(s *status.Status) string {
 		for _, f := range p.Foreign {
 			fmt.Fprintf(w, "\tforeign master\t%s\n", f)
 		}
+		if m := p.Master; m != nil {
+			judged := "within the limit " + time.Duration(m.LimitNS).String()
+			switch {
+			case m.LimitNS == 0:
+				judged = "not judged (an accuracy unknown, or this clock not locked)"
+			case m.Off:
+				judged = "OFF: beyond the limit " + time.Duration(m.LimitNS).String() + ": one of the two is wrong"
+			}
+			fmt.Fprintf(w, "\tmeasured master\t%s\tthis clock minus it %s\tdelay %s\t%s\n", m.Master,
+				time.Duration(m.OffsetNS), time.Duration(m.DelayNS), judged)
+		}
 		if p.V1 != nil {
 			for _, f := range p.V1.Foreign {
 				fmt.Fprintf(w, "\tforeign v1 master\t%s\n", f)

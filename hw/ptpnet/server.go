@@ -350,7 +350,7 @@ func (s *Server) emit(tr Transport, outs []ptp.Out, p syncPort, isV1 bool) {
 			}
 			continue
 		}
-		if o.Sync && !isV1 {
+		if o.Sync && !isV1 && !o.DelayReq {
 			s.gaps.sent(time.Now())
 		}
 		if !o.Sync {

@@ -24,7 +24,10 @@ type Status struct {
 	Management uint64   `json:"management"`
 	Malformed  uint64   `json:"malformed"`
 	Foreign    []string `json:"foreign_masters"`
-	ClockID    string   `json:"clock_identity"`
+	// Master is the measurement of the master a PASSIVE port yields to
+	// (a redundant pair's backup watching its primary).
+	Master  *ptp.MasterWatch `json:"measured_master,omitempty"`
+	ClockID string           `json:"clock_identity"`
 	// Hostile or odd traffic, by reason (docs/hostile-input.md).
 	Drops      map[string]uint64 `json:"drops,omitempty"`     // received and not taken, by reason
 	Refused    uint64            `json:"refused_destination"` // replies not sent: the source was forged (port 0, broadcast ...)
@@ -91,6 +94,9 @@ func (s *Server) publish(port *ptp.Port, port1 *v1.Port, now time.Time) {
 		IngressLatencyNS: c.IngressLatency.Nanoseconds(), EgressLatencyNS: c.EgressLatency.Nanoseconds()}
 	for _, f := range port.Foreign(now) {
 		p.Foreign = append(p.Foreign, f.Describe())
+	}
+	if w, ok := port.Watch(); ok {
+		p.Master = &w
 	}
 	if port1 != nil {
 		st := port1.Stats

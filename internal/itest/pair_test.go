@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sitegm/ptp"
 )
 
 // pairStatus is what the pair test reads of `sitegm status --json`.
@@ -18,6 +20,10 @@ type pairStatus struct {
 		ClockClass int    `json:"clock_class"`
 		EstErrorNS int64  `json:"est_error_ns"`
 	} `json:"clock"`
+	PTP []struct {
+		State  string           `json:"state"`
+		Master *ptp.MasterWatch `json:"measured_master"`
+	} `json:"ptp"`
 	Monitors []struct {
 		Name     string `json:"name"`
 		OffsetNS int64  `json:"offset_ns"`
@@ -32,11 +38,13 @@ type pairStatus struct {
 // TestGMPair: a redundant pair as docs/site-setup.md configures it. Two
 // sitegm on one LAN, each with its own gnss-sim (the same truth: the
 // host's clock), primary priority1 100, backup 110, locked_first on (the
-// default), each watching the other over NTP (peer = true); a ptp4l slave,
+// default), each watching the other over NTP (peer = true) and, while
+// PASSIVE, over PTP; a ptp4l slave,
 // a PTPv1 slave (ptpv1-probe) and a chronyd -x client with both servers.
 //
 //  1. Both locked: the primary is MASTER, the backup PASSIVE; each
-//     monitor sees the other within both error bounds.
+//     monitor sees the other within both error bounds, and the backup's
+//     PTP port measures the primary within both accuracies and the path.
 //  2. The primary loses power (SIGKILL, its receiver too): the backup is
 //     MASTER within the announce receipt timeout (3 x 2 s) + 2 s; ptp4l
 //     and the v1 slave move to it without a step beyond the two boxes'
@@ -139,6 +147,18 @@ peer = true
 		if !m.Peer || m.Off {
 			t.Errorf("box %d's peer monitor: %+v", i+1, m)
 		}
+	}
+	// The backup's PASSIVE port measures the primary over PTP (delay
+	// request-response): within both announced accuracies and the path.
+	var bs pairStatus
+	WaitFor(t, 60*time.Second, "the backup's measurement of the primary over PTP", func() bool {
+		bs = status(cfg2)
+		return len(bs.PTP) == 1 && bs.PTP[0].Master != nil && bs.PTP[0].Master.Samples >= 8
+	})
+	if m := bs.PTP[0].Master; m.Off || m.LimitNS == 0 || m.Master != priID+"-1" {
+		t.Errorf("the backup's PTP measurement of the primary: %+v", *m)
+	} else {
+		t.Logf("backup over PTP: %s, this clock minus it %v, delay %v, limit %v", m.Master, time.Duration(m.OffsetNS), time.Duration(m.DelayNS), time.Duration(m.LimitNS))
 	}
 	chronyOK("with both servers")
 

@@ -63,6 +63,9 @@ var metricDefs = []metricDef{
 	{"sitegm_ptp_delay_requests_total", "Delay_Req answered.", []string{"interface", "version"}},
 	{"sitegm_ptp_syncs_total", "Sync messages sent.", []string{"interface", "version"}},
 	{"sitegm_ptp_syncs_late_total", "Syncs sent more than two intervals after the one before.", []string{"interface"}},
+	{"sitegm_ptp_master_offset_seconds", "A PASSIVE port's measurement of the master it yields to: this clock minus the master's.", []string{"interface"}},
+	{"sitegm_ptp_master_limit_seconds", "The offset beyond which one of the two clocks is wrong: both announced accuracies and the path delay (0: not judged).", []string{"interface"}},
+	{"sitegm_ptp_master_off", "1 while this clock and the master it yields to differ by more than the limit.", []string{"interface"}},
 	{"sitegm_ptp_followers", "PTP followers that sent a Delay_Req in the last 20 minutes.", []string{"interface", "version"}},
 	{"sitegm_ptp_latency_seconds", "Configured latency taken off receive stamps (ingress) and added to transmit stamps (egress).", []string{"interface", "direction"}},
 	{"sitegm_ntp_requests_total", "NTP requests received.", []string{"interface"}},
@@ -185,6 +188,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		g("sitegm_ptp_followers", float64(counts["ptp/"+p.Interface]), p.Interface, "2")
 		g("sitegm_ptp_latency_seconds", float64(p.IngressLatencyNS)/1e9, p.Interface, "ingress")
 		g("sitegm_ptp_latency_seconds", float64(p.EgressLatencyNS)/1e9, p.Interface, "egress")
+		if m := p.Master; m != nil {
+			g("sitegm_ptp_master_offset_seconds", float64(m.OffsetNS)/1e9, p.Interface)
+			g("sitegm_ptp_master_limit_seconds", float64(m.LimitNS)/1e9, p.Interface)
+			g("sitegm_ptp_master_off", b2f(m.Off), p.Interface)
+		}
 		if v := p.V1; v != nil {
 			oneHot("sitegm_ptp_port_state", v.State, []string{"DOWN", "LISTENING", "MASTER", "PASSIVE"}, p.Interface, "1")
 			ctr("sitegm_ptp_delay_requests_total", v.DelayReqs, p.Interface, "1")

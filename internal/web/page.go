@@ -284,6 +284,12 @@ func problems(s *status.Status) []string {
 	if s.GNSS.Antenna == "open" || s.GNSS.Antenna == "short" {
 		p = append(p, "GNSS antenna "+s.GNSS.Antenna)
 	}
+	for _, port := range s.PTP {
+		if m := port.Master; m != nil && m.Off {
+			p = append(p, fmt.Sprintf("PTP %s: this clock and the master it yields to (%s) differ by %s, more than the limit %s: one of the two is wrong",
+				port.Interface, m.Master, time.Duration(m.OffsetNS), time.Duration(m.LimitNS)))
+		}
+	}
 	for _, m := range s.Monitors {
 		switch {
 		case !m.Reachable && m.Polls > 0:
