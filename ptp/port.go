@@ -275,6 +275,14 @@ func (p *Port) decide(now time.Time) {
 	case better:
 		p.setState(protocol.PortStatePassive, now, best)
 	default:
+		if best != nil && Compare(*best, p.D0()) < 0 && now.Sub(p.lastAlarm) >= time.Minute {
+			// locked_first keeps this port MASTER, but followers run the
+			// standard order and take the unlocked master's priority1.
+			p.lastAlarm = now
+			p.emit(slog.LevelWarn, "ptp_master_conflict",
+				"a master that is not locked announces a better priority1; staying MASTER (locked_first), but followers may take it: "+best.Describe(),
+				"ptp_foreign_master", best.GMIdentity.String())
+		}
 		p.setState(protocol.PortStateMaster, now, best)
 	}
 	p.best = nil

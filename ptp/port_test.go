@@ -531,3 +531,30 @@ func masterMsg(id protocol.ClockIdentity, t protocol.MessageType, seq uint16, ts
 	}
 	return b
 }
+
+// TestLockedFirstWarnsOfAnUnlockedRival: a locked port stays MASTER over
+// an unlocked master with a better priority1 (locked_first), and says
+// once a minute that followers may take that master anyway.
+func TestLockedFirstWarnsOfAnUnlockedRival(t *testing.T) {
+	p := testPort(func(c *Config) { c.LockedFirst = true })
+	from := netip.MustParseAddrPort("10.0.0.9:320")
+	now := t0
+	warnings := 0
+	for i := 0; i < 40; i++ {
+		p.Receive(announceFrom(0x9999, 1, 128, 248, uint16(i)), now, from, now)
+		now = now.Add(2 * time.Second)
+		p.Tick(now)
+		if i >= 3 && p.State() != protocol.PortStateMaster {
+			t.Fatalf("a locked port yielded to an unlocked priority1 1: %v", p.State())
+		}
+		for _, e := range p.Events() {
+			if e.Name == "ptp_master_conflict" {
+				warnings++
+			}
+		}
+	}
+	// 80 s: at most one a minute.
+	if warnings < 1 || warnings > 2 {
+		t.Errorf("%d ptp_master_conflict warnings in 80 s", warnings)
+	}
+}
