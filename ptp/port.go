@@ -109,7 +109,8 @@ type Port struct {
 	syncSeq      uint16
 	syncPending  bool
 	foreign      Foreign[protocol.PortIdentity, Dataset]
-	best         *Dataset // the better master while PASSIVE
+	best         *Dataset  // the better master while PASSIVE
+	rivalSince   time.Time // since when an unlocked master with a better priority1 is heard (locked_first)
 	watch        masterWatch
 	lastAlarm    time.Time
 	mgmtCredit   float64 // management replies that may go now
@@ -273,11 +274,22 @@ func (p *Port) decide(now time.Time) {
 		}
 		p.setState(protocol.PortStateMaster, now, nil)
 	case better:
+		p.rivalSince = time.Time{}
 		p.setState(protocol.PortStatePassive, now, best)
 	default:
-		if best != nil && Compare(*best, p.D0()) < 0 && now.Sub(p.lastAlarm) >= time.Minute {
-			// locked_first keeps this port MASTER, but followers run the
-			// standard order and take the unlocked master's priority1.
+		rival := best != nil && Compare(*best, p.D0()) < 0
+		switch {
+		case !rival:
+			p.rivalSince = time.Time{}
+		case p.rivalSince.IsZero():
+			p.rivalSince = now
+		}
+		// locked_first keeps this port MASTER, but followers run the
+		// standard order and take the unlocked master's priority1. Said
+		// once it has lasted a receipt timeout: another sitegm in holdover
+		// yields within that (a pair's antenna cut), a rival does not.
+		if rival && now.Sub(p.rivalSince) >= time.Duration(p.cfg.ReceiptTimeout)*Interval(p.cfg.LogAnnounce) &&
+			now.Sub(p.lastAlarm) >= time.Minute {
 			p.lastAlarm = now
 			p.emit(slog.LevelWarn, "ptp_master_conflict",
 				"a master that is not locked announces a better priority1; staying MASTER (locked_first), but followers may take it: "+best.Describe(),

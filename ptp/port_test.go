@@ -534,7 +534,8 @@ func masterMsg(id protocol.ClockIdentity, t protocol.MessageType, seq uint16, ts
 
 // TestLockedFirstWarnsOfAnUnlockedRival: a locked port stays MASTER over
 // an unlocked master with a better priority1 (locked_first), and says
-// once a minute that followers may take that master anyway.
+// once a minute that followers may take that master anyway, from a
+// receipt timeout on (a pair's primary in holdover yields before that).
 func TestLockedFirstWarnsOfAnUnlockedRival(t *testing.T) {
 	p := testPort(func(c *Config) { c.LockedFirst = true })
 	from := netip.MustParseAddrPort("10.0.0.9:320")
@@ -550,6 +551,11 @@ func TestLockedFirstWarnsOfAnUnlockedRival(t *testing.T) {
 		for _, e := range p.Events() {
 			if e.Name == "ptp_master_conflict" {
 				warnings++
+				// MASTER after LISTENING (6 s), the rival heard from
+				// then: not before a receipt timeout (6 s) more.
+				if now.Sub(t0) < 12*time.Second {
+					t.Errorf("warned %v after the start, before the rival had a receipt timeout to yield", now.Sub(t0))
+				}
 			}
 		}
 	}
