@@ -100,24 +100,12 @@ peer = true
 	sock, _, _ := chronyClient(t, cam, d3, "10.79.0.1 iburst minpoll 0 maxpoll 0\nserver 10.79.0.2")
 	m2r := monoToReal()
 
-	idOf := func(p *Proc) string {
-		m := clockIDRe.FindStringSubmatch(p.Output())
-		if m == nil {
-			t.Fatal("no clock identity logged")
-		}
-		return m[1]
-	}
 	pri.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
 	pri.WaitEvent(t, 0, 30*time.Second, "ptp_port_state", "ptp_state", "MASTER")
 	bak.WaitEvent(t, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
 	bak.WaitEvent(t, 0, 30*time.Second, "ptp_port_state", "ptp_state", "PASSIVE")
-	priID, bakID := idOf(pri), idOf(bak)
-	selected := func(id string) func() bool {
-		return func() bool {
-			m := selectedRe.FindAllStringSubmatch(slave.Output(), -1)
-			return len(m) > 0 && m[len(m)-1][1] == id
-		}
-	}
+	priID, bakID := clockIdentity(t, pri), clockIdentity(t, bak)
+	selected := func(id string) func() bool { return ptp4lSelected(slave, id) }
 	WaitFor(t, 30*time.Second, "ptp4l to select the primary "+priID, selected(priID))
 	chronyOK := func(when string) {
 		t.Helper()
@@ -207,11 +195,7 @@ peer = true
 	pri.Wait(10 * time.Second)
 	sim1.Wait(10 * time.Second)
 	again, mb := bak.WaitEvent(t, mb, 40*time.Second, "ptp_port_state", "ptp_state", "MASTER")
-	at, err := time.Parse(time.RFC3339Nano, again["time"])
-	if err != nil {
-		t.Fatalf("MASTER event without a time: %v", again)
-	}
-	takeover := at.Sub(stopped)
+	takeover := eventTime(t, again).Sub(stopped)
 	WaitFor(t, 30*time.Second, "ptp4l to select the backup", selected(bakID))
 	moved := time.Now()
 	t.Logf("backup MASTER %.1f s after the primary stopped; ptp4l on the backup after %.1f s", takeover.Seconds(), moved.Sub(stopped).Seconds())
@@ -251,6 +235,7 @@ peer = true
 	pri.WaitEvent(t, 0, 30*time.Second, "ntp_up")
 	var q string
 	WaitFor(t, 20*time.Second, "an NTP answer from the returning primary", func() bool {
+		var err error
 		q, err = cam.Run(Bin(t, "sitegm"), "ntp-query", "--timeout", "500ms", "10.79.0.1")
 		return err == nil
 	})
@@ -281,8 +266,7 @@ peer = true
 	_ = sim1
 	locked, mp := pri.WaitEvent(t, mp, 90*time.Second, "clock_state", "clock_state", "LOCKED")
 	master, mp := pri.WaitEvent(t, mp, 30*time.Second, "ptp_port_state", "ptp_state", "MASTER")
-	lt, _ := time.Parse(time.RFC3339Nano, locked["time"])
-	mt, _ := time.Parse(time.RFC3339Nano, master["time"])
+	lt, mt := eventTime(t, locked), eventTime(t, master)
 	t.Logf("the primary LOCKED, then MASTER %.1f s later: %s", mt.Sub(lt).Seconds(), master["msg"])
 	if mt.Before(lt) {
 		t.Error("MASTER before LOCKED")
