@@ -564,3 +564,50 @@ func TestLockedFirstWarnsOfAnUnlockedRival(t *testing.T) {
 		t.Errorf("%d ptp_master_conflict warnings in 80 s", warnings)
 	}
 }
+
+// FuzzWatchReceive: a PASSIVE port watching its master takes any datagram
+// that claims to come from that master (Sync, Follow_Up, Delay_Resp or
+// junk with the master's identity) without a panic, answers none of
+// them, and keeps sending nothing but its Delay_Reqs.
+func FuzzWatchReceive(f *testing.F) {
+	master := protocol.ClockIdentity(0x1111)
+	f.Add(masterMsg(master, protocol.MessageSync, 7, time.Time{}, nil))
+	f.Add(masterMsg(master, protocol.MessageFollowUp, 7, t0, nil))
+	f.Add(masterMsg(master, protocol.MessageDelayResp, 1, t0, &ours))
+	f.Add([]byte{0x08, 0x02, 0x00, 0x2c})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := testPort()
+		from := netip.MustParseAddrPort("10.0.0.1:320")
+		now := t0
+		for i := 0; i < 4; i++ {
+			p.Receive(announceFrom(master, 100, 128, 6, uint16(i)), now, from, now)
+			now = now.Add(2 * time.Second)
+			p.Tick(now)
+		}
+		p.SyncSent(p.watch.dreqSeq, now) // the pending Delay_Req's stamp
+		if len(b) >= 30 {
+			// Past the identity check, into the parsing.
+			b = append([]byte(nil), b...)
+			binary.BigEndian.PutUint64(b[20:], uint64(master))
+			binary.BigEndian.PutUint16(b[28:], 1)
+		}
+		watched := len(b) > 0 && (b[0]&0x0f == byte(protocol.MessageSync) || b[0]&0x0f == byte(protocol.MessageFollowUp) ||
+			b[0]&0x0f == byte(protocol.MessageDelayResp))
+		for k := 0; k < 3; k++ {
+			for _, o := range p.Receive(b, now, from, now) {
+				if watched {
+					t.Fatalf("answered the master's message: % x", o.Data)
+				}
+			}
+			now = now.Add(100 * time.Millisecond)
+		}
+		// An Announce of the master's may make it worse, and the port
+		// MASTER: only a port still PASSIVE is held to Delay_Reqs.
+		for _, o := range p.Tick(now.Add(time.Second)) {
+			if p.State() == protocol.PortStatePassive && !o.DelayReq {
+				t.Fatalf("sent % x while PASSIVE", o.Data)
+			}
+		}
+		p.Watch()
+	})
+}
