@@ -243,10 +243,12 @@ func TestPTPGrandmaster(t *testing.T) {
 		}
 	}
 
-	// 4. BMCA: a ptp4l master with priority1 100 on domain 0 makes
-	// sitegm PASSIVE; when it stops, sitegm is MASTER again.
+	// 4. BMCA: a ptp4l master with priority1 100 on domain 0 that says
+	// it is locked (clockClass 6) makes sitegm PASSIVE; when it stops,
+	// sitegm is MASTER again. (One that is not locked does not displace
+	// a locked sitegm: locked_first, TestGMPair and ptp's unit tests.)
 	m := sg.Mark()
-	better := mg.Start(t, "ptp4l", "-f", Ptp4lConfig(t, dir, "better.conf", "free_running 1\ntime_stamping software\nnetwork_transport UDPv4\npriority1 100\n"),
+	better := mg.Start(t, "ptp4l", "-f", Ptp4lConfig(t, dir, "better.conf", "free_running 1\ntime_stamping software\nnetwork_transport UDPv4\npriority1 100\nclockClass 6\n"),
 		"-i", "eth0", "-m")
 	passive, m := sg.WaitEvent(t, m, 40*time.Second, "ptp_port_state", "ptp_state", "PASSIVE")
 	if !strings.Contains(passive["msg"], "a better master is on the network") {
