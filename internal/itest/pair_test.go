@@ -92,7 +92,7 @@ peer = true
 		return s
 	}
 	pri := h1.Start(t, Bin(t, "sitegm"), "run", "-c", cfg1)
-	sim1, ctl1 := StartGNSSSimControl(t, d1)
+	sim1 := StartGNSSSim(t, d1)
 	bak := h2.Start(t, Bin(t, "sitegm"), "run", "-c", cfg2)
 	StartGNSSSim(t, d2)
 	slave := au.Start(t, "ptp4l", "-f", Ptp4lConfig(t, d3, "slave.conf", Ptp4lSlaveConf), "-i", "eth0", "-m")
@@ -262,8 +262,8 @@ peer = true
 		}
 	}
 	before := time.Now()
-	sim1, ctl1 = StartGNSSSimControl(t, d1)
-	_ = sim1
+	// Its receiver back, under control: the antenna is cut in step 4.
+	_, ctl1 := StartGNSSSimControl(t, d1)
 	locked, mp := pri.WaitEvent(t, mp, 90*time.Second, "clock_state", "clock_state", "LOCKED")
 	master, mp := pri.WaitEvent(t, mp, 30*time.Second, "ptp_port_state", "ptp_state", "MASTER")
 	lt, mt := eventTime(t, locked), eventTime(t, master)
