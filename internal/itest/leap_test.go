@@ -135,17 +135,30 @@ func TestUTCOffsetPolicyOnTheWire(t *testing.T) {
 				}
 			}
 			// NTP on the same clock: stratum 1, no leap pending, the
-			// truth's UTC (one request: a whole second is what this is
-			// about, 10 ms leaves room for a loaded machine's delay).
-			out, err := au.Run(Bin(t, "sitegm"), "ntp-query", "10.88.0.1")
-			var off time.Duration
-			if m := ntpOffsetRe.FindStringSubmatch(out); m != nil {
-				off, _ = time.ParseDuration(m[1])
+			// truth's UTC. The offset of one request is known to within
+			// half its round trip (RFC 5905 8), which a loaded machine
+			// stretched to 34 ms once: four requests, the least-delay one
+			// judged against its own half delay plus 1 ms (the truth's
+			// interpolation and the clock's bound, with room).
+			var best string
+			bestOff, bestDelay := time.Duration(0), time.Duration(-1)
+			for i := 0; i < 4; i++ {
+				o, err := au.Run(Bin(t, "sitegm"), "ntp-query", "10.88.0.1")
+				m := ntpOffsetRe.FindStringSubmatch(o)
+				if err != nil || m == nil || !strings.Contains(o, "stratum 1, leap 0,") {
+					t.Errorf("NTP: %v %s", err, o)
+					continue
+				}
+				off, _ := time.ParseDuration(m[1])
+				delay, _ := time.ParseDuration(m[2])
+				if bestDelay < 0 || delay < bestDelay {
+					best, bestOff, bestDelay = o, off, delay
+				}
 			}
-			if err != nil || !strings.Contains(out, "stratum 1, leap 0,") || off > 10*time.Millisecond || off < -10*time.Millisecond {
-				t.Errorf("NTP: %v %s", err, out)
+			if bestDelay >= 0 && bestOff.Abs() > bestDelay/2+time.Millisecond {
+				t.Errorf("NTP: the served UTC is %v off the truth (delay %v): %s", bestOff, bestDelay, best)
 			}
-			t.Logf("NTP: %s", strings.TrimSpace(out))
+			t.Logf("NTP (least delay of 4): %s", strings.TrimSpace(best))
 
 			// ptp4l's offsets: its UTC (PTP time less the offset it takes)
 			// minus its clock, the host's, which gnss-sim's truth is.
@@ -166,7 +179,7 @@ func TestUTCOffsetPolicyOnTheWire(t *testing.T) {
 	}
 }
 
-var ntpOffsetRe = regexp.MustCompile(`offset (\S+) \(server - this host\)`)
+var ntpOffsetRe = regexp.MustCompile(`offset (\S+) \(server - this host\), delay (\S+)`)
 
 // wireUTC is what sitegm's messages on the wire say: the Announces' and
 // v1 Syncs' fields (tshark's names), and per Sync the UTC a follower

@@ -2,6 +2,7 @@ package itest
 
 import (
 	"fmt"
+	"math"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -217,16 +218,22 @@ peer = true
 	})
 	v1Truth := ReadTruth(t, filepath.Join(d2, "truth.json"))
 	bakV1 := ""
+	var v1Errs []float64
 	for _, s := range v1Samples(probe.Output()) {
 		if s.At <= v1From {
 			continue
 		}
 		bakV1 = s.Master
 		if want, ok := truthAt(v1Truth, s.At); ok {
-			if e := float64(s.OffsetNS) + 37e9 + want; e > 1e6 || e < -1e6 {
-				t.Errorf("PTPv1 slave on the backup %.0f ns off the truth: %+v", e, s)
-			}
+			v1Errs = append(v1Errs, math.Abs(float64(s.OffsetNS)+37e9+want))
 		}
+	}
+	// The median, not each sample: one exchange of a slave starved of the
+	// CPU can be far off; a wrong hand-over is off in all of them. 100 us
+	// as TestPTPv1Dante's bound.
+	t.Logf("PTPv1 slave on the backup: median |error| %.0f ns over %d", median(v1Errs), len(v1Errs))
+	if len(v1Errs) == 0 || median(v1Errs) > 100e3 {
+		t.Errorf("PTPv1 slave on the backup: median |error| %.0f ns over %d samples", median(v1Errs), len(v1Errs))
 	}
 	chronyOK("after the primary's power loss")
 
