@@ -427,6 +427,11 @@ func main() {
 // CLOCK_REALTIME against the truth, with sitegm's advertised bound.
 type errs struct {
 	phc, sys, bound []float64 // ns
+	// est and noise are sitegm's own view at each sample (its offset
+	// estimate, its measured PPS noise), for a failure's notes: a bound
+	// exceeded with est near zero is a bias the samples carry, with est
+	// large a servo that lags.
+	est, noise []float64
 }
 
 func (s *sitegm) measure(n int) errs {

@@ -57,6 +57,8 @@ func (s *sitegm) measureWithSystem(n int) (e errs, sysBound []float64) {
 		e.phc = append(e.phc, float64(now.phc-now.truth))
 		e.sys = append(e.sys, float64(now.real-(now.truth-taiUTC)))
 		e.bound = append(e.bound, float64(st.Clock.EstErrorNS))
+		e.est = append(e.est, float64(st.Clock.OffsetNS))
+		e.noise = append(e.noise, float64(st.Clock.MeasNoiseNS))
 		sb := math.Inf(1)
 		if st.Clock.System != nil && st.Clock.System.EstErrorNS >= 0 {
 			sb = float64(st.Clock.EstErrorNS + st.Clock.System.EstErrorNS)
@@ -132,7 +134,7 @@ func (s *sitegm) judge(r *lab.Result, name string, pick func(errs) []float64) {
 	r.Figures["bound_ns"] = e.bound[len(e.bound)-1]
 	r.Pass = within(got, e.bound) == len(got)
 	if !r.Pass {
-		r.Notes = append(r.Notes, fmt.Sprintf("%s %v bound %v", name, got, e.bound))
+		r.Notes = append(r.Notes, fmt.Sprintf("%s %v bound %v sitegm's offset estimate %v measured noise %v", name, got, e.bound, e.est, e.noise))
 	}
 }
 
