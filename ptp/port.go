@@ -456,7 +456,7 @@ func (p *Port) Receive(b []byte, rx time.Time, from netip.AddrPort, now time.Tim
 	case protocol.MessageSync, protocol.MessageFollowUp, protocol.MessageDelayResp:
 		// The master a PASSIVE port watches; anything else (another
 		// master's traffic, our own looped back) is not answered.
-		p.watchReceive(t, b, rx, now)
+		p.watchReceive(t, b, rx)
 		return p.take()
 	case protocol.MessageSignaling:
 		return p.drop(DropType)

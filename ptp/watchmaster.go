@@ -37,13 +37,12 @@ type masterWatch struct {
 	dreqSeq                  uint16
 	dreqPending, dreqStamped bool
 	t3                       time.Time
-	nextDreq, dreqAt         time.Time
+	nextDreq                 time.Time
 	samples                  []watchSample
 	measured                 uint64
 	off                      bool
 	lastOffset, lastDelay    time.Duration
 	lastLimit                time.Duration
-	limitKnown               bool
 }
 
 // MasterWatch is the measurement for the status: this clock minus the
@@ -102,7 +101,7 @@ func (p *Port) watchTick(now time.Time) {
 	if err != nil {
 		return
 	}
-	w.dreqPending, w.dreqStamped, w.dreqAt = true, false, now
+	w.dreqPending, w.dreqStamped = true, false
 	p.out(Out{Data: b[:n], Event: true, Sync: true, Seq: w.dreqSeq, DelayReq: true})
 }
 
@@ -123,21 +122,24 @@ func (p *Port) watchStamped(seq uint16, tx time.Time, ok bool) bool {
 
 // watchReceive takes the master's Sync, Follow_Up and Delay_Resp while
 // PASSIVE; anything else (another master, not PASSIVE) is dropped.
-func (p *Port) watchReceive(t protocol.MessageType, b []byte, rx, now time.Time) []Out {
+func (p *Port) watchReceive(t protocol.MessageType, b []byte, rx time.Time) {
 	w := &p.watch
 	if p.state != protocol.PortStatePassive || p.best == nil || len(b) < headerLen {
-		return p.drop(DropType)
+		p.drop(DropType)
+		return
 	}
 	src := protocol.PortIdentity{ClockIdentity: protocol.ClockIdentity(binary.BigEndian.Uint64(b[20:])), PortNumber: binary.BigEndian.Uint16(b[28:])}
 	if src != p.best.Sender || src != w.master {
-		return p.drop(DropType)
+		p.drop(DropType)
+		return
 	}
 	seq := binary.BigEndian.Uint16(b[30:])
 	corr := correction(b)
 	switch t {
 	case protocol.MessageSync:
 		if len(b) < syncLen || rx.IsZero() {
-			return p.drop(DropShort)
+			p.drop(DropShort)
+			return
 		}
 		w.syncSeq, w.syncRx, w.syncCorr = seq, rx, corr
 		if b[6]&byte(protocol.FlagTwoStep>>8) == 0 {
@@ -147,23 +149,24 @@ func (p *Port) watchReceive(t protocol.MessageType, b []byte, rx, now time.Time)
 		}
 	case protocol.MessageFollowUp:
 		if len(b) < followUpLen || w.syncRx.IsZero() || seq != w.syncSeq {
-			return p.drop(DropType)
+			p.drop(DropType)
+			return
 		}
 		w.t1, w.t2 = readTimestamp(b[34:44]).Add(w.syncCorr+corr), w.syncRx
 		w.syncRx = time.Time{}
 	case protocol.MessageDelayResp:
 		if len(b) < delayRespLen || !w.dreqStamped || seq != w.dreqSeq ||
 			binary.BigEndian.Uint64(b[44:]) != uint64(p.cfg.Identity.ClockIdentity) || binary.BigEndian.Uint16(b[52:]) != p.cfg.Identity.PortNumber {
-			return p.drop(DropType)
+			p.drop(DropType)
+			return
 		}
 		w.dreqPending, w.dreqStamped = false, false
 		t4 := readTimestamp(b[34:44]).Add(-corr)
 		if w.t1.IsZero() || w.t3.Sub(w.t2).Abs() > watchMaxAge {
-			return nil
+			return
 		}
 		p.watchSample(w.t2.Sub(w.t1), t4.Sub(w.t3))
 	}
-	return nil
 }
 
 // watchSample takes one exchange: ms = t2 - t1 (master to slave), sm =
@@ -192,9 +195,9 @@ func (p *Port) watchSample(ms, sm time.Duration) {
 	// asymmetric path moves the offset by up to the path delay. 0xFE
 	// (unknown) on either side: nothing to judge.
 	own, theirs := p.gm.Quality.ClockAccuracy, p.best.Quality.ClockAccuracy
-	w.limitKnown = own >= 0x17 && own <= 0x31 && theirs >= 0x17 && theirs <= 0x31
+	known := own >= 0x17 && own <= 0x31 && theirs >= 0x17 && theirs <= 0x31
 	w.lastLimit = 0
-	if !w.limitKnown || !Locked(p.gm.Quality.ClockClass) && p.gm.Quality.ClockClass != 7 {
+	if !known || !Locked(p.gm.Quality.ClockClass) && p.gm.Quality.ClockClass != 7 {
 		// An unlocked clock claims nothing to compare.
 		return
 	}
