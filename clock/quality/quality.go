@@ -210,12 +210,16 @@ type Transition struct {
 
 // TrustedBound is EstError while the clock knows the time (LOCKED or
 // HOLDOVER), at least 1 ns, and 0 when it does not: what the monitors
-// compare other clocks against.
+// compare other clocks against. An unknown bound (EstError's MaxInt64,
+// or anything past an hour) is 0 too: added to a peer's, it would wrap.
 func (m *Machine) TrustedBound() time.Duration {
 	if m.st != Locked && m.st != Holdover {
 		return 0
 	}
-	return max(m.EstError(), 1)
+	if e := m.EstError(); e < time.Hour {
+		return max(e, 1)
+	}
+	return 0
 }
 
 // EstError is the error bound the machine advertises: the estimated offset
