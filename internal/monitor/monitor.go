@@ -179,6 +179,9 @@ func (h *Host) Status(now time.Time) Status {
 			s.LastError = k.Error()
 		}
 	}
+	if h.cfg.Peer {
+		s.WarnNS = 0 // no limit before the peer's first answer
+	}
 	if h.answers > 0 {
 		s.WarnNS = int64(h.limit)
 		s.OffsetNS, s.DelayNS = int64(h.last.offset), int64(h.last.delay)
