@@ -50,10 +50,13 @@ type Kalman struct {
 	// Normalised innovations summed over the current window (checkBias).
 	biasSum float64
 	biasN   int
-	// nuMean is a running mean of the accepted innovations (about 64
-	// samples): what the samples say the phase estimate is off by, which
-	// the advertised error includes (see Estimate).
+	// nuMean is the mean of the innovations accepted while tracking: of
+	// all of them for the first biasWindow, then a running mean over
+	// about that many. It is what the samples say the phase estimate is
+	// off by, which the advertised error includes (see Estimate). nuN
+	// counts them up to biasWindow.
 	nuMean    float64
+	nuN       int
 	fastUntil time.Time // recovering from a frequency step
 	// probation counts the samples a drift file's frequency must still
 	// agree with; priorDropped says it did not (see checkPrior).
@@ -340,10 +343,16 @@ func (k *Kalman) accept(at time.Time, nu, S float64) {
 	// (a label paired a second off under load, taken so, left a second's
 	// share in the mean, and the error advertised at milliseconds kept
 	// the clock from locking for minutes).
+	// The mean counts from the first tracking sample, not at 1/64 a
+	// sample from zero: a start that ended with the estimate lagging its
+	// samples (in the kernel lab's kernel-pps, 6 µs off while the samples
+	// said so and the estimate said 3.4) would otherwise advertise a
+	// bound that ignores what the samples say for a minute after LOCKED.
 	if k.st == StateTrack {
-		k.nuMean += (nu - k.nuMean) / biasWindow
+		k.nuN = min(k.nuN+1, biasWindow)
+		k.nuMean += (nu - k.nuMean) / float64(k.nuN)
 	} else {
-		k.nuMean = 0
+		k.nuMean, k.nuN = 0, 0
 	}
 	k.update(nu, S)
 	k.tSample = at
@@ -449,7 +458,7 @@ func (k *Kalman) Join(at time.Time, offset time.Duration, freq, freqSigma float6
 	k.tState, k.tStart, k.tSample, k.tSeen = at, at, at, at
 	k.probation, k.cands, k.agreeRow, k.outlerRow, k.resync = 0, k.cands[:0], 0, 0, false
 	k.prevNu, k.prevSig, k.prevAt = 0, 0, time.Time{}
-	k.biasSum, k.biasN, k.nuMean, k.fastUntil = 0, 0, 0, time.Time{}
+	k.biasSum, k.biasN, k.nuMean, k.nuN, k.fastUntil = 0, 0, 0, 0, time.Time{}
 	k.st = StateTrack
 	var a Action
 	if step {

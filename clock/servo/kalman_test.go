@@ -276,6 +276,29 @@ func TestBiasWidens(t *testing.T) {
 	}
 }
 
+// A start can end with the estimate lagging its samples and the filter
+// sure of it (the kernel lab's kernel-pps: the clock 6 µs off, the
+// samples saying so, the estimate 3.4 µs with a 1.8 µs sigma). From the
+// first tracking sample on, the advertised bound (|offset| + 3 sigma)
+// covers what the samples say, not only after a minute of them.
+func TestBoundCoversALaggingStart(t *testing.T) {
+	l := newLoop(Config{MeasNoise: 2 * time.Microsecond}, 0.01, 3e-6)
+	for l.k.State() != StateTrack {
+		l.sample(20e-9, 0)
+	}
+	// As the lab's start left it: R raised by the start to 4 µs, the
+	// phase believed to 1 µs, and the clock 5 µs beyond the estimate.
+	l.k.R, l.k.P[0][0] = 16e-12, 1e-12
+	l.x += 5e-6
+	for i := 0; i < 20; i++ {
+		l.sample(20e-9, 0)
+		e := l.k.Estimate(l.now)
+		if b := e.Offset.Abs() + 3*e.OffsetSigma; b.Seconds() < math.Abs(l.x) {
+			t.Fatalf("sample %d: bound %v with the clock %v off", i+1, b, dur(l.x))
+		}
+	}
+}
+
 func TestEstimateUnknownBeforeTracking(t *testing.T) {
 	l := newLoop(Config{MeasNoise: 2 * time.Microsecond}, 0.3, 0)
 	l.sample(0, 0)
