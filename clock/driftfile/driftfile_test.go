@@ -156,3 +156,41 @@ func TestKeeperStartFromAWrongClock(t *testing.T) {
 		}
 	}
 }
+
+// The servo starts from the drift file's frequency, set on the clock at
+// once; without a file, from the adjustment the clock already has (one
+// that is beyond what the clock accepts counts as none).
+func TestKeeperInitial(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	path := filepath.Join(t.TempDir(), "drift")
+	k := Keeper{Path: path, Clock: "virtual", Osc: clock.TCXO}
+	clk := clock.NewVirtual(0)
+	clk.SetFrequency(20000) // what another servo left
+	if freq, sigma, _ := k.Initial(clk, now); freq != 20000 || sigma != 0 {
+		t.Errorf("no file: %v ppb ± %v, want the clock's 20000, unknown", freq, sigma)
+	}
+	if err := Write(path, Record{FreqPPB: -3000, SigmaPPB: 2, Written: now.Add(-time.Hour), Clock: "virtual", Oscillator: "tcxo"}); err != nil {
+		t.Fatal(err)
+	}
+	freq, sigma, _ := k.Initial(clk, now)
+	if got, _ := clk.Frequency(); freq != -3000 || sigma <= 0 || got != -3000 {
+		t.Errorf("file: %v ppb ± %v, clock set to %v; want the file's -3000 set", freq, sigma, got)
+	}
+	os.Remove(path)
+	for _, c := range []oddClock{{freq: 2e6}, {err: os.ErrPermission}} {
+		if freq, _, _ := k.Initial(c, now); freq != 0 {
+			t.Errorf("%+v: started from %v ppb, want 0", c, freq)
+		}
+	}
+}
+
+// oddClock reports an adjustment beyond its range, or none.
+type oddClock struct {
+	clock.Clock
+	freq float64
+	err  error
+}
+
+func (c oddClock) MaxFrequency() float64          { return 500000 }
+func (c oddClock) Frequency() (float64, error)    { return c.freq, c.err }
+func (c oddClock) SetFrequency(ppb float64) error { return nil }

@@ -2,6 +2,7 @@ package driftfile
 
 import (
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -58,6 +59,29 @@ func (k *Keeper) Start(maxPPB float64, now time.Time) (freq, sigma float64, ok b
 			"age", now.Sub(r.Written).Round(time.Second).String())
 	}
 	return freq, sigma, ok, l.Take()
+}
+
+// Initial is the frequency adjustment the servo of clk starts from, and
+// how well it is known (0: not at all): the drift file's (Start), set on
+// clk at once, since every second at the wrong rate is error the servo
+// has to take out; without a usable file, the adjustment clk already
+// runs with (chronyd's, ptp4l's, a previous run's, a boot's 0). The servo
+// models the clock from the edge of its first sample, a fraction of a
+// second before it first steers: an adjustment it does not know about
+// runs that fraction unaccounted for (20 ppm for half a second is 10 µs)
+// and reads as a frequency error that the start then mislearns (the
+// kernel lab's kernel-pps, which leaves the system clock 20 ppm off).
+// An adjustment clk cannot report, or beyond what it accepts, counts as 0.
+func (k *Keeper) Initial(clk clock.Clock, now time.Time) (freq, sigma float64, evs []event.Event) {
+	freq, sigma, ok, evs := k.Start(clk.MaxFrequency(), now)
+	if ok {
+		clk.SetFrequency(freq)
+		return freq, sigma, evs
+	}
+	if f, err := clk.Frequency(); err == nil && math.Abs(f) <= clk.MaxFrequency() {
+		return f, 0, evs
+	}
+	return 0, 0, evs
 }
 
 // Now is what the discipline says when the keeper looks: whether the

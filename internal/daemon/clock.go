@@ -32,18 +32,13 @@ func openClock(cfg config.Config, table *leap.Table) (*timebase.Timebase, *timeb
 }
 
 // disciplineConfig is the configuration's, starting from the drift
-// file's frequency when there is one for this clock.
+// file's frequency or else the clock's own (driftfile.Keeper.Initial).
 func (d *Daemon) disciplineConfig() discipline.Config {
 	clk := d.tb.Clock()
 	dc := d.cfg.Discipline(clk, d.osc, d.table)
-	freq, sigma, ok, evs := d.drift.Start(clk.MaxFrequency(), time.Now())
+	freq, sigma, evs := d.drift.Initial(clk, time.Now())
 	d.logEvents(evs)
-	if ok {
-		dc.InitialFreq, dc.InitialFreqSigma = freq, sigma
-		// Start from the remembered frequency at once: every second at
-		// the wrong rate is error the servo has to take out.
-		clk.SetFrequency(freq)
-	}
+	dc.InitialFreq, dc.InitialFreqSigma = freq, sigma
 	return dc
 }
 
