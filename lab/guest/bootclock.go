@@ -361,8 +361,20 @@ driftfile %s/chrony.drift
 	if len(ptpOld) > 0 {
 		r.Figures[name+"_ptp4l_started_before_last_ns"] = round(ptpOld[len(ptpOld)-1], 0)
 	}
-	if len(ptpBefore) < 5 || maxAbs(ptpBefore) > 1e6 || maxAbs(ptpAfter) > 1e6 {
-		why = append(why, fmt.Sprintf("ptp4l: %d offsets before the leap, worst %.0f ns; after, worst %.0f ns", len(ptpBefore), maxAbs(ptpBefore), maxAbs(ptpAfter)))
+	// Judged by the median of each ten, the worst reported: a leap second
+	// mishandled moves every offset by a second, while one exchange can
+	// be milliseconds off with the served time right (software stamps on
+	// veth in a guest whose one CPU the host deschedules between a Sync's
+	// transmit and receive stamps: 2.8 ms once, in a make stress run
+	// with one host CPU busy, the guest's clock within 63 ns of the truth
+	// throughout).
+	medBefore, medAfter := math.NaN(), math.NaN()
+	if len(ptpBefore) >= 5 && len(ptpAfter) >= 5 {
+		medBefore, medAfter = median(ptpBefore), median(ptpAfter)
+	}
+	if !(math.Abs(medBefore) <= 1e6 && math.Abs(medAfter) <= 1e6) {
+		why = append(why, fmt.Sprintf("ptp4l: %d offsets before the leap, median %.0f ns (worst %.0f); %d after, median %.0f ns (worst %.0f)",
+			len(ptpBefore), medBefore, maxAbs(ptpBefore), len(ptpAfter), medAfter, maxAbs(ptpAfter)))
 	}
 	return strings.Join(why, "; ")
 }
