@@ -5,7 +5,7 @@
 // threshold (0.1 % by default).
 //
 //	loadgen ptp --target 10.77.0.1 [--multicast] [--domain 0]
-//	loadgen ntp --target 10.77.0.1 [--port 123]
+//	loadgen ntp --target 10.77.0.1 [--port 123] [--sources 10.99.0.1,10.99.0.2]
 package main
 
 import (
@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,6 +124,7 @@ func run(args []string) int {
 	clients := fs.Int("clients", 256, "simulated clients (source identities)")
 	senders := fs.Int("senders", 2, "sending goroutines")
 	sockets := fs.Int("sockets", 32, "sending sockets (distinct source ports, as distinct clients have)")
+	sources := fs.String("sources", "", "local addresses to send from, comma separated, bound one a socket in turn (many clients behind a router); empty: the default one")
 	start := fs.Int("start", 2000, "first rate, requests a second")
 	factor := fs.Float64("factor", 1.25, "each step multiplies the rate by this")
 	max := fs.Int("max", 2_000_000, "stop at this rate")
@@ -158,8 +160,20 @@ func run(args []string) int {
 			dport = 123
 		}
 	}
+	var srcs []netip.Addr
+	for _, f := range strings.Split(*sources, ",") {
+		if f == "" {
+			continue
+		}
+		a, err := netip.ParseAddr(strings.TrimSpace(f))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: --sources:", err)
+			return 2
+		}
+		srcs = append(srcs, a)
+	}
 	dst := netip.AddrPortFrom(addr, uint16(dport))
-	res, err := measure(p, args[0], dst, *replyPort, *iface, *multicast, *clients, *sockets, *senders, *start, *factor, *max, *stepDur, *lossThr)
+	res, err := measure(p, args[0], dst, *replyPort, *iface, *multicast, srcs, *clients, *sockets, *senders, *start, *factor, *max, *stepDur, *lossThr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		return 1
@@ -183,7 +197,7 @@ func run(args []string) int {
 // measure runs the steps. Requests leave in batches every millisecond
 // (sendmmsg) from several sockets; replies are counted by a receiver per
 // socket (NTP, unicast PTP to the sender's port) or on the reply port (PTP).
-func measure(p proto, name string, dst netip.AddrPort, replyPort int, iface string, multicast bool,
+func measure(p proto, name string, dst netip.AddrPort, replyPort int, iface string, multicast bool, srcs []netip.Addr,
 	nclients, nsock, nsend, start int, factor float64, maxRate int, stepDur time.Duration, lossThr float64) (Result, error) {
 	res := Result{Target: dst.String(), Protocol: name, Loss: lossThr}
 	var conns []*udpio.Conn
@@ -193,7 +207,11 @@ func measure(p proto, name string, dst netip.AddrPort, replyPort int, iface stri
 		}
 	}()
 	for i := 0; i < nsock; i++ {
-		c, err := udpio.Listen(udpio.Options{Port: 0, Interface: iface, RecvBuffer: 8 << 20})
+		var src netip.Addr
+		if len(srcs) > 0 {
+			src = srcs[i%len(srcs)]
+		}
+		c, err := udpio.Listen(udpio.Options{Addr: src, Port: 0, Interface: iface, RecvBuffer: 8 << 20})
 		if err != nil {
 			return res, err
 		}
