@@ -27,7 +27,7 @@ type loadResult struct {
 }
 
 // runLoadgen runs cmd/loadgen on host h and decodes its result.
-func runLoadgen(t *testing.T, h *Host, args ...string) loadResult {
+func runLoadgen(t testing.TB, h *Host, args ...string) loadResult {
 	t.Helper()
 	out, err := h.Command(Bin(t, "loadgen"), append(args, "--json")...).Output()
 	if err != nil {
@@ -147,7 +147,7 @@ func compareCapacity(t *testing.T, lg *Host, what, peer string, sg, pp *Proc, si
 
 // cpuTime is the user and system CPU time a process has used, in ns
 // (/proc/PID/stat fields 14 and 15, in clock ticks of 1/100 s).
-func cpuTime(t *testing.T, p *Proc) int64 {
+func cpuTime(t testing.TB, p *Proc) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Cmd.Process.Pid))
 	if err != nil {
 		t.Fatalf("CPU time: %v", err)

@@ -279,7 +279,7 @@ type statusDoc struct {
 	} `json:"ntp"`
 }
 
-func statusJSON(t *testing.T, dir string) statusDoc {
+func statusJSON(t testing.TB, dir string) statusDoc {
 	t.Helper()
 	out, err := exec.Command(Bin(t, "sitegm"), "status", "--socket", filepath.Join(dir, "status.sock"), "--json").Output()
 	var st statusDoc

@@ -41,8 +41,18 @@ func ntpAsk(t *testing.T, c *net.UDPConn, addr string, first byte, wait time.Dur
 
 // chronyClient starts chronyd -x (never steers the clock) in h, polling
 // server every second in interleaved mode, logging its measurements.
-func chronyClient(t *testing.T, h *Host, dir, server string) (sock, logdir string, p *Proc) {
+func chronyClient(t testing.TB, h *Host, dir, server string) (sock, logdir string, p *Proc) {
 	t.Helper()
+	return chronyClientMode(t, h, dir, server, true)
+}
+
+// chronyClientMode is chronyClient in interleaved mode (xleave) or basic.
+func chronyClientMode(t testing.TB, h *Host, dir, server string, xleave bool) (sock, logdir string, p *Proc) {
+	t.Helper()
+	mode := ""
+	if xleave {
+		mode = "xleave "
+	}
 	logdir = filepath.Join(dir, "chronylog")
 	os.MkdirAll(logdir, 0o755)
 	// chronyd wants its command socket in a directory only it can read.
@@ -50,13 +60,13 @@ func chronyClient(t *testing.T, h *Host, dir, server string) (sock, logdir strin
 	os.MkdirAll(sockDir, 0o700)
 	os.Chmod(sockDir, 0o700)
 	sock = filepath.Join(sockDir, "chronyd.sock")
-	conf := WriteFile(t, dir, "chrony.conf", fmt.Sprintf(`server %s iburst xleave minpoll 0 maxpoll 0
+	conf := WriteFile(t, dir, "chrony.conf", fmt.Sprintf(`server %s iburst %[5]sminpoll 0 maxpoll 0
 driftfile %[2]s/drift
 pidfile %[2]s/chronyd.pid
 bindcmdaddress %[3]s
 logdir %[4]s
 log measurements
-`, server, dir, sock, logdir))
+`, server, dir, sock, logdir, mode))
 	p = h.Start(t, "chronyd", "-x", "-d", "-u", "root", "-f", conf)
 	p.WaitText(t, 0, 20*time.Second, "chronyd version")
 	return sock, logdir, p
@@ -65,7 +75,7 @@ log measurements
 // chronyServer starts chronyd -x as a stratum 1 server of the host's own
 // clock: the reference an NTP server is compared with on the same path
 // (its truth is zero, all namespaces share CLOCK_REALTIME).
-func chronyServer(t *testing.T, h *Host, dir string) *Proc {
+func chronyServer(t testing.TB, h *Host, dir string) *Proc {
 	t.Helper()
 	// No command sockets: the default Unix one is a path every chronyd
 	// of the machine would share (bindcmdaddress /).
@@ -83,7 +93,7 @@ pidfile %s/chronyd-server.pid
 // chronyOffset reads chronyd -x's "System time" from chronyc tracking:
 // it never steers the clock, so this is its estimate of (NTP time - host
 // clock) at the moment it answers, in ns.
-func chronyOffset(t *testing.T, sock string) (ns float64, at time.Time) {
+func chronyOffset(t testing.TB, sock string) (ns float64, at time.Time) {
 	t.Helper()
 	out, err := exec.Command("chronyc", "-h", sock, "tracking").CombinedOutput()
 	at = time.Now()
@@ -111,7 +121,7 @@ type chronyMeas struct {
 	passed bool
 }
 
-func chronyMeasurements(t *testing.T, logdir string) []chronyMeas {
+func chronyMeasurements(t testing.TB, logdir string) []chronyMeas {
 	f, err := os.Open(filepath.Join(logdir, "measurements.log"))
 	if err != nil {
 		return nil

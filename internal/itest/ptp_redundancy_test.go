@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-func needTools(t *testing.T, tools ...string) {
+func needTools(t testing.TB, tools ...string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test")
