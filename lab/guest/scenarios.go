@@ -588,8 +588,21 @@ func startNTPProbe(server string) func() []ntpAnswer {
 			t1 := time.Now()
 			binary.BigEndian.PutUint64(req[40:], ntp.Timestamp(t1))
 			unix.Sendto(fd, req, 0, to)
-			n, _, err := unix.Recvfrom(fd, buf, 0)
-			t4 := time.Now()
+			// This request's reply, read past any late one to an earlier
+			// request: taking the next datagram for the answer left the
+			// probe one reply behind for good after a single reply came
+			// later than its timeout (a hog run, as the clock's reads
+			// began to fail), and it recorded no answer from then on.
+			var n int
+			var err error
+			var t4 time.Time
+			for wait := time.Now().Add(500 * time.Millisecond); time.Now().Before(wait); {
+				n, _, err = unix.Recvfrom(fd, buf, 0)
+				t4 = time.Now()
+				if err != nil || n >= 48 && binary.BigEndian.Uint64(buf[24:]) == ntp.Timestamp(t1) {
+					break
+				}
+			}
 			if err == nil && n >= 48 && binary.BigEndian.Uint64(buf[24:]) == ntp.Timestamp(t1) {
 				t2, t3 := ntp.ToTime(binary.BigEndian.Uint64(buf[32:])), ntp.ToTime(binary.BigEndian.Uint64(buf[40:]))
 				n := readNow()
