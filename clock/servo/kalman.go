@@ -203,6 +203,9 @@ func (k *Kalman) Sample(at time.Time, offset time.Duration, now time.Time) Actio
 	}
 	prevNu, prevSig, prevAt := k.prevNu, k.prevSig, k.prevAt
 	k.prevNu, k.prevSig, k.prevAt = nu, math.Sqrt(S), at
+	if k.st == StateStart && math.Abs(nu) > gate && math.Abs(nu) >= labelSlip {
+		return k.startSlip(at, z, nu, now)
+	}
 	if k.st == StateStart && math.Abs(nu) > gate {
 		// In the start the frequency is still the wide prior, so a sample
 		// the prediction did not expect says the noise is larger than
@@ -265,6 +268,33 @@ func (k *Kalman) Sample(at time.Time, offset time.Duration, now time.Time) Actio
 		k.widen(nu, nu/10)
 		k.accept(at, nu, k.P[0][0]+k.R)
 		return k.control(now)
+	}
+	a := k.control(now)
+	a.Note, a.Offset = NoteOutlier, dur(nu)
+	return a
+}
+
+// labelSlip: an innovation this large in the start is no noise of any
+// pulse or NMEA stream: it is a second label paired with the wrong edge
+// (NMEA late under load), or the first sample was, and the start's step
+// put the clock whole seconds off.
+const labelSlip = 0.5 // s
+
+// startSlip handles a start sample whole seconds from the filter. Taking
+// it as noise (raising R to cover it, as smaller surprises are) was
+// wrong both ways: after a first sample paired two seconds off and
+// stepped onto, every right sample then said -2 s, R went to 0.8 s and to
+// its cap, the filter took the disagreement for a frequency, and the
+// clock ran away at up to 160 ppm, never locked (two itests under a CPU
+// hog; reproduced in TestStartRestepsAfterAWrongFirstSample). A single
+// one is dropped as an outlier; jumpConfirm in a row that agree with
+// each other say the filter is the one off: the start begins again from
+// the latest, stepping onto it.
+func (k *Kalman) startSlip(at time.Time, z, nu float64, now time.Time) Action {
+	k.addCand(at, nu)
+	if len(k.cands) >= jumpConfirm {
+		k.cands = k.cands[:0]
+		return k.first(at, z, now)
 	}
 	a := k.control(now)
 	a.Note, a.Offset = NoteOutlier, dur(nu)

@@ -276,6 +276,43 @@ func TestBiasWidens(t *testing.T) {
 	}
 }
 
+// A first sample paired two seconds off (NMEA late under load) is
+// stepped onto: the start cannot know yet. The right samples after it
+// then disagree by whole seconds, and agree with each other: the start
+// begins again from them and steps back, instead of taking two seconds
+// for noise (R raised to 0.8 s, then capped) and a frequency, which ran
+// the clock away at up to 160 ppm and never locked. A single sample
+// seconds off in the start is dropped and leaves R as it was.
+func TestStartRestepsAfterAWrongFirstSample(t *testing.T) {
+	for _, off := range []float64{2, -1} {
+		l := newLoop(Config{MeasNoise: 2 * time.Microsecond}, 0.25, 5e-6)
+		l.sample(50e-9, off)
+		var steps int
+		for i := 0; i < 60; i++ {
+			if a := l.sample(50e-9, 0); a.Step != 0 {
+				steps++
+			}
+		}
+		if math.Abs(l.x) > 1e-6 || l.k.State() != StateTrack || steps == 0 || math.Abs(l.u+5e-6) > 100e-9 {
+			t.Errorf("first sample %+.0f s off: after 60 s the clock is %v off, state %v, %d steps, adjustment %.0f ppb",
+				off, dur(l.x), l.k.State(), steps, l.u*1e9)
+		}
+	}
+	l := newLoop(Config{MeasNoise: 2 * time.Microsecond}, 0.25, 5e-6)
+	l.sample(50e-9, 0)
+	l.sample(50e-9, 0)
+	r0 := l.k.R
+	if a := l.sample(50e-9, 1); a.Note != NoteOutlier || a.Step != 0 || l.k.R != r0 {
+		t.Errorf("one sample a second off in the start: note %v step %v R %g -> %g", a.Note, a.Step, r0, l.k.R)
+	}
+	for i := 0; i < 60; i++ {
+		l.sample(50e-9, 0)
+	}
+	if math.Abs(l.x) > 1e-6 || l.k.State() != StateTrack {
+		t.Errorf("after one sample a second off: clock %v off, state %v", dur(l.x), l.k.State())
+	}
+}
+
 // A start can end with the estimate lagging its samples and the filter
 // sure of it (the kernel lab's kernel-pps: the clock 6 µs off, the
 // samples saying so, the estimate 3.4 µs with a 1.8 µs sigma). From the
@@ -377,10 +414,11 @@ func TestPIBaseline(t *testing.T) {
 }
 
 // A sample a whole second off in the start (a label paired with the wrong
-// edge while the NMEA came late) is learnt from with a widened noise;
-// once tracking, the error the filter advertises is its own, not that
-// second's share of the innovations' mean: within microseconds at once
-// (it stayed at milliseconds for minutes, and the clock never locked).
+// edge while the NMEA came late) is dropped (startSlip; it was once
+// learnt from with a widened noise); once tracking, the error the filter
+// advertises is its own, not that second's share of the innovations'
+// mean: within microseconds at once (it stayed at milliseconds for
+// minutes, and the clock never locked).
 func TestStartOutlierLeavesNoBias(t *testing.T) {
 	l := newLoop(Config{MeasNoise: 2 * time.Microsecond}, 0.25, 5e-6)
 	l.sample(50e-9, 0)
