@@ -203,10 +203,10 @@ func (k *Kalman) Sample(at time.Time, offset time.Duration, now time.Time) Actio
 	}
 	prevNu, prevSig, prevAt := k.prevNu, k.prevSig, k.prevAt
 	k.prevNu, k.prevSig, k.prevAt = nu, math.Sqrt(S), at
-	if k.st == StateStart && math.Abs(nu) > gate && math.Abs(nu) >= labelSlip {
-		return k.startSlip(at, z, nu, now)
-	}
 	if k.st == StateStart && math.Abs(nu) > gate {
+		if math.Abs(nu) >= labelSlip {
+			return k.startSlip(at, z, nu, now)
+		}
 		// In the start the frequency is still the wide prior, so a sample
 		// the prediction did not expect says the noise is larger than
 		// assumed (a PPS scattering by tens of µs against the 2 µs

@@ -46,13 +46,7 @@ func BenchmarkNTPServers(b *testing.B) {
 	for i := range runs {
 		b.Run(fmt.Sprintf("capacity-%d", i+1), func(b *testing.B) { capS[i], capC[i] = ntpCapacity(b, i) })
 	}
-	pick := func(f func(precisionRun) float64) []float64 {
-		var v []float64
-		for _, r := range prec {
-			v = append(v, f(r))
-		}
-		return v
-	}
+	pick := func(f func(precisionRun) float64) []float64 { return figures(prec[:], f) }
 	b.Logf("%-38s %22s %22s %8s", "figure (median [min..max] of 3 runs)", "sitegm", "chronyd", "ratio")
 	row := func(name string, s, c []float64, unit string) {
 		ms, mc := median(s), median(c)
@@ -63,13 +57,7 @@ func BenchmarkNTPServers(b *testing.B) {
 	row("xleave client mean error", pick(func(r precisionRun) float64 { return r.mean[0] }), pick(func(r precisionRun) float64 { return r.mean[1] }), "ns")
 	row("basic client mean error", pick(func(r precisionRun) float64 { return r.mean[2] }), pick(func(r precisionRun) float64 { return r.mean[3] }), "ns")
 	row("xleave share of exchanges", pick(func(r precisionRun) float64 { return r.xleave[0] }), pick(func(r precisionRun) float64 { return r.xleave[1] }), "%")
-	caps := func(rs [runs]capacityRun, f func(capacityRun) float64) []float64 {
-		var v []float64
-		for _, r := range rs {
-			v = append(v, f(r))
-		}
-		return v
-	}
+	caps := func(rs [runs]capacityRun, f func(capacityRun) float64) []float64 { return figures(rs[:], f) }
 	row("CPU per request at 20k/s", caps(capS, func(r capacityRun) float64 { return r.cpuNS }), caps(capC, func(r capacityRun) float64 { return r.cpuNS }), "ns")
 	row("no-loss rate (< 0.1 %)", caps(capS, func(r capacityRun) float64 { return float64(r.maxRate) }), caps(capC, func(r capacityRun) float64 { return float64(r.maxRate) }), "/s")
 	for i := range runs {
@@ -211,6 +199,15 @@ func ntpCapacity(b *testing.B, run int) (sg, ch capacityRun) {
 	ch = measure(chp, gm2.Addr)
 	b.Logf("capacity run %d: sitegm %d/s (%.0f ns CPU a request), chronyd %d/s (%.0f ns)", run+1, sg.maxRate, sg.cpuNS, ch.maxRate, ch.cpuNS)
 	return sg, ch
+}
+
+// figures is one figure of each run.
+func figures[R any](runs []R, f func(R) float64) []float64 {
+	var v []float64
+	for _, r := range runs {
+		v = append(v, f(r))
+	}
+	return v
 }
 
 // detrendedSD is the standard deviation of v about its least-squares line

@@ -593,17 +593,17 @@ func startNTPProbe(server string) func() []ntpAnswer {
 			// probe one reply behind for good after a single reply came
 			// later than its timeout (a hog run, as the clock's reads
 			// began to fail), and it recorded no answer from then on.
-			var n int
-			var err error
+			var ours bool
 			var t4 time.Time
-			for wait := time.Now().Add(500 * time.Millisecond); time.Now().Before(wait); {
-				n, _, err = unix.Recvfrom(fd, buf, 0)
-				t4 = time.Now()
-				if err != nil || n >= 48 && binary.BigEndian.Uint64(buf[24:]) == ntp.Timestamp(t1) {
+			for wait := time.Now().Add(500 * time.Millisecond); !ours && time.Now().Before(wait); {
+				n, _, err := unix.Recvfrom(fd, buf, 0)
+				if err != nil {
 					break
 				}
+				t4 = time.Now()
+				ours = n >= 48 && binary.BigEndian.Uint64(buf[24:]) == ntp.Timestamp(t1)
 			}
-			if err == nil && n >= 48 && binary.BigEndian.Uint64(buf[24:]) == ntp.Timestamp(t1) {
+			if ours {
 				t2, t3 := ntp.ToTime(binary.BigEndian.Uint64(buf[32:])), ntp.ToTime(binary.BigEndian.Uint64(buf[40:]))
 				n := readNow()
 				c := time.Duration(n.real - (n.truth - taiUTC)) // realtime minus the truth's UTC
