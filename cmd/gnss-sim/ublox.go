@@ -45,6 +45,9 @@ type ublox struct {
 	// last is the latest second sent and its GPS-UTC, for a PUBX,04 poll.
 	last   time.Time
 	lastLS int
+	// held is what each configuration key was last set to (generation
+	// 9+), for a CFG-VALGET; a key never set reads 0.
+	held map[uint32]uint64
 }
 
 // models are the receivers gnss-sim can play: MON-VER strings and the
@@ -66,7 +69,8 @@ func newUblox(model, protocol string, baud int, legacyUBX bool) (*ublox, error) 
 	if !ok {
 		return nil, fmt.Errorf("--model %q: want zed-f9t or neo-m8t", model)
 	}
-	u := &ublox{model: model, gen: m.gen, baud: baud, ubxMsgs: map[string]bool{}, nmeaOff: map[string]bool{}, legacy: legacyUBX}
+	u := &ublox{model: model, gen: m.gen, baud: baud, ubxMsgs: map[string]bool{}, nmeaOff: map[string]bool{}, legacy: legacyUBX,
+		held: map[uint32]uint64{}}
 	switch protocol {
 	case "nmea":
 		u.outNMEA = true
@@ -126,6 +130,11 @@ func (u *ublox) handle(fr *gnss.Frame) []byte {
 		return ubxcfg.AppendMonVer(nil, m.sw, m.hw, m.ext...)
 	case fr.Class != cfg:
 		return nil
+	case fr.ID == ubx.CfgVALGET:
+		if !u.outUBX {
+			return nil
+		}
+		return u.valget(fr.Data)
 	}
 	ok := u.apply(fr.ID, fr.Data)
 	// What it was told, for whoever reads the test's output.
@@ -149,14 +158,14 @@ func (u *ublox) apply(id byte, p []byte) bool {
 		}
 		// A VALSET is all or nothing: one unknown key refuses the lot.
 		for _, x := range kv {
-			name, known := ubxcfg.ConfigKeyName(x.Key)
-			if !known || strings.HasPrefix(name, "MSGOUT-UBX-") && !u.knows(strings.TrimPrefix(name, "MSGOUT-UBX-")) {
+			if !u.known(x.Key) {
 				return false
 			}
 		}
 		for _, x := range kv {
 			name, _ := ubxcfg.ConfigKeyName(x.Key)
 			u.set(name, x.Value)
+			u.held[x.Key] = x.Value
 		}
 		return true
 	case 0x01: // CFG-MSG, the 3-byte form (this port) or 8 bytes (per port; UART1 is the second)
@@ -194,6 +203,30 @@ func (u *ublox) apply(id byte, p []byte) bool {
 		return u.gen == 8 && len(p) == 28
 	}
 	return false // TMODE (u-blox 6), TMODE3 (M8P): not these models
+}
+
+// known says whether this firmware has configuration key k.
+func (u *ublox) known(k uint32) bool {
+	name, ok := ubxcfg.ConfigKeyName(k)
+	return ok && !(strings.HasPrefix(name, "MSGOUT-UBX-") && !u.knows(strings.TrimPrefix(name, "MSGOUT-UBX-")))
+}
+
+// valget answers a CFG-VALGET poll as generation 9 firmware does: the
+// values and an ACK-ACK, or only an ACK-NAK when the poll is malformed,
+// names an unknown key or layer, or the firmware is older.
+func (u *ublox) valget(p []byte) []byte {
+	layer, keys, ok := ubxcfg.DecodeValgetPoll(p)
+	ok = ok && u.gen >= 9 && (layer <= ubxcfg.GetFlash || layer == ubxcfg.GetDefault)
+	var kv []ubxcfg.KeyValue
+	for _, k := range keys {
+		ok = ok && u.known(k)
+		kv = append(kv, ubxcfg.KeyValue{Key: k, Value: u.held[k]})
+	}
+	if !ok {
+		fmt.Printf("gnss-sim: UBX-CFG-VALGET refused\n")
+		return ubxcfg.AppendAck(nil, ubx.ClassCFG, ubx.CfgVALGET, false)
+	}
+	return ubxcfg.AppendAck(ubxcfg.AppendValgetAnswer(nil, layer, kv...), ubx.ClassCFG, ubx.CfgVALGET, true)
 }
 
 // set applies one named setting.

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"sitegm/hw/claim"
-	"sitegm/hw/gnss"
 	"sitegm/hw/gnss/ubxcfg"
 	"sitegm/hw/serial"
 	"sitegm/internal/config"
@@ -21,7 +20,8 @@ import (
 // port (see docs/hardware.md): it asks the receiver what it is
 // (UBX-MON-VER), plans the frames for its generation (hw/gnss
 // PlanConfig), sends them one at a time and waits for each one's ACK-ACK
-// or ACK-NAK, and reports every setting the receiver refused.
+// or ACK-NAK (on generation 9+ it also reads each setting back), and
+// reports every setting the receiver refused or does not hold.
 func cmdGNSSConfigure(args []string) int {
 	fs := flag.NewFlagSet("gnss configure", flag.ContinueOnError)
 	path := fs.String("c", defaultConfig, "configuration `FILE` (gnss.device and gnss.baud are the defaults)")
@@ -163,12 +163,15 @@ func cmdGNSSConfigure(args []string) int {
 	}
 	failed := 0
 	for _, st := range steps {
-		res := s.send(st)
+		res, held := s.send(st)
 		fmt.Printf("%-11s %-8s %s\n", st.Setting, res, st.Meaning)
+		for _, d := range differences(st.Keys, held) {
+			fmt.Printf("%-11s %-8s %s\n", "", "", d)
+		}
 		if res == "REFUSED" && st.Optional {
 			fmt.Printf("%-11s %-8s (optional: this receiver lacks %s; sitegm does without it)\n", "", "", messageOf(st))
 		}
-		if (res == "REFUSED" && !st.Optional) || res == "NO ANSWER" {
+		if (res == "REFUSED" && !st.Optional) || res == "NO ANSWER" || res == "NOT SET" || res == "UNCONFIRMED" {
 			failed++
 		}
 		if st.NewBaud != 0 {
@@ -231,137 +234,4 @@ func printPlan(v ubxcfg.ReceiverVersion, o ubxcfg.ConfigOptions) int {
 		fmt.Printf("%s: %s%s\n  %s % X\n", st.Setting, st.Meaning, note, ubxcfg.UBXName(st.Class, st.ID), st.Frame)
 	}
 	return 0
-}
-
-// ubxPort is the receiver's serial port during configuration.
-type ubxPort struct {
-	f      *os.File
-	path   string
-	baud   int
-	frames chan gnss.Frame
-	done   chan struct{}
-}
-
-func openUBXPort(path string, baud int) (*ubxPort, error) {
-	f, err := serial.Open(path, baud)
-	if err != nil {
-		return nil, err
-	}
-	p := &ubxPort{f: f, path: path, baud: baud, frames: make(chan gnss.Frame, 256), done: make(chan struct{})}
-	go p.read()
-	return p, nil
-}
-
-// read frames what the receiver sends; answers are picked out of its
-// navigation output by send and version.
-func (p *ubxPort) read() {
-	defer close(p.done)
-	fr := gnss.NewFramer(func(f *gnss.Frame) {
-		if f.Kind != gnss.FrameUBX || (f.Class != 0x05 && f.Class != 0x0A) {
-			return // ACK and MON are all we wait for
-		}
-		c := *f
-		c.Data = append([]byte(nil), f.Data...)
-		select {
-		case p.frames <- c:
-		default:
-		}
-	})
-	buf := make([]byte, 4096)
-	for {
-		n, err := p.f.Read(buf)
-		if n > 0 {
-			fr.Write(buf[:n], time.Now())
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (p *ubxPort) reopen(baud int) error {
-	serial.Drain(p.f)
-	time.Sleep(100 * time.Millisecond) // the receiver switches after its answer
-	p.f.Close()
-	<-p.done
-	np, err := openUBXPort(p.path, baud)
-	if err != nil {
-		return err
-	}
-	*p = *np
-	return nil
-}
-
-// version polls MON-VER, three times a second apart at most. A receiver
-// that does not answer the first may have UBX output off (set to NMEA
-// only): UBX output is switched on in RAM (nothing saved) before the
-// next.
-func (p *ubxPort) version(wake bool) (ubxcfg.ReceiverVersion, error) {
-	for try := 0; try < 3; try++ {
-		if try == 1 && wake {
-			fmt.Printf("no answer to UBX-MON-VER: switching UBX output on (in RAM) and asking again\n")
-			if _, err := p.f.Write(ubxcfg.WakeUBX(p.baud)); err != nil {
-				return ubxcfg.ReceiverVersion{}, err
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		if _, err := p.f.Write(ubxcfg.MonVerPoll()); err != nil {
-			return ubxcfg.ReceiverVersion{}, err
-		}
-		deadline := time.After(time.Second)
-	wait:
-		for {
-			select {
-			case f := <-p.frames:
-				if ubxcfg.IsMonVer(&f) {
-					if v, ok := ubxcfg.DecodeMonVer(f.Data); ok {
-						return v, nil
-					}
-				}
-			case <-deadline:
-				break wait
-			}
-		}
-	}
-	if !wake {
-		return ubxcfg.ReceiverVersion{}, errors.New("no UBX-MON-VER answer (UBX output may be off: a dry run does not switch it on; give --generation)")
-	}
-	return ubxcfg.ReceiverVersion{}, errors.New("no UBX-MON-VER answer: not a u-blox receiver, another baud rate, or UBX input switched off")
-}
-
-// send writes one step and waits for its acknowledgement: "ok",
-// "REFUSED" (ACK-NAK), "NO ANSWER", or "sent" when none can come. A lost
-// answer is asked again once (a byte lost on the line, or the receiver
-// busy with its navigation output); a setting applied twice is the same.
-func (p *ubxPort) send(st ubxcfg.ConfigStep) string {
-	for try := 0; try < 2; try++ {
-		if _, err := p.f.Write(st.Frame); err != nil {
-			return "NO ANSWER"
-		}
-		if st.NoAck {
-			serial.Drain(p.f)
-			return "sent"
-		}
-		deadline := time.After(1500 * time.Millisecond)
-		for {
-			select {
-			case f := <-p.frames:
-				if a, ok := ubxcfg.DecodeAck(&f); ok && a.Class == st.Class && a.ID == st.ID {
-					if a.OK {
-						return "ok"
-					}
-					return "REFUSED"
-				}
-				continue
-			case <-deadline:
-			}
-			break
-		}
-		if st.NewBaud != 0 {
-			// The answer to a rate change may be lost in the change:
-			// whether it took is checked at the new rate.
-			return "sent"
-		}
-	}
-	return "NO ANSWER"
 }

@@ -46,6 +46,7 @@ const (
 	CfgTMODE2 = 0x3D
 	CfgTMODE3 = 0x71
 	CfgVALSET = 0x8A
+	CfgVALGET = 0x8B
 )
 
 // Append appends a UBX frame of class and id carrying payload.

@@ -168,14 +168,19 @@ const (
 
 // AppendValset appends a CFG-VALSET (version 0) of kv to layers.
 func AppendValset(dst []byte, layers byte, kv ...KeyValue) []byte {
-	p := []byte{0, layers, 0, 0}
+	return ubx.Append(dst, ubx.ClassCFG, ubx.CfgVALSET, appendKeyValues([]byte{0, layers, 0, 0}, kv))
+}
+
+// appendKeyValues appends each key ID and its value in the size the key
+// gives.
+func appendKeyValues(p []byte, kv []KeyValue) []byte {
 	for _, x := range kv {
 		p = binary.LittleEndian.AppendUint32(p, x.Key)
 		for i := 0; i < keySize(x.Key); i++ {
 			p = append(p, byte(x.Value>>(8*i)))
 		}
 	}
-	return ubx.Append(dst, ubx.ClassCFG, ubx.CfgVALSET, p)
+	return p
 }
 
 // DecodeValset reads a CFG-VALSET payload; ok is false when a key has no
@@ -184,15 +189,25 @@ func DecodeValset(p []byte) (layers byte, kv []KeyValue, ok bool) {
 	if len(p) < 4 || p[0] > 1 {
 		return 0, nil, false
 	}
-	layers = p[1]
-	for i := 4; i < len(p); {
+	kv, ok = decodeKeyValues(p[4:])
+	if !ok {
+		return 0, nil, false
+	}
+	return p[1], kv, true
+}
+
+// decodeKeyValues reads the key-value pairs of a CFG-VALSET or of a
+// CFG-VALGET answer: each a 4-byte key ID and a value whose size the key
+// itself gives.
+func decodeKeyValues(p []byte) (kv []KeyValue, ok bool) {
+	for i := 0; i < len(p); {
 		if i+4 > len(p) {
-			return 0, nil, false
+			return nil, false
 		}
 		k := binary.LittleEndian.Uint32(p[i:])
 		n := keySize(k)
 		if n == 0 || i+4+n > len(p) {
-			return 0, nil, false
+			return nil, false
 		}
 		var v uint64
 		for j := 0; j < n; j++ {
@@ -201,7 +216,62 @@ func DecodeValset(p []byte) (layers byte, kv []KeyValue, ok bool) {
 		kv = append(kv, KeyValue{k, v})
 		i += 4 + n
 	}
-	return layers, kv, true
+	return kv, true
+}
+
+// Layers a CFG-VALGET reads from: one, by number (not the bit mask of
+// CFG-VALSET).
+const (
+	GetRAM     = 0 // the configuration in effect
+	GetBBR     = 1
+	GetFlash   = 2
+	GetDefault = 7
+)
+
+// MaxValgetKeys is the most keys one CFG-VALGET may ask for; the receiver
+// refuses more (ZED-F9T interface description, UBX-CFG-VALGET).
+const MaxValgetKeys = 64
+
+// AppendValgetPoll appends the CFG-VALGET poll (version 0) for keys in
+// layer, from the first (position 0).
+func AppendValgetPoll(dst []byte, layer byte, keys ...uint32) []byte {
+	p := []byte{0, layer, 0, 0}
+	for _, k := range keys {
+		p = binary.LittleEndian.AppendUint32(p, k)
+	}
+	return ubx.Append(dst, ubx.ClassCFG, ubx.CfgVALGET, p)
+}
+
+// DecodeValgetPoll reads a CFG-VALGET poll (gnss-sim): ok is false for
+// another version, a length that is not whole keys, or more than
+// MaxValgetKeys keys.
+func DecodeValgetPoll(p []byte) (layer byte, keys []uint32, ok bool) {
+	if len(p) < 4 || p[0] != 0 || (len(p)-4)%4 != 0 || (len(p)-4)/4 > MaxValgetKeys {
+		return 0, nil, false
+	}
+	for i := 4; i < len(p); i += 4 {
+		keys = append(keys, binary.LittleEndian.Uint32(p[i:]))
+	}
+	return p[1], keys, true
+}
+
+// AppendValgetAnswer appends the CFG-VALGET answer (version 1) holding kv
+// as read from layer.
+func AppendValgetAnswer(dst []byte, layer byte, kv ...KeyValue) []byte {
+	return ubx.Append(dst, ubx.ClassCFG, ubx.CfgVALGET, appendKeyValues([]byte{1, layer, 0, 0}, kv))
+}
+
+// DecodeValgetAnswer reads a CFG-VALGET answer (version 1): the layer it
+// was read from and the keys with their values.
+func DecodeValgetAnswer(p []byte) (layer byte, kv []KeyValue, ok bool) {
+	if len(p) < 4 || p[0] != 1 {
+		return 0, nil, false
+	}
+	kv, ok = decodeKeyValues(p[4:])
+	if !ok {
+		return 0, nil, false
+	}
+	return p[1], kv, true
 }
 
 // Legacy payloads (generations 6 to 8).

@@ -66,6 +66,10 @@ type ConfigStep struct {
 	NewBaud int
 	// NoAck: the receiver cannot confirm (it stops sending UBX).
 	NoAck bool
+	// Keys: what a CFG-VALSET sets (generation 9+), read back with
+	// CFG-VALGET to confirm what the receiver holds; nil for the legacy
+	// messages.
+	Keys []KeyValue
 }
 
 // ubxOut is one message sitegm reads, with where each generation has it.
@@ -152,6 +156,14 @@ func step(setting, meaning string, frame []byte) ConfigStep {
 	return ConfigStep{Setting: setting, Meaning: meaning, Frame: frame, Class: frame[2], ID: frame[3]}
 }
 
+// valset is a generation 9+ step: one CFG-VALSET of kv to layers, the
+// keys kept to read back what the receiver holds after it.
+func valset(setting, meaning string, layers byte, kv ...KeyValue) ConfigStep {
+	s := step(setting, meaning, AppendValset(nil, layers, kv...))
+	s.Keys = kv
+	return s
+}
+
 func onOff(b bool) uint64 {
 	if b {
 		return 1
@@ -170,60 +182,59 @@ func planValset(v ReceiverVersion, o ConfigOptions, withUBX, nmea bool) []Config
 		if m.key == 0 || v.Gen < m.minGen || (m.maxGen != 0 && v.Gen > m.maxGen) {
 			continue
 		}
-		s := step("messages", fmt.Sprintf("UBX-%s %s (UART1): %s", m.name, onOffWord(withUBX), m.why),
-			AppendValset(nil, layers, KeyValue{m.key, onOff(withUBX)}))
+		s := valset("messages", fmt.Sprintf("UBX-%s %s (UART1): %s", m.name, onOffWord(withUBX), m.why),
+			layers, KeyValue{m.key, onOff(withUBX)})
 		s.Optional = m.optional
 		steps = append(steps, s)
 	}
 	for _, m := range nmeaOuts {
 		on := nmea && m.on
-		steps = append(steps, step("messages", fmt.Sprintf("NMEA %s %s (UART1)", m.name, onOffWord(on)),
-			AppendValset(nil, layers, KeyValue{m.key, onOff(on)})))
+		steps = append(steps, valset("messages", fmt.Sprintf("NMEA %s %s (UART1)", m.name, onOffWord(on)),
+			layers, KeyValue{m.key, onOff(on)}))
 	}
 	lenUS := uint64(o.PulseLength / time.Microsecond)
 	unlocked := lenUS
 	if o.OnlyLocked {
 		unlocked = 0
 	}
-	steps = append(steps, step("time pulse", pulseMeaning(o),
-		AppendValset(nil, layers,
-			KeyValue{keyTPPulseDef, 0}, KeyValue{keyTPLengthDef, 1},
-			KeyValue{keyTPPeriod, 1e6}, KeyValue{keyTPPeriodLock, 1e6},
-			KeyValue{keyTPLen, unlocked}, KeyValue{keyTPLenLock, lenUS},
-			KeyValue{keyTPEnable, 1}, KeyValue{keyTPSyncGNSS, 1}, KeyValue{keyTPUseLocked, 1},
-			KeyValue{keyTPAlignTOW, 1}, KeyValue{keyTPPolarity, onOff(!o.FallingEdge)}, KeyValue{keyTPTimeGrid, 0},
-			KeyValue{keyTPAntCableDelay, uint64(uint16(int16(o.CableDelay.Nanoseconds())))})))
+	steps = append(steps, valset("time pulse", pulseMeaning(o), layers,
+		KeyValue{keyTPPulseDef, 0}, KeyValue{keyTPLengthDef, 1},
+		KeyValue{keyTPPeriod, 1e6}, KeyValue{keyTPPeriodLock, 1e6},
+		KeyValue{keyTPLen, unlocked}, KeyValue{keyTPLenLock, lenUS},
+		KeyValue{keyTPEnable, 1}, KeyValue{keyTPSyncGNSS, 1}, KeyValue{keyTPUseLocked, 1},
+		KeyValue{keyTPAlignTOW, 1}, KeyValue{keyTPPolarity, onOff(!o.FallingEdge)}, KeyValue{keyTPTimeGrid, 0},
+		KeyValue{keyTPAntCableDelay, uint64(uint16(int16(o.CableDelay.Nanoseconds())))}))
 	switch o.Timing {
 	case TimingOff:
-		steps = append(steps, step("timing mode", "time mode off: the receiver navigates",
-			AppendValset(nil, layers, KeyValue{keyTModeMode, 0})))
+		steps = append(steps, valset("timing mode", "time mode off: the receiver navigates",
+			layers, KeyValue{keyTModeMode, 0}))
 	case TimingSurveyIn:
-		steps = append(steps, step("timing mode", surveyMeaning(o),
-			AppendValset(nil, layers, KeyValue{keyTModeMode, 1},
-				KeyValue{keyTModeSvinMin, uint64(o.SurveyMin / time.Second)},
-				KeyValue{keyTModeSvinAccLm, uint64(math.Round(o.SurveyAcc * 1e4))})))
+		steps = append(steps, valset("timing mode", surveyMeaning(o),
+			layers, KeyValue{keyTModeMode, 1},
+			KeyValue{keyTModeSvinMin, uint64(o.SurveyMin / time.Second)},
+			KeyValue{keyTModeSvinAccLm, uint64(math.Round(o.SurveyAcc * 1e4))}))
 	case TimingFixed:
 		lat, latHP := degHP(o.Lat)
 		lon, lonHP := degHP(o.Lon)
 		cm := math.Floor(o.Height * 100)
 		hp := math.Round((o.Height*100 - cm) * 100) // 0.1 mm
-		steps = append(steps, step("timing mode", fixedMeaning(o),
-			AppendValset(nil, layers, KeyValue{keyTModeMode, 2}, KeyValue{keyTModePosType, 1},
-				KeyValue{keyTModeLat, uint64(uint32(lat))}, KeyValue{keyTModeLon, uint64(uint32(lon))},
-				KeyValue{keyTModeHeight, uint64(uint32(int32(cm)))},
-				KeyValue{keyTModeLatHP, uint64(uint8(latHP))}, KeyValue{keyTModeLonHP, uint64(uint8(lonHP))},
-				KeyValue{keyTModeHeightHP, uint64(uint8(int8(hp)))},
-				KeyValue{keyTModeFixedAcc, uint64(math.Round(o.FixedAcc * 1e4))})))
+		steps = append(steps, valset("timing mode", fixedMeaning(o),
+			layers, KeyValue{keyTModeMode, 2}, KeyValue{keyTModePosType, 1},
+			KeyValue{keyTModeLat, uint64(uint32(lat))}, KeyValue{keyTModeLon, uint64(uint32(lon))},
+			KeyValue{keyTModeHeight, uint64(uint32(int32(cm)))},
+			KeyValue{keyTModeLatHP, uint64(uint8(latHP))}, KeyValue{keyTModeLonHP, uint64(uint8(lonHP))},
+			KeyValue{keyTModeHeightHP, uint64(uint8(int8(hp)))},
+			KeyValue{keyTModeFixedAcc, uint64(math.Round(o.FixedAcc * 1e4))}))
 	}
-	steps = append(steps, step("rate", "one navigation solution a second, aligned to UTC",
-		AppendValset(nil, layers, KeyValue{keyRateMeas, 1000}, KeyValue{keyRateNav, 1}, KeyValue{keyRateTimeRef, 0})))
-	out := step("outputs", fmt.Sprintf("UART1 input UBX+NMEA, output %s", outputsWord(withUBX, nmea)),
-		AppendValset(nil, layers, KeyValue{keyUART1InUBX, 1}, KeyValue{keyUART1InNMEA, 1},
-			KeyValue{keyUART1OutUBX, onOff(withUBX)}, KeyValue{keyUART1OutNMEA, onOff(nmea)}))
+	steps = append(steps, valset("rate", "one navigation solution a second, aligned to UTC",
+		layers, KeyValue{keyRateMeas, 1000}, KeyValue{keyRateNav, 1}, KeyValue{keyRateTimeRef, 0}))
+	out := valset("outputs", fmt.Sprintf("UART1 input UBX+NMEA, output %s", outputsWord(withUBX, nmea)),
+		layers, KeyValue{keyUART1InUBX, 1}, KeyValue{keyUART1InNMEA, 1},
+		KeyValue{keyUART1OutUBX, onOff(withUBX)}, KeyValue{keyUART1OutNMEA, onOff(nmea)})
 	out.NoAck = !withUBX
 	steps = append(steps, out)
 	if o.Baud != 0 && o.Baud != o.CurrentBaud {
-		s := step("baud", fmt.Sprintf("UART1 at %d baud", o.Baud), AppendValset(nil, layers, KeyValue{keyUART1Baud, uint64(o.Baud)}))
+		s := valset("baud", fmt.Sprintf("UART1 at %d baud", o.Baud), layers, KeyValue{keyUART1Baud, uint64(o.Baud)})
 		s.NewBaud, s.NoAck = o.Baud, !withUBX
 		steps = append(steps, s)
 	}
@@ -439,7 +450,7 @@ func UBXName(class, id byte) string {
 	}
 	if class == ubx.ClassCFG {
 		if n, ok := map[byte]string{ubx.CfgPRT: "CFG-PRT", ubx.CfgMSG: "CFG-MSG", ubx.CfgTP5: "CFG-TP5", ubx.CfgTMODE: "CFG-TMODE",
-			ubx.CfgTMODE2: "CFG-TMODE2", ubx.CfgTMODE3: "CFG-TMODE3", ubx.CfgCFG: "CFG-CFG", ubx.CfgRATE: "CFG-RATE", ubx.CfgVALSET: "CFG-VALSET"}[id]; ok {
+			ubx.CfgTMODE2: "CFG-TMODE2", ubx.CfgTMODE3: "CFG-TMODE3", ubx.CfgCFG: "CFG-CFG", ubx.CfgRATE: "CFG-RATE", ubx.CfgVALSET: "CFG-VALSET", ubx.CfgVALGET: "CFG-VALGET"}[id]; ok {
 			return "UBX-" + n
 		}
 	}
