@@ -56,6 +56,8 @@ func BenchmarkNTPServers(b *testing.B) {
 	row("basic client offset sd", pick(func(r precisionRun) float64 { return r.sd[2] }), pick(func(r precisionRun) float64 { return r.sd[3] }), "ns")
 	row("xleave client mean error", pick(func(r precisionRun) float64 { return r.mean[0] }), pick(func(r precisionRun) float64 { return r.mean[1] }), "ns")
 	row("basic client mean error", pick(func(r precisionRun) float64 { return r.mean[2] }), pick(func(r precisionRun) float64 { return r.mean[3] }), "ns")
+	row("sitegm's clock vs truth sd", pick(func(r precisionRun) float64 { return r.clockSD }), pick(func(precisionRun) float64 { return math.NaN() }), "ns")
+	row("sitegm's clock vs truth mean", pick(func(r precisionRun) float64 { return r.clockMean }), pick(func(precisionRun) float64 { return math.NaN() }), "ns")
 	row("xleave share of exchanges", pick(func(r precisionRun) float64 { return r.xleave[0] }), pick(func(r precisionRun) float64 { return r.xleave[1] }), "%")
 	caps := func(rs [runs]capacityRun, f func(capacityRun) float64) []float64 { return figures(rs[:], f) }
 	row("CPU per request at 20k/s", caps(capS, func(r capacityRun) float64 { return r.cpuNS }), caps(capC, func(r capacityRun) float64 { return r.cpuNS }), "ns")
@@ -71,6 +73,10 @@ func BenchmarkNTPServers(b *testing.B) {
 type precisionRun struct {
 	sd, mean, xleave [4]float64
 	clock            string // sitegm's own estimate of its clock, for context
+	// sitegm's clock itself against the truth over the clients' last 64
+	// s (its status lines, each second): what a client of sitegm reads
+	// beyond what chronyd's clients do, before any packet is served.
+	clockSD, clockMean float64
 }
 
 // ntpPrecision runs the four clients against the two servers once.
@@ -135,10 +141,33 @@ func ntpPrecision(b *testing.B, run int) precisionRun {
 	if st := sg.Lines(0, "msg", "status"); len(st) > 0 {
 		l := st[len(st)-1]
 		r.clock = fmt.Sprintf("offset %s ns, bound %s ns", l["offset_ns"], l["est_error_ns"])
+		r.clockSD, r.clockMean = clockAgainstTruth(b, st, ReadTruth(b, filepath.Join(dir, "truth.json")), n)
 	}
 	b.Logf("precision run %d: offset sd (ns) %.0f %.0f %.0f %.0f, mean error (ns) %.0f %.0f %.0f %.0f (sitegm xleave, chronyd xleave, sitegm basic, chronyd basic)",
 		run+1, r.sd[0], r.sd[1], r.sd[2], r.sd[3], r.mean[0], r.mean[1], r.mean[2], r.mean[3])
 	return r
+}
+
+// clockAgainstTruth is sitegm's virtual clock minus the truth over the
+// last n status lines (one a second): the clock's sd and mean error. The
+// clock counts TAI (UTC + 37 s here); the truth is UTC minus host time.
+func clockAgainstTruth(b *testing.B, st []Line, tr []Truth, n int) (sd, mean float64) {
+	var errs []float64
+	for _, l := range st[max(0, len(st)-n):] {
+		mh, err1 := strconv.ParseFloat(l["clock_minus_host_ns"], 64)
+		at, err2 := time.Parse(time.RFC3339Nano, l["time"])
+		want, ok := truthAt(tr, at.UnixNano())
+		if err1 != nil || err2 != nil || !ok {
+			continue
+		}
+		errs = append(errs, mh-37e9-want)
+	}
+	if len(errs) < 2 {
+		b.Logf("sitegm's clock against the truth: %d status lines to compare", len(errs))
+		return math.NaN(), math.NaN()
+	}
+	r, mean := rms(errs)
+	return math.Sqrt(max(0, r*r-mean*mean)), mean
 }
 
 // capacityRun is one server's CPU and capacity figures.
@@ -236,5 +265,8 @@ func detrendedSD(v []float64) float64 {
 func spread(v []float64, unit string) string {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
+	if math.IsNaN(median(s)) {
+		return "-"
+	}
 	return fmt.Sprintf("%.0f [%.0f..%.0f] %s", median(s), s[0], s[len(s)-1], unit)
 }
