@@ -199,11 +199,23 @@ func TestNTPUpstreamsCrossCheck(t *testing.T) {
 		return c.Clock.Reference == "NTP" && c.Clock.State == "LOCKED"
 	})
 	time.Sleep(3 * time.Second)
-	out, err := gm.Run(Bin(t, "sitegm"), "ntp-query", net+".1")
-	if err != nil || !strings.Contains(out, "stratum 2, leap 0") {
-		t.Errorf("not the upstreams' time served: %v\n%s", err, out)
+	// One exchange knows the offset only to within half its round trip
+	// (the true offset lies within offset ± delay/2), and a loaded
+	// machine can stall one by tens of ms (26 ms, an offset of -13 ms,
+	// in a hog run): the least delayed of five exchanges is judged, its
+	// half round trip added to the 5 ms.
+	var out string
+	var off, delay time.Duration
+	for i := 0; i < 5; i++ {
+		o, err := gm.Run(Bin(t, "sitegm"), "ntp-query", net+".1")
+		if err != nil || !strings.Contains(o, "stratum 2, leap 0") {
+			t.Fatalf("not the upstreams' time served: %v\n%s", err, o)
+		}
+		if f, d := ntpQueryOffset(t, o); out == "" || d < delay {
+			out, off, delay = o, f, d
+		}
 	}
-	if off := ntpQueryOffset(t, out); off.Abs() > 5*time.Millisecond {
+	if off.Abs() > 5*time.Millisecond+delay/2 {
 		t.Errorf("sitegm serves a time %v off the true time\n%s", off, out)
 	}
 	readStatus(t, cfg, &c)
@@ -213,19 +225,20 @@ func TestNTPUpstreamsCrossCheck(t *testing.T) {
 	t.Logf("GNSS 50 ms off: %v\n%s", l, out)
 }
 
-// ntpQueryOffset reads "offset X (server - this host)" from sitegm
-// ntp-query's output.
-func ntpQueryOffset(t *testing.T, out string) time.Duration {
+// ntpQueryOffset reads "offset X (server - this host), delay Y" from
+// sitegm ntp-query's output.
+func ntpQueryOffset(t *testing.T, out string) (offset, delay time.Duration) {
 	t.Helper()
-	m := regexp.MustCompile(`offset (\S+) \(server`).FindStringSubmatch(out)
+	m := regexp.MustCompile(`offset (\S+) \(server - this host\), delay (\S+)`).FindStringSubmatch(out)
 	if m == nil {
-		t.Fatalf("no offset in ntp-query's output:\n%s", out)
+		t.Fatalf("no offset and delay in ntp-query's output:\n%s", out)
 	}
-	d, err := time.ParseDuration(m[1])
-	if err != nil {
-		t.Fatalf("offset %q: %v", m[1], err)
+	offset, err1 := time.ParseDuration(m[1])
+	delay, err2 := time.ParseDuration(m[2])
+	if err1 != nil || err2 != nil {
+		t.Fatalf("offset %q, delay %q: %v %v", m[1], m[2], err1, err2)
 	}
-	return d
+	return offset, delay
 }
 
 // TestNTPOnlySite: a site without an antenna. sitegm has no [gnss] table,
