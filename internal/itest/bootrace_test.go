@@ -37,6 +37,14 @@ func TestInterfaceAppearsLater(t *testing.T) {
 	// Down and up with the same index (a cable pulled, a switch port
 	// bounced): the kernel keeps the address, the sockets and their
 	// bindings, so the server keeps serving without being re-opened.
+	// The kernel says a carrier is up (IFF_RUNNING, operstate UP) only
+	// when its link watch runs, up to a second after traffic already
+	// flows: until then the link never was up as the kernel reports it,
+	// and a down before that is no change to report.
+	WaitFor(t, 20*time.Second, "the kernel reporting vid0 up", func() bool {
+		out, err := exec.Command("ip", "-n", gm.NS, "link", "show", "vid0").CombinedOutput()
+		return err == nil && strings.Contains(string(out), "state UP")
+	})
 	m = sg.Mark()
 	run(t, "ip", "-n", gm.NS, "link", "set", "vid0", "down")
 	_, m = sg.WaitEvent(t, m, 20*time.Second, "ntp_link_down")
