@@ -34,6 +34,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"sitegm/hw/nic"
 )
 
 // Verdict on one reply destination.
@@ -270,13 +272,7 @@ func (g *Gate) read(ctx context.Context, fd int) {
 // Apply parses netlink messages (RTM_NEWNEIGH, RTM_DELNEIGH) and updates
 // the gate with those of its interface. Anything malformed is skipped.
 func (g *Gate) Apply(b []byte, now int64) {
-	for len(b) >= unix.NLMSG_HDRLEN {
-		l := int(binary.NativeEndian.Uint32(b))
-		typ := binary.NativeEndian.Uint16(b[4:])
-		if l < unix.NLMSG_HDRLEN || l > len(b) {
-			return
-		}
-		msg := b[unix.NLMSG_HDRLEN:l]
+	nic.EachNetlinkMessage(b, func(typ uint16, msg []byte) {
 		if (typ == unix.RTM_NEWNEIGH || typ == unix.RTM_DELNEIGH) && len(msg) >= unix.SizeofNdMsg {
 			family := msg[0]
 			ifindex := int(int32(binary.NativeEndian.Uint32(msg[4:])))
@@ -287,12 +283,7 @@ func (g *Gate) Apply(b []byte, now int64) {
 				}
 			}
 		}
-		al := (l + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1)
-		if al > len(b) {
-			return
-		}
-		b = b[al:]
-	}
+	})
 }
 
 // ndaDst finds the NDA_DST attribute (an IPv4 address).

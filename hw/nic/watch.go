@@ -134,23 +134,12 @@ func readLinkEvents(ctx context.Context, fd int, out chan<- linkEvent) {
 // skipped.
 func parseLinkEvents(b []byte) []linkEvent {
 	var out []linkEvent
-	for len(b) >= unix.NLMSG_HDRLEN {
-		l := int(binary.NativeEndian.Uint32(b))
-		typ := binary.NativeEndian.Uint16(b[4:])
-		if l < unix.NLMSG_HDRLEN || l > len(b) {
-			break
-		}
-		msg := b[unix.NLMSG_HDRLEN:l]
+	EachNetlinkMessage(b, func(typ uint16, msg []byte) {
 		if (typ == unix.RTM_NEWLINK || typ == unix.RTM_DELLINK) && len(msg) >= unix.SizeofIfInfomsg {
 			out = append(out, linkEvent{index: int(int32(binary.NativeEndian.Uint32(msg[4:]))),
 				up: linkUp(binary.NativeEndian.Uint32(msg[8:])), deleted: typ == unix.RTM_DELLINK})
 		}
-		al := (l + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1)
-		if al > len(b) {
-			break
-		}
-		b = b[al:]
-	}
+	})
 	return out
 }
 
