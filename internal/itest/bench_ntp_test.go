@@ -58,6 +58,30 @@ func BenchmarkNTPServers(b *testing.B) {
 	row("basic client mean error", pick(func(r precisionRun) float64 { return r.mean[2] }), pick(func(r precisionRun) float64 { return r.mean[3] }), "ns")
 	row("sitegm's clock vs truth sd", pick(func(r precisionRun) float64 { return r.clockSD }), pick(func(precisionRun) float64 { return math.NaN() }), "ns")
 	row("sitegm's clock vs truth mean", pick(func(r precisionRun) float64 { return r.clockMean }), pick(func(precisionRun) float64 { return math.NaN() }), "ns")
+	wire := func(s int, f func(wireStamps) []float64, sd bool) []float64 {
+		return pick(func(r precisionRun) float64 {
+			v := f(r.wire[s])
+			if len(v) == 0 {
+				return math.NaN()
+			}
+			if !sd {
+				return median(v)
+			}
+			q, mean := rms(v)
+			return math.Sqrt(max(0, q*q-mean*mean))
+		})
+	}
+	for _, w := range []struct {
+		name string
+		f    func(wireStamps) []float64
+	}{
+		{"receive stamp - wire", func(w wireStamps) []float64 { return w.rx }},
+		{"basic transmit stamp - wire", func(w wireStamps) []float64 { return w.txBasic }},
+		{"xleave transmit stamp - wire", func(w wireStamps) []float64 { return w.txXleave }},
+	} {
+		row(w.name+" (median)", wire(0, w.f, false), wire(1, w.f, false), "ns")
+		row(w.name+" (sd)", wire(0, w.f, true), wire(1, w.f, true), "ns")
+	}
 	row("xleave share of exchanges", pick(func(r precisionRun) float64 { return r.xleave[0] }), pick(func(r precisionRun) float64 { return r.xleave[1] }), "%")
 	caps := func(rs [runs]capacityRun, f func(capacityRun) float64) []float64 { return figures(rs[:], f) }
 	row("CPU per request at 20k/s", caps(capS, func(r capacityRun) float64 { return r.cpuNS }), caps(capC, func(r capacityRun) float64 { return r.cpuNS }), "ns")
@@ -77,6 +101,9 @@ type precisionRun struct {
 	// s (its status lines, each second): what a client of sitegm reads
 	// beyond what chronyd's clients do, before any packet is served.
 	clockSD, clockMean float64
+	// Each server's own stamps against its interface's capture (sitegm,
+	// chronyd): what it adds before the path does.
+	wire [2]wireStamps
 }
 
 // ntpPrecision runs the four clients against the two servers once.
@@ -90,6 +117,12 @@ func ntpPrecision(b *testing.B, run int) precisionRun {
 	sg.WaitEvent(b, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
 	sg.WaitEvent(b, 0, 20*time.Second, "ntp_up")
 	chronyServer(b, ref, b.TempDir())
+	// Each server's side of the link, its two clients' exchanges (an
+	// interleaved and a basic one, 48 of each: four frames a second).
+	const frames = 4 * 48
+	capDir := b.TempDir()
+	sgCap, sgCapP := captureNTP(b, gm, capDir, "sitegm", []string{"10.97.0.10", "10.97.0.12"}, frames)
+	chCap, chCapP := captureNTP(b, ref, capDir, "chronyd", []string{"10.97.0.11", "10.97.0.13"}, frames)
 	type client struct {
 		sock, logdir string
 		sitegm       bool
@@ -108,6 +141,11 @@ func ntpPrecision(b *testing.B, run int) precisionRun {
 		WaitCount(b, 5*time.Minute, "chronyd measurements", n, func() int { return len(chronyMeasurements(b, c.logdir)) })
 	}
 	var r precisionRun
+	truth := ReadTruth(b, filepath.Join(dir, "truth.json"))
+	waitCapture(b, sgCapP, "sitegm's exchanges")
+	waitCapture(b, chCapP, "chronyd's exchanges")
+	r.wire[0] = wireErrors(b, sgCap, func(h int64) (float64, bool) { return truthAt(truth, h) })
+	r.wire[1] = wireErrors(b, chCap, func(int64) (float64, bool) { return 0, true })
 	errs := make([][]float64, len(cs))
 	for len(errs[0]) < 16 {
 		for i, c := range cs {
@@ -145,6 +183,7 @@ func ntpPrecision(b *testing.B, run int) precisionRun {
 	}
 	b.Logf("precision run %d: offset sd (ns) %.0f %.0f %.0f %.0f, mean error (ns) %.0f %.0f %.0f %.0f (sitegm xleave, chronyd xleave, sitegm basic, chronyd basic)",
 		run+1, r.sd[0], r.sd[1], r.sd[2], r.sd[3], r.mean[0], r.mean[1], r.mean[2], r.mean[3])
+	b.Logf("precision run %d: stamps against the wire, median/sd ns (count): sitegm %s; chronyd %s", run+1, r.wire[0], r.wire[1])
 	return r
 }
 

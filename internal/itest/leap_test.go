@@ -287,7 +287,7 @@ func captureUTC(t *testing.T, h *Host, dir, gmAddr string) wireUTC {
 
 // tsharkRows dissects file and returns its packets matching display, each
 // as field name -> value.
-func tsharkRows(t *testing.T, file, display string, fields ...string) []map[string]string {
+func tsharkRows(t testing.TB, file, display string, fields ...string) []map[string]string {
 	t.Helper()
 	args := []string{"-r", file, "-Y", display, "-T", "fields"}
 	for _, f := range fields {
