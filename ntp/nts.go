@@ -96,10 +96,16 @@ func parseNTS(req []byte) (f ntsFields, ok, bad bool) {
 	return f, ok, ok // NTS fields without an authenticator
 }
 
+// MayBeNTS: req is long enough to carry extension fields and of version
+// 4, the only one NTS is defined for (RFC 8915 5); other requests are
+// plain. An NTS answer's transmit time is under its authenticator, so it
+// is taken before the seal, never later (Responder.Stamp).
+func MayBeNTS(req []byte) bool { return len(req) > HeaderLen && (req[0]>>3)&7 == 4 }
+
 // Respond answers req as Responder.Respond does, with NTS when req
 // carries it; nts reports whether it did (an answer, a NAK or a drop).
 func (s *NTSServer) Respond(r *Responder, dst, req []byte, rx uint64, addr netip.Addr, mono int64, h *Header, txNow func() uint64) (rep Reply, isNTS bool) {
-	if len(req) <= HeaderLen || (req[0]>>3)&7 != 4 {
+	if !MayBeNTS(req) {
 		return r.Respond(dst, req, rx, addr, mono, h, txNow), false
 	}
 	f, ok, bad := parseNTS(req)

@@ -109,6 +109,11 @@ type Reply struct {
 	// WantTxStamp: the client uses the interleaved mode, so the precise
 	// (kernel) transmit time of this reply will be sent to it next time.
 	WantTxStamp bool
+	// Pending: Respond was given no clock (txNow nil), so the reply's
+	// transmit time is still to be taken: the caller calls Stamp just
+	// before the reply leaves. Until then the reply carries its receive
+	// time + 1 as transmit time (never zero, never before the receipt).
+	Pending bool
 }
 
 // Responder answers requests; one per worker, not safe for concurrent
@@ -144,7 +149,11 @@ var be = binary.BigEndian
 // Respond answers req, received at rx (NTP timestamp on the served clock)
 // from addr at mono (a monotonic time in ns, for rate limiting). It writes
 // the reply into dst (at least HeaderLen bytes); txNow is read as late as
-// possible for the transmit timestamp. It allocates nothing.
+// possible for the transmit timestamp. With txNow nil the transmit time is
+// left to Stamp (Reply.Pending), which a server calls right before the
+// send: whatever runs between the clock read and the send (the rest of a
+// batch, bookkeeping) is error in a basic-mode reply's transmit timestamp.
+// It allocates nothing.
 //
 // RFC 5905 9.2 and the behaviour of ntpd and chrony: mode 3 gets mode 4,
 // mode 1 (symmetric active, what w32time sends by default) gets mode 2
@@ -213,22 +222,44 @@ func (r *Responder) Respond(dst, req []byte, rx uint64, addr netip.Addr, mono in
 			be.PutUint64(b[24:], clientRx)
 			be.PutUint64(b[40:], prevTx)
 			// Until Sent brings the kernel's time of this reply, the best
-			// estimate of it is now.
-			r.xl.insert(rx, max(txNow(), rx+1))
+			// estimate of it is now (or, pending, when Stamp is called).
 			r.Stats.Interleaved++
 			r.Stats.Replies++
+			if txNow == nil {
+				r.xl.insert(rx, rx+1)
+				return Reply{N: HeaderLen, Key: rx, WantTxStamp: true, Pending: true}
+			}
+			r.xl.insert(rx, max(txNow(), rx+1))
 			return Reply{N: HeaderLen, Key: rx, WantTxStamp: true}
 		}
 	}
 	be.PutUint64(b[24:], clientTx)
-	tx := txNow()
-	if tx <= rx {
-		tx = rx + 1
+	r.Stats.Replies++
+	if txNow == nil {
+		be.PutUint64(b[40:], rx+1)
+		r.xl.insert(rx, rx+1)
+		return Reply{N: HeaderLen, Key: rx, Pending: true}
 	}
+	tx := max(txNow(), rx+1)
 	be.PutUint64(b[40:], tx)
 	r.xl.insert(rx, tx)
-	r.Stats.Replies++
 	return Reply{N: HeaderLen, Key: rx}
+}
+
+// Stamp takes the transmit time tx of a pending reply (Reply.Pending) in
+// dst, read as the reply leaves: a basic-mode reply carries it (never
+// before its receive time), and the interleaved table keeps it as the
+// reply's time until the kernel's (Sent) replaces it. Other replies are
+// left as they are.
+func (r *Responder) Stamp(dst []byte, rep Reply, tx uint64) {
+	if !rep.Pending || len(dst) < HeaderLen {
+		return
+	}
+	tx = max(tx, rep.Key+1)
+	if !rep.WantTxStamp {
+		be.PutUint64(dst[40:], tx)
+	}
+	r.xl.update(rep.Key, tx)
 }
 
 // Sent records the precise transmit time of the reply with key (from the

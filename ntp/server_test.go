@@ -230,6 +230,50 @@ func TestTransmitStampPlausible(t *testing.T) {
 	}
 }
 
+// TestStampPending: a reply built without a clock (the server stamps it
+// as it leaves) goes out with the transmit time Stamp is given, never
+// before its receipt, and the interleaved table keeps that time for the
+// client's next, interleaved request; an interleaved reply's field
+// keeps the previous reply's time; a reply built with a clock is left.
+func TestStampPending(t *testing.T) {
+	r := NewResponder(Config{})
+	dst := make([]byte, 64)
+	rep1 := r.Respond(dst, request(4, ModeClient, 0, 0, 1000<<32), rxT, client, 0, &hdr, nil)
+	if !rep1.Pending || binary.BigEndian.Uint64(dst[40:]) != rxT+1 {
+		t.Fatalf("pending basic reply: %+v, transmit %#x before Stamp", rep1, binary.BigEndian.Uint64(dst[40:]))
+	}
+	r.Stamp(dst, rep1, rxT+700)
+	if got := binary.BigEndian.Uint64(dst[40:]); got != rxT+700 {
+		t.Errorf("stamped basic reply carries %#x, want %#x", got, rxT+700)
+	}
+	// The interleaved follow-up carries reply 1's stamped time.
+	rx2 := rxT + 1<<32
+	rep2 := r.Respond(dst, request(4, ModeClient, rep1.Key, 1001<<32, 1002<<32), rx2, client, 0, &hdr, nil)
+	if !rep2.Pending || !rep2.WantTxStamp || binary.BigEndian.Uint64(dst[40:]) != rxT+700 {
+		t.Fatalf("interleaved reply %+v carries %#x, want reply 1's %#x", rep2, binary.BigEndian.Uint64(dst[40:]), rxT+700)
+	}
+	r.Stamp(dst, rep2, rx2+900)
+	if got := binary.BigEndian.Uint64(dst[40:]); got != rxT+700 {
+		t.Errorf("Stamp overwrote an interleaved reply's transmit time: %#x", got)
+	}
+	if got, _ := r.xl.lookup(rep2.Key); got != rx2+900 {
+		t.Errorf("the table holds %#x for reply 2, want its stamp %#x", got, rx2+900)
+	}
+	// A stamp before the receipt (a clock read that went backwards):
+	// receipt + 1.
+	rep3 := r.Respond(dst, request(4, ModeClient, 0, 0, 2000<<32), rxT+5<<32, client, 0, &hdr, nil)
+	r.Stamp(dst, rep3, rxT)
+	if got := binary.BigEndian.Uint64(dst[40:]); got != rep3.Key+1 {
+		t.Errorf("a stamp before the receipt gave %#x, want %#x", got, rep3.Key+1)
+	}
+	// A reply stamped by Respond itself is not touched.
+	rep4 := r.Respond(dst, request(4, ModeClient, 0, 0, 3000<<32), rxT+6<<32, client, 0, &hdr, txAt(rxT+6<<32+50))
+	r.Stamp(dst, rep4, rxT+7<<32)
+	if rep4.Pending || binary.BigEndian.Uint64(dst[40:]) != rxT+6<<32+50 {
+		t.Errorf("Stamp changed a reply Respond had stamped: %+v %#x", rep4, binary.BigEndian.Uint64(dst[40:]))
+	}
+}
+
 func TestNoAllocation(t *testing.T) {
 	r := NewResponder(Config{RateInterval: time.Millisecond, RateBurst: 1 << 20})
 	dst := make([]byte, 64)
@@ -237,6 +281,9 @@ func TestNoAllocation(t *testing.T) {
 	tx := txAt(rxT + 1)
 	if a := testing.AllocsPerRun(1000, func() { r.Respond(dst, req, rxT, client, 0, &hdr, tx) }); a != 0 {
 		t.Errorf("%v allocations per request", a)
+	}
+	if a := testing.AllocsPerRun(1000, func() { r.Stamp(dst, r.Respond(dst, req, rxT, client, 0, &hdr, nil), rxT+1) }); a != 0 {
+		t.Errorf("%v allocations per pending request", a)
 	}
 }
 
@@ -265,6 +312,16 @@ func FuzzRespond(f *testing.F) {
 		}
 		if rep.N > 0 {
 			decode(t, dst[:rep.N])
+		}
+		// The same request stamped as it leaves (the rate table may
+		// now refuse it): never longer, and it decodes.
+		rep2 := r.Respond(dst, req, rxT+2, client, 0, &hdr, nil)
+		r.Stamp(dst, rep2, rxT+3)
+		if rep2.N > len(req) {
+			t.Fatalf("pending reply of %d bytes to a request of %d", rep2.N, len(req))
+		}
+		if rep2.N > 0 {
+			decode(t, dst[:rep2.N])
 		}
 	})
 }

@@ -188,8 +188,8 @@ func formatStatus(s *status.Status) string {
 		}
 	}
 	for _, n := range s.NTP {
-		fmt.Fprintf(w, "NTP %s\t%s\tport %d\t%s\tKoD %d\trate-dropped %d\tinterleaved %d\n", n.Interface, n.State, n.Port,
-			rate("ntp", n.Interface), n.KoD, n.RateDropped, n.Interleaved)
+		fmt.Fprintf(w, "NTP %s\t%s\tport %d\t%s\tKoD %d\trate-dropped %d\tinterleaved %d\tsend lag %s\n", n.Interface, n.State, n.Port,
+			rate("ntp", n.Interface), n.KoD, n.RateDropped, n.Interleaved, time.Duration(n.SendLagNS))
 		if n.NTS {
 			fmt.Fprintf(w, "\tNTS\t%d answered\t%d NAKs\t%d bad\tNTS-KE %d sessions, %d refused, %d failed, %d shed\n",
 				n.NTSAnswered, n.NTSNAKs, n.NTSBad, n.KESessions, n.KERefused, n.KEFailed, n.KEShed)

@@ -86,6 +86,11 @@ type Status struct {
 	Unsendable uint64 `json:"unsendable"`          // replies dropped: the send buffer was full
 	SendFailed uint64 `json:"send_failed"`         // replies the kernel refused one by one
 	Unresolved uint64 `json:"unresolved"`          // replies not sent to on-link strangers beyond their budget (hw/neigh)
+	// SendLagNS: what a reply's transmit time adds to the clock read it
+	// is stamped with, for the send path it has yet to go (the median of
+	// its kernel transmit stamps less that read; the largest of the
+	// workers'). 0 until measured.
+	SendLagNS uint64 `json:"send_lag_ns"`
 	// NTS (RFC 8915), when on: requests with NTS fields, authenticated
 	// answers, NTS NAKs (cookie or authenticator refused) and requests
 	// dropped for NTS fields out of the rules.
@@ -128,8 +133,16 @@ func NewServer(o Options, tb *timebase.Timebase, view *atomic.Pointer[View], log
 }
 
 // workerStats are one worker's counters: the responder's, then what the
-// socket side saw (refused destinations, unsendable and failed replies).
-type workerStats [17]atomic.Uint64
+// socket side saw (refused destinations, unsendable and failed replies),
+// then its send lag estimate (ns, a gauge).
+type workerStats [18]atomic.Uint64
+
+const lagIndex = 17
+
+// probeEvery: a basic reply is made to bring its kernel transmit stamp
+// (to measure the send lag) at most this often per worker: ten error
+// queue reads a second, nothing beside a batch's own cost.
+const probeEvery = 100 * time.Millisecond
 
 func (w *workerStats) store(s *ntp.Stats, io *ioStats, n *ntp.NTSStats) {
 	for i, v := range []uint64{s.Requests, s.Replies, s.Interleaved, s.Symmetric, s.KoD, s.RateDropped, s.Ignored, s.Malformed,
@@ -233,10 +246,19 @@ func (s *Server) Run(ctx context.Context) error {
 // kernel transmit times of the replies that interleaved clients will be
 // sent next. Nothing here waits for the kernel to take a reply: a reply
 // that cannot leave now is dropped and counted (see udpio.WriteBatch).
+//
+// A basic-mode reply's transmit timestamp is the clock read before the
+// send: all that runs between the two is error in it. So plain replies
+// are stamped by one read right before the sendmmsg, after the whole
+// batch is built, and the clients are learnt (Seen, which takes a lock
+// the status side shares) only after the send. NTS answers are stamped
+// as they are sealed: their transmit time is under the authenticator.
 func (s *Server) worker(ctx context.Context, c *udpio.Conn, st *workerStats) {
 	r := ntp.NewResponder(ntp.Config{RateInterval: s.o.RateInterval, RateBurst: s.o.RateBurst, Xleave: s.xl, Rate: s.rate})
 	ms := make([]udpio.Msg, udpio.MaxBatch)
 	outs := make([]udpio.Out, 0, udpio.MaxBatch)
+	reps := make([]ntp.Reply, 0, udpio.MaxBatch)
+	heads := make([]byte, 0, udpio.MaxBatch) // each request's first octet: its version and mode
 	// Replies are never longer than their requests; an NTS answer is as
 	// long as the request it answers.
 	bufs := make([][udpio.MaxDatagram]byte, udpio.MaxBatch)
@@ -244,13 +266,28 @@ func (s *Server) worker(ctx context.Context, c *udpio.Conn, st *workerStats) {
 	lo := s.o.Interface == "lo"
 	var io ioStats
 	var v *View
+	short := false // the last read of the error queue found fewer stamps than asked
 	stamp := func(clockNS int64) uint64 { return ntp.Timestamp(v.Map.UTC(clockNS)) }
-	txNow := func() uint64 { return stamp(v.Map.ClockNS(time.Now())) }
+	read := func() uint64 { return stamp(v.Map.ClockNS(time.Now())) }
+	// A transmit time is the clock read plus the send path's measured lag
+	// (ntp.SendLag): the first reply of a batch that has its kernel
+	// transmit stamp coming (an interleaved one, or a basic one made a
+	// probe at most every probeEvery) measures it.
+	var lag ntp.SendLag
+	var probeKey, probeRead uint64
+	var lastProbe time.Time
+	txNow := func() uint64 { return read() + ntp.Fraction(lag.NS()) }
 	// Each stamp comes back with the reply it stamps, whose receive
 	// timestamp (bytes 32-39) is the key the interleaved table knows it by.
 	sent := func(reply []byte, t time.Time) {
 		if len(reply) >= ntp.HeaderLen {
-			r.Sent(binary.BigEndian.Uint64(reply[32:]), stamp(v.Map.ClockNS(t)))
+			key, kt := binary.BigEndian.Uint64(reply[32:]), stamp(v.Map.ClockNS(t))
+			if key == probeKey && probeKey != 0 {
+				lag.Add(ntp.LagNS(probeRead, kt))
+				st[lagIndex].Store(uint64(lag.NS()))
+				probeKey = 0
+			}
+			r.Sent(key, kt)
 		}
 	}
 	for ctx.Err() == nil {
@@ -261,7 +298,7 @@ func (s *Server) worker(ctx context.Context, c *udpio.Conn, st *workerStats) {
 		readAt := time.Now()
 		mono := int64(readAt.Sub(s.base))
 		v = s.view.Load()
-		outs = outs[:0]
+		outs, reps, heads = outs[:0], reps[:0], heads[:0]
 		for i := 0; i < n; i++ {
 			m := &ms[i]
 			if udpio.CheckReplyTo(m.From, lo) != udpio.RefuseNone {
@@ -272,43 +309,76 @@ func (s *Server) worker(ctx context.Context, c *udpio.Conn, st *workerStats) {
 				io.unresolved++
 				continue
 			}
-			var rxClock int64
-			switch {
-			case s.rxStamps == udpio.Hardware && !m.RX.IsZero() && s.rxSlave == nil:
-				rxClock = m.RX.UnixNano() // already on the PHC
-			case s.rxStamps == udpio.Hardware && !m.RX.IsZero() && s.carried(m.RX, &rxClock):
-				// on a slave PHC, carried onto the disciplined one
-			case s.rxStamps == udpio.Hardware && !m.RXSoft.IsZero():
-				rxClock = v.Map.ClockNS(m.RXSoft)
-			case s.rxStamps == udpio.Software && !m.RX.IsZero():
-				rxClock = v.Map.ClockNS(m.RX)
-			default:
-				rxClock = v.Map.ClockNS(readAt)
-			}
+			rx := stamp(s.rxClock(m, v, readAt))
+			buf := bufs[len(outs)][:]
 			var rep ntp.Reply
-			if nts.Keys != nil {
-				rep, _ = nts.Respond(r, bufs[len(outs)][:], m.Data, stamp(rxClock), m.From.Addr(), mono, &v.Header, txNow)
+			if nts.Keys != nil && ntp.MayBeNTS(m.Data) {
+				rep, _ = nts.Respond(r, buf, m.Data, rx, m.From.Addr(), mono, &v.Header, txNow)
 			} else {
-				rep = r.Respond(bufs[len(outs)][:], m.Data, stamp(rxClock), m.From.Addr(), mono, &v.Header, txNow)
+				rep = r.Respond(buf, m.Data, rx, m.From.Addr(), mono, &v.Header, nil)
 			}
 			if rep.N == 0 {
 				continue
 			}
-			if s.o.Seen != nil {
-				out := bufs[len(outs)][:rep.N]
-				kod := out[1] == 0 && string(out[12:16]) == "RATE"
-				s.o.Seen(m.From.Addr(), readAt, int(m.Data[0]>>3&7), int(m.Data[0]&7), kod)
-			}
-			outs = append(outs, udpio.Out{Data: bufs[len(outs)][:rep.N], To: m.From, TxStamp: rep.WantTxStamp, Src: m.Dst})
+			outs = append(outs, udpio.Out{Data: buf[:rep.N], To: m.From, TxStamp: rep.WantTxStamp, Src: m.Dst})
+			reps = append(reps, rep)
+			heads = append(heads, m.Data[0])
 		}
+		asked := 0
 		if len(outs) > 0 {
+			if reps[0].Pending && !outs[0].TxStamp && readAt.Sub(lastProbe) >= probeEvery {
+				outs[0].TxStamp, lastProbe = true, readAt
+			}
+			raw := read()
+			tx := raw + ntp.Fraction(lag.NS())
+			for i := range outs {
+				r.Stamp(outs[i].Data, reps[i], tx)
+				if outs[i].TxStamp {
+					asked++
+				}
+			}
+			if reps[0].Pending && outs[0].TxStamp {
+				probeKey, probeRead = reps[0].Key, raw
+			}
 			w := c.WriteBatch(outs)
 			io.unsendable += uint64(w.Full)
 			io.failed += uint64(w.Failed)
 		}
-		c.ReadTxStamps(sent)
+		// The error queue is read when this batch asked for stamps, and
+		// once more after a read that came short (a stamp the driver
+		// gives late): a batch of basic replies costs no system call for
+		// stamps nobody asked for.
+		if asked > 0 || short {
+			short = c.ReadTxStamps(sent) < asked
+		}
+		if s.o.Seen != nil {
+			for i := range outs {
+				out := outs[i].Data
+				kod := out[1] == 0 && string(out[12:16]) == "RATE"
+				s.o.Seen(outs[i].To.Addr(), readAt, int(heads[i]>>3&7), int(heads[i]&7), kod)
+			}
+		}
 		st.store(&r.Stats, &io, &nts.Stats)
 	}
+}
+
+// rxClock is request m's receive time on the disciplined clock: the
+// hardware stamp on its PHC (or carried over from a slave PHC), else the
+// kernel's software stamp carried by the view's map, else the time the
+// batch was read (a kernel that gave no stamp).
+func (s *Server) rxClock(m *udpio.Msg, v *View, readAt time.Time) int64 {
+	var ns int64
+	switch {
+	case s.rxStamps == udpio.Hardware && !m.RX.IsZero() && s.rxSlave == nil:
+		return m.RX.UnixNano() // already on the PHC
+	case s.rxStamps == udpio.Hardware && !m.RX.IsZero() && s.carried(m.RX, &ns):
+		return ns // on a slave PHC, carried onto the disciplined one
+	case s.rxStamps == udpio.Hardware && !m.RXSoft.IsZero():
+		return v.Map.ClockNS(m.RXSoft)
+	case s.rxStamps == udpio.Software && !m.RX.IsZero():
+		return v.Map.ClockNS(m.RX)
+	}
+	return v.Map.ClockNS(readAt)
 }
 
 // Status sums the workers' counters; a server whose sockets are not open
@@ -327,6 +397,7 @@ func (s *Server) Status() Status {
 			&st.NTSRequests, &st.NTSAnswered, &st.NTSNAKs, &st.NTSBad} {
 			*p += w[j].Load()
 		}
+		st.SendLagNS = max(st.SendLagNS, w[lagIndex].Load())
 	}
 	return st
 }

@@ -276,6 +276,7 @@ type statusDoc struct {
 		Unsendable  uint64 `json:"unsendable"`
 		SendFailed  uint64 `json:"send_failed"`
 		Unresolved  uint64 `json:"unresolved"`
+		SendLagNS   uint64 `json:"send_lag_ns"`
 	} `json:"ntp"`
 }
 

@@ -9,11 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sitegm/internal/peers"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"sitegm/internal/peers"
+	"sitegm/ntp"
 )
 
 // ntpAsk sends one crafted NTP packet from c to addr:123 and returns the
@@ -280,6 +282,13 @@ func TestNTPServer(t *testing.T) {
 	}
 	if st := sg.Lines(0, "msg", "status"); len(st) == 0 || !strings.Contains(st[len(st)-1]["ntp_eth0"], "xleave=") {
 		t.Error("no NTP status in the status line")
+	}
+	// The send path's lag is measured (every interleaved reply brings its
+	// kernel transmit stamp) and bounded (ntp.MaxSendLag).
+	if st := statusJSON(t, dir); len(st.NTP) != 1 || st.NTP[0].SendLagNS == 0 || st.NTP[0].SendLagNS > ntp.MaxSendLag {
+		t.Errorf("send lag not measured, or out of its bound: %+v", st.NTP)
+	} else {
+		t.Logf("send lag %d ns", st.NTP[0].SendLagNS)
 	}
 }
 

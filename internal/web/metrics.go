@@ -76,6 +76,7 @@ var metricDefs = []metricDef{
 	{"sitegm_ntp_rate_limited_total", "NTP requests dropped by rate limiting.", []string{"interface"}},
 	{"sitegm_ntp_interleaved_total", "NTP replies in interleaved mode.", []string{"interface"}},
 	{"sitegm_ntp_clients", "NTP clients seen in the last 20 minutes.", []string{"interface"}},
+	{"sitegm_ntp_send_lag_seconds", "Measured lag of the NTP send path, added to each reply's transmit time.", []string{"interface"}},
 	{"sitegm_followers_evicted_total", "Follower table entries that made room for newer ones.", nil},
 	{"sitegm_follower_expected_lost", "1 for each expected follower silent now.", []string{"follower"}},
 	{"sitegm_rejected_total", "Input turned away or unanswerable, by kind, interface and reason.", []string{"kind", "interface", "reason"}},
@@ -207,6 +208,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ctr("sitegm_ntp_rate_limited_total", t.RateDropped, t.Interface)
 		ctr("sitegm_ntp_interleaved_total", t.Interleaved, t.Interface)
 		g("sitegm_ntp_clients", float64(counts["ntp/"+t.Interface]), t.Interface)
+		g("sitegm_ntp_send_lag_seconds", float64(t.SendLagNS)/1e9, t.Interface)
 		if t.NTS {
 			ctr("sitegm_nts_requests_total", t.NTSAnswered, t.Interface, "answered")
 			ctr("sitegm_nts_requests_total", t.NTSNAKs, t.Interface, "nak")
