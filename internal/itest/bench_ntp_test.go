@@ -54,6 +54,8 @@ func BenchmarkNTPServers(b *testing.B) {
 	}
 	row("xleave client offset sd", pick(func(r precisionRun) float64 { return r.sd[0] }), pick(func(r precisionRun) float64 { return r.sd[1] }), "ns")
 	row("basic client offset sd", pick(func(r precisionRun) float64 { return r.sd[2] }), pick(func(r precisionRun) float64 { return r.sd[3] }), "ns")
+	row("xleave client offset MAD (x1.4826)", pick(func(r precisionRun) float64 { return r.mad[0] }), pick(func(r precisionRun) float64 { return r.mad[1] }), "ns")
+	row("basic client offset MAD (x1.4826)", pick(func(r precisionRun) float64 { return r.mad[2] }), pick(func(r precisionRun) float64 { return r.mad[3] }), "ns")
 	row("xleave client mean error", pick(func(r precisionRun) float64 { return r.mean[0] }), pick(func(r precisionRun) float64 { return r.mean[1] }), "ns")
 	row("basic client mean error", pick(func(r precisionRun) float64 { return r.mean[2] }), pick(func(r precisionRun) float64 { return r.mean[3] }), "ns")
 	row("sitegm's clock vs truth sd", pick(func(r precisionRun) float64 { return r.clockSD }), pick(func(precisionRun) float64 { return math.NaN() }), "ns")
@@ -95,8 +97,8 @@ func BenchmarkNTPServers(b *testing.B) {
 // precisionRun holds one run's figures per client: sitegm xleave,
 // chronyd xleave, sitegm basic, chronyd basic.
 type precisionRun struct {
-	sd, mean, xleave [4]float64
-	clock            string // sitegm's own estimate of its clock, for context
+	sd, mad, mean, xleave [4]float64
+	clock                 string // sitegm's own estimate of its clock, for context
 	// sitegm's clock itself against the truth over the clients' last 64
 	// s (its status lines, each second): what a client of sitegm reads
 	// beyond what chronyd's clients do, before any packet is served.
@@ -172,7 +174,7 @@ func ntpPrecision(b *testing.B, run int) precisionRun {
 				xl++
 			}
 		}
-		r.sd[i] = detrendedSD(offs)
+		r.sd[i], r.mad[i] = detrendedSD(offs), detrendedMAD(offs)
 		_, r.mean[i] = rms(errs[i])
 		r.xleave[i] = 100 * float64(xl) / float64(len(ms))
 	}
@@ -278,12 +280,12 @@ func figures[R any](runs []R, f func(R) float64) []float64 {
 	return v
 }
 
-// detrendedSD is the standard deviation of v about its least-squares line
-// (the samples one a second apart).
-func detrendedSD(v []float64) float64 {
+// detrended is v less its least-squares line (the samples one a second
+// apart); nil for fewer than 3.
+func detrended(v []float64) []float64 {
 	n := float64(len(v))
 	if n < 3 {
-		return math.NaN()
+		return nil
 	}
 	var sx, sy, sxx, sxy float64
 	for i, y := range v {
@@ -292,12 +294,40 @@ func detrendedSD(v []float64) float64 {
 	}
 	slope := (n*sxy - sx*sy) / (n*sxx - sx*sx)
 	icpt := (sy - slope*sx) / n
-	var ss float64
+	d := make([]float64, len(v))
 	for i, y := range v {
-		d := y - (icpt + slope*float64(i))
-		ss += d * d
+		d[i] = y - (icpt + slope*float64(i))
 	}
-	return math.Sqrt(ss / (n - 2))
+	return d
+}
+
+// detrendedSD is the standard deviation of v about its least-squares line.
+func detrendedSD(v []float64) float64 {
+	d := detrended(v)
+	if d == nil {
+		return math.NaN()
+	}
+	var ss float64
+	for _, e := range d {
+		ss += e * e
+	}
+	return math.Sqrt(ss / float64(len(d)-2))
+}
+
+// detrendedMAD is the median absolute deviation of v about its line,
+// scaled to estimate a standard deviation (x 1.4826): the spread of the
+// bulk of the exchanges, which a few delayed ones (a preempted path) do
+// not move as they move the sd.
+func detrendedMAD(v []float64) float64 {
+	d := detrended(v)
+	if d == nil {
+		return math.NaN()
+	}
+	m := median(d)
+	for i := range d {
+		d[i] = math.Abs(d[i] - m)
+	}
+	return 1.4826 * median(d)
 }
 
 // spread prints a median and the range: "120 [110..140] ns".
