@@ -43,6 +43,11 @@ func captureNTP(b *testing.B, h *Host, dir, name string, clients []string, frame
 // names as its origin); utcMinusHost is the truth at a host time.
 func wireErrors(b *testing.B, file string, utcMinusHost func(int64) (float64, bool)) wireStamps {
 	b.Helper()
+	return pairWire(tsharkRows(b, file, "udp", "frame.time_epoch", "ip.src", "ip.dst", "udp.payload"), utcMinusHost)
+}
+
+// pairWire is wireErrors on tshark's rows.
+func pairWire(rows []map[string]string, utcMinusHost func(int64) (float64, bool)) wireStamps {
 	type request struct {
 		at                   int64
 		origin, rx, transmit uint64
@@ -55,7 +60,7 @@ func wireErrors(b *testing.B, file string, utcMinusHost func(int64) (float64, bo
 		truth, ok := utcMinusHost(seen)
 		return float64(ntp.ToTime(served).UnixNano()-seen) - truth, ok
 	}
-	for _, r := range tsharkRows(b, file, "udp", "frame.time_epoch", "ip.src", "ip.dst", "udp.payload") {
+	for _, r := range rows {
 		at, ok := epochNS(r["frame.time_epoch"])
 		p, err := hex.DecodeString(strings.ReplaceAll(r["udp.payload"], ":", ""))
 		if !ok || err != nil || len(p) < ntp.HeaderLen {
@@ -116,5 +121,53 @@ func waitCapture(b *testing.B, p *Proc, what string) {
 	b.Helper()
 	if exited, _ := p.Wait(3 * time.Minute); !exited {
 		b.Fatalf("the capture of %s did not reach its count", what)
+	}
+}
+
+// TestPairWire: a basic exchange is judged by its own reply's departure,
+// an interleaved one by the departure of the earlier reply its request
+// names; the truth is taken out; a reply with no request is skipped.
+func TestPairWire(t *testing.T) {
+	const truth = 250e6 // UTC - host, ns
+	at := func(ns int64) string { return fmt.Sprintf("%d.%09d", ns/1e9, ns%1e9) }
+	ts := func(hostNS, errNS int64) uint64 { return ntp.Timestamp(time.Unix(0, hostNS+int64(truth)+errNS)) }
+	pkt := func(mode byte, origin, rx, tx uint64) string {
+		p := make([]byte, ntp.HeaderLen)
+		p[0] = 4<<3 | mode
+		binary.BigEndian.PutUint64(p[24:], origin)
+		binary.BigEndian.PutUint64(p[32:], rx)
+		binary.BigEndian.PutUint64(p[40:], tx)
+		return hex.EncodeToString(p)
+	}
+	row := func(ns int64, src, dst, payload string) map[string]string {
+		return map[string]string{"frame.time_epoch": at(ns), "ip.src": src, "ip.dst": dst, "udp.payload": payload}
+	}
+	const c, s = "10.0.0.2", "10.0.0.1"
+	t0 := int64(1796000000e9)
+	// Exchange 1, basic: received 300 ns late, sent 2000 ns early.
+	rx1 := ts(t0+10_000, 300)
+	// Exchange 2, interleaved: it carries reply 1's departure, 100 ns late.
+	rx2 := ts(t0+1e9+10_000, -50)
+	rows := []map[string]string{
+		row(t0+50_000, s, c, pkt(ntp.ModeServer, 1, 2, 3)), // a reply to nothing seen
+		row(t0+10_000, c, s, pkt(ntp.ModeClient, 0, 0, 111)),
+		row(t0+40_000, s, c, pkt(ntp.ModeServer, 111, rx1, ts(t0+40_000, -2000))),
+		row(t0+1e9+10_000, c, s, pkt(ntp.ModeClient, rx1, 222, 333)),
+		row(t0+1e9+40_000, s, c, pkt(ntp.ModeServer, 222, rx2, ts(t0+40_000, 100))),
+	}
+	w := pairWire(rows, func(int64) (float64, bool) { return truth, true })
+	near := func(got []float64, want ...float64) bool {
+		if len(got) != len(want) {
+			return false
+		}
+		for i := range got {
+			if math.Abs(got[i]-want[i]) > 1 {
+				return false
+			}
+		}
+		return true
+	}
+	if !near(w.rx, 300, -50) || !near(w.txBasic, -2000) || !near(w.txXleave, 100) {
+		t.Errorf("pairs: %+v", w)
 	}
 }
