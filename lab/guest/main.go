@@ -105,12 +105,23 @@ var debugLogs []struct {
 	p    *proc
 }
 
-func tailN(s string, n int) string {
+// story is what a failed scenario's process said: every line but the
+// periodic status lines (its events: a step, a jump alarm, a pairing
+// problem) and the last tail lines whatever they are, at most n lines in
+// all (the latest kept). A tail alone showed only a minute of identical
+// status lines and hid the event that explained them.
+func story(s string, n, tail int) string {
 	l := strings.Split(strings.TrimSpace(s), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
+	var out []string
+	for i, line := range l {
+		if i >= len(l)-tail || !strings.Contains(line, " event=status ") {
+			out = append(out, line)
+		}
 	}
-	return strings.Join(l, "\n")
+	if len(out) > n {
+		out = append([]string{fmt.Sprintf("(%d earlier lines left out)", len(out)-n)}, out[len(out)-n:]...)
+	}
+	return strings.Join(out, "\n")
 }
 
 func start(name string, args ...string) *proc {
@@ -150,6 +161,12 @@ func (p *proc) stop() {
 
 // waitFor polls cond every 200 ms up to timeout.
 func waitFor(timeout time.Duration, what string, cond func() bool) {
+	waitForThen(timeout, func() string { return what }, cond)
+}
+
+// waitForThen is waitFor whose description is made when it times out
+// (what a process said by then, not at the start of the wait).
+func waitForThen(timeout time.Duration, what func() string, cond func() bool) {
 	end := time.Now().Add(timeout)
 	for time.Now().Before(end) {
 		if cond() {
@@ -157,7 +174,7 @@ func waitFor(timeout time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	panic(fmt.Errorf("timed out after %v waiting for %s", timeout, what))
+	panic(fmt.Errorf("timed out after %v waiting for %s", timeout, what()))
 }
 
 // --- the module ---
@@ -338,7 +355,10 @@ func (s *sitegm) status() (*status.Status, error) {
 
 func (s *sitegm) waitState(timeout time.Duration, state string, class int) *status.Status {
 	var st *status.Status
-	waitFor(timeout, fmt.Sprintf("sitegm %s class %d (output: %s)", state, class, lastLines(s.p.output(), 5)), func() bool {
+	what := func() string {
+		return fmt.Sprintf("sitegm %s class %d (last said: %s)", state, class, lastLines(s.p.output(), 2))
+	}
+	waitForThen(timeout, what, func() bool {
 		var err error
 		st, err = s.status()
 		return err == nil && st.Clock.State == state && st.Clock.ClockClass == class
@@ -413,7 +433,7 @@ func main() {
 			// The whole story for whoever reads the console log.
 			fmt.Fprintf(os.Stderr, "--- %s failed: %s\n", sc.name, r.Error)
 			for _, d := range debugLogs {
-				fmt.Fprintf(os.Stderr, "--- %s\n%s\n", d.name, tailN(d.p.output(), 60))
+				fmt.Fprintf(os.Stderr, "--- %s\n%s\n", d.name, story(d.p.output(), 200, 10))
 			}
 		}
 		debugLogs = nil
