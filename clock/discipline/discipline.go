@@ -371,6 +371,18 @@ func (d *Discipline) note(a servo.Action) {
 	case servo.NoteOutlier:
 		d.outliers++
 	case servo.NoteJump:
+		if !d.q.EverLocked() && !d.q.Synchronized() {
+			// Before the first lock the clock has served no synchronized
+			// time (clockClass 248, NTP LI 3): the guard protects no
+			// follower of it, and it leaves only when GNSS agrees with
+			// the clock again, which a clock that took a wrong second or
+			// frequency in its start never does. Follow at the next
+			// sample, as the start itself would.
+			d.srv.Resync()
+			d.emit(event.Notice, "jump_followed", fmt.Sprintf("GNSS time moved by %v before the first lock: followed", a.Offset),
+				"jump", a.Offset.String(), "before_first_lock", true)
+			return
+		}
 		d.emit(slog.LevelError, "jump_alarm", fmt.Sprintf("GNSS time jumped by %v: not followed, holding over", a.Offset),
 			"jump", a.Offset.String(), "follow_after", followText(d.cfg.FollowJumps))
 	case servo.NoteJumpOver:

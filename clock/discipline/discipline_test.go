@@ -109,6 +109,41 @@ func TestJumpEvents(t *testing.T) {
 	}
 }
 
+// A GNSS jump after the start but before the first lock (the servo
+// tracking, the clock not yet LOCKED) is followed at once: holding a
+// clock that never served synchronized time protects nobody, and the
+// guard, which leaves only when GNSS agrees with the clock again, kept
+// it FREERUN for good (the kernel lab's kernel-pps under load: two
+// minutes in the guard, never locked). The jump persists (the new time
+// is GNSS's); only the follow's step brings the clock onto it.
+func TestJumpBeforeFirstLockFollowed(t *testing.T) {
+	d, table := newDisc(t)
+	var all []Event
+	shift := time.Duration(0) // where the clock is against the new GNSS time
+	for i := 0; i < 60; i++ {
+		u := utc0.Add(time.Duration(i) * time.Second)
+		if i == 11 {
+			if st := d.Status(table.UTCToTAI(u, false)); st.ServoState != servo.StateTrack || d.Quality().EverLocked() {
+				t.Fatalf("the jump must come while tracking, before the first lock: %v, ever locked %v", st.ServoState, d.Quality().EverLocked())
+			}
+			shift = -50 * time.Microsecond // GNSS moved: the pulse now comes 50 us earlier on the clock
+		}
+		a, evs := second(d, table, u, shift)
+		shift += a.Step
+		all = append(all, evs...)
+	}
+	n := names(all)
+	if strings.Contains(n, "jump_alarm") || !strings.Contains(n, "jump_followed") {
+		t.Errorf("a jump before the first lock: events %s", n)
+	}
+	if !d.Quality().EverLocked() || d.Status(table.UTCToTAI(utc0.Add(60*time.Second), false)).State != quality.Locked {
+		t.Errorf("never locked after following the jump: %s", n)
+	}
+	if shift.Abs() > time.Microsecond {
+		t.Errorf("the clock is %v off the new GNSS time", shift)
+	}
+}
+
 // The leap second at the end of 2026-06-30 (in the table for this test):
 // scheduled during the day, applied after it.
 func TestLeapEvents(t *testing.T) {
