@@ -144,11 +144,6 @@ const lagIndex = 17
 // queue reads a second, nothing beside a batch's own cost.
 const probeEvery = 100 * time.Millisecond
 
-// gatherWait is how long a worker under load lets requests gather (the
-// Go runtime's poller sleeps at least a millisecond, so it is up to
-// that): at 20,000 requests a second a batch then holds about ten.
-const gatherWait = 500 * time.Microsecond
-
 func (w *workerStats) store(s *ntp.Stats, io *ioStats, n *ntp.NTSStats) {
 	for i, v := range []uint64{s.Requests, s.Replies, s.Interleaved, s.Symmetric, s.KoD, s.RateDropped, s.Ignored, s.Malformed,
 		s.BadVersion, io.refused, io.unsendable, io.failed, io.unresolved, n.Requests, n.Answered, n.NAKs, n.Bad} {
@@ -364,16 +359,6 @@ func (s *Server) worker(ctx context.Context, c *udpio.Conn, st *workerStats) {
 			}
 		}
 		st.store(&r.Stats, &io, &nts.Stats)
-		// Under load (more than one request came in a batch, but not a
-		// full one), let the next requests gather before reading again:
-		// one wake-up and a pair of system calls then serve many
-		// requests instead of one or two. The wait is time a request
-		// spends in the server, which neither the client's offset nor
-		// its delay contain (RFC 5905 8: both take T3 - T2 out); a full
-		// batch is followed at once.
-		if n > 1 && n < len(ms) {
-			time.Sleep(gatherWait)
-		}
 	}
 }
 
