@@ -373,14 +373,17 @@ func (d *Discipline) note(a servo.Action) {
 	case servo.NoteJump:
 		if !d.q.EverLocked() && !d.q.Synchronized() {
 			// Before the first lock the clock has served no synchronized
-			// time (clockClass 248, NTP LI 3): the guard protects no
-			// follower of it, and it leaves only when GNSS agrees with
-			// the clock again, which a clock that took a wrong second or
-			// frequency in its start never does. Follow at the next
-			// sample, as the start itself would.
-			d.srv.Resync()
-			d.emit(event.Notice, "jump_followed", fmt.Sprintf("GNSS time moved by %v before the first lock: followed", a.Offset),
-				"jump", a.Offset.String(), "before_first_lock", true)
+			// time (clockClass 248, NTP LI 3), so the guard protects no
+			// follower; and a jump seen so soon says the start went
+			// wrong (a wrong second, or a frequency it was sure of and
+			// should not have been: its ramp looks like a jump), not
+			// GNSS. The guard then never agreed with GNSS again, and
+			// following the jump kept the wrong frequency and found the
+			// next jump seconds later: the start begins again from the
+			// next sample, its frequency learned afresh.
+			d.srv.Restart()
+			d.emit(event.Notice, "jump_before_lock", fmt.Sprintf("GNSS time moved by %v before the first lock: the clock's start begins again", a.Offset),
+				"jump", a.Offset.String())
 			return
 		}
 		d.emit(slog.LevelError, "jump_alarm", fmt.Sprintf("GNSS time jumped by %v: not followed, holding over", a.Offset),

@@ -110,13 +110,13 @@ func TestJumpEvents(t *testing.T) {
 }
 
 // A GNSS jump after the start but before the first lock (the servo
-// tracking, the clock not yet LOCKED) is followed at once: holding a
+// tracking, the clock not yet LOCKED) begins the start again: holding a
 // clock that never served synchronized time protects nobody, and the
 // guard, which leaves only when GNSS agrees with the clock again, kept
 // it FREERUN for good (the kernel lab's kernel-pps under load: two
 // minutes in the guard, never locked). The jump persists (the new time
-// is GNSS's); only the follow's step brings the clock onto it.
-func TestJumpBeforeFirstLockFollowed(t *testing.T) {
+// is GNSS's); only the new start's step brings the clock onto it.
+func TestJumpBeforeFirstLockStartsAgain(t *testing.T) {
 	d, table := newDisc(t)
 	var all []Event
 	shift := time.Duration(0) // where the clock is against the new GNSS time
@@ -133,11 +133,11 @@ func TestJumpBeforeFirstLockFollowed(t *testing.T) {
 		all = append(all, evs...)
 	}
 	n := names(all)
-	if strings.Contains(n, "jump_alarm") || !strings.Contains(n, "jump_followed") {
+	if strings.Contains(n, "jump_alarm") || strings.Count(n, "jump_before_lock") != 1 {
 		t.Errorf("a jump before the first lock: events %s", n)
 	}
 	if !d.Quality().EverLocked() || d.Status(table.UTCToTAI(utc0.Add(60*time.Second), false)).State != quality.Locked {
-		t.Errorf("never locked after following the jump: %s", n)
+		t.Errorf("never locked after the start began again: %s", n)
 	}
 	if shift.Abs() > time.Microsecond {
 		t.Errorf("the clock is %v off the new GNSS time", shift)

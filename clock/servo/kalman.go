@@ -67,6 +67,7 @@ type Kalman struct {
 	agreeRow  int
 	outlerRow int
 	resync    bool
+	restart   bool // begin the start again at the next sample (Restart)
 }
 
 type cand struct {
@@ -144,6 +145,10 @@ func (k *Kalman) State() State { return k.st }
 // Resync implements Servo.
 func (k *Kalman) Resync() { k.resync = true }
 
+// Restart implements Servo. A drift file's frequency, if any, is not
+// taken again: the start that went wrong may have been its.
+func (k *Kalman) Restart() { k.restart = true }
+
 func (k *Kalman) control(now time.Time) Action {
 	tau := k.cfg.TimeConstant.Seconds()
 	if now.Before(k.fastUntil) {
@@ -162,6 +167,14 @@ func (k *Kalman) control(now time.Time) Action {
 // Sample implements Servo.
 func (k *Kalman) Sample(at time.Time, offset time.Duration, now time.Time) Action {
 	z := sec(offset)
+	if k.restart {
+		k.restart, k.resync = false, false
+		k.cands = k.cands[:0]
+		if k.cfg.InitialFreqSigma > 0 {
+			k.priorDropped = true
+		}
+		return k.first(at, z, now)
+	}
 	if k.resync && k.st >= StateTrack {
 		return k.follow(at, z, now, NoteStepped)
 	}
@@ -539,7 +552,7 @@ const (
 func (k *Kalman) first(at time.Time, z float64, now time.Time) Action {
 	k.uBefore, k.uLog = k.u, nil
 	y0, fs := 0.0, freqPrior
-	if k.cfg.InitialFreqSigma > 0 {
+	if k.cfg.InitialFreqSigma > 0 && !k.priorDropped {
 		y0, fs = -k.cfg.InitialFreq*1e-9, k.cfg.InitialFreqSigma*1e-9
 		k.probation = priorProbation
 	} else {

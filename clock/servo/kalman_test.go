@@ -434,3 +434,30 @@ func TestStartOutlierLeavesNoBias(t *testing.T) {
 		t.Errorf("tracking with an advertised error of %v", bound)
 	}
 }
+
+// Restart begins the start again: the next sample is the new phase (a
+// step) and the frequency is learned afresh from the wide prior, even
+// when a drift file gave the first start a narrow one: a servo that was
+// sure of a wrong frequency (here the oscillator moved by 6 ppm) learns
+// the right one.
+func TestRestartLearnsTheFrequencyAfresh(t *testing.T) {
+	l := newLoop(Config{MeasNoise: 2 * time.Microsecond, InitialFreq: -3000, InitialFreqSigma: 50}, 0.001, 3e-6)
+	for i := 0; i < 60; i++ {
+		l.sample(20e-9, 0)
+	}
+	l.y += 6e-6
+	l.x += 80e-6 // and the phase is off as a wrong start leaves it
+	l.k.Restart()
+	if a := l.sample(20e-9, 0); l.k.State() != StateStart || a.Step == 0 {
+		t.Fatalf("after Restart: state %v, action %+v", l.k.State(), a)
+	}
+	if l.k.probation != 0 {
+		t.Error("the drift file's frequency was taken again")
+	}
+	for i := 0; i < 90; i++ {
+		l.sample(20e-9, 0)
+	}
+	if e := l.k.Estimate(l.now); l.k.State() != StateTrack || !near(e.Freq, -9000, 20) || math.Abs(l.x) > 500e-9 {
+		t.Errorf("state %v freq %.1f ppb (want -9000), phase %v", l.k.State(), e.Freq, l.x)
+	}
+}

@@ -85,6 +85,10 @@ func (p *PI) Tick(now time.Time) Action {
 // Resync implements Servo.
 func (p *PI) Resync() { p.resync = true }
 
+// Restart implements Servo: the PI servo has no start to learn in and
+// never reports a jump; it steps onto the next sample.
+func (p *PI) Restart() { p.resync = true }
+
 // State implements Servo.
 func (p *PI) State() State { return p.st }
 

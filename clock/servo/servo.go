@@ -79,6 +79,11 @@ type Servo interface {
 	// Resync is an operator's request to accept the reference as it is
 	// (step to it at the next sample).
 	Resync()
+	// Restart begins the start again at the next sample: the phase from
+	// it (a step), the frequency learned afresh from the wide prior. For
+	// a servo whose start went wrong (a jump seen before the clock ever
+	// locked says the start learned a wrong second or frequency).
+	Restart()
 	State() State
 	Estimate(now time.Time) Estimate
 }
