@@ -14,6 +14,27 @@ import (
 	"time"
 )
 
+// truthAfter is gnss-sim's UTC-minus-host at host time at, once the
+// truth file holds an edge at or after it (gnss-sim writes one a second,
+// later under load): a reading compared with the truth only up to the
+// last edge written failed when that edge was over 2 s old.
+func truthAfter(t testing.TB, path string, at time.Time) float64 {
+	t.Helper()
+	end := time.Now().Add(10 * time.Second)
+	for {
+		tr := ReadTruth(t, path)
+		if len(tr) > 0 && tr[len(tr)-1].EdgeHostNS >= at.UnixNano() {
+			if v, ok := truthAt(tr, at.UnixNano()); ok {
+				return v
+			}
+		}
+		if time.Now().After(end) {
+			t.Fatalf("no truth at %v within 10 s", at)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // truthAt interpolates gnss-sim's UTC-minus-host at host time h (ns).
 func truthAt(tr []Truth, h int64) (float64, bool) {
 	for i := 1; i < len(tr); i++ {
