@@ -60,14 +60,28 @@ listen = ""
 		got[r["gnss_time"]] = r
 	}
 	truth := ReadTruth(t, truthPath)
+	// sitegm flushes what the pty held when it opened it (hw/serial: old
+	// sentences), so only an epoch whose edge came after the open (its
+	// sentences all written after it) is owed a report and judged; one
+	// before may be lost or cut, its burst read from the middle. The open
+	// is before its log line; how many bursts went before it depends on
+	// the load (two in a hog series' run, where the test excused one).
+	opens := sitegm.Lines(0, "event", "receiver_open")
+	if len(opens) == 0 {
+		t.Fatal("no event=receiver_open in the log")
+	}
+	opened, err := time.Parse(time.RFC3339Nano, opens[0]["time"])
+	if err != nil {
+		t.Fatalf("receiver_open time: %v", err)
+	}
 	checked := 0
 	var lats []time.Duration
 	for i, tr := range truth {
-		if i == 0 || i >= len(truth)-1 {
-			continue // the first burst may have gone before sitegm opened; the last may be cut
-		}
 		r, ok := got[tr.Label]
 		delete(got, tr.Label)
+		if i >= len(truth)-1 || tr.EdgeHostNS <= opened.UnixNano() {
+			continue // the last burst may be cut, one before the open flushed or cut
+		}
 		bad := contains(tr.Faults, "badsum")
 		switch {
 		case !tr.NMEA || bad:
@@ -76,7 +90,7 @@ listen = ""
 			}
 			continue
 		case !ok:
-			t.Errorf("%s: sent, not reported", tr.Label)
+			t.Errorf("%s: sent after the receiver was opened (%s), not reported", tr.Label, opened.Format(time.StampMilli))
 			continue
 		}
 		checked++
@@ -103,9 +117,7 @@ listen = ""
 		}
 	}
 	for label, r := range got {
-		if label != truth[0].Label && label != truth[len(truth)-1].Label {
-			t.Errorf("reported %s, which gnss-sim never sent: %v", label, r)
-		}
+		t.Errorf("reported %s, which gnss-sim never sent: %v", label, r)
 	}
 	t.Logf("%d epochs matched the truth", checked)
 	if checked < 8 {
