@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -218,18 +220,24 @@ type capacityRun struct {
 	shed             string
 }
 
-// ntpCapacity measures both servers once, from 64 source addresses in an
-// off-link prefix routed through the generator's host, as clients
-// behind a router reach a site box (an on-link address unknown to the
-// server's kernel is gated by hw/neigh, see docs/hostile-input.md).
-func ntpCapacity(b *testing.B, run int) (sg, ch capacityRun) {
+// capacityLab is sitegm (on gm, locked) and chronyd (on gm2) as NTP
+// servers, and a load generator's host (lg) holding 64 source addresses
+// in an off-link prefix routed through it, as clients behind a router
+// reach a site box (an on-link address unknown to the server's kernel is
+// gated by hw/neigh, see docs/hostile-input.md).
+type capacityLab struct {
+	gm, gm2, lg *Host
+	from        []string // loadgen's flags for the sources
+	sg, ch      *Proc
+	dir         string // sitegm's
+}
+
+func newCapacityLab(b *testing.B) *capacityLab {
 	lab := NewLab(b)
-	gm := lab.Host("gm", "10.98.0.1/24")
-	gm2 := lab.Host("gm2", "10.98.0.2/24")
-	lg := lab.Host("lg", "10.98.0.3/24")
-	srcs := lg.AddAddresses(b, netip.MustParsePrefix("10.99.0.0/16"), 0, 64)
-	for _, h := range []*Host{gm, gm2} {
-		if out, err := h.Run("ip", "route", "add", "10.99.0.0/16", "via", lg.Addr); err != nil {
+	l := &capacityLab{gm: lab.Host("gm", "10.98.0.1/24"), gm2: lab.Host("gm2", "10.98.0.2/24"), lg: lab.Host("lg", "10.98.0.3/24")}
+	srcs := l.lg.AddAddresses(b, netip.MustParsePrefix("10.99.0.0/16"), 0, 64)
+	for _, h := range []*Host{l.gm, l.gm2} {
+		if out, err := h.Run("ip", "route", "add", "10.99.0.0/16", "via", l.lg.Addr); err != nil {
 			b.Fatalf("route: %v\n%s", err, out)
 		}
 	}
@@ -237,37 +245,101 @@ func ntpCapacity(b *testing.B, run int) (sg, ch capacityRun) {
 	for _, a := range srcs {
 		list = append(list, a.String())
 	}
-	from := []string{"--sources", strings.Join(list, ","), "--sockets", strconv.Itoa(len(srcs))}
-	dir := b.TempDir()
-	sgp := gm.Start(b, Bin(b, "sitegm"), "run", "-c", SitegmConfig(b, dir, "[[ntp]]\ninterface = \"eth0\"\nrate_interval = \"0s\"\n"))
-	StartGNSSSim(b, dir)
+	l.from = []string{"--sources", strings.Join(list, ","), "--sockets", strconv.Itoa(len(srcs))}
+	l.dir = b.TempDir()
+	l.sg = l.gm.Start(b, Bin(b, "sitegm"), "run", "-c", SitegmConfig(b, l.dir, "[[ntp]]\ninterface = \"eth0\"\nrate_interval = \"0s\"\n"))
+	StartGNSSSim(b, l.dir)
 	cdir := b.TempDir()
 	conf := WriteFile(b, cdir, "chrony.conf", fmt.Sprintf("allow all\nlocal stratum 1\npidfile %[1]s/pid\ncmdport 0\nbindcmdaddress /\n", cdir))
-	chp := gm2.Start(b, "chronyd", "-x", "-d", "-u", "root", "-f", conf)
-	chp.WaitText(b, 0, 20*time.Second, "chronyd version")
-	sgp.WaitEvent(b, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
-	sgp.WaitEvent(b, 0, 20*time.Second, "ntp_up")
+	l.ch = l.gm2.Start(b, "chronyd", "-x", "-d", "-u", "root", "-f", conf)
+	l.ch.WaitText(b, 0, 20*time.Second, "chronyd version")
+	l.sg.WaitEvent(b, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
+	l.sg.WaitEvent(b, 0, 20*time.Second, "ntp_up")
+	return l
+}
+
+// fixedRate has the generator send 20,000 requests a second for 5 s to
+// target; it returns the answers and the server's CPU time meanwhile.
+func (l *capacityLab) fixedRate(b *testing.B, p *Proc, target string) (answered, cpuNS int64) {
+	c0 := cpuTime(b, p)
+	r := runLoadgen(b, l.lg, append([]string{"ntp", "--target", target, "--start", "20000", "--max", "20000", "--step", "5s"}, l.from...)...)
+	if len(r.Steps) == 0 {
+		return 0, 0
+	}
+	return int64(r.Steps[0].Received), cpuTime(b, p) - c0
+}
+
+// ntpCapacity measures both servers once.
+func ntpCapacity(b *testing.B, run int) (sg, ch capacityRun) {
+	l := newCapacityLab(b)
 	measure := func(p *Proc, target string) capacityRun {
 		var r capacityRun
-		c0 := cpuTime(b, p)
-		fixed := runLoadgen(b, lg, append([]string{"ntp", "--target", target, "--start", "20000", "--max", "20000", "--step", "5s"}, from...)...)
-		if len(fixed.Steps) > 0 && fixed.Steps[0].Received > 0 {
-			r.cpuNS = float64(cpuTime(b, p)-c0) / float64(fixed.Steps[0].Received)
+		if n, cpu := l.fixedRate(b, p, target); n > 0 {
+			r.cpuNS = float64(cpu) / float64(n)
 		}
-		steps := runLoadgen(b, lg, append([]string{"ntp", "--target", target, "--start", "5000", "--factor", "1.1", "--step", "1500ms", "--max", "2000000"}, from...)...)
+		steps := runLoadgen(b, l.lg, append([]string{"ntp", "--target", target, "--start", "5000", "--factor", "1.1", "--step", "1500ms", "--max", "2000000"}, l.from...)...)
 		r.maxRate, r.generatorLimited = steps.MaxRate, steps.GeneratorLimited
 		return r
 	}
-	sg = measure(sgp, gm.Addr)
-	st := statusJSON(b, dir)
+	sg = measure(l.sg, l.gm.Addr)
+	st := statusJSON(b, l.dir)
 	if len(st.NTP) > 0 {
 		n := st.NTP[0]
 		sg.shed = fmt.Sprintf("unresolved %d unsendable %d send_failed %d refused %d rate_dropped %d of %d requests",
 			n.Unresolved, n.Unsendable, n.SendFailed, n.Refused, n.RateDropped, n.Requests)
 	}
-	ch = measure(chp, gm2.Addr)
+	ch = measure(l.ch, l.gm2.Addr)
 	b.Logf("capacity run %d: sitegm %d/s (%.0f ns CPU a request), chronyd %d/s (%.0f ns)", run+1, sg.maxRate, sg.cpuNS, ch.maxRate, ch.cpuNS)
 	return sg, ch
+}
+
+// BenchmarkNTPProfile shows where each server's CPU goes at the capacity
+// part's 20,000 requests a second: a perf profile with call graphs
+// (cpu-clock), the system calls counted by kind, and the context
+// switches, for sitegm and then chronyd, written to $SITEGM_PROFILE_DIR
+// (default: a directory the log names). perf's own cost inflates both
+// servers' CPU; the shares and counts are the figures (README, NTP).
+//
+//	go test -run '^$' -bench 'BenchmarkNTPProfile$' -benchtime 1x -v ./internal/itest
+//	perf report -i DIR/sitegm.data --children --sort sym -g none
+func BenchmarkNTPProfile(b *testing.B) {
+	NeedRoot(b)
+	needTools(b, "chronyd")
+	if _, err := exec.LookPath("perf"); err != nil {
+		b.Skip("perf not installed (Debian's linux-perf; not a test dependency)")
+	}
+	dir := os.Getenv("SITEGM_PROFILE_DIR")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), fmt.Sprintf("sitegm-ntp-profile-%d", os.Getpid()))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	l := newCapacityLab(b)
+	for _, s := range []struct {
+		name, target string
+		p            *Proc
+	}{{"sitegm", l.gm.Addr, l.sg}, {"chronyd", l.gm2.Addr, l.ch}} {
+		pid := strconv.Itoa(s.p.Cmd.Process.Pid)
+		out := filepath.Join(dir, s.name)
+		perfs := []*exec.Cmd{
+			exec.Command("perf", "record", "-q", "-e", "cpu-clock", "-F", "4999", "-g", "-p", pid, "-o", out+".data"),
+			exec.Command("perf", "stat", "-e", "raw_syscalls:sys_enter,context-switches,cpu-migrations,task-clock", "-p", pid, "-o", out+".stat"),
+			exec.Command("perf", "stat", "-e", "syscalls:sys_enter_*", "-p", pid, "-o", out+".syscalls"),
+		}
+		for _, c := range perfs {
+			if err := c.Start(); err != nil {
+				b.Fatalf("perf: %v", err)
+			}
+		}
+		time.Sleep(500 * time.Millisecond) // perf attaches
+		n, cpu := l.fixedRate(b, s.p, s.target)
+		for _, c := range perfs {
+			c.Process.Signal(os.Interrupt)
+			c.Wait()
+		}
+		b.Logf("%s: %d answered, %.0f ns CPU a request under perf; %s.{data,stat,syscalls}", s.name, n, float64(cpu)/float64(max(n, 1)), out)
+	}
 }
 
 // figures is one figure of each run.
