@@ -66,10 +66,7 @@ func BenchmarkNTPServers(b *testing.B) {
 	row("sitegm's clock vs truth mean", pick(func(r precisionRun) float64 { return r.clockMean }), pick(func(precisionRun) float64 { return math.NaN() }), "ns")
 	// The sd and the scaled MAD of the stamps against the wire: an sd far
 	// above the MAD is a few late departures, not a broad spread.
-	sd := func(v []float64) float64 {
-		q, mean := rms(v)
-		return math.Sqrt(max(0, q*q-mean*mean))
-	}
+	sd := func(v []float64) float64 { d, _ := stddev(v); return d }
 	wire := func(s int, f func(wireStamps) []float64, fig func([]float64) float64) []float64 {
 		return pick(func(r precisionRun) float64 {
 			v := f(r.wire[s])
@@ -211,7 +208,12 @@ func clockAgainstTruth(b *testing.B, st []Line, tr []Truth, n int) (sd, mean flo
 		b.Logf("sitegm's clock against the truth: %d status lines to compare", len(errs))
 		return math.NaN(), math.NaN()
 	}
-	r, mean := rms(errs)
+	return stddev(errs)
+}
+
+// stddev is v's standard deviation about its mean, and the mean.
+func stddev(v []float64) (sd, mean float64) {
+	r, mean := rms(v)
 	return math.Sqrt(max(0, r*r-mean*mean)), mean
 }
 
@@ -334,6 +336,7 @@ func BenchmarkNTPProfile(b *testing.B) {
 			if err := c.Start(); err != nil {
 				b.Fatalf("perf: %v", err)
 			}
+			b.Cleanup(func() { c.Process.Kill(); c.Wait() }) // after a failure; a no-op once stopped
 		}
 		time.Sleep(500 * time.Millisecond) // perf attaches
 		n, cpu := l.fixedRate(b, s.p, s.target)

@@ -106,8 +106,8 @@ func medianSD(v []float64) string {
 	if len(v) == 0 {
 		return "-"
 	}
-	r, mean := rms(v)
-	return fmt.Sprintf("%.0f/%.0f", median(v), math.Sqrt(max(0, r*r-mean*mean)))
+	sd, _ := stddev(v)
+	return fmt.Sprintf("%.0f/%.0f", median(v), sd)
 }
 
 // String is the three figures, median/sd in ns, with their counts.
