@@ -15,9 +15,11 @@
 //   - aligned (the servo has stepped the clock onto GNSS time): the edge
 //     whose clock time is nearest to the label's time is paired, whatever
 //     the latency, as long as it arrived before the label. A label naming a
-//     second no received edge can be is paired with the nearest edge anyway
-//     and the servo sees a whole-second offset: that is a time jump, and the
-//     servo's guard decides, not the pairer.
+//     second no received edge can be, and arriving inside the latency
+//     window after its nearest edge, is paired with that edge anyway and
+//     the servo sees a whole-second offset: that is a time jump, and the
+//     servo's guard decides, not the pairer. Arriving outside the window,
+//     it is a label whose own edge went missing, and is not paired.
 //
 // A u-blox TIM-TP, sent before the pulse it describes, gives that pulse's
 // quantisation error; the paired edge is corrected by it (ideal = actual +
@@ -163,6 +165,22 @@ func (p *Pairer) Label(utc, tru, arrival time.Time, aligned bool) (Sample, Reaso
 		if best >= 0 && arrival.Sub(p.edges[best].local) > p.maxAge {
 			p.Stats.Rejected[Stale]++
 			return Sample{}, Stale
+		}
+		// Whole seconds between the label and its nearest edge are a
+		// jump only if the label came at the receiver's usual latency
+		// after that edge: a receiver times its sentences by its own
+		// pulses, whatever second it names. Outside that window the
+		// label's own edge is what is missing (pulse and sentences
+		// stalled together: a USB hiccup, a starved process), and an
+		// older edge would show the servo a jump that never was (a
+		// hog series: a 2 s stall, then a 2 s step before the lock).
+		if best >= 0 {
+			e := p.edges[best]
+			lat := arrival.Sub(e.local)
+			if e.local.Sub(tru).Abs() >= 500*time.Millisecond && (lat < p.lo || lat > p.hi) {
+				p.Stats.Rejected[NoEdge]++
+				return Sample{}, NoEdge
+			}
 		}
 	} else {
 		n := 0

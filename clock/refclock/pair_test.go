@@ -64,6 +64,32 @@ func TestAlignedFollowsLatencyAndSeesJumps(t *testing.T) {
 	}
 }
 
+// The receiver stalls for two seconds, pulses and sentences alike: the
+// edge of 3 came, its label did not, 4 came neither way, and the label
+// of 5 arrives before edge 5, 2.1 s after edge 3 (a hog series saw this
+// with gnss-sim starved). Edge 3 is the nearest to 5 but not its edge:
+// no sample, not a 2 s "jump" a servo before its first lock would step by.
+func TestAlignedStallIsNoJump(t *testing.T) {
+	p := New(0, 990*time.Millisecond)
+	for n := 0; n <= 3; n++ {
+		p.Edge(sec(n))
+		if n < 3 {
+			if _, r := p.Label(sec(n), sec(n), sec(n).Add(100*time.Millisecond), true); r != OK {
+				t.Fatalf("label %d: %v", n, r)
+			}
+		}
+	}
+	if s, r := p.Label(sec(5), sec(5), sec(5).Add(100*time.Millisecond), true); r != NoEdge {
+		t.Errorf("after the stall: %v %+v, want no_edge", r, s)
+	}
+	// Edge 5 then comes and the label of 6 at its usual latency pairs.
+	p.Edge(sec(5))
+	p.Edge(sec(6))
+	if s, r := p.Label(sec(6), sec(6), sec(6).Add(100*time.Millisecond), true); r != OK || s.Offset() != 0 {
+		t.Errorf("after the stall, label 6: %v %+v", r, s)
+	}
+}
+
 func TestQErrMissingExtraShift(t *testing.T) {
 	p := New(0, 900*time.Millisecond)
 	p.Edge(sec(0))
