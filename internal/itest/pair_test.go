@@ -3,6 +3,7 @@ package itest
 import (
 	"fmt"
 	"math"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -195,6 +196,13 @@ peer = true
 	sim1.Signal(syscall.SIGKILL)
 	pri.Wait(10 * time.Second)
 	sim1.Wait(10 * time.Second)
+	// A killed gnss-sim leaves its link to /dev/pts/N behind, and the
+	// kernel gives N to the next pty opened on the machine: another
+	// test's receiver, which the returning primary opened (and wrote its
+	// polls to) in a hog series, reading a sentence in ten for 80 s. A
+	// site's device path never becomes another box's receiver: the link
+	// goes with the simulator.
+	os.Remove(filepath.Join(d1, "gnss"))
 	again, mb := bak.WaitEvent(t, mb, 40*time.Second, "ptp_port_state", "ptp_state", "MASTER")
 	takeover := eventTime(t, again).Sub(stopped)
 	WaitFor(t, 30*time.Second, "ptp4l to select the backup", selected(bakID))
