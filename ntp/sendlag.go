@@ -6,14 +6,26 @@ import "slices"
 // stamps its transmit time to its departure (the kernel's software
 // transmit stamp): the system call, the UDP and IP layers and the queue
 // to the driver. A basic-mode reply carries the read; adding the lag
-// makes it carry the departure, which is what a client's offset assumes
+// brings it to the departure, which is what a client's offset assumes
 // (RFC 5905 8: T3 is the time the reply left). chrony adds an estimate of
 // its authentication time for the same reason; this one is measured on
-// the server's own replies. The estimate is the median of the last
-// lagSamples measurements, each clamped to [0, MaxSendLag]: a stamp that
-// is late for another reason (a preempted send, a queue) moves it by one
-// sample at most, and no measurement can move a served time by more than
-// MaxSendLag. Not safe for concurrent use: one per worker.
+// the server's own replies.
+//
+// The estimate is the least of the last lagSamples measurements, each
+// clamped to [0, MaxSendLag], not their median: a transmit time must not
+// be later than its reply's departure. A client bounds its offset by
+// half the round trip only because every stamp errs toward a longer one
+// (RFC 5905 8 and 10: the true offset within delta/2 of the measured);
+// a T3 after the departure shortens the round trip it measures, can make
+// it negative, and a minimum-delay filter (chrony's, sitegm's monitor)
+// then picks exactly those replies. With the median half the replies
+// left before their stamp: under a CPU hog a sitegm peer measured its
+// partner with a round trip of -8.8 us and an offset 4.7 us beyond both
+// error bounds. With the least, a reply is stamped late only if it went
+// faster than every one of the last 15, and then by that little; a
+// preempted send or a queue only makes the stamp early, inside the round
+// trip. No measurement can move a served time by more than MaxSendLag.
+// Not safe for concurrent use: one per worker.
 type SendLag struct {
 	s    [lagSamples]int64
 	n, i int
@@ -34,10 +46,7 @@ func (l *SendLag) Add(ns int64) {
 	l.s[l.i] = min(max(ns, 0), MaxSendLag)
 	l.i = (l.i + 1) % lagSamples
 	l.n = min(l.n+1, lagSamples)
-	var sorted [lagSamples]int64
-	copy(sorted[:], l.s[:l.n])
-	slices.Sort(sorted[:l.n])
-	l.est = sorted[l.n/2]
+	l.est = slices.Min(l.s[:l.n])
 }
 
 // NS is the current estimate (0 before any measurement).

@@ -2,9 +2,10 @@ package ntp
 
 import "testing"
 
-// TestSendLag: the median of the last measurements, each clamped, so that
-// one late stamp (a preempted send) does not move it, and none can move
-// it beyond MaxSendLag or below zero.
+// TestSendLag: the least of the last measurements, each clamped, so that
+// a late stamp (a preempted send) never moves it up, none can move it
+// beyond MaxSendLag or below zero, and the transmit time it gives is not
+// after the departure of any of the replies it was measured on.
 func TestSendLag(t *testing.T) {
 	var l SendLag
 	if l.NS() != 0 {
@@ -13,12 +14,19 @@ func TestSendLag(t *testing.T) {
 	for _, v := range []int64{4000, 4200, 3900} {
 		l.Add(v)
 	}
-	if l.NS() != 4000 {
-		t.Errorf("median of 3900, 4000, 4200: %d", l.NS())
+	if l.NS() != 3900 {
+		t.Errorf("least of 3900, 4000, 4200: %d", l.NS())
 	}
 	l.Add(900_000) // one send preempted for almost a millisecond
-	if l.NS() != 4200 {
+	if l.NS() != 3900 {
 		t.Errorf("one late stamp moved the estimate to %d", l.NS())
+	}
+	// The fast measurement leaves the window after lagSamples more.
+	for range lagSamples - 1 {
+		l.Add(5000)
+	}
+	if l.NS() != 5000 {
+		t.Errorf("after the window moved past 3900: %d", l.NS())
 	}
 	for range lagSamples {
 		l.Add(10_000_000)

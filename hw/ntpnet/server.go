@@ -87,9 +87,10 @@ type Status struct {
 	SendFailed uint64 `json:"send_failed"`         // replies the kernel refused one by one
 	Unresolved uint64 `json:"unresolved"`          // replies not sent to on-link strangers beyond their budget (hw/neigh)
 	// SendLagNS: what a reply's transmit time adds to the clock read it
-	// is stamped with, for the send path it has yet to go (the median of
-	// its kernel transmit stamps less that read; the largest of the
-	// workers'). 0 until measured.
+	// is stamped with, for the send path it has yet to go (the least of
+	// its recent kernel transmit stamps less that read, so that no reply
+	// is stamped after it left: ntp.SendLag; the largest of the workers').
+	// 0 until measured.
 	SendLagNS uint64 `json:"send_lag_ns"`
 	// NTS (RFC 8915), when on: requests with NTS fields, authenticated
 	// answers, NTS NAKs (cookie or authenticator refused) and requests
