@@ -162,22 +162,21 @@ func (p *Pairer) Label(utc, tru, arrival time.Time, aligned bool) (Sample, Reaso
 				best, bestDist = i, d
 			}
 		}
-		if best >= 0 && arrival.Sub(p.edges[best].local) > p.maxAge {
-			p.Stats.Rejected[Stale]++
-			return Sample{}, Stale
-		}
-		// Whole seconds between the label and its nearest edge are a
-		// jump only if the label came at the receiver's usual latency
-		// after that edge: a receiver times its sentences by its own
-		// pulses, whatever second it names. Outside that window the
-		// label's own edge is what is missing (pulse and sentences
-		// stalled together: a USB hiccup, a starved process), and an
-		// older edge would show the servo a jump that never was (a
-		// hog series: a 2 s stall, then a 2 s step before the lock).
 		if best >= 0 {
-			e := p.edges[best]
-			lat := arrival.Sub(e.local)
-			if e.local.Sub(tru).Abs() >= 500*time.Millisecond && (lat < p.lo || lat > p.hi) {
+			lat := arrival.Sub(p.edges[best].local)
+			if lat > p.maxAge {
+				p.Stats.Rejected[Stale]++
+				return Sample{}, Stale
+			}
+			// Whole seconds between the label and its nearest edge are a
+			// jump only if the label came at the receiver's usual latency
+			// after that edge: a receiver times its sentences by its own
+			// pulses, whatever second it names. Outside that window the
+			// label's own edge is what is missing (pulse and sentences
+			// stalled together: a USB hiccup, a starved process), and an
+			// older edge would show the servo a jump that never was (a
+			// hog series: a 2 s stall, then a 2 s step before the lock).
+			if bestDist >= 500*time.Millisecond && (lat < p.lo || lat > p.hi) {
 				p.Stats.Rejected[NoEdge]++
 				return Sample{}, NoEdge
 			}
