@@ -138,6 +138,9 @@ type Discipline struct {
 	events     event.List
 	// priorDropped: the drift file's frequency was found wrong.
 	priorDropped bool
+	// byWindow: the pairer is pairing by the latency window against the
+	// nearest edge (the clock's seconds and the receiver's disagree).
+	byWindow bool
 	// recent are the last paired pulses, a ring (Status.Recent).
 	recent  [RecentEdges]EdgeSample
 	nRecent uint64
@@ -336,6 +339,7 @@ func (d *Discipline) Label(l Label) (Action, []Event) {
 			return a, d.take()
 		}
 		d.watchLatency(s.Latency)
+		d.watchSeconds(s)
 	}
 	d.recent[d.nRecent%RecentEdges] = EdgeSample{Second: s.True, Offset: s.Offset(), QErr: s.Correction, Corrected: s.QErr}
 	d.nRecent++
@@ -420,6 +424,22 @@ func (d *Discipline) watchLatency(l time.Duration) {
 	d.latencyOff = off
 	if !off {
 		d.latency += (l - d.latency) / 16
+	}
+}
+
+// watchSeconds says so when the pairer starts pairing by the latency
+// window against the edge nearest each label's second: the clock counts
+// different seconds from the receiver's (the servo's jump guard sees the
+// offset and acts; this names the likely causes).
+func (d *Discipline) watchSeconds(s refclock.Sample) {
+	if s.ByWindow && !d.byWindow {
+		d.emit(slog.LevelError, "second_disagree", fmt.Sprintf("the clock's seconds and the receiver's disagree by %v: the receiver's sentences keep arriving outside gnss.nmea_latency after the edge nearest their second and inside it after another, so the clock is off by that much (a leap second the kernel did not apply, a step by another program) or the receiver's latency has left gnss.nmea_latency (widen it)", s.Offset().Round(time.Second)),
+			"offset", s.Offset().String(), "latency", s.Latency.String())
+	}
+	if s.ByWindow {
+		d.byWindow = true
+	} else if s.Offset().Abs() < 500*time.Millisecond {
+		d.byWindow = false // the seconds agree again
 	}
 }
 

@@ -109,6 +109,34 @@ func TestJumpEvents(t *testing.T) {
 	}
 }
 
+// The clock a second ahead of GNSS after its lock, the way a leap second
+// the kernel did not insert leaves it: the labels around it are not
+// paired, so their edges stay unused, and each later label's nearest edge
+// is the one a second before its own (offset zero, latency 1.15 s). The
+// latency window sees the second: second_disagree, then the jump guard's
+// alarm and holdover, not LOCKED on the wrong second.
+func TestClockASecondAheadIsSeen(t *testing.T) {
+	d, table := newDisc(t)
+	for i := 0; i < 30; i++ {
+		second(d, table, utc0.Add(time.Duration(i)*time.Second), 0)
+	}
+	var all []Event
+	for i := 30; i < 33; i++ { // edges only: the labels are not paired
+		all = append(all, d.Edge(table.UTCToTAI(utc0.Add(time.Duration(i)*time.Second), false).Add(time.Second))...)
+	}
+	for i := 33; i < 45; i++ {
+		_, evs := second(d, table, utc0.Add(time.Duration(i)*time.Second), time.Second)
+		all = append(all, evs...)
+	}
+	n := names(all)
+	if !strings.Contains(n, "second_disagree") || !strings.Contains(n, "jump_alarm") || !strings.Contains(n, "holdover_entered") {
+		t.Errorf("events %s", n)
+	}
+	if st := d.Quality().State(); st == quality.Locked {
+		t.Errorf("still LOCKED a second off: %s", n)
+	}
+}
+
 // A GNSS jump after the start but before the first lock (the servo
 // tracking, the clock not yet LOCKED) begins the start again: holding a
 // clock that never served synchronized time protects nobody, and the

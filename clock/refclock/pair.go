@@ -13,13 +13,25 @@
 //     never guessed. A receiver whose latency exceeds a second needs a
 //     window that says so (gnss.nmea_latency = "1s..1.9s").
 //   - aligned (the servo has stepped the clock onto GNSS time): the edge
-//     whose clock time is nearest to the label's time is paired, whatever
-//     the latency, as long as it arrived before the label. A label naming a
-//     second no received edge can be, and arriving inside the latency
-//     window after its nearest edge, is paired with that edge anyway and
-//     the servo sees a whole-second offset: that is a time jump, and the
-//     servo's guard decides, not the pairer. Arriving outside the window,
-//     it is a label whose own edge went missing, and is not paired.
+//     whose clock time is nearest to the label's time is paired, as long as
+//     it arrived before the label and nothing contradicts it. A label
+//     naming a second no received edge can be, and arriving inside the
+//     latency window after its nearest edge, is paired with that edge
+//     anyway and the servo sees a whole-second offset: that is a time
+//     jump, and the servo's guard decides, not the pairer. Arriving outside
+//     the window, it is a label whose own edge went missing, and is not
+//     paired, unless another edge lies in the window: see Disagree.
+//
+// The nearest edge alone cannot see a clock that is itself whole seconds
+// off (a leap second the kernel did not apply, a step by another program):
+// every label pairs with the edge a second from its own, the latency grows
+// by that second and the offset reads zero. The latency window can: when
+// the nearest edge's latency is outside it and exactly one other edge's is
+// inside, the clock's count of seconds and the receiver's disagree. One
+// such label may be a stall (sentences a second late, the next pulse
+// already in), so it is dropped; DisagreeAfter in a row are not a stall,
+// and the window's edge is paired: the servo sees the whole seconds and
+// its jump guard decides (holdover, an alarm, an operator's resync).
 //
 // A u-blox TIM-TP, sent before the pulse it describes, gives that pulse's
 // quantisation error; the paired edge is corrected by it (ideal = actual +
@@ -36,6 +48,9 @@ type Sample struct {
 	True    time.Time     // the labelled second on the clock's timescale
 	Latency time.Duration // label arrival minus edge
 	QErr    bool          // a TIM-TP correction was applied
+	// ByWindow: paired by the latency window against the nearest edge
+	// (the clock's seconds and the receiver's disagree: see Disagree).
+	ByWindow bool
 	// Correction is that correction (the receiver's qErr: the pulse's
 	// quantisation error, the sawtooth), added to the edge.
 	Correction time.Duration
@@ -53,11 +68,14 @@ const (
 	NoEdge           // no edge could belong to this label (PPS missing, or latency outside the window)
 	Ambiguous        // more than one edge fits the latency window
 	Stale            // the label arrived too long after any fitting edge
+	// Disagree: the nearest edge is outside the latency window and another
+	// edge is inside it (fewer than DisagreeAfter labels in a row).
+	Disagree
 	numReasons
 )
 
 func (r Reason) String() string {
-	return [...]string{"ok", "no_edge", "ambiguous", "stale"}[r]
+	return [...]string{"ok", "no_edge", "ambiguous", "stale", "second_disagree"}[r]
 }
 
 // Stats counts what the pairer did.
@@ -82,8 +100,20 @@ type Pairer struct {
 	maxAge time.Duration // an edge older than this at the label's arrival is stale
 	edges  []edge
 	qerr   map[int64]int32 // UTC second (Unix) -> qErr ps, from TIM-TP
-	Stats  Stats
+	// disagree counts the labels in a row whose nearest edge and window
+	// edge differ (see Disagree).
+	disagree int
+	Stats    Stats
 }
+
+// DisagreeAfter is how many labels in a row must find the nearest edge
+// outside the latency window and another inside it before the window's
+// edge is paired. A stall of the receiver (a starved process, a USB
+// hiccup) delays a second or two of sentences, not three; a clock whole
+// seconds off stays so. The servo's jump guard then wants three
+// consistent samples of its own, so a clock a second off is in holdover
+// some six seconds after its labels first disagree.
+const DisagreeAfter = 3
 
 // History is how many edges are kept.
 const History = 8
@@ -126,6 +156,7 @@ func (p *Pairer) Edge(t time.Time) (extra bool) {
 
 // Shift moves every stored edge by d (the clock was stepped by d).
 func (p *Pairer) Shift(d time.Duration) {
+	p.disagree = 0
 	for i := range p.edges {
 		p.edges[i].local = p.edges[i].local.Add(d)
 	}
@@ -163,34 +194,18 @@ func (p *Pairer) Label(utc, tru, arrival time.Time, aligned bool) (Sample, Reaso
 			}
 		}
 		if best >= 0 {
-			lat := arrival.Sub(p.edges[best].local)
-			if lat > p.maxAge {
-				p.Stats.Rejected[Stale]++
-				return Sample{}, Stale
-			}
-			// Whole seconds between the label and its nearest edge are a
-			// jump only if the label came at the receiver's usual latency
-			// after that edge: a receiver times its sentences by its own
-			// pulses, whatever second it names. Outside that window the
-			// label's own edge is what is missing (pulse and sentences
-			// stalled together: a USB hiccup, a starved process), and an
-			// older edge would show the servo a jump that never was (a
-			// hog series: a 2 s stall, then a 2 s step before the lock).
-			if bestDist >= 500*time.Millisecond && (lat < p.lo || lat > p.hi) {
-				p.Stats.Rejected[NoEdge]++
-				return Sample{}, NoEdge
+			if lat := arrival.Sub(p.edges[best].local); lat < p.lo || lat > p.hi {
+				i, r := p.outside(best, bestDist, lat, arrival)
+				if i < 0 {
+					return Sample{}, r
+				}
+				return p.pair(i, utc, tru, arrival, r == Disagree), OK
 			}
 		}
+		p.disagree = 0
 	} else {
-		n := 0
-		for i, e := range p.edges {
-			lat := arrival.Sub(e.local)
-			if lat >= p.lo && lat <= p.hi && !e.used {
-				best = i
-				n++
-			}
-		}
-		if n > 1 {
+		var n int
+		if best, n = p.inWindow(arrival); n > 1 {
 			p.Stats.Rejected[Ambiguous]++
 			return Sample{}, Ambiguous
 		}
@@ -199,9 +214,62 @@ func (p *Pairer) Label(utc, tru, arrival time.Time, aligned bool) (Sample, Reaso
 		p.Stats.Rejected[NoEdge]++
 		return Sample{}, NoEdge
 	}
-	e := &p.edges[best]
+	return p.pair(best, utc, tru, arrival, false), OK
+}
+
+// outside judges a label whose nearest edge (best, bestDist from the
+// label's second) came at latency lat, outside the window. It returns the
+// edge to pair (best, or with Disagree the only edge in the window), or -1
+// and why the label is rejected.
+func (p *Pairer) outside(best int, bestDist, lat time.Duration, arrival time.Time) (int, Reason) {
+	// The window's edge first: a clock many seconds ahead finds its
+	// nearest edge stale, and would otherwise never see why.
+	if w, n := p.inWindow(arrival); n == 1 && p.edges[w].local.Sub(p.edges[best].local).Abs() >= 500*time.Millisecond {
+		if p.disagree++; p.disagree < DisagreeAfter {
+			p.Stats.Rejected[Disagree]++
+			return -1, Disagree
+		}
+		return w, Disagree
+	}
+	p.disagree = 0
+	if lat > p.maxAge {
+		p.Stats.Rejected[Stale]++
+		return -1, Stale
+	}
+	// Whole seconds between the label and its nearest edge are a jump
+	// only if the label came at the receiver's usual latency after that
+	// edge: a receiver times its sentences by its own pulses, whatever
+	// second it names. Outside that window the label's own edge is what
+	// is missing (pulse and sentences stalled together: a USB hiccup, a
+	// starved process), and an older edge would show the servo a jump
+	// that never was (a hog series: a 2 s stall, then a 2 s step before
+	// the lock).
+	if bestDist >= 500*time.Millisecond {
+		p.Stats.Rejected[NoEdge]++
+		return -1, NoEdge
+	}
+	return best, OK
+}
+
+// inWindow returns the last unused edge whose latency to arrival lies in
+// the window, and how many do.
+func (p *Pairer) inWindow(arrival time.Time) (last, n int) {
+	last = -1
+	for i, e := range p.edges {
+		lat := arrival.Sub(e.local)
+		if lat >= p.lo && lat <= p.hi && !e.used {
+			last = i
+			n++
+		}
+	}
+	return last, n
+}
+
+// pair marks edge i used and makes its sample.
+func (p *Pairer) pair(i int, utc, tru, arrival time.Time, byWindow bool) Sample {
+	e := &p.edges[i]
 	e.used = true
-	s := Sample{Local: e.local, True: tru, Latency: arrival.Sub(e.local)}
+	s := Sample{Local: e.local, True: tru, Latency: arrival.Sub(e.local), ByWindow: byWindow}
 	if q, ok := p.qerr[utc.Unix()]; ok {
 		s.Correction = time.Duration(q) * time.Nanosecond / 1000
 		s.Local = s.Local.Add(s.Correction)
@@ -209,5 +277,5 @@ func (p *Pairer) Label(utc, tru, arrival time.Time, aligned bool) (Sample, Reaso
 		p.Stats.QErrApplied++
 	}
 	p.Stats.Paired++
-	return s, OK
+	return s
 }

@@ -41,15 +41,15 @@ func TestUnalignedWindow(t *testing.T) {
 	}
 }
 
-func TestAlignedFollowsLatencyAndSeesJumps(t *testing.T) {
-	p := New(0, 900*time.Millisecond)
+func TestAlignedSeesJumps(t *testing.T) {
+	p := New(0, 500*time.Millisecond)
 	for n := 0; n < 5; n++ {
 		p.Edge(sec(n).Add(20 * time.Nanosecond))
 	}
-	// Latency 1.3 s: the label for 3 arrives after edge 4; aligned pairing
-	// still finds edge 3.
-	s, r := p.Label(sec(3), sec(3), sec(4).Add(300*time.Millisecond), true)
-	if r != OK || s.Offset() != 20*time.Nanosecond {
+	// Latency 0.7 s, past the window, and no edge in it: the nearest
+	// edge, the label's own, is paired (a receiver running late).
+	s, r := p.Label(sec(3), sec(3), sec(3).Add(700*time.Millisecond), true)
+	if r != OK || s.Offset() != 20*time.Nanosecond || s.ByWindow {
 		t.Errorf("%v %+v", r, s)
 	}
 	// A label one second ahead (edge 5 has not come): paired with the
@@ -61,6 +61,88 @@ func TestAlignedFollowsLatencyAndSeesJumps(t *testing.T) {
 	// Too old.
 	if _, r := p.Label(sec(0), sec(0), sec(9), true); r != Stale {
 		t.Errorf("stale: %v", r)
+	}
+}
+
+// The clock is a second ahead of GNSS while aligned (the kernel lab saw a
+// leap second the guest kernel did not insert): the edge of second n
+// reads n+1 on the clock, and the label of n arrives 175 ms after it. The
+// labels around the leap are not paired (a UTC clock repeats a second
+// there), so the edges of those seconds are left unused, and the edge
+// nearest a label's second is the one of n-1, 1.175 s before the label:
+// alone, it reads offset zero, and so on for every later label. The
+// latency window holds the label's own edge: after DisagreeAfter labels
+// in a row the window's edge is paired, and the servo sees the second.
+func TestAlignedClockASecondOff(t *testing.T) {
+	const lat = 175 * time.Millisecond
+	for _, ahead := range []int{1, -1, 5} {
+		p := New(0, 990*time.Millisecond)
+		var got []Reason
+		var paired []Sample
+		for n := 0; n < 12; n++ {
+			p.Edge(sec(n + ahead))
+			if n < 4 {
+				continue // around the leap: no labels
+			}
+			s, r := p.Label(sec(n), sec(n), sec(n+ahead).Add(lat), true)
+			got = append(got, r)
+			if r == OK {
+				paired = append(paired, s)
+			}
+		}
+		// Every sample shows the whole seconds, at the usual latency.
+		for _, s := range paired {
+			if s.Offset() != time.Duration(ahead)*time.Second || s.Latency != lat {
+				t.Errorf("ahead %d: sample %+v", ahead, s)
+			}
+		}
+		if ahead < 0 {
+			// A clock behind finds its label's own edge the nearest, in
+			// the window: the whole second from the first label.
+			if len(paired) != len(got) || paired[0].ByWindow {
+				t.Errorf("ahead %d: %v %+v", ahead, got, paired)
+			}
+			continue
+		}
+		// Ahead, the first DisagreeAfter-1 labels are dropped, the next
+		// is the window's pair; the later ones pair plainly, the stray
+		// edges being used or gone.
+		for i, r := range got {
+			if want := map[bool]Reason{true: Disagree, false: OK}[i < DisagreeAfter-1]; r != want {
+				t.Errorf("ahead %d: %v, want %d second_disagree then ok", ahead, got, DisagreeAfter-1)
+				break
+			}
+		}
+		if len(paired) == 0 || !paired[0].ByWindow {
+			t.Errorf("ahead %d: the first pair is not the window's: %+v", ahead, paired)
+		}
+	}
+}
+
+// One label a second late (sentences stalled, the next pulse already
+// in): the window's edge contradicts the nearest once, and the label is
+// dropped, not paired with the wrong second; the next labels pair as
+// before.
+func TestAlignedOneLateLabelIsNoJump(t *testing.T) {
+	p := New(0, 990*time.Millisecond)
+	for n := 0; n <= 3; n++ {
+		p.Edge(sec(n))
+		if _, r := p.Label(sec(n), sec(n), sec(n).Add(100*time.Millisecond), true); r != OK {
+			t.Fatalf("label %d: %v", n, r)
+		}
+	}
+	p.Edge(sec(4))
+	p.Edge(sec(5))
+	if s, r := p.Label(sec(4), sec(4), sec(5).Add(50*time.Millisecond), true); r != Disagree {
+		t.Errorf("stalled label: %v %+v, want second_disagree", r, s)
+	}
+	for n := 5; n <= 8; n++ {
+		if n > 5 {
+			p.Edge(sec(n))
+		}
+		if s, r := p.Label(sec(n), sec(n), sec(n).Add(100*time.Millisecond), true); r != OK || s.Offset() != 0 || s.ByWindow {
+			t.Errorf("label %d after the stall: %v %+v", n, r, s)
+		}
 	}
 }
 
