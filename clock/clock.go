@@ -52,5 +52,27 @@ type LeapSetter interface {
 	SetLeap(sign int) error
 }
 
+// KernelLeap is what the kernel shows of a leap second it was asked to
+// apply (adjtimex(2)).
+type KernelLeap struct {
+	// TAI is the kernel's TAI-UTC offset: it adds one when it inserts a
+	// second and takes one off when it deletes one, whatever the offset
+	// was set to, so a change across the leap is the leap applied.
+	TAI int
+	// Forgot: the kernel's NTP state was reset since the last look, and
+	// with it the leap second scheduled (ntp_clear: a step of the clock
+	// by any program, a change of clocksource, which the clocksource
+	// watchdog makes by itself when it distrusts the TSC).
+	Forgot bool
+}
+
+// LeapWatcher is a LeapSetter whose kernel state can be looked at.
+type LeapWatcher interface {
+	LeapSetter
+	// WatchLeap reads the kernel's state and leaves the mark by which
+	// the next look sees a reset.
+	WatchLeap() (KernelLeap, error)
+}
+
 // ErrNotSupported is returned where a clock cannot do something here.
 var ErrNotSupported = errors.New("not supported by this clock")

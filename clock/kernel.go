@@ -86,8 +86,36 @@ func (k kernelClock) setLeap(sign int) error {
 	if err := k.adjtime(&tx); err != nil {
 		return err
 	}
-	tx = unix.Timex{Modes: unix.ADJ_STATUS, Status: leapStatus(tx.Status, sign)}
+	tx = unix.Timex{Modes: unix.ADJ_STATUS | unix.ADJ_MAXERROR, Status: leapStatus(tx.Status, sign), Maxerror: leapMarkUS}
 	return k.adjtime(&tx)
+}
+
+// The kernel forgets a scheduled leap second whenever it resets its NTP
+// state (ntp_clear: at a step of the clock, at a change of clocksource),
+// and that shows nowhere but in the values ntp_clear sets: maxerror goes
+// to NTP_PHASE_LIMIT, 16 s. Between resets maxerror grows by 500 us a
+// second (MAXFREQ) and stops at the same limit, which it reaches from
+// leapMarkUS after 8.9 hours: writing the mark at every look (each second
+// or more often) keeps it far below, so a look that finds the limit saw a
+// reset. (1 ms is what sitegm claims for CLOCK_REALTIME at worst while it
+// disciplines it: the system clock carries millisecond NTP and logs.)
+const (
+	ntpPhaseLimitUS = 16_000_000
+	leapMarkUS      = 1000
+)
+
+// kernelLeap reads a timex (modes 0) as a KernelLeap.
+func kernelLeap(tx *unix.Timex) KernelLeap {
+	return KernelLeap{TAI: int(tx.Tai), Forgot: tx.Maxerror >= ntpPhaseLimitUS}
+}
+
+func (k kernelClock) watchLeap() (KernelLeap, error) {
+	tx := unix.Timex{}
+	if err := k.adjtime(&tx); err != nil {
+		return KernelLeap{}, err
+	}
+	mark := unix.Timex{Modes: unix.ADJ_MAXERROR, Maxerror: leapMarkUS}
+	return kernelLeap(&tx), k.adjtime(&mark)
 }
 
 // System is CLOCK_REALTIME, disciplined directly (clock.discipline =
@@ -138,3 +166,6 @@ func (s *System) MaxFrequency() float64 { return SystemMaxPPB }
 // SetLeap implements LeapSetter: the kernel inserts or deletes the second
 // at the next UTC midnight.
 func (s *System) SetLeap(sign int) error { return s.k.setLeap(sign) }
+
+// WatchLeap implements LeapWatcher.
+func (s *System) WatchLeap() (KernelLeap, error) { return s.k.watchLeap() }

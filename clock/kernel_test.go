@@ -92,6 +92,21 @@ func TestTimexArithmetic(t *testing.T) {
 	}
 }
 
+// A look at the kernel: the TAI offset as it is; a maxerror at the
+// kernel's limit is a reset (ntp_clear), one below it (the mark, grown by
+// at most 500 us a second between looks) is not.
+func TestKernelLeapLook(t *testing.T) {
+	for _, c := range []struct {
+		maxerr int64
+		forgot bool
+	}{{leapMarkUS, false}, {leapMarkUS + 500*3600, false}, {ntpPhaseLimitUS, true}} {
+		tx := unix.Timex{Maxerror: c.maxerr, Tai: 37}
+		if k := kernelLeap(&tx); k.Forgot != c.forgot || k.TAI != 37 {
+			t.Errorf("maxerror %d: %+v", c.maxerr, k)
+		}
+	}
+}
+
 // Reading CLOCK_REALTIME's frequency is read-only (modes 0) and safe.
 func TestSystemFrequencyReadOnly(t *testing.T) {
 	k := kernelClock{id: unix.CLOCK_REALTIME}

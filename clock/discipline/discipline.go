@@ -141,6 +141,12 @@ type Discipline struct {
 	// byWindow: the pairer is pairing by the latency window against the
 	// nearest edge (the clock's seconds and the receiver's disagree).
 	byWindow bool
+	// kleap follows the leap second armed on a UTC clock that applies it
+	// itself (KernelLeap).
+	kleap clock.LeapWatch
+	// leapStepped: the midnight of a leap second sitegm stepped the
+	// clock by because the kernel missed it.
+	leapStepped time.Time
 	// recent are the last paired pulses, a ring (Status.Recent).
 	recent  [RecentEdges]EdgeSample
 	nRecent uint64
@@ -472,7 +478,14 @@ func (d *Discipline) Tick(now time.Time) (Action, []Event) {
 		utc, _ = d.leapTable.TAIToUTC(now)
 	}
 	d.checkLeapExpiry(utc)
-	if p := d.leapTable.Pending(utc); p != d.pending {
+	p := d.leapTable.Pending(utc)
+	if utc.Before(d.leapStepped) {
+		// sitegm stepped the clock back over an insertion the kernel
+		// missed (KernelLeap): it reads the day's last second again, and
+		// the leap is done, not to be armed (and inserted) once more.
+		p = 0
+	}
+	if p != d.pending {
 		switch {
 		case p != 0:
 			d.emit(slog.LevelWarn, "leap_scheduled", fmt.Sprintf("leap second (%+d) at the end of today, UTC", p), "leap", p)
@@ -495,6 +508,11 @@ func (d *Discipline) Tick(now time.Time) (Action, []Event) {
 	case d.pending != d.leapSet && !now.Before(d.rearmAt):
 		a.SetLeap, a.Leap = true, d.pending
 		d.leapSet = d.pending
+		if d.pending != 0 {
+			d.kleap.Arm(now, d.pending)
+		} else {
+			d.kleap.Cleared(now)
+		}
 	}
 	d.stepped = false
 	if len(d.problems) > 0 && now.Sub(d.lastWarn) >= time.Minute {

@@ -2,6 +2,7 @@ package timebase
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -28,6 +29,10 @@ type Slave struct {
 	// leapWarned: setting the flag failed and was logged (once until it
 	// succeeds: it is retried each second).
 	leapWarned bool
+	// watch follows the armed leap second in the kernel (clock.LeapWatch),
+	// and verdict is its last word, for Steer to report.
+	watch   clock.LeapWatch
+	verdict clock.LeapVerdict
 }
 
 // leapError is the kernel refusing the leap second flag.
@@ -63,6 +68,34 @@ func (s *Slave) step(hold, done func()) (time.Duration, error) {
 			MaxFreq: clock.SystemMaxPPB, StepThreshold: time.Millisecond})
 	}
 	utc, leap60 := s.tb.At(so.PHC).UTC()
+	// The kernel forgets an armed leap second when something else resets
+	// its NTP state (a step by another program, a change of clocksource):
+	// clear the flag, set it again 1.5 s later. A leap it missed all the
+	// same is stepped here, half a second after its instant (a second
+	// between the PHC's UTC and the system clock would otherwise be a
+	// jump to the servo's guard). clock.LeapWatch.
+	if lw, ok := s.sys.(clock.LeapWatcher); ok && s.watch.Active() {
+		if k, err := lw.WatchLeap(); err == nil {
+			v := s.watch.Look(so.System, k, s.leap != 0 && !so.System.Before(s.rearmAt))
+			switch {
+			case v.Rearm:
+				if lw.SetLeap(0) == nil {
+					s.leap, s.rearmAt = 0, so.System.Add(1500*time.Millisecond)
+				}
+			case v.Step != 0:
+				if hold != nil {
+					hold()
+					defer done()
+				}
+				if err := s.sys.Step(v.Step); err != nil {
+					return 0, err
+				}
+			}
+			if v.Rearm || v.Step != 0 || v.Moved != 0 {
+				s.verdict = v
+			}
+		}
+	}
 	// The kernel inserts or deletes a leap second in CLOCK_REALTIME
 	// itself, as it does for discipline = "system": armed (adjtimex
 	// STA_INS / STA_DEL) for the whole day that ends with one, cleared
@@ -75,6 +108,11 @@ func (s *Slave) step(hold, done func()) (time.Duration, error) {
 			}
 		}
 		s.leap, s.leapWarned = p, false
+		if p != 0 {
+			s.watch.Arm(so.System, p)
+		} else {
+			s.watch.Cleared(so.System)
+		}
 	}
 	if leap60 || s.tb.table.NearLeap(utc, 2*time.Second) {
 		return 0, nil // no comparison is unambiguous around the leap
@@ -119,6 +157,18 @@ func (s *Slave) Steer(hold, done func()) []event.Event {
 		l.Emit(slog.LevelWarn, "system_leap_error", "the kernel refused the system clock's leap second flag: it will be a second off after the leap until the servo steps it", "error", err.Error())
 	case err == nil && step != 0:
 		l.Emit(event.Notice, "system_stepped", "system clock stepped onto the PHC", "step", step.String())
+	}
+	v := s.verdict
+	s.verdict = clock.LeapVerdict{}
+	switch {
+	case v.Rearm:
+		l.Emit(event.Notice, "leap_rearmed", "the kernel reset its NTP state and forgot the system clock's leap second (a step of the clock by another program, a change of clocksource): armed again")
+	case v.Step != 0:
+		l.Emit(slog.LevelError, "leap_missed", fmt.Sprintf("the kernel did not apply the system clock's leap second (%+d): stepped it by %v", v.Sign, v.Step),
+			"leap", v.Sign, "step", v.Step.String())
+	case v.Moved != 0:
+		l.Emit(slog.LevelWarn, "leap_unverified", fmt.Sprintf("the kernel's TAI offset moved by %d across the leap second (%+d): another program set it, and whether the system clock's leap was applied cannot be told", v.Moved, v.Sign),
+			"leap", v.Sign)
 	}
 	return l.Take()
 }

@@ -343,6 +343,78 @@ func TestSlaveLeapSecondThroughTheKernel(t *testing.T) {
 	}
 }
 
+// watchClock is a leapClock whose kernel forgets the flag when told to.
+type watchClock struct {
+	leapClock
+	forget bool
+}
+
+func (w *watchClock) WatchLeap() (clock.KernelLeap, error) {
+	f := w.forget
+	w.forget = false
+	return clock.KernelLeap{TAI: 37, Forgot: f}, nil
+}
+
+// The kernel resets its NTP state while the slave's leap is armed (a
+// change of clocksource): the flag is cleared, leap_rearmed said, and it
+// is set again 1.5 s later.
+func TestSlaveLeapRearmed(t *testing.T) {
+	mid := time.Date(2030, 7, 1, 0, 0, 0, 0, time.UTC)
+	table := leap.Builtin()
+	table.Entries = append(table.Entries, leap.Entry{At: mid, Offset: 38})
+	utc := mid.Add(-10 * time.Minute)
+	phc := &fakePHC{fakeClock{name: "/dev/ptp0", scale: clock.TAI, host: utc, phcOff: 37 * time.Second}}
+	sys := &watchClock{leapClock: leapClock{stepClock: stepClock{fakeClock: fakeClock{name: "system", scale: clock.UTC}}}}
+	s := NewSlave(sys, New(phc, table))
+	steer := func(after time.Duration) []event.Event {
+		phc.host = utc.Add(after)
+		return s.Steer(nil, nil)
+	}
+	steer(0)
+	sys.forget = true
+	evs := steer(time.Second)
+	if len(evs) != 1 || evs[0].Name != "leap_rearmed" || fmt.Sprint(sys.flags) != "[1 0]" {
+		t.Fatalf("forgot: events %v flags %v", evs, sys.flags)
+	}
+	steer(2 * time.Second)
+	if fmt.Sprint(sys.flags) != "[1 0]" {
+		t.Errorf("a second later: flags %v, want nothing set yet", sys.flags)
+	}
+	steer(2600 * time.Millisecond)
+	if fmt.Sprint(sys.flags) != "[1 0 1]" {
+		t.Errorf("1.6 s later: flags %v, want it set again", sys.flags)
+	}
+}
+
+// The kernel does not insert the second (its TAI offset stays 37): half
+// a second past the midnight the system clock, reading 00:00:00.6 where it
+// should read 23:59:59.6, is stepped back by the slave, inside the
+// bracket, and leap_missed said.
+func TestSlaveLeapMissed(t *testing.T) {
+	mid := time.Date(2030, 7, 1, 0, 0, 0, 0, time.UTC)
+	table := leap.Builtin()
+	table.Entries = append(table.Entries, leap.Entry{At: mid, Offset: 38})
+	phc := &fakePHC{fakeClock{name: "/dev/ptp0", scale: clock.TAI, host: mid.Add(-10 * time.Minute), phcOff: 37 * time.Second}}
+	sys := &watchClock{leapClock: leapClock{stepClock: stepClock{fakeClock: fakeClock{name: "system", scale: clock.UTC}}}}
+	s := NewSlave(sys, New(phc, table))
+	var order []string
+	hold := func() { order = append(order, "hold") }
+	done := func() { order = append(order, "done") }
+	s.Steer(hold, done)
+	phc.host = mid.Add(-5 * time.Second)
+	s.Steer(hold, done)
+	// Past the midnight (the PHC on TAI, its UTC past the leap).
+	phc.host, phc.phcOff = mid.Add(100*time.Millisecond), 38*time.Second
+	if evs := s.Steer(hold, done); len(sys.steps) != 0 || len(evs) != 0 {
+		t.Fatalf("judged before the kernel's tick: steps %v events %v", sys.steps, evs)
+	}
+	phc.host = mid.Add(600 * time.Millisecond)
+	evs := s.Steer(hold, done)
+	if fmt.Sprint(sys.steps) != "[-1s]" || len(evs) != 1 || evs[0].Name != "leap_missed" || strings.Join(order, " ") != "hold done" {
+		t.Errorf("missed: steps %v events %v order %v", sys.steps, evs, order)
+	}
+}
+
 // A step of the system clock is bracketed: what stamps on CLOCK_REALTIME
 // and maps the stamps onto the PHC is held just before it and rebuilt just
 // after it; a reading that steps nothing calls neither.

@@ -91,6 +91,10 @@ type Daemon struct {
 	Level *slog.LevelVar
 	// Reload, when set, loads the configuration again (SIGHUP).
 	Reload func() (config.Config, error)
+
+	// leapWatchFailed: a look at the kernel's leap second state failed
+	// and was logged (once until one succeeds).
+	leapWatchFailed bool
 }
 
 // New claims what the configuration serves, opens the clock and checks
@@ -320,6 +324,7 @@ func (d *Daemon) tick(now time.Time) {
 	d.logEvents(d.gnss.Events())
 	d.logEvents(d.ppsM.Events())
 	if cnow, ok := d.clockNow(); ok {
+		d.watchKernelLeap(cnow.Clock())
 		d.do(d.disc.Tick(cnow.Clock()))
 		d.publishGM()
 	}

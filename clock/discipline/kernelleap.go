@@ -1,0 +1,43 @@
+package discipline
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"sitegm/clock"
+	"sitegm/event"
+)
+
+// WatchesKernelLeap says whether the caller should look at the kernel's
+// leap second state (clock.LeapWatcher) and hand it to KernelLeap before
+// the next Tick: while a leap second is armed on a UTC clock that applies
+// it itself, and until it is checked (clock.LeapWatch).
+func (d *Discipline) WatchesKernelLeap() bool { return d.kleap.Active() }
+
+// KernelLeap takes a look at the kernel (k, at the clock's UTC time now):
+// after a reset the flag is armed again as after a step; a leap the
+// kernel missed is stepped by sitegm, half a second late.
+func (d *Discipline) KernelLeap(now time.Time, k clock.KernelLeap) (Action, []Event) {
+	var a Action
+	// sitegm's own step resets the kernel too: Tick arms again after it.
+	v := d.kleap.Look(now, k, d.leapSet != 0 && !d.stepped)
+	switch {
+	case v.Rearm:
+		d.emit(event.Notice, "leap_rearmed", "the kernel reset its NTP state and forgot the leap second (a step of the clock by another program, a change of clocksource): armed again")
+		a.SetLeap, a.Leap = true, 0
+		d.leapSet, d.rearmAt = 0, now.Add(1500*time.Millisecond)
+	case v.Step != 0:
+		a.Step = v.Step
+		d.leapStepped = v.Midnight
+		d.pair.Shift(a.Step)
+		d.steps++
+		d.lastStep = a.Step
+		d.emit(slog.LevelError, "leap_missed", fmt.Sprintf("the kernel did not apply the leap second (%+d): stepped the clock by %v", v.Sign, a.Step),
+			"leap", v.Sign, "step", a.Step.String())
+	case v.Moved != 0:
+		d.emit(slog.LevelWarn, "leap_unverified", fmt.Sprintf("the kernel's TAI offset moved by %d across the leap second (%+d): another program set it, and whether the leap was applied cannot be told", v.Moved, v.Sign),
+			"leap", v.Sign)
+	}
+	return a, d.take()
+}

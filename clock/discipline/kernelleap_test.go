@@ -1,0 +1,129 @@
+package discipline
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"sitegm/clock"
+	"sitegm/clock/leap"
+	"sitegm/clock/servo"
+)
+
+// A UTC clock armed for the leap second inserted at the end of
+// 2026-06-30 (utc0 is an hour before it).
+func newLeapDisc(t *testing.T) *Discipline {
+	t.Helper()
+	d, table := newDisc(t, func(c *Config) { c.Timescale = clock.UTC })
+	table.Entries = append(table.Entries, leap.Entry{At: time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), Offset: 38})
+	if a, _ := d.Tick(utc0); !a.SetLeap || a.Leap != 1 || !d.WatchesKernelLeap() {
+		t.Fatalf("armed: %+v, watching %v", a, d.WatchesKernelLeap())
+	}
+	return d
+}
+
+var midnight = time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+
+// The kernel resets its NTP state while the leap is armed (the kernel
+// lab: no step anywhere, yet no insertion; a change of clocksource does
+// this): the flag is cleared and set again 1.5 s later, as after a step.
+func TestKernelForgetsTheLeap(t *testing.T) {
+	d := newLeapDisc(t)
+	if a, evs := d.KernelLeap(utc0.Add(time.Second), clock.KernelLeap{TAI: 37}); a != (Action{}) || len(evs) != 0 {
+		t.Fatalf("a look with nothing wrong: %+v %s", a, names(evs))
+	}
+	a, evs := d.KernelLeap(utc0.Add(2*time.Second), clock.KernelLeap{TAI: 37, Forgot: true})
+	if !a.SetLeap || a.Leap != 0 || !strings.Contains(names(evs), "leap_rearmed") {
+		t.Fatalf("forgot: %+v %s, want the flag cleared", a, names(evs))
+	}
+	if a, _ := d.Tick(utc0.Add(2500 * time.Millisecond)); a.SetLeap {
+		t.Errorf("half a second later: %+v, want nothing yet", a)
+	}
+	if a, _ := d.Tick(utc0.Add(3600 * time.Millisecond)); !a.SetLeap || a.Leap != 1 {
+		t.Errorf("1.6 s after: %+v, want the flag set again", a)
+	}
+}
+
+// The kernel did not insert the second: after the midnight its TAI offset
+// is what it was, and sitegm steps the clock back itself, within about
+// half a second of the midnight.
+func TestKernelMissedTheLeap(t *testing.T) {
+	d := newLeapDisc(t)
+	d.KernelLeap(midnight.Add(-10*time.Second), clock.KernelLeap{TAI: 37})
+	d.Tick(midnight.Add(-10 * time.Second))
+	// The clock reads the midnight (the kernel should have gone back):
+	// the flag is cleared, and the check waits for the kernel's tick.
+	if a, _ := d.KernelLeap(midnight.Add(100*time.Millisecond), clock.KernelLeap{TAI: 37}); a.Step != 0 {
+		t.Fatalf("judged before the kernel's tick could apply it: %+v", a)
+	}
+	if a, _ := d.Tick(midnight.Add(100 * time.Millisecond)); !a.SetLeap || a.Leap != 0 {
+		t.Fatalf("past the midnight: %+v, want the flag cleared", a)
+	}
+	a, evs := d.KernelLeap(midnight.Add(600*time.Millisecond), clock.KernelLeap{TAI: 37})
+	if a.Step != -time.Second || !strings.Contains(names(evs), "leap_missed") {
+		t.Errorf("missed: %+v %s, want a step of -1s", a, names(evs))
+	}
+	if d.WatchesKernelLeap() {
+		t.Error("still watching after the check")
+	}
+	// Stepped back, the clock reads 23:59:59 again: the leap is done, not
+	// armed once more (the kernel would insert it a second time).
+	for _, at := range []time.Duration{-400 * time.Millisecond, -100 * time.Millisecond, 700 * time.Millisecond} {
+		if a, evs := d.Tick(midnight.Add(at)); a.SetLeap || strings.Contains(names(evs), "leap_scheduled") {
+			t.Errorf("at %v after the step: %+v %s", at, a, names(evs))
+		}
+	}
+}
+
+// Applied (the TAI offset went up by one), withdrawn before its time, or
+// looked at too late: no step.
+func TestKernelLeapNoStep(t *testing.T) {
+	d := newLeapDisc(t)
+	d.KernelLeap(midnight.Add(-10*time.Second), clock.KernelLeap{TAI: 37})
+	if a, evs := d.KernelLeap(midnight.Add(600*time.Millisecond), clock.KernelLeap{TAI: 38}); a.Step != 0 || len(evs) != 0 || d.WatchesKernelLeap() {
+		t.Errorf("applied: %+v %s", a, names(evs))
+	}
+
+	d = newLeapDisc(t)
+	d.KernelLeap(midnight.Add(-10*time.Second), clock.KernelLeap{TAI: 37})
+	d.leapTable.Entries = d.leapTable.Entries[:len(d.leapTable.Entries)-1] // the leap withdrawn
+	if a, _ := d.Tick(midnight.Add(-5 * time.Second)); !a.SetLeap || a.Leap != 0 || d.WatchesKernelLeap() {
+		t.Errorf("withdrawn: %+v, watching %v", a, d.WatchesKernelLeap())
+	}
+
+	d = newLeapDisc(t)
+	d.KernelLeap(midnight.Add(-10*time.Second), clock.KernelLeap{TAI: 37})
+	if a, _ := d.KernelLeap(midnight.Add(clock.LeapVerifyWithin+time.Second), clock.KernelLeap{TAI: 37}); a.Step != 0 {
+		t.Errorf("too late to judge: %+v", a)
+	}
+}
+
+// A deleted second is applied where the clock reads 23:59:59: missed, the
+// clock reads it, and sitegm steps a second forward.
+func TestKernelMissedADeletion(t *testing.T) {
+	d, _ := newDisc(t, func(c *Config) { c.Timescale = clock.UTC })
+	d.kleap.Arm(utc0, -1)
+	d.leapSet = -1
+	d.KernelLeap(midnight.Add(-10*time.Second), clock.KernelLeap{TAI: 37})
+	if a, _ := d.KernelLeap(midnight.Add(-800*time.Millisecond), clock.KernelLeap{TAI: 37}); a.Step != 0 {
+		t.Fatalf("judged too early: %+v", a)
+	}
+	if a, evs := d.KernelLeap(midnight.Add(-400*time.Millisecond), clock.KernelLeap{TAI: 37}); a.Step != time.Second {
+		t.Errorf("missed deletion: %+v %s, want a step of +1s", a, names(evs))
+	}
+}
+
+// sitegm's own step resets the kernel's NTP state too: Tick arms again
+// after it, and the look that sees the reset says nothing of another
+// program.
+func TestOwnStepIsNoForeignReset(t *testing.T) {
+	d := newLeapDisc(t)
+	d.KernelLeap(utc0.Add(time.Second), clock.KernelLeap{TAI: 37})
+	d.note(servo.Action{Note: servo.NoteStepped, Step: 3 * time.Microsecond})
+	if a, evs := d.KernelLeap(utc0.Add(2*time.Second), clock.KernelLeap{TAI: 37, Forgot: true}); a.SetLeap || strings.Contains(names(evs), "leap_rearmed") {
+		t.Errorf("after its own step: %+v %s", a, names(evs))
+	}
+	if a, _ := d.Tick(utc0.Add(2 * time.Second)); !a.SetLeap || a.Leap != 0 {
+		t.Errorf("Tick after the step: %+v, want the flag cleared to arm again", a)
+	}
+}
