@@ -190,7 +190,12 @@ func bootCase(r *lab.Result, name, dir, disc string, dev labDev, at time.Time) (
 // after the lock; chronyd -x following sitegm over NTP says "Insert
 // second" (or "Delete second") before and is on it after; ptp4l following
 // over PTP learns leap61 (leap59) and currentUtcOffset 37, then 38 (36),
-// and its offsets show no jump in TAI.
+// and its offsets show no jump in TAI. In the inserted cases the guest's
+// clocksource is changed 30 s before the midnight and back 10 s later:
+// each change resets the kernel's NTP state and with it the leap second
+// armed (a hog series lost an insertion so, the clocksource watchdog
+// distrusting the TSC of a guest starved by its host), and sitegm must
+// see that and arm it again (leap_rearmed, twice).
 func leapScenario(p params, r *lab.Result) {
 	real0 := time.Now()
 	defer func() { setRealtime(real0.Add(time.Since(real0))) }() // monotonic: the real time again
@@ -214,6 +219,37 @@ func leapScenario(p params, r *lab.Result) {
 	r.Notes = append(r.Notes, fails...)
 }
 
+// changeClocksource makes the guest's timekeeping use clocksource to (""
+// for any other available one) and returns the one before and the one
+// now. The kernel resets its NTP state at the change (change_clocksource:
+// ntp_clear), as the clocksource watchdog's own changes do.
+func changeClocksource(to string) (from, now string, err error) {
+	const dir = "/sys/devices/system/clocksource/clocksource0/"
+	cur, err := os.ReadFile(dir + "current_clocksource")
+	if err != nil {
+		return "", "", err
+	}
+	from = strings.TrimSpace(string(cur))
+	if to == "" {
+		avail, err := os.ReadFile(dir + "available_clocksource")
+		if err != nil {
+			return from, "", err
+		}
+		for _, c := range strings.Fields(string(avail)) {
+			if c != from && to == "" {
+				to = c
+			}
+		}
+		if to == "" {
+			return from, "", fmt.Errorf("no clocksource other than %s (available: %s)", from, strings.TrimSpace(string(avail)))
+		}
+	}
+	if err := os.WriteFile(dir+"current_clocksource", []byte(to), 0); err != nil {
+		return from, "", fmt.Errorf("clocksource %s -> %s: %w", from, to, err)
+	}
+	return from, to, nil
+}
+
 // leapCase runs one leap second; it returns what went wrong ("" for
 // nothing).
 func leapCase(p params, r *lab.Result, name, disc string, day time.Time, sign int) string {
@@ -234,6 +270,7 @@ func leapCase(p params, r *lab.Result, name, disc string, day time.Time, sign in
 		pps, clk = "phc:"+dev.phc+":0", phcClock(dev.phc, true)
 	}
 	dir := "/tmp/leap-" + name
+	var why []string
 	s := runSitegm(writeConfig(dir, pps, "", clk, `[[ptp]]
 interface = "vA.40"
 timestamping = "software"
@@ -284,6 +321,9 @@ driftfile %s/chrony.drift
 	// the midnight; the peers' view 5 s before and 12 s after.
 	var worst, repeated, inRepeat int64
 	var chronyBefore, tdsBefore, tdsAfter string
+	csFrom, csTo, csOut := "", "", 0 // the clocksource changes (sign > 0)
+	var csErr error
+	csBack := false
 	ptpTo := 0
 	for {
 		n := readNow()
@@ -307,6 +347,18 @@ driftfile %s/chrony.drift
 		default:
 			worst = max(worst, abs64(e))
 		}
+		switch {
+		case sign > 0 && csFrom == "" && csErr == nil && n.truth > t0-30e9:
+			csOut = len(s.p.output())
+			if csFrom, csTo, csErr = changeClocksource(""); csErr != nil {
+				why = append(why, csErr.Error())
+			}
+		case sign > 0 && csTo != "" && !csBack && n.truth > t0-20e9:
+			if _, _, err := changeClocksource(csFrom); err != nil {
+				why = append(why, err.Error())
+			}
+			csBack = true
+		}
 		if chronyBefore == "" && n.truth > t0-5e9 {
 			chronyBefore, tdsBefore = tracking(), tds()
 			ptpTo = len(sl.output())
@@ -322,7 +374,13 @@ driftfile %s/chrony.drift
 	chronyAfter := tracking()
 	r.Figures[name+"_realtime_worst_ns"] = worst
 	r.Figures[name+"_repeated_samples"] = fmt.Sprintf("%d/%d", repeated, inRepeat)
-	var why []string
+	if csBack {
+		n := strings.Count(s.p.output()[csOut:], "event=leap_rearmed")
+		r.Figures[name+"_clocksource_changes"] = fmt.Sprintf("%s -> %s and back, leap_rearmed %d", csFrom, csTo, n)
+		if n < 2 {
+			why = append(why, fmt.Sprintf("the clocksource changed twice (%s and back), leap_rearmed said %d times", csFrom, n))
+		}
+	}
 	// The system clock is within microseconds here; a mishandled leap
 	// second is a whole second off: a millisecond tells them apart.
 	if worst > 1e6 || repeated != inRepeat || (sign > 0 && inRepeat < 10) {
