@@ -64,6 +64,10 @@ type KernelLeap struct {
 	// by any program, a change of clocksource, which the clocksource
 	// watchdog makes by itself when it distrusts the TSC).
 	Forgot bool
+	// Flag is the leap flag the kernel holds now: +1 STA_INS, -1
+	// STA_DEL, 0 neither (another program may have cleared or changed
+	// it: ptp4l's kernel_leap and phc2sys write the same flag).
+	Flag int
 }
 
 // LeapWatcher is a LeapSetter whose kernel state can be looked at.

@@ -106,7 +106,14 @@ const (
 
 // kernelLeap reads a timex (modes 0) as a KernelLeap.
 func kernelLeap(tx *unix.Timex) KernelLeap {
-	return KernelLeap{TAI: int(tx.Tai), Forgot: tx.Maxerror >= ntpPhaseLimitUS}
+	k := KernelLeap{TAI: int(tx.Tai), Forgot: tx.Maxerror >= ntpPhaseLimitUS}
+	switch {
+	case tx.Status&unix.STA_INS != 0:
+		k.Flag = 1
+	case tx.Status&unix.STA_DEL != 0:
+		k.Flag = -1
+	}
+	return k
 }
 
 func (k kernelClock) watchLeap() (KernelLeap, error) {

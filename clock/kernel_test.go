@@ -101,8 +101,13 @@ func TestKernelLeapLook(t *testing.T) {
 		forgot bool
 	}{{leapMarkUS, false}, {leapMarkUS + 500*3600, false}, {ntpPhaseLimitUS, true}} {
 		tx := unix.Timex{Maxerror: c.maxerr, Tai: 37}
-		if k := kernelLeap(&tx); k.Forgot != c.forgot || k.TAI != 37 {
+		if k := kernelLeap(&tx); k.Forgot != c.forgot || k.TAI != 37 || k.Flag != 0 {
 			t.Errorf("maxerror %d: %+v", c.maxerr, k)
+		}
+	}
+	for st, flag := range map[int32]int{unix.STA_INS | unix.STA_UNSYNC: 1, unix.STA_DEL: -1, unix.STA_PLL: 0} {
+		if k := kernelLeap(&unix.Timex{Status: st}); k.Flag != flag {
+			t.Errorf("status %#x: flag %d, want %d", st, k.Flag, flag)
 		}
 	}
 }

@@ -21,7 +21,15 @@ type LeapWatch struct {
 	instant time.Time
 	tai     int  // the kernel's TAI-UTC offset seen while armed
 	seen    bool // tai holds a look
+	// lastRearm is when Look last said to arm again.
+	lastRearm time.Time
 }
+
+// rearmQuiet: a Rearm within this of the previous one is marked Repeat,
+// for the caller to keep quiet (a flag the kernel refuses is armed again
+// every second and a half; two clocksource changes ten seconds apart
+// are both told).
+const rearmQuiet = 5 * time.Second
 
 // LeapVerifyAfter is how long after the instant the check waits: the
 // kernel applies the leap at the tick that crosses it, a few ms late.
@@ -59,9 +67,11 @@ func (w *LeapWatch) Active() bool { return w.sign != 0 }
 
 // LeapVerdict is what a look calls for.
 type LeapVerdict struct {
-	// Rearm: the kernel forgot the armed leap; clear the flag and set it
-	// again once its once-a-second state machine has seen it cleared.
-	Rearm bool
+	// Rearm: the kernel forgot the armed leap, or another program
+	// cleared or changed the flag; clear it and set it again once the
+	// kernel's once-a-second state machine has seen it cleared. Repeat:
+	// the previous Rearm was less than rearmQuiet before.
+	Rearm, Repeat bool
 	// Step: the leap was missed; step the clock by this.
 	Step time.Duration
 	// Moved: the TAI offset moved by something other than the leap
@@ -87,8 +97,10 @@ func (w *LeapWatch) Look(now time.Time, k KernelLeap, armed bool) LeapVerdict {
 		switch {
 		case !armed:
 			w.seen = false // the next look after the flag is set again counts
-		case k.Forgot:
+		case k.Forgot || k.Flag != w.sign:
 			v.Rearm, w.seen = true, false
+			v.Repeat = !w.lastRearm.IsZero() && now.Sub(w.lastRearm) < rearmQuiet
+			w.lastRearm = now
 		default:
 			w.tai, w.seen = k.TAI, true
 		}

@@ -24,7 +24,9 @@ func (d *Discipline) KernelLeap(now time.Time, k clock.KernelLeap) (Action, []Ev
 	v := d.kleap.Look(now, k, d.leapSet != 0 && !d.stepped)
 	switch {
 	case v.Rearm:
-		d.emit(event.Notice, "leap_rearmed", "the kernel reset its NTP state and forgot the leap second (a step of the clock by another program, a change of clocksource): armed again")
+		if !v.Repeat {
+			d.emit(event.Notice, "leap_rearmed", "the kernel forgot the leap second (its NTP state reset: a step of the clock by another program, a change of clocksource) or another program cleared its flag: armed again")
+		}
 		a.SetLeap, a.Leap = true, 0
 		d.leapSet, d.rearmAt = 0, now.Add(1500*time.Millisecond)
 	case v.Step != 0:

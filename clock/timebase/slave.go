@@ -161,8 +161,8 @@ func (s *Slave) Steer(hold, done func()) []event.Event {
 	v := s.verdict
 	s.verdict = clock.LeapVerdict{}
 	switch {
-	case v.Rearm:
-		l.Emit(event.Notice, "leap_rearmed", "the kernel reset its NTP state and forgot the system clock's leap second (a step of the clock by another program, a change of clocksource): armed again")
+	case v.Rearm && !v.Repeat:
+		l.Emit(event.Notice, "leap_rearmed", "the kernel forgot the system clock's leap second (its NTP state reset: a step of the clock by another program, a change of clocksource) or another program cleared its flag: armed again")
 	case v.Step != 0:
 		l.Emit(slog.LevelError, "leap_missed", fmt.Sprintf("the kernel did not apply the system clock's leap second (%+d): stepped it by %v", v.Sign, v.Step),
 			"leap", v.Sign, "step", v.Step.String())

@@ -352,7 +352,11 @@ type watchClock struct {
 func (w *watchClock) WatchLeap() (clock.KernelLeap, error) {
 	f := w.forget
 	w.forget = false
-	return clock.KernelLeap{TAI: 37, Forgot: f}, nil
+	k := clock.KernelLeap{TAI: 37, Forgot: f}
+	if n := len(w.flags); n > 0 {
+		k.Flag = w.flags[n-1]
+	}
+	return k, nil
 }
 
 // The kernel resets its NTP state while the slave's leap is armed (a
