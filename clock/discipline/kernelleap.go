@@ -15,11 +15,20 @@ import (
 // it itself, and until it is checked (clock.LeapWatch).
 func (d *Discipline) WatchesKernelLeap() bool { return d.kleap.Active() }
 
-// KernelLeap takes a look at the kernel (k, at the clock's UTC time now):
-// after a reset the flag is armed again as after a step; a leap the
-// kernel missed is stepped by sitegm, half a second late.
-func (d *Discipline) KernelLeap(now time.Time, k clock.KernelLeap) (Action, []Event) {
+// KernelLeap takes a look at the kernel (k, at the clock's UTC time now;
+// err: the look failed, said once until one succeeds): after a reset the
+// flag is armed again as after a step; a leap the kernel missed is
+// stepped by sitegm, half a second late.
+func (d *Discipline) KernelLeap(now time.Time, k clock.KernelLeap, err error) (Action, []Event) {
 	var a Action
+	if err != nil {
+		if !d.leapLookFailed {
+			d.emit(slog.LevelWarn, "leap_watch_error", "the kernel's leap second state cannot be read: "+err.Error(), "error", err.Error())
+		}
+		d.leapLookFailed = true
+		return a, d.take()
+	}
+	d.leapLookFailed = false
 	// sitegm's own step resets the kernel too: Tick arms again after it.
 	v := d.kleap.Look(now, k, d.leapSet != 0 && !d.stepped)
 	switch {

@@ -1,6 +1,7 @@
 package discipline
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -29,10 +30,10 @@ var midnight = time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
 // this): the flag is cleared and set again 1.5 s later, as after a step.
 func TestKernelForgetsTheLeap(t *testing.T) {
 	d := newLeapDisc(t)
-	if a, evs := d.KernelLeap(utc0.Add(time.Second), clock.KernelLeap{TAI: 37, Flag: 1}); a != (Action{}) || len(evs) != 0 {
+	if a, evs := d.KernelLeap(utc0.Add(time.Second), clock.KernelLeap{TAI: 37, Flag: 1}, nil); a != (Action{}) || len(evs) != 0 {
 		t.Fatalf("a look with nothing wrong: %+v %s", a, names(evs))
 	}
-	a, evs := d.KernelLeap(utc0.Add(2*time.Second), clock.KernelLeap{TAI: 37, Flag: 1, Forgot: true})
+	a, evs := d.KernelLeap(utc0.Add(2*time.Second), clock.KernelLeap{TAI: 37, Flag: 1, Forgot: true}, nil)
 	if !a.SetLeap || a.Leap != 0 || !strings.Contains(names(evs), "leap_rearmed") {
 		t.Fatalf("forgot: %+v %s, want the flag cleared", a, names(evs))
 	}
@@ -43,13 +44,13 @@ func TestKernelForgetsTheLeap(t *testing.T) {
 		t.Errorf("1.6 s after: %+v, want the flag set again", a)
 	}
 	// Another program clears the flag (ptp4l's kernel_leap writes it too).
-	d.KernelLeap(utc0.Add(9*time.Second), clock.KernelLeap{TAI: 37, Flag: 1})
-	if a, evs := d.KernelLeap(utc0.Add(10*time.Second), clock.KernelLeap{TAI: 37}); !a.SetLeap || a.Leap != 0 || !strings.Contains(names(evs), "leap_rearmed") {
+	d.KernelLeap(utc0.Add(9*time.Second), clock.KernelLeap{TAI: 37, Flag: 1}, nil)
+	if a, evs := d.KernelLeap(utc0.Add(10*time.Second), clock.KernelLeap{TAI: 37}, nil); !a.SetLeap || a.Leap != 0 || !strings.Contains(names(evs), "leap_rearmed") {
 		t.Errorf("flag cleared by another program: %+v %s", a, names(evs))
 	}
 	// A flag the kernel will not keep is armed again and again, told once.
 	d.Tick(utc0.Add(11600 * time.Millisecond))
-	if a, evs := d.KernelLeap(utc0.Add(12*time.Second), clock.KernelLeap{TAI: 37}); !a.SetLeap || len(evs) != 0 {
+	if a, evs := d.KernelLeap(utc0.Add(12*time.Second), clock.KernelLeap{TAI: 37}, nil); !a.SetLeap || len(evs) != 0 {
 		t.Errorf("again 2 s later: %+v %s, want armed again quietly", a, names(evs))
 	}
 }
@@ -59,17 +60,17 @@ func TestKernelForgetsTheLeap(t *testing.T) {
 // half a second of the midnight.
 func TestKernelMissedTheLeap(t *testing.T) {
 	d := newLeapDisc(t)
-	d.KernelLeap(midnight.Add(-10*time.Second), clock.KernelLeap{TAI: 37, Flag: 1})
+	d.KernelLeap(midnight.Add(-10*time.Second), clock.KernelLeap{TAI: 37, Flag: 1}, nil)
 	d.Tick(midnight.Add(-10 * time.Second))
 	// The clock reads the midnight (the kernel should have gone back):
 	// the flag is cleared, and the check waits for the kernel's tick.
-	if a, _ := d.KernelLeap(midnight.Add(100*time.Millisecond), clock.KernelLeap{TAI: 37, Flag: 1}); a.Step != 0 {
+	if a, _ := d.KernelLeap(midnight.Add(100*time.Millisecond), clock.KernelLeap{TAI: 37, Flag: 1}, nil); a.Step != 0 {
 		t.Fatalf("judged before the kernel's tick could apply it: %+v", a)
 	}
 	if a, _ := d.Tick(midnight.Add(100 * time.Millisecond)); !a.SetLeap || a.Leap != 0 {
 		t.Fatalf("past the midnight: %+v, want the flag cleared", a)
 	}
-	a, evs := d.KernelLeap(midnight.Add(600*time.Millisecond), clock.KernelLeap{TAI: 37, Flag: 1})
+	a, evs := d.KernelLeap(midnight.Add(600*time.Millisecond), clock.KernelLeap{TAI: 37, Flag: 1}, nil)
 	if a.Step != -time.Second || !strings.Contains(names(evs), "leap_missed") {
 		t.Errorf("missed: %+v %s, want a step of -1s", a, names(evs))
 	}
@@ -89,21 +90,21 @@ func TestKernelMissedTheLeap(t *testing.T) {
 // looked at too late: no step.
 func TestKernelLeapNoStep(t *testing.T) {
 	d := newLeapDisc(t)
-	d.KernelLeap(midnight.Add(-10*time.Second), clock.KernelLeap{TAI: 37, Flag: 1})
-	if a, evs := d.KernelLeap(midnight.Add(600*time.Millisecond), clock.KernelLeap{TAI: 38, Flag: 1}); a.Step != 0 || len(evs) != 0 || d.WatchesKernelLeap() {
+	d.KernelLeap(midnight.Add(-10*time.Second), clock.KernelLeap{TAI: 37, Flag: 1}, nil)
+	if a, evs := d.KernelLeap(midnight.Add(600*time.Millisecond), clock.KernelLeap{TAI: 38, Flag: 1}, nil); a.Step != 0 || len(evs) != 0 || d.WatchesKernelLeap() {
 		t.Errorf("applied: %+v %s", a, names(evs))
 	}
 
 	d = newLeapDisc(t)
-	d.KernelLeap(midnight.Add(-10*time.Second), clock.KernelLeap{TAI: 37, Flag: 1})
+	d.KernelLeap(midnight.Add(-10*time.Second), clock.KernelLeap{TAI: 37, Flag: 1}, nil)
 	d.leapTable.Entries = d.leapTable.Entries[:len(d.leapTable.Entries)-1] // the leap withdrawn
 	if a, _ := d.Tick(midnight.Add(-5 * time.Second)); !a.SetLeap || a.Leap != 0 || d.WatchesKernelLeap() {
 		t.Errorf("withdrawn: %+v, watching %v", a, d.WatchesKernelLeap())
 	}
 
 	d = newLeapDisc(t)
-	d.KernelLeap(midnight.Add(-10*time.Second), clock.KernelLeap{TAI: 37, Flag: 1})
-	if a, _ := d.KernelLeap(midnight.Add(clock.LeapVerifyWithin+time.Second), clock.KernelLeap{TAI: 37, Flag: 1}); a.Step != 0 {
+	d.KernelLeap(midnight.Add(-10*time.Second), clock.KernelLeap{TAI: 37, Flag: 1}, nil)
+	if a, _ := d.KernelLeap(midnight.Add(clock.LeapVerifyWithin+time.Second), clock.KernelLeap{TAI: 37, Flag: 1}, nil); a.Step != 0 {
 		t.Errorf("too late to judge: %+v", a)
 	}
 }
@@ -114,11 +115,11 @@ func TestKernelMissedADeletion(t *testing.T) {
 	d, _ := newDisc(t, func(c *Config) { c.Timescale = clock.UTC })
 	d.kleap.Arm(utc0, -1)
 	d.leapSet = -1
-	d.KernelLeap(midnight.Add(-10*time.Second), clock.KernelLeap{TAI: 37, Flag: -1})
-	if a, _ := d.KernelLeap(midnight.Add(-800*time.Millisecond), clock.KernelLeap{TAI: 37, Flag: -1}); a.Step != 0 {
+	d.KernelLeap(midnight.Add(-10*time.Second), clock.KernelLeap{TAI: 37, Flag: -1}, nil)
+	if a, _ := d.KernelLeap(midnight.Add(-800*time.Millisecond), clock.KernelLeap{TAI: 37, Flag: -1}, nil); a.Step != 0 {
 		t.Fatalf("judged too early: %+v", a)
 	}
-	if a, evs := d.KernelLeap(midnight.Add(-400*time.Millisecond), clock.KernelLeap{TAI: 37, Flag: -1}); a.Step != time.Second {
+	if a, evs := d.KernelLeap(midnight.Add(-400*time.Millisecond), clock.KernelLeap{TAI: 37, Flag: -1}, nil); a.Step != time.Second {
 		t.Errorf("missed deletion: %+v %s, want a step of +1s", a, names(evs))
 	}
 }
@@ -128,12 +129,28 @@ func TestKernelMissedADeletion(t *testing.T) {
 // program.
 func TestOwnStepIsNoForeignReset(t *testing.T) {
 	d := newLeapDisc(t)
-	d.KernelLeap(utc0.Add(time.Second), clock.KernelLeap{TAI: 37, Flag: 1})
+	d.KernelLeap(utc0.Add(time.Second), clock.KernelLeap{TAI: 37, Flag: 1}, nil)
 	d.note(servo.Action{Note: servo.NoteStepped, Step: 3 * time.Microsecond})
-	if a, evs := d.KernelLeap(utc0.Add(2*time.Second), clock.KernelLeap{TAI: 37, Flag: 1, Forgot: true}); a.SetLeap || strings.Contains(names(evs), "leap_rearmed") {
+	if a, evs := d.KernelLeap(utc0.Add(2*time.Second), clock.KernelLeap{TAI: 37, Flag: 1, Forgot: true}, nil); a.SetLeap || strings.Contains(names(evs), "leap_rearmed") {
 		t.Errorf("after its own step: %+v %s", a, names(evs))
 	}
 	if a, _ := d.Tick(utc0.Add(2 * time.Second)); !a.SetLeap || a.Leap != 0 {
 		t.Errorf("Tick after the step: %+v, want the flag cleared to arm again", a)
+	}
+}
+
+// A look that fails is said once until one succeeds, and changes nothing.
+func TestKernelLeapLookFails(t *testing.T) {
+	d := newLeapDisc(t)
+	var n []string
+	for i := 0; i < 3; i++ {
+		a, evs := d.KernelLeap(utc0.Add(time.Duration(i)*time.Second), clock.KernelLeap{}, errors.New("EPERM"))
+		if a != (Action{}) {
+			t.Fatalf("a failed look acted: %+v", a)
+		}
+		n = append(n, names(evs))
+	}
+	if strings.Join(n, "|") != "leap_watch_error||" {
+		t.Errorf("events %q", n)
 	}
 }

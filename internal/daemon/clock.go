@@ -96,26 +96,6 @@ func (d *Daemon) apply(a discipline.Action) {
 	}
 }
 
-// watchKernelLeap hands the discipline a look at the kernel's leap second
-// state while it watches one (discipline.KernelLeap). A failed look is
-// logged (once until one succeeds) and skipped: the next tick looks again.
-func (d *Daemon) watchKernelLeap(now time.Time) {
-	lw, ok := d.tb.Clock().(clock.LeapWatcher)
-	if !ok || !d.disc.WatchesKernelLeap() {
-		return
-	}
-	k, err := lw.WatchLeap()
-	if err != nil {
-		if !d.leapWatchFailed {
-			d.log.Warn("kernel leap second state unreadable", "event", "leap_watch_error", "error", err.Error())
-		}
-		d.leapWatchFailed = true
-		return
-	}
-	d.leapWatchFailed = false
-	d.do(d.disc.KernelLeap(now, k))
-}
-
 // saveDrift hands the drift file's keeper what the discipline knows now
 // (each tick; final at exit, with the frequency estimated then).
 func (d *Daemon) saveDrift(now time.Time, final bool) {

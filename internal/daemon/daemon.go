@@ -91,10 +91,6 @@ type Daemon struct {
 	Level *slog.LevelVar
 	// Reload, when set, loads the configuration again (SIGHUP).
 	Reload func() (config.Config, error)
-
-	// leapWatchFailed: a look at the kernel's leap second state failed
-	// and was logged (once until one succeeds).
-	leapWatchFailed bool
 }
 
 // New claims what the configuration serves, opens the clock and checks
@@ -324,7 +320,10 @@ func (d *Daemon) tick(now time.Time) {
 	d.logEvents(d.gnss.Events())
 	d.logEvents(d.ppsM.Events())
 	if cnow, ok := d.clockNow(); ok {
-		d.watchKernelLeap(cnow.Clock())
+		if lw, ok := d.tb.Clock().(clock.LeapWatcher); ok && d.disc.WatchesKernelLeap() {
+			k, err := lw.WatchLeap() // a kernel leap second armed (discipline.KernelLeap)
+			d.do(d.disc.KernelLeap(cnow.Clock(), k, err))
+		}
 		d.do(d.disc.Tick(cnow.Clock()))
 		d.publishGM()
 	}
