@@ -1,6 +1,12 @@
 package clock
 
-import "time"
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"sitegm/event"
+)
 
 // LeapWatch follows a leap second a kernel clock applies itself
 // (CLOCK_REALTIME armed with STA_INS/STA_DEL). Linux forgets a scheduled
@@ -119,4 +125,20 @@ func (w *LeapWatch) Look(now time.Time, k KernelLeap, armed bool) LeapVerdict {
 		}
 	}
 	return v
+}
+
+// Report says what the verdict found of the leap second of the clock
+// named what (a quiet Rearm says nothing): leap_rearmed, leap_missed
+// (with the step made), leap_unverified.
+func (v LeapVerdict) Report(l *event.List, what string) {
+	switch {
+	case v.Rearm && !v.Repeat:
+		l.Emit(event.Notice, "leap_rearmed", "the kernel forgot "+what+"'s leap second (its NTP state reset: a step of the clock by another program, a change of clocksource) or another program cleared its flag: armed again")
+	case v.Step != 0:
+		l.Emit(slog.LevelError, "leap_missed", fmt.Sprintf("the kernel did not apply %s's leap second (%+d): stepped it by %v", what, v.Sign, v.Step),
+			"leap", v.Sign, "step", v.Step.String())
+	case v.Moved != 0:
+		l.Emit(slog.LevelWarn, "leap_unverified", fmt.Sprintf("the kernel's TAI offset moved by %d across %s's leap second (%+d): another program set it, and whether it was applied cannot be told", v.Moved, what, v.Sign),
+			"leap", v.Sign)
+	}
 }

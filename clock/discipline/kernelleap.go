@@ -1,12 +1,10 @@
 package discipline
 
 import (
-	"fmt"
 	"log/slog"
 	"time"
 
 	"sitegm/clock"
-	"sitegm/event"
 )
 
 // WatchesKernelLeap says whether the caller should look at the kernel's
@@ -33,9 +31,6 @@ func (d *Discipline) KernelLeap(now time.Time, k clock.KernelLeap, err error) (A
 	v := d.kleap.Look(now, k, d.leapSet != 0 && !d.stepped)
 	switch {
 	case v.Rearm:
-		if !v.Repeat {
-			d.emit(event.Notice, "leap_rearmed", "the kernel forgot the leap second (its NTP state reset: a step of the clock by another program, a change of clocksource) or another program cleared its flag: armed again")
-		}
 		a.SetLeap, a.Leap = true, 0
 		d.leapSet, d.rearmAt = 0, now.Add(1500*time.Millisecond)
 	case v.Step != 0:
@@ -44,11 +39,7 @@ func (d *Discipline) KernelLeap(now time.Time, k clock.KernelLeap, err error) (A
 		d.pair.Shift(a.Step)
 		d.steps++
 		d.lastStep = a.Step
-		d.emit(slog.LevelError, "leap_missed", fmt.Sprintf("the kernel did not apply the leap second (%+d): stepped the clock by %v", v.Sign, a.Step),
-			"leap", v.Sign, "step", a.Step.String())
-	case v.Moved != 0:
-		d.emit(slog.LevelWarn, "leap_unverified", fmt.Sprintf("the kernel's TAI offset moved by %d across the leap second (%+d): another program set it, and whether the leap was applied cannot be told", v.Moved, v.Sign),
-			"leap", v.Sign)
 	}
+	v.Report(&d.events, "the clock")
 	return a, d.take()
 }

@@ -2,7 +2,6 @@ package timebase
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -158,18 +157,8 @@ func (s *Slave) Steer(hold, done func()) []event.Event {
 	case err == nil && step != 0:
 		l.Emit(event.Notice, "system_stepped", "system clock stepped onto the PHC", "step", step.String())
 	}
-	v := s.verdict
+	s.verdict.Report(&l, "the system clock")
 	s.verdict = clock.LeapVerdict{}
-	switch {
-	case v.Rearm && !v.Repeat:
-		l.Emit(event.Notice, "leap_rearmed", "the kernel forgot the system clock's leap second (its NTP state reset: a step of the clock by another program, a change of clocksource) or another program cleared its flag: armed again")
-	case v.Step != 0:
-		l.Emit(slog.LevelError, "leap_missed", fmt.Sprintf("the kernel did not apply the system clock's leap second (%+d): stepped it by %v", v.Sign, v.Step),
-			"leap", v.Sign, "step", v.Step.String())
-	case v.Moved != 0:
-		l.Emit(slog.LevelWarn, "leap_unverified", fmt.Sprintf("the kernel's TAI offset moved by %d across the leap second (%+d): another program set it, and whether the system clock's leap was applied cannot be told", v.Moved, v.Sign),
-			"leap", v.Sign)
-	}
 	return l.Take()
 }
 
