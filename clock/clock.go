@@ -78,5 +78,24 @@ type LeapWatcher interface {
 	WatchLeap() (KernelLeap, error)
 }
 
+// KernelSync is what the kernel is told about a clock it keeps for every
+// program (CLOCK_REALTIME; adjtimex(2) status STA_UNSYNC, maxerror,
+// esterror). timedatectl's "System clock synchronized" and the kernel's
+// own update of the RTC every 11 minutes read it; the kernel sets STA_UNSYNC
+// after any reset of its NTP state (a step, a change of clocksource) and
+// when maxerror, which it grows by 500 us a second, reaches 16 s.
+type KernelSync struct {
+	Synced bool
+	// MaxError is the bound on the clock's error that sitegm advertises
+	// (NTP's root dispersion; 0 when not synchronized); EstError is one
+	// standard deviation of it.
+	MaxError, EstError time.Duration
+}
+
+// SyncReporter is a clock whose synchronization the kernel publishes.
+type SyncReporter interface {
+	ReportSync(KernelSync) error
+}
+
 // ErrNotSupported is returned where a clock cannot do something here.
 var ErrNotSupported = errors.New("not supported by this clock")

@@ -125,9 +125,49 @@ func (k kernelClock) watchLeap() (KernelLeap, error) {
 	return kernelLeap(&tx), k.adjtime(&mark)
 }
 
+// syncCapUS bounds the maxerror and esterror sitegm writes: half the
+// kernel's NTP_PHASE_LIMIT, so that a bound, however large, never reads
+// as the reset the leap watch looks for (maxerror at the limit) and the
+// kernel's own growth (500 us a second) takes hours to reach the limit
+// after the last write. A clock whose bound is past it is not
+// synchronized for the kernel either.
+const syncCapUS = ntpPhaseLimitUS / 2
+
+// syncTimex builds the write that tells the kernel s, from the status cur
+// it holds now: STA_UNSYNC set or cleared, every other bit (the leap
+// flags above all) kept; the errors in us, rounded up (a bound is never
+// made smaller). Unsynchronized, both errors are the cap.
+func syncTimex(cur int32, s KernelSync) unix.Timex {
+	us := func(d time.Duration) int64 {
+		d = min(max(d, 0), syncCapUS*time.Microsecond)
+		return int64((d + time.Microsecond - 1) / time.Microsecond)
+	}
+	tx := unix.Timex{Modes: unix.ADJ_STATUS | unix.ADJ_MAXERROR | unix.ADJ_ESTERROR,
+		Status: cur | unix.STA_UNSYNC, Maxerror: syncCapUS, Esterror: syncCapUS}
+	if s.Synced && us(s.MaxError) < syncCapUS {
+		tx.Status &^= unix.STA_UNSYNC
+		tx.Maxerror, tx.Esterror = us(s.MaxError), us(s.EstError)
+	}
+	return tx
+}
+
+func (k kernelClock) reportSync(s KernelSync) error {
+	tx := unix.Timex{}
+	if err := k.adjtime(&tx); err != nil {
+		return err
+	}
+	tx = syncTimex(tx.Status, s)
+	return k.adjtime(&tx)
+}
+
 // System is CLOCK_REALTIME, disciplined directly (clock.discipline =
 // "system"), or slaved to a PHC that leads.
-type System struct{ k kernelClock }
+type System struct {
+	k kernelClock
+	// syncFailing: the last ReportSync failed (its error is returned
+	// once until one succeeds: it is called each second).
+	syncFailing bool
+}
 
 // SystemMaxPPB is the kernel's frequency limit (MAXFREQ, 500 ppm).
 const SystemMaxPPB = 500000
@@ -176,3 +216,14 @@ func (s *System) SetLeap(sign int) error { return s.k.setLeap(sign) }
 
 // WatchLeap implements LeapWatcher.
 func (s *System) WatchLeap() (KernelLeap, error) { return s.k.watchLeap() }
+
+// ReportSync implements SyncReporter. The error of a write that keeps
+// failing is returned once, until one succeeds.
+func (s *System) ReportSync(ks KernelSync) error {
+	err := s.k.reportSync(ks)
+	if err != nil && s.syncFailing {
+		return nil
+	}
+	s.syncFailing = err != nil
+	return err
+}

@@ -112,6 +112,57 @@ func TestKernelLeapLook(t *testing.T) {
 	}
 }
 
+// What the kernel is told of the clock's synchronization: STA_UNSYNC
+// cleared only while synchronized with a bound under the cap, the leap
+// flag and every other bit kept; bounds in us rounded up, never below
+// the truth; the unsynchronized write, and a bound past the cap, far
+// below the limit the leap watch reads as a reset.
+func TestSyncTimex(t *testing.T) {
+	const modes = unix.ADJ_STATUS | unix.ADJ_MAXERROR | unix.ADJ_ESTERROR
+	for _, c := range []struct {
+		name        string
+		cur         int32
+		s           KernelSync
+		status      int32
+		maxerr, est int64
+	}{
+		{"locked", unix.STA_UNSYNC | unix.STA_INS, KernelSync{Synced: true, MaxError: 1500, EstError: 300}, unix.STA_INS, 2, 1},
+		{"to the us", unix.STA_UNSYNC, KernelSync{Synced: true, MaxError: 2 * time.Microsecond}, 0, 2, 0},
+		{"not synchronized", unix.STA_DEL, KernelSync{}, unix.STA_DEL | unix.STA_UNSYNC, syncCapUS, syncCapUS},
+		{"bound past the cap", 0, KernelSync{Synced: true, MaxError: time.Hour, EstError: time.Second}, unix.STA_UNSYNC, syncCapUS, syncCapUS},
+		{"negative", unix.STA_UNSYNC, KernelSync{Synced: true, MaxError: -5, EstError: -5}, 0, 0, 0},
+	} {
+		tx := syncTimex(c.cur, c.s)
+		if tx.Modes != modes || tx.Status != c.status || tx.Maxerror != c.maxerr || tx.Esterror != c.est {
+			t.Errorf("%s: modes %#x status %#x maxerror %d esterror %d, want status %#x %d %d",
+				c.name, tx.Modes, tx.Status, tx.Maxerror, tx.Esterror, c.status, c.maxerr, c.est)
+		}
+		if k := kernelLeap(&tx); k.Forgot {
+			t.Errorf("%s: the leap watch would read this write as a reset", c.name)
+		}
+	}
+	// The kernel grows maxerror by 500 us a second: from the cap it takes
+	// hours to reach the limit (and STA_UNSYNC) without a write.
+	if h := time.Duration(ntpPhaseLimitUS-syncCapUS) * time.Second / 500; h < 4*time.Hour {
+		t.Errorf("cap to limit in %v", h)
+	}
+}
+
+// A write that keeps failing is said once (ReportSync runs each second).
+// The clock id is one no kernel has: the read before the write fails,
+// nothing is written anywhere.
+func TestReportSyncFailureOnce(t *testing.T) {
+	s := &System{k: kernelClock{id: 1 << 20}}
+	if err := s.ReportSync(KernelSync{Synced: true}); err == nil {
+		t.Fatal("no error from a clock that does not exist")
+	}
+	for i := 0; i < 3; i++ {
+		if err := s.ReportSync(KernelSync{Synced: true}); err != nil {
+			t.Errorf("said again: %v", err)
+		}
+	}
+}
+
 // Reading CLOCK_REALTIME's frequency is read-only (modes 0) and safe.
 func TestSystemFrequencyReadOnly(t *testing.T) {
 	k := kernelClock{id: unix.CLOCK_REALTIME}

@@ -90,6 +90,11 @@ type Action struct {
 	// clear (0).
 	SetLeap bool
 	Leap    int
+	// SetSync tells a clock the kernel keeps for every program
+	// (CLOCK_REALTIME) whether it is synchronized and how well
+	// (clock.SyncReporter), each tick.
+	SetSync bool
+	Sync    clock.KernelSync
 }
 
 func (a *Action) merge(b Action) {
@@ -99,6 +104,9 @@ func (a *Action) merge(b Action) {
 	}
 	if b.SetLeap {
 		a.SetLeap, a.Leap = true, b.Leap
+	}
+	if b.SetSync {
+		a.SetSync, a.Sync = true, b.Sync
 	}
 }
 
@@ -493,6 +501,7 @@ func (d *Discipline) Tick(now time.Time) (Action, []Event) {
 		d.emit(slog.LevelWarn, "pairing_problems", "PPS/NMEA pairing rejected labels"+hint, attrs...)
 		clear(d.problems)
 	}
+	a.SetSync, a.Sync = d.cfg.Timescale == clock.UTC, d.q.Kernel()
 	return a, d.take()
 }
 

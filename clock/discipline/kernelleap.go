@@ -1,6 +1,8 @@
 package discipline
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -42,4 +44,23 @@ func (d *Discipline) KernelLeap(now time.Time, k clock.KernelLeap, err error) (A
 	}
 	v.Report(&d.events, "the clock")
 	return a, d.take()
+}
+
+// Kernel does to c what a asks of the kernel's own state of it, where c
+// has one: the leap second flag (clock.LeapSetter), the synchronization
+// status (clock.SyncReporter); the rest of a (step, frequency) is the
+// caller's. Each part is tried whatever the other did.
+func (a Action) Kernel(c clock.Clock) error {
+	var errs []error
+	if ls, ok := c.(clock.LeapSetter); ok && a.SetLeap {
+		if err := ls.SetLeap(a.Leap); err != nil {
+			errs = append(errs, fmt.Errorf("kernel leap second flag: %w", err))
+		}
+	}
+	if sr, ok := c.(clock.SyncReporter); ok && a.SetSync {
+		if err := sr.ReportSync(a.Sync); err != nil {
+			errs = append(errs, fmt.Errorf("kernel synchronization status: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -8,6 +8,7 @@ import (
 
 	"sitegm/clock"
 	"sitegm/clock/leap"
+	"sitegm/clock/quality"
 	"sitegm/clock/servo"
 )
 
@@ -152,5 +153,68 @@ func TestKernelLeapLookFails(t *testing.T) {
 	}
 	if strings.Join(n, "|") != "leap_watch_error||" {
 		t.Errorf("events %q", n)
+	}
+}
+
+// Each tick tells a UTC clock (CLOCK_REALTIME, where the kernel keeps it
+// for every program) what NTP says of it: not synchronized until LOCKED,
+// then synchronized with the advertised bound. A TAI clock (a PHC) is
+// not the kernel's to publish.
+func TestTickTellsTheKernel(t *testing.T) {
+	d, _ := newDisc(t, func(c *Config) { c.Timescale = clock.UTC })
+	if a, _ := d.Tick(utc0); !a.SetSync || a.Sync.Synced {
+		t.Fatalf("before any sample: %+v", a)
+	}
+	var a Action
+	for i := 0; i < 30; i++ {
+		u := utc0.Add(time.Duration(i) * time.Second)
+		d.Edge(u)
+		d.Label(Label{UTC: u, Valid: true, Arrival: u.Add(150 * time.Millisecond), Now: u.Add(160 * time.Millisecond)})
+		a, _ = d.Tick(u.Add(500 * time.Millisecond))
+	}
+	if d.Quality().State() != quality.Locked || !a.SetSync || !a.Sync.Synced || a.Sync.MaxError != d.Quality().EstError() || a.Sync.EstError <= 0 {
+		t.Errorf("locked (%s): %+v, bound %v", d.Quality().State(), a.Sync, d.Quality().EstError())
+	}
+	tai, table := newDisc(t)
+	for i := 0; i < 30; i++ {
+		a, _ = second(tai, table, utc0.Add(time.Duration(i)*time.Second), 0)
+	}
+	if tai.Quality().State() != quality.Locked || a.SetSync {
+		t.Errorf("a TAI clock, locked (%s): %+v", tai.Quality().State(), a)
+	}
+}
+
+// kernelClock records what an Action asks of a clock's kernel state.
+type kernelClock struct {
+	clock.Clock
+	leaps []int
+	syncs []clock.KernelSync
+	err   error
+}
+
+func (k *kernelClock) SetLeap(sign int) error { k.leaps = append(k.leaps, sign); return k.err }
+func (k *kernelClock) ReportSync(s clock.KernelSync) error {
+	k.syncs = append(k.syncs, s)
+	return k.err
+}
+
+// Action.Kernel does only what the action asks and the clock has; a
+// refused leap flag does not keep the status from being tried, and both
+// refusals are named.
+func TestActionKernel(t *testing.T) {
+	k := &kernelClock{}
+	if err := (Action{Step: time.Second, SetFreq: true}).Kernel(k); err != nil || len(k.leaps)+len(k.syncs) != 0 {
+		t.Errorf("nothing asked: %v %+v", err, k)
+	}
+	s := clock.KernelSync{Synced: true, MaxError: time.Microsecond}
+	k.err = errors.New("EPERM")
+	err := (Action{SetLeap: true, Leap: -1, SetSync: true, Sync: s}).Kernel(k)
+	if len(k.leaps) != 1 || k.leaps[0] != -1 || len(k.syncs) != 1 || k.syncs[0] != s ||
+		err == nil || !strings.Contains(err.Error(), "leap second flag") || !strings.Contains(err.Error(), "synchronization status") {
+		t.Errorf("both asked, both refused: %v %+v", err, k)
+	}
+	var plain struct{ clock.Clock } // a clock without kernel state (a PHC)
+	if err := (Action{SetLeap: true, SetSync: true}).Kernel(plain); err != nil {
+		t.Errorf("a clock without kernel state: %v", err)
 	}
 }

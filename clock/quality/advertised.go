@@ -1,6 +1,7 @@
 package quality
 
 import (
+	"math"
 	"time"
 
 	"sitegm/clock"
@@ -104,6 +105,23 @@ func (m *Machine) NTP(utc time.Time, t *leap.Table) NTP {
 		}
 	}
 	return n
+}
+
+// Kernel is what the kernel is told of the clock when it is
+// CLOCK_REALTIME (clock.KernelSync): synchronized exactly when NTP says so
+// (LI not 3), with the bound NTP advertises as the root dispersion, and
+// one standard deviation of the estimate and the source together as the
+// estimated error (chrony writes its offset's standard deviation there).
+func (m *Machine) Kernel() clock.KernelSync {
+	b := m.EstError()
+	if !m.Synchronized() || b == time.Duration(math.MaxInt64) {
+		return clock.KernelSync{}
+	}
+	sd := m.est.OffsetSigma
+	if !m.ntp() {
+		sd = time.Duration(math.Hypot(float64(sd), float64(m.cfg.SourceError)))
+	}
+	return clock.KernelSync{Synced: true, MaxError: b, EstError: sd}
 }
 
 // V1 is the grandmaster description of IEEE 1588-2002 (PTPv1, Dante).

@@ -92,6 +92,9 @@ func TestLifecycleAndAdvertised(t *testing.T) {
 	if m.ClockClass() != ClassDefault || m.NTP(t0, tb).LI != 3 || m.ClockAccuracy() != AccuracyUnknown {
 		t.Fatal("never locked must advertise nothing")
 	}
+	if k := m.Kernel(); k.Synced {
+		t.Errorf("never locked, the kernel is told %+v", k)
+	}
 	good := servo.Estimate{Offset: 5, OffsetSigma: 10, SinceSample: 500 * time.Millisecond}
 	now := t0
 	for i := 0; i < 6; i++ {
@@ -108,6 +111,12 @@ func TestLifecycleAndAdvertised(t *testing.T) {
 	n := m.NTP(now, tb)
 	if n.LI != 1 || n.Stratum != 1 || n.RefID != [4]byte{'G', 'P', 'S', 0} {
 		t.Errorf("NTP while locked: %+v", n)
+	}
+	// The kernel is told what NTP says: synchronized, the root dispersion
+	// as its maximum error, one sigma of estimate and source (hypot(10 ns,
+	// 100 ns)) as its estimated error.
+	if k := m.Kernel(); !k.Synced || k.MaxError != n.RootDispersion || k.EstError != 100 {
+		t.Errorf("kernel while locked: %+v, root dispersion %v", k, n.RootDispersion)
 	}
 	// Reference gone: holdover after 10 s, dispersion growing.
 	lost := good
@@ -127,11 +136,17 @@ func TestLifecycleAndAdvertised(t *testing.T) {
 	if d2 := m.NTP(now, tb).RootDispersion; d2 <= d1 {
 		t.Errorf("dispersion did not grow: %v then %v", d1, d2)
 	}
+	if k := m.Kernel(); !k.Synced || k.MaxError != m.NTP(now, tb).RootDispersion {
+		t.Errorf("kernel in holdover: %+v", k)
+	}
 	// Predicted error beyond holdover_max_error: free-run, class 52, LI 3.
 	lost.OffsetSigma = 50 * time.Microsecond
 	m.Update(now.Add(time.Second), servo.StateHoldover, lost)
 	if m.State() != Freerun || m.ClockClass() != ClassDegradedA || m.NTP(now, tb).LI != 3 {
 		t.Errorf("past the spec: %s class %d", m.State(), m.ClockClass())
+	}
+	if k := m.Kernel(); k.Synced {
+		t.Errorf("past the spec, the kernel is told %+v", k)
 	}
 	if tp := m.TimeProperties(now, tb, true); tp.TimeTraceable || tp.Leap61 || tp.UTCOffsetValid {
 		t.Errorf("free-running time properties: %+v", tp)

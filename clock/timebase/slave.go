@@ -32,6 +32,8 @@ type Slave struct {
 	// and verdict is its last word, for Steer to report.
 	watch   clock.LeapWatch
 	verdict clock.LeapVerdict
+	// read is the system clock's time at the last reading.
+	read time.Time
 }
 
 // leapError is the kernel refusing the leap second flag.
@@ -66,6 +68,7 @@ func (s *Slave) step(hold, done func()) (time.Duration, error) {
 		s.servo = servo.NewKalman(servo.Config{Osc: clock.TCXO, MeasNoise: max(so.Window, time.Microsecond),
 			MaxFreq: clock.SystemMaxPPB, StepThreshold: time.Millisecond})
 	}
+	s.read = so.System
 	utc, leap60 := s.tb.At(so.PHC).UTC()
 	// The kernel forgets an armed leap second when something else resets
 	// its NTP state (a step by another program, a change of clocksource):
@@ -145,10 +148,18 @@ func (s *Slave) step(hold, done func()) (time.Duration, error) {
 // WARNING once until it is taken). A failed reading is the PHC's, which
 // the timebase's own reads report. hold runs just before a step and done
 // just after it: what stamps on CLOCK_REALTIME and carries the stamps
-// onto the PHC must not answer across it.
-func (s *Slave) Steer(hold, done func()) []event.Event {
+// onto the PHC must not answer across it. phc is what the kernel would
+// be told of the PHC (quality.Machine.Kernel): after a reading, the
+// kernel is told it of the system clock, with the system clock's own
+// bound against the PHC added (kernelSync).
+func (s *Slave) Steer(hold, done func(), phc clock.KernelSync) []event.Event {
 	var l event.List
 	step, err := s.step(hold, done)
+	if sr, ok := s.sys.(clock.SyncReporter); ok && err == nil {
+		if err := sr.ReportSync(s.kernelSync(phc)); err != nil {
+			l.Emit(slog.LevelError, "kernel_state_error", "the kernel refused the system clock's synchronization status", "error", err.Error())
+		}
+	}
 	var le leapError
 	switch {
 	case errors.As(err, &le) && !s.leapWarned:
@@ -175,4 +186,17 @@ func (s *Slave) Offset(now time.Time) (offset, bound time.Duration, ok bool) {
 		return e.Offset, -1, true
 	}
 	return e.Offset, e.Offset.Abs() + 3*e.OffsetSigma + s.window/2, true
+}
+
+// kernelSync is what the kernel is told of the system clock, given what
+// it would be told of the PHC: synchronized while the PHC is and the
+// system clock's bound against it is known and within the servo's step
+// threshold (1 ms: beyond, the servo is still on its way), with that
+// bound added to the PHC's and the servo's sigma to its estimate.
+func (s *Slave) kernelSync(phc clock.KernelSync) clock.KernelSync {
+	_, b, ok := s.Offset(s.read)
+	if !phc.Synced || !ok || b < 0 || b > time.Millisecond {
+		return clock.KernelSync{}
+	}
+	return clock.KernelSync{Synced: true, MaxError: phc.MaxError + b, EstError: phc.EstError + s.servo.Estimate(s.read).OffsetSigma}
 }

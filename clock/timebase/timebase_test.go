@@ -372,7 +372,7 @@ func TestSlaveLeapRearmed(t *testing.T) {
 	s := NewSlave(sys, New(phc, table))
 	steer := func(after time.Duration) []event.Event {
 		phc.host = utc.Add(after)
-		return s.Steer(nil, nil)
+		return s.Steer(nil, nil, clock.KernelSync{})
 	}
 	steer(0)
 	sys.forget = true
@@ -404,16 +404,16 @@ func TestSlaveLeapMissed(t *testing.T) {
 	var order []string
 	hold := func() { order = append(order, "hold") }
 	done := func() { order = append(order, "done") }
-	s.Steer(hold, done)
+	s.Steer(hold, done, clock.KernelSync{})
 	phc.host = mid.Add(-5 * time.Second)
-	s.Steer(hold, done)
+	s.Steer(hold, done, clock.KernelSync{})
 	// Past the midnight (the PHC on TAI, its UTC past the leap).
 	phc.host, phc.phcOff = mid.Add(100*time.Millisecond), 38*time.Second
-	if evs := s.Steer(hold, done); len(sys.steps) != 0 || len(evs) != 0 {
+	if evs := s.Steer(hold, done, clock.KernelSync{}); len(sys.steps) != 0 || len(evs) != 0 {
 		t.Fatalf("judged before the kernel's tick: steps %v events %v", sys.steps, evs)
 	}
 	phc.host = mid.Add(600 * time.Millisecond)
-	evs := s.Steer(hold, done)
+	evs := s.Steer(hold, done, clock.KernelSync{})
 	if fmt.Sprint(sys.steps) != "[-1s]" || len(evs) != 1 || evs[0].Name != "leap_missed" || strings.Join(order, " ") != "hold done" {
 		t.Errorf("missed: steps %v events %v order %v", sys.steps, evs, order)
 	}
@@ -430,14 +430,14 @@ func TestSlaveStepIsBracketed(t *testing.T) {
 	var order []string
 	hold := func() { order = append(order, fmt.Sprintf("hold(steps=%d)", len(sys.steps))) }
 	done := func() { order = append(order, fmt.Sprintf("done(steps=%d)", len(sys.steps))) }
-	evs := s.Steer(hold, done)
+	evs := s.Steer(hold, done, clock.KernelSync{})
 	if len(evs) != 1 || evs[0].Name != "system_stepped" || strings.Join(order, " ") != "hold(steps=0) done(steps=1)" {
 		t.Fatalf("events %v, order %v", evs, order)
 	}
 	phc.host = phc.host.Add(time.Second)
 	phc.phcOff -= 30 * 24 * time.Hour // the system clock now reads the PHC's UTC
 	order = nil
-	if evs := s.Steer(hold, done); len(evs) != 0 || len(order) != 0 {
+	if evs := s.Steer(hold, done, clock.KernelSync{}); len(evs) != 0 || len(order) != 0 {
 		t.Errorf("no step: events %v, order %v", evs, order)
 	}
 }
@@ -499,5 +499,54 @@ func TestSlaveRearmsTheLeapAfterAStep(t *testing.T) {
 		if fmt.Sprint(sys.flags) != want {
 			t.Errorf("reading %d: flags %v, want %s", i+1, sys.flags, want)
 		}
+	}
+}
+
+// syncClock is a system clock that records what the kernel is told of it.
+type syncClock struct {
+	stepClock
+	syncs []clock.KernelSync
+	err   error
+}
+
+func (s *syncClock) ReportSync(k clock.KernelSync) error {
+	s.syncs = append(s.syncs, k)
+	return s.err
+}
+
+// The kernel is told the system clock is synchronized only while the PHC
+// is and the system clock has come within a millisecond of it, with its
+// own bound added to the PHC's; a refused write is an ERROR (clock.System
+// returns the error of a write that keeps failing once).
+func TestSlaveTellsTheKernel(t *testing.T) {
+	host := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	phc := &fakePHC{fakeClock{name: "/dev/ptp0", scale: clock.TAI, host: host, phcOff: 37 * time.Second}}
+	sys := &syncClock{stepClock: stepClock{fakeClock: fakeClock{name: "system", scale: clock.UTC}}}
+	s := NewSlave(sys, New(phc, leap.Builtin()))
+	good := clock.KernelSync{Synced: true, MaxError: 2 * time.Microsecond, EstError: 500}
+	steer := func(i int, p clock.KernelSync) []event.Event {
+		phc.host = host.Add(time.Duration(i) * time.Second)
+		return s.Steer(nil, nil, p)
+	}
+	steer(0, clock.KernelSync{})
+	if len(sys.syncs) != 1 || sys.syncs[0].Synced {
+		t.Fatalf("the PHC not synchronized: %+v", sys.syncs)
+	}
+	for i := 1; i <= 10; i++ {
+		steer(i, good)
+	}
+	_, b, _ := s.Offset(phc.host)
+	last := sys.syncs[len(sys.syncs)-1]
+	if !last.Synced || last.MaxError != good.MaxError+b || last.EstError < good.EstError || b > time.Millisecond {
+		t.Errorf("after 10 s on a synchronized PHC: %+v, own bound %v", last, b)
+	}
+	phc.fail = errors.New("EIO")
+	n := len(sys.syncs)
+	if steer(11, good); len(sys.syncs) != n {
+		t.Errorf("told the kernel after a failed reading: %+v", sys.syncs[n:])
+	}
+	phc.fail, sys.err = nil, errors.New("EPERM")
+	if evs := steer(12, good); len(evs) != 1 || evs[0].Name != "kernel_state_error" {
+		t.Errorf("a refused write: %v", evs)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"sitegm/clock"
 	"sitegm/clock/discipline"
 	"sitegm/clock/driftfile"
 	"sitegm/clock/leap"
@@ -87,12 +86,8 @@ func (d *Daemon) apply(a discipline.Action) {
 			d.log.Error("clock frequency adjustment failed", "error", err)
 		}
 	}
-	if a.SetLeap {
-		if ls, ok := clk.(clock.LeapSetter); ok {
-			if err := ls.SetLeap(a.Leap); err != nil {
-				d.log.Error("kernel leap second flag", "error", err)
-			}
-		}
+	if err := a.Kernel(clk); err != nil {
+		d.log.Error("the kernel refused the clock's state", "event", "kernel_state_error", "error", err)
 	}
 }
 
@@ -129,6 +124,6 @@ func (d *Daemon) openNTS() {
 // (timebase.Slave).
 func (d *Daemon) slaveSystem() {
 	if d.slave != nil && d.disc.Quality().EverLocked() {
-		d.logEvents(d.slave.Steer(func() { ntpnet.Hold(&d.ntpView) }, d.publishNTP))
+		d.logEvents(d.slave.Steer(func() { ntpnet.Hold(&d.ntpView) }, d.publishNTP, d.disc.Quality().Kernel()))
 	}
 }

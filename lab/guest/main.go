@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -21,6 +22,8 @@ import (
 
 	"sitegm/internal/status"
 	"sitegm/lab"
+
+	"golang.org/x/sys/unix"
 )
 
 // params are the module's, from the kernel command line.
@@ -270,6 +273,22 @@ func writeDebug(name, v string) {
 }
 
 const taiUTC = 37 * int64(time.Second)
+
+// kernelSync checks what sitegm told the guest's kernel of CLOCK_REALTIME
+// once it is LOCKED (adjtimex: STA_UNSYNC, maxerror; what timedatectl
+// and the kernel's RTC update read): synchronized, and the clock within
+// the maximum error the kernel holds of the truth.
+func kernelSync(r *lab.Result) {
+	tx := unix.Timex{}
+	_, err := unix.ClockAdjtime(unix.CLOCK_REALTIME, &tx)
+	now := readNow()
+	off := math.Abs(float64(now.real - (now.truth - taiUTC)))
+	r.Figures["kernel_maxerror_us"] = float64(tx.Maxerror)
+	if err != nil || tx.Status&unix.STA_UNSYNC != 0 || off > float64(tx.Maxerror)*1000 {
+		r.Pass = false
+		r.Notes = append(r.Notes, fmt.Sprintf("the kernel: status %#x maxerror %d us (%v), CLOCK_REALTIME %.0f ns off", tx.Status, tx.Maxerror, err, off))
+	}
+}
 
 // --- sitegm ---
 

@@ -88,6 +88,7 @@ func exttsScenario(p params, r *lab.Result) {
 	if !r.Pass {
 		r.Notes = append(r.Notes, fmt.Sprintf("phc %v bound %v sys %v bound %v", e.phc, e.bound, e.sys, sysBound))
 	}
+	kernelSync(r)
 }
 
 // kernel-pps: the pulse as /dev/ppsN, the guest's own CLOCK_REALTIME
@@ -105,6 +106,7 @@ func kernelPPSScenario(p params, r *lab.Result) {
 	st := s.waitState(120*time.Second, "LOCKED", 6)
 	r.Figures["locked_after_s"] = round(st.Uptime, 1)
 	s.judge(r, "sys", func(e errs) []float64 { return e.sys })
+	kernelSync(r)
 }
 
 // setSystemFreq sets CLOCK_REALTIME's frequency adjustment, ppm.
