@@ -549,4 +549,12 @@ func TestSlaveTellsTheKernel(t *testing.T) {
 	if evs := steer(12, good); len(evs) != 1 || evs[0].Name != "kernel_state_error" {
 		t.Errorf("a refused write: %v", evs)
 	}
+	// A system clock 250 ms off the PHC's UTC: stepped, and not yet
+	// synchronized for the kernel (its servo has not measured it since).
+	phc.phcOff -= 250 * time.Millisecond
+	sys2 := &syncClock{stepClock: stepClock{fakeClock: fakeClock{name: "system", scale: clock.UTC}}}
+	s = NewSlave(sys2, New(phc, leap.Builtin()))
+	if s.Steer(nil, nil, good); len(sys2.steps) != 1 || len(sys2.syncs) != 1 || sys2.syncs[0].Synced {
+		t.Errorf("250 ms off: steps %v, the kernel told %+v", sys2.steps, sys2.syncs)
+	}
 }
