@@ -141,9 +141,12 @@ type Discipline struct {
 	problems   map[string]uint64
 	lastWarn   time.Time
 	outliers   uint64
-	steps      uint64
-	lastStep   time.Duration
-	events     event.List
+	// rejectRow counts the samples in a row the servo rejected before the
+	// first lock (RestartAfter).
+	rejectRow int
+	steps     uint64
+	lastStep  time.Duration
+	events    event.List
 	// priorDropped: the drift file's frequency was found wrong.
 	priorDropped bool
 	// byWindow: the pairer is pairing by the latency window against the
@@ -379,50 +382,6 @@ func (d *Discipline) Label(l Label) (Action, []Event) {
 	}
 	a.merge(Action{Step: sa.Step, SetFreq: sa.SetFreq, Freq: sa.Freq})
 	return a, d.take()
-}
-
-func (d *Discipline) note(a servo.Action) {
-	switch a.Note {
-	case servo.NoteStepped:
-		d.stepped = true
-		d.steps++
-		d.lastStep = a.Step
-		d.emit(event.Notice, "clock_stepped", "clock stepped onto GNSS time", "step", a.Step.String())
-	case servo.NoteOutlier:
-		d.outliers++
-	case servo.NoteJump:
-		if !d.q.EverLocked() && !d.q.Synchronized() {
-			// Before the first lock the clock has served no synchronized
-			// time (clockClass 248, NTP LI 3), so the guard protects no
-			// follower; and a jump seen so soon says the start went
-			// wrong (a wrong second, or a frequency it was sure of and
-			// should not have been: its ramp looks like a jump), not
-			// GNSS. The guard then never agreed with GNSS again, and
-			// following the jump kept the wrong frequency and found the
-			// next jump seconds later: the start begins again from the
-			// next sample, its frequency learned afresh.
-			d.srv.Restart()
-			d.emit(event.Notice, "jump_before_lock", fmt.Sprintf("GNSS time moved by %v before the first lock: the clock's start begins again", a.Offset),
-				"jump", a.Offset.String())
-			return
-		}
-		d.emit(slog.LevelError, "jump_alarm", fmt.Sprintf("GNSS time jumped by %v: not followed, holding over", a.Offset),
-			"jump", a.Offset.String(), "follow_after", followText(d.cfg.FollowJumps))
-	case servo.NoteJumpOver:
-		d.emit(event.Notice, "jump_over", "GNSS time agrees with the clock again")
-	case servo.NoteJumpFollow:
-		d.steps++
-		d.lastStep = a.Step
-		d.emit(slog.LevelWarn, "jump_followed", fmt.Sprintf("followed a persistent new GNSS time: stepped %v", a.Step),
-			"step", a.Step.String())
-	}
-}
-
-func followText(d time.Duration) string {
-	if d <= 0 {
-		return "never (operator resync only)"
-	}
-	return d.String()
 }
 
 // Tick runs timeouts at clock time now (call it a few times a second).

@@ -2,6 +2,7 @@ package discipline
 
 import (
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -377,5 +378,52 @@ func TestLeapRearmedAfterAStep(t *testing.T) {
 	}
 	if a, _ := d.Tick(utc0.Add(2600 * time.Millisecond)); !a.SetLeap || a.Leap != 1 {
 		t.Errorf("1.6 s after: %+v, want the flag set again", a)
+	}
+}
+
+// Sentences 1.5 s late after a stall, before the first lock (a hog
+// series' kernel lab: the simulator's backlog): the clock is not stepped
+// a second wrong, it locks on the right second.
+func TestLateSentencesAfterAStallAreNoSecond(t *testing.T) {
+	d, table := newDisc(t)
+	type ev struct {
+		at   time.Time
+		edge bool
+		u    time.Time
+	}
+	var evs []ev
+	for i := 0; i < 60; i++ {
+		u := utc0.Add(time.Duration(i) * time.Second)
+		if i >= 4 && i < 9 {
+			continue // the stall: nothing
+		}
+		lat := 150 * time.Millisecond
+		if i >= 9 && i < 30 {
+			lat = 1500 * time.Millisecond
+		}
+		tai := table.UTCToTAI(u, false)
+		evs = append(evs, ev{at: tai, edge: true, u: u}, ev{at: tai.Add(lat), u: u})
+	}
+	slices.SortStableFunc(evs, func(a, b ev) int { return a.at.Compare(b.at) })
+	var all []Event
+	next := evs[0].at
+	for _, e := range evs {
+		for ; next.Before(e.at); next = next.Add(500 * time.Millisecond) {
+			_, x := d.Tick(next)
+			all = append(all, x...)
+		}
+		if e.edge {
+			all = append(all, d.Edge(e.at)...)
+			continue
+		}
+		a, x := d.Label(Label{UTC: e.u, Valid: true, Arrival: e.at, Now: e.at.Add(10 * time.Millisecond)})
+		if a.Step.Abs() >= 500*time.Millisecond {
+			t.Fatalf("stepped %v at %v: %s", a.Step, e.u, names(append(all, x...)))
+		}
+		all = append(all, x...)
+	}
+	n := names(all)
+	if d.Quality().State() != quality.Locked || strings.Contains(n, "jump_") || strings.Contains(n, "second_disagree") {
+		t.Errorf("state %s; events %s", d.Quality().State(), n)
 	}
 }

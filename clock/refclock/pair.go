@@ -27,7 +27,8 @@
 // every label pairs with the edge a second from its own, the latency grows
 // by that second and the offset reads zero. The latency window can: when
 // the nearest edge's latency is outside it and exactly one other edge's is
-// inside, the clock's count of seconds and the receiver's disagree. One
+// inside, at the receiver's usual latency (LatencyAgree), the clock's
+// count of seconds and the receiver's disagree. One
 // such label may be a stall (sentences a second late, the next pulse
 // already in), so it is dropped; DisagreeAfter in a row are not a stall,
 // and the window's edge is paired: the servo sees the whole seconds and
@@ -103,7 +104,16 @@ type Pairer struct {
 	// disagree counts the labels in a row whose nearest edge and window
 	// edge differ (see Disagree).
 	disagree int
-	Stats    Stats
+	// usual is the latency of the last label paired (the receiver's, as
+	// last seen), once one was (usualKnown).
+	usual      time.Duration
+	usualKnown bool
+	// lastWindow is the window edge of the last label counted in
+	// disagree: a clock off by whole seconds brings one label a second,
+	// each with its own window edge; a backlog read at once brings
+	// several with the same one, and counts once.
+	lastWindow time.Time
+	Stats      Stats
 }
 
 // DisagreeAfter is how many labels in a row must find the nearest edge
@@ -114,6 +124,18 @@ type Pairer struct {
 // consistent samples of its own, so a clock a second off is in holdover
 // some six seconds after its labels first disagree.
 const DisagreeAfter = 3
+
+// LatencyAgree is how close the window edge's latency must come to the
+// receiver's usual one for a label to say the clock's seconds moved. A
+// clock that moved by whole seconds leaves the receiver's latency as it
+// was, only measured from another edge; a receiver whose sentences got
+// later (more of them on a slow line, a backlog after a stall) moves it.
+// Taking every latency past the window for a clock a second off, as the
+// first version of this check did, stepped a starting clock a second
+// wrong behind sentences 1.5 s late (a hog series' kernel lab). 100 ms
+// covers the arrival jitter of a loaded host; a receiver that got later
+// by a whole second within 100 ms is not told from a clock that moved.
+const LatencyAgree = 100 * time.Millisecond
 
 // History is how many edges are kept.
 const History = 8
@@ -224,7 +246,9 @@ func (p *Pairer) Label(utc, tru, arrival time.Time, aligned bool) (Sample, Reaso
 func (p *Pairer) outside(best int, bestDist, lat time.Duration, arrival time.Time) (int, Reason) {
 	// The window's edge first: a clock many seconds ahead finds its
 	// nearest edge stale, and would otherwise never see why.
-	if w, n := p.inWindow(arrival); n == 1 && p.edges[w].local.Sub(p.edges[best].local).Abs() >= 500*time.Millisecond {
+	if w, n := p.inWindow(arrival); n == 1 && p.edges[w].local.Sub(p.edges[best].local).Abs() >= 500*time.Millisecond &&
+		p.usualKnown && (arrival.Sub(p.edges[w].local)-p.usual).Abs() <= LatencyAgree && !p.edges[w].local.Equal(p.lastWindow) {
+		p.lastWindow = p.edges[w].local
 		if p.disagree++; p.disagree < DisagreeAfter {
 			p.Stats.Rejected[Disagree]++
 			return -1, Disagree
@@ -270,6 +294,7 @@ func (p *Pairer) pair(i int, utc, tru, arrival time.Time, byWindow bool) Sample 
 	e := &p.edges[i]
 	e.used = true
 	s := Sample{Local: e.local, True: tru, Latency: arrival.Sub(e.local), ByWindow: byWindow}
+	p.usual, p.usualKnown = s.Latency, true
 	if q, ok := p.qerr[utc.Unix()]; ok {
 		s.Correction = time.Duration(q) * time.Nanosecond / 1000
 		s.Local = s.Local.Add(s.Correction)

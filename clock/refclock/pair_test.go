@@ -77,6 +77,12 @@ func TestAlignedClockASecondOff(t *testing.T) {
 	const lat = 175 * time.Millisecond
 	for _, ahead := range []int{1, -1, 5} {
 		p := New(0, 990*time.Millisecond)
+		// Before the leap the clock counted right: the receiver's usual
+		// latency is known.
+		p.Edge(sec(-2))
+		if _, r := p.Label(sec(-2), sec(-2), sec(-2).Add(lat), true); r != OK {
+			t.Fatalf("a label before the leap: %v", r)
+		}
 		var got []Reason
 		var paired []Sample
 		for n := 0; n < 12; n++ {
@@ -214,5 +220,49 @@ func TestEdgeAcrossAStep(t *testing.T) {
 	}
 	if _, r := p.Label(sec(4), sec(4), sec(4).Add(100*time.Millisecond), false); r != OK {
 		t.Errorf("a label after the step: %v", r)
+	}
+}
+
+// A receiver whose sentences got later than the window (1.5 s, or
+// creeping past a second: more sentences on a slow line, a backlog after
+// a stall) is not a clock a second off: the window's edge comes at
+// another latency than the receiver's usual one, and every label pairs
+// with its own second's edge. (Taking any latency past the window for a
+// clock a second off stepped a starting clock a second wrong in a hog
+// series' kernel lab.) A backlog read all at once is no second either.
+func TestAlignedLateReceiverIsNoSecondOff(t *testing.T) {
+	for name, lats := range map[string][]time.Duration{
+		"1.5 s late": {150, 150, 1500, 1500, 1500, 1500, 1500, 1500, 1500, 1500},
+		"creeping":   {800, 900, 950, 1000, 1100, 1300, 1600, 1900, 1950, 1980},
+	} {
+		p := New(0, 990*time.Millisecond)
+		for n, l := range lats {
+			p.Edge(sec(n))
+			lat := l * time.Millisecond
+			if lat > time.Second {
+				p.Edge(sec(n + 1)) // the next pulse is in before the label
+			}
+			s, r := p.Label(sec(n), sec(n), sec(n).Add(lat), true)
+			if r != OK || s.Offset() != 0 || s.ByWindow {
+				t.Errorf("%s: label %d at %v: %v %+v", name, n, lat, r, s)
+			}
+			if lat > time.Second {
+				p.edges = p.edges[:len(p.edges)-1] // the next second's own Edge call adds it
+			}
+		}
+	}
+	// Five labels read at once, 5.2 s after the first's edge.
+	p := New(0, 990*time.Millisecond)
+	for n := 0; n < 3; n++ {
+		p.Edge(sec(n))
+		p.Label(sec(n), sec(n), sec(n).Add(150*time.Millisecond), true)
+	}
+	for n := 3; n <= 8; n++ {
+		p.Edge(sec(n))
+	}
+	for n := 3; n < 8; n++ {
+		if s, r := p.Label(sec(n), sec(n), sec(3).Add(5200*time.Millisecond), true); r == OK && s.Offset() != 0 {
+			t.Errorf("backlog label %d paired %v off", n, s.Offset())
+		}
 	}
 }

@@ -395,3 +395,31 @@ func TestPPSNoiseHonestWhateverItIs(t *testing.T) {
 		}
 	}
 }
+
+// A start cut short by a stall in which the oscillator's rate moved (the
+// kernel lab's guest starved for 5 s, its PHC's rate moved 18 ppm): the
+// servo came out of it sure of a frequency 18 ppm wrong, every sample
+// after lay beyond its gate and ramped away from the last, no three
+// agreed as a jump, and the clock sat in holdover for good, never locked,
+// 3 ms off at three minutes. Now the start begins again after
+// discipline.RestartAfter rejections, and the clock locks.
+func TestStartCutShortWithAWrongFrequency(t *testing.T) {
+	for _, at := range []time.Duration{2500 * time.Millisecond, 4500 * time.Millisecond} {
+		sc := base()
+		sc.FreqOffsetPPM = 7
+		sc.Duration = 3 * time.Minute
+		sc.Faults = []Fault{{Kind: FaultOutage, Start: at, Length: 5 * time.Second}}
+		sc.TempSteps = []TempStep{{At: at + time.Second, DeltaC: 18e-6 / sc.Osc.TempCo}}
+		r := Run(sc, "kalman")
+		restarted := 0
+		for _, e := range r.Events {
+			if e.Name == "start_restarted" {
+				restarted++
+			}
+		}
+		if r.LockTime == nil || *r.LockTime > 60 || stateAt(r, 170) != quality.Locked || restarted != 1 || r.BoundExceeded != 0 {
+			t.Errorf("stall at %v: lock %s, state %s at 170 s (TE %.0f ns), %d restarts, bound exceeded %d s",
+				at, fp(r.LockTime), stateAt(r, 170), teAt(r, 170), restarted, r.BoundExceeded)
+		}
+	}
+}
