@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"math"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -53,23 +54,73 @@ func rms(v []float64) (r, mean float64) {
 // from a host and returns field -> value of the response from the clock
 // with identity id (other PTP nodes on the LAN answer too).
 //
-// pmc in batch mode exits only after 100 ms without any packet on its
-// PTP sockets, and on a LAN with several masters sending Sync and
-// Follow_Up every 125 ms such a gap can take minutes (a CI run waited
-// 79 s for one). The answers come within milliseconds, so pmc gets 3 s
-// and then SIGINT, on which it leaves its loop and exits 0 with its
-// output flushed (--preserve-status keeps that 0).
+// pmc is run interactively and stopped once id's answer is in: given the
+// command on its command line it exits after 100 ms without a packet on
+// its general port, which on a LAN with masters sending Follow_Up every
+// 125 ms can take minutes, and which a master stalled for 100 ms (sitegm
+// under a quiet series' full load: 270 ms) ends before its answer, which
+// lost TestPTPGrandmaster one run. Its answers are printed a message per
+// write, so once id's first line is read the rest of that message is in
+// the pipe, and SIGINT makes pmc leave its loop with it flushed. The
+// answer gets 10 s (it comes in milliseconds; a stall takes hundreds).
 func pmcGet(t *testing.T, h *Host, what string, domain int, id string) map[string]string {
 	t.Helper()
-	out, err := h.Run("timeout", "--preserve-status", "-s", "INT", "3",
-		"pmc", "-4", "-b", "0", "-d", fmt.Sprint(domain), "-i", "eth0", "GET "+what)
+	cmd := h.Command("pmc", "-4", "-b", "0", "-d", fmt.Sprint(domain), "-i", "eth0")
+	in, err := cmd.StdinPipe()
 	if err != nil {
-		t.Fatalf("pmc GET %s: %v\n%s", what, err, out)
+		t.Fatal(err)
 	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("pmc: %v", err)
+	}
+	defer func() {
+		in.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	fmt.Fprintf(in, "GET %s\n", what)
+	header := func(l string) bool { return strings.Contains(l, "RESPONSE MANAGEMENT "+what) }
+	var all []string
+	answered := false
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				return pmcFields(t, all, what, id)
+			}
+			all = append(all, l)
+			if !answered && header(l) && strings.HasPrefix(strings.TrimSpace(l), id+"-") {
+				answered = true
+				cmd.Process.Signal(os.Interrupt)
+			}
+		case <-deadline:
+			if answered { // pmc did not leave on SIGINT: its answer is in all the same
+				return pmcFields(t, all, what, id)
+			}
+			t.Fatalf("pmc GET %s: no response from %s in 10 s\n%s", what, id, strings.Join(all, "\n"))
+		}
+	}
+}
+
+// pmcFields parses pmc's output: the fields of the first answer to GET
+// what from id.
+func pmcFields(t *testing.T, lines []string, what, id string) map[string]string {
+	t.Helper()
 	var fields map[string]string
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		l := sc.Text()
+	for _, l := range lines {
 		if strings.Contains(l, "RESPONSE MANAGEMENT "+what) {
 			if fields != nil {
 				break
@@ -84,7 +135,7 @@ func pmcGet(t *testing.T, h *Host, what string, domain int, id string) map[strin
 		}
 	}
 	if fields == nil {
-		t.Fatalf("pmc GET %s: no response from %s\n%s", what, id, out)
+		t.Fatalf("pmc GET %s: no response from %s\n%s", what, id, strings.Join(lines, "\n"))
 	}
 	return fields
 }
