@@ -19,8 +19,9 @@ import (
 // moved) can leave the servo sure of a frequency 18 ppm wrong: every
 // later sample then lies beyond its holdover gate and ramps away from the
 // one before, so no three agree as a jump, and the clock sat in holdover
-// for good, rejecting a good reference. Before the first lock nothing was
-// served as synchronized and there is nothing to guard; ten seconds of
+// for good, rejecting a good reference. Before the first lock (and while
+// no NTP upstreams make the clock synchronized, as for jump_before_lock)
+// nothing was served as synchronized and there is nothing to guard; ten seconds of
 // rejections is no noise of a pulse (the gate is five sigmas).
 const RestartAfter = 10
 
@@ -36,7 +37,7 @@ func (d *Discipline) note(a servo.Action) {
 		d.emit(event.Notice, "clock_stepped", "clock stepped onto GNSS time", "step", a.Step.String())
 	case servo.NoteOutlier:
 		d.outliers++
-		if d.rejectRow++; d.rejectRow >= RestartAfter && !d.q.EverLocked() {
+		if d.rejectRow++; d.rejectRow >= RestartAfter && !d.q.EverLocked() && !d.q.Synchronized() {
 			d.rejectRow = 0
 			d.srv.Restart()
 			d.emit(event.Notice, "start_restarted", fmt.Sprintf("%d samples in a row disagreed with the clock's start before the first lock: it begins again", RestartAfter),
