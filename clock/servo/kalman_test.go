@@ -461,3 +461,36 @@ func TestRestartLearnsTheFrequencyAfresh(t *testing.T) {
 		t.Errorf("state %v freq %.1f ppb (want -9000), phase %v", l.k.State(), e.Freq, l.x)
 	}
 }
+
+// A start stepped onto a stale sample 300 ms off (the kernel lab: a guest
+// starved at its start, a sample from before the first step used after
+// it): the right samples then say -300 ms. Below labelSlip they were taken
+// for noise: the noise estimate went to 120 ms, the frequency ramped to
+// hundreds of ppm, and the clock was still 180 ms off after five minutes.
+// With a PPS they are a slip: three that agree step the clock back.
+func TestStartOnAStaleSample(t *testing.T) {
+	k := NewKalman(Config{Osc: clock.TCXO, MeasNoise: 2 * time.Microsecond, MaxFreq: 500000,
+		StepThreshold: 20 * time.Microsecond, JumpThreshold: 10 * time.Microsecond})
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	x, u := 0.0, 20e-6 // the clock runs 20 ppm fast, right on time
+	within := -1
+	for i := 1; i <= 60; i++ {
+		x += u
+		now := t0.Add(time.Duration(i) * time.Second)
+		z := x
+		if i == 1 {
+			z += 0.3 // the stale one
+		}
+		a := k.Sample(now, time.Duration(z*1e9), now.Add(100*time.Millisecond))
+		x += a.Step.Seconds()
+		if a.SetFreq {
+			u = 20e-6 + a.Freq*1e-9
+		}
+		if within < 0 && i > 1 && math.Abs(x) < 10e-6 {
+			within = i
+		}
+	}
+	if within < 0 || within > 10 || math.Abs(x) > 1e-6 || k.State() != StateTrack {
+		t.Errorf("within 10 us after %d s; at 60 s %.0f ns off, %v", within, x*1e9, k.State())
+	}
+}

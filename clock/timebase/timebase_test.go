@@ -491,10 +491,11 @@ func TestSlaveRearmsTheLeapAfterAStep(t *testing.T) {
 	if len(sys.steps) != 1 || fmt.Sprint(sys.flags) != "[1 0]" {
 		t.Fatalf("steps %v flags %v, want one step and [1 0]", sys.steps, sys.flags)
 	}
-	// The system clock now on the PHC's UTC, readings every half second.
+	// The system clock now on the PHC's UTC (the PHC reads its UTC plus
+	// 37 s), readings every 600 ms.
 	for i, want := range []string{"[1 0]", "[1 0]", "[1 0 1]"} {
 		phc.host = host.Add(time.Duration(i+1)*600*time.Millisecond + sys.steps[0])
-		phc.phcOff = utc.Add(37 * time.Second).Sub(host)
+		phc.phcOff = 37 * time.Second
 		s.Step()
 		if fmt.Sprint(sys.flags) != want {
 			t.Errorf("reading %d: flags %v, want %s", i+1, sys.flags, want)
