@@ -38,15 +38,17 @@ import (
 type PHCSlave struct {
 	dev    slaveClock
 	master comparer
-	servo  *servo.Kalman
-	ev     event.List
-	state  string
-	snap   atomic.Pointer[SlaveStatus]
-	freq   float64 // the slave's adjustment, ppb
-	steps  uint64
-	fails  uint64
-	jumps  uint64
-	lastE  string
+	// stepLog notes the slave's steps (Timebase.FromClockAfter).
+	stepLog *stepLog
+	servo   *servo.Kalman
+	ev      event.List
+	state   string
+	snap    atomic.Pointer[SlaveStatus]
+	freq    float64 // the slave's adjustment, ppb
+	steps   uint64
+	fails   uint64
+	jumps   uint64
+	lastE   string
 }
 
 // slaveClock is what a slave PHC must offer: steering and a comparison
@@ -106,7 +108,7 @@ func NewPHCSlave(dev slaveClock, tb *Timebase) *PHCSlave {
 	if tb.cmp == nil || dev == nil {
 		return nil
 	}
-	s := &PHCSlave{dev: dev, master: tb.cmp, state: SlaveFreerun}
+	s := &PHCSlave{dev: dev, master: tb.cmp, stepLog: &tb.steps, state: SlaveFreerun}
 	s.publish(SlaveStatus{})
 	return s
 }
@@ -195,7 +197,7 @@ func (s *PHCSlave) take(off, window time.Duration, at time.Time) error {
 		step = -off
 	}
 	if step != 0 {
-		if err := s.dev.Step(step); err != nil {
+		if err := s.stepLog.step(s.dev, s.dev.Name(), step); err != nil {
 			s.servo = nil
 			return fmt.Errorf("step %s: %w", s.dev.Name(), err)
 		}
@@ -224,7 +226,7 @@ func (s *PHCSlave) take(off, window time.Duration, at time.Time) error {
 	}
 	a := s.servo.Sample(at, off, at)
 	if a.Step != 0 {
-		if err := s.dev.Step(a.Step); err != nil {
+		if err := s.stepLog.step(s.dev, s.dev.Name(), a.Step); err != nil {
 			s.servo = nil
 			return fmt.Errorf("step %s: %w", s.dev.Name(), err)
 		}
@@ -282,7 +284,7 @@ func (s *PHCSlave) setState(state string) {
 // and the step is not taken for one by someone else. The servo's
 // estimate moves with it.
 func (s *PHCSlave) MasterStepped(d time.Duration) []event.Event {
-	if err := s.dev.Step(d); err != nil {
+	if err := s.stepLog.step(s.dev, s.dev.Name(), d); err != nil {
 		s.fails++
 		s.lastE = fmt.Sprintf("step %s with the disciplined clock: %v", s.dev.Name(), err)
 		s.servo = nil // the next reading finds it where it is

@@ -89,7 +89,7 @@ func (s *Slave) step(hold, done func()) (time.Duration, error) {
 					hold()
 					defer done()
 				}
-				if err := s.sys.Step(v.Step); err != nil {
+				if err := s.tb.steps.step(s.sys, Realtime, v.Step); err != nil {
 					return 0, err
 				}
 			}
@@ -126,7 +126,7 @@ func (s *Slave) step(hold, done func()) (time.Duration, error) {
 			hold()
 			defer done()
 		}
-		if err := s.sys.Step(a.Step); err != nil {
+		if err := s.tb.steps.step(s.sys, Realtime, a.Step); err != nil {
 			return 0, err
 		}
 		// The kernel forgets a scheduled leap second at a step (see

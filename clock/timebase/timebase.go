@@ -96,6 +96,8 @@ type Timebase struct {
 	// slaves are the PHCs slaved to a disciplined PHC, by device (copied
 	// on write: the ports read it while the daemon adds to it).
 	slaves atomic.Pointer[map[string]*PHCSlave]
+	// steps: when each clock last finished a step (FromClockAfter).
+	steps stepLog
 }
 
 // New wraps the disciplined clock clk. A clock that maps host times

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -24,6 +25,46 @@ type ExttsSource struct {
 	Clear   bool          // keep the trailing edge instead of the leading one
 	Width   time.Duration // the pulse's width (EdgeFilter)
 	stats   Stats
+}
+
+// queueReader reads a PHC's event queue and knows when it last found it
+// empty (Edge.After): the kernel queues an event when its pulse comes and
+// keeps it until it is read, so every event read after an empty look came
+// after that look. The time is taken before the look (a look that finds
+// an event may return one queued after the time).
+type queueReader struct {
+	rc syscall.RawConn
+	// empty: the last look that found the queue empty began then; zero
+	// until one did (the queue may hold events from before the open).
+	empty time.Time
+}
+
+// read reads one event into buf, waiting for one, and returns the time
+// it cannot have come before.
+func (q *queueReader) read(buf []byte) (time.Time, error) {
+	var n int
+	var rerr error
+	err := q.rc.Read(func(fd uintptr) bool {
+		for {
+			tried := time.Now()
+			n, rerr = unix.Read(int(fd), buf)
+			switch {
+			case rerr == unix.EINTR:
+				continue
+			case rerr == unix.EAGAIN:
+				q.empty = tried
+				return false // wait until the queue is readable
+			}
+			return true
+		}
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err == nil && n != len(buf) {
+		err = fmt.Errorf("short read: %d of %d bytes", n, len(buf))
+	}
+	return q.empty, err
 }
 
 // Name implements Source.
@@ -140,11 +181,17 @@ func (x *ExttsSource) Run(ctx context.Context, out chan<- Edge) error {
 	defer x.pinAndRequest(fd, false)
 	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Now()) })
 	defer stop()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("%s: %w", x.Device, err)
+	}
+	q := queueReader{rc: rc}
 	filt := EdgeFilter{Trailing: x.Clear, Width: x.Width}
 	var ev unix.PtpExttsEvent
 	buf := make([]byte, unsafe.Sizeof(ev))
 	for {
-		if _, err := f.Read(buf); err != nil {
+		after, err := q.read(buf)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -162,7 +209,7 @@ func (x *ExttsSource) Run(ctx context.Context, out chan<- Edge) error {
 			continue
 		}
 		x.stats.Edges.Add(1)
-		if !send(ctx, out, Edge{Time: t, Clock: x.Device}) {
+		if !send(ctx, out, Edge{Time: t, Clock: x.Device, After: after}) {
 			return nil
 		}
 	}

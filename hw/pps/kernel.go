@@ -37,25 +37,33 @@ func (k *KernelSource) Name() string { return k.Path }
 func (k *KernelSource) Stats() *Stats { return &k.stats }
 
 // seqTracker turns the kernel's edge counters into new, missed and repeated
-// edges.
+// edges, and says since when a new one can have come.
 type seqTracker struct {
 	have bool
 	last uint32
+	// seen is when the fetch that read last began (CLOCK_MONOTONIC).
+	seen time.Time
 }
 
-// next reports whether seq is a new edge and how many were missed before
-// it (the counter is 32 bits and wraps).
-func (t *seqTracker) next(seq uint32) (fresh bool, missed uint32) {
+// next takes the sequence seq a fetch that began at began read: whether
+// it is a new edge, how many were missed before it (the counter is 32
+// bits and wraps), and after, a time the new edge cannot have come
+// before (pps.Edge.After). The kernel's counter had not moved when the
+// previous fetch read it, and that fetch began before it read: a new edge
+// came after that beginning. The first fetch's edge may be of any age
+// (zero after).
+func (t *seqTracker) next(seq uint32, began time.Time) (fresh bool, missed uint32, after time.Time) {
+	after, t.seen = t.seen, began
 	if !t.have {
 		t.have, t.last = true, seq
-		return seq != 0, 0 // sequence 0: nothing captured yet
+		return seq != 0, 0, time.Time{} // sequence 0: nothing captured yet
 	}
 	d := seq - t.last
 	t.last = seq
 	if d == 0 {
-		return false, 0
+		return false, 0, after
 	}
-	return true, d - 1
+	return true, d - 1, after
 }
 
 // pulseWidth is assert to clear when the clear edge is the same pulse's
@@ -108,6 +116,7 @@ func (k *KernelSource) Run(ctx context.Context, out chan<- Edge) error {
 			// noticed within a second.
 			fd4.Timeout = unix.PPSKTime{Sec: 1}
 		}
+		began := time.Now()
 		err := clock.Ioctl(fd, unix.PPS_FETCH, unsafe.Pointer(&fd4))
 		switch {
 		case errors.Is(err, unix.ETIMEDOUT), errors.Is(err, unix.EINTR):
@@ -119,8 +128,8 @@ func (k *KernelSource) Run(ctx context.Context, out chan<- Edge) error {
 		if k.Clear {
 			s, ts, cs = fd4.Info.Clear_sequence, fd4.Info.Clear_tu, fd4.Info.Assert_sequence
 		}
-		otherFresh, _ := other.next(cs)
-		fresh, missed := seq.next(s)
+		otherFresh, _, _ := other.next(cs, began)
+		fresh, missed, after := seq.next(s, began)
 		k.stats.Missed.Add(uint64(missed))
 		if w, ok := pulseWidth(fd4.Info.Assert_tu, fd4.Info.Clear_tu); ok {
 			k.stats.Width.Store(int64(w))
@@ -136,7 +145,7 @@ func (k *KernelSource) Run(ctx context.Context, out chan<- Edge) error {
 			continue
 		}
 		k.stats.Edges.Add(1)
-		if !send(ctx, out, Edge{Time: time.Unix(ts.Sec, int64(ts.Nsec)), Clock: Realtime}) {
+		if !send(ctx, out, Edge{Time: time.Unix(ts.Sec, int64(ts.Nsec)), Clock: Realtime, After: after}) {
 			return nil
 		}
 	}

@@ -19,6 +19,12 @@ type Edge struct {
 	Clock string
 	// Leap is the SOCK leap flag (0 none, 1 insert, 2 delete), if any.
 	Leap int
+	// After is a CLOCK_MONOTONIC time (time.Now) the pulse cannot have
+	// come before: when the source last saw that no newer pulse was
+	// waiting. A step of Clock since then leaves Time on either side of
+	// it (timebase.FromClockAfter). Zero: the source cannot tell (SOCK,
+	// a device's first fetch).
+	After time.Time
 }
 
 // Realtime is the Clock of edges stamped on CLOCK_REALTIME.
@@ -31,6 +37,9 @@ type Stats struct {
 	Missed   atomic.Uint64 // edges the kernel counted but we never fetched
 	Repeated atomic.Uint64 // the same edge fetched twice (no new pulse)
 	Dropped  atomic.Uint64 // edges of the unwanted polarity
+	// BeforeStep counts edges dropped because their clock was stepped
+	// while they were on their way (timebase.ErrBeforeStep).
+	BeforeStep atomic.Uint64
 	// Width is the last pulse's measured width, ns (0: not measured, as
 	// from SOCK, or a device that captures one edge only).
 	Width atomic.Int64

@@ -2,6 +2,7 @@ package pps
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,10 +19,21 @@ func TestSeqTracker(t *testing.T) {
 		fresh  bool
 		missed uint32
 	}{{0, false, 0}, {1, true, 0}, {1, false, 0}, {2, true, 0}, {5, true, 2}, {0xffffffff, true, 0xffffffff - 6}, {0, true, 0}}
+	t0 := time.Unix(1000, 0)
 	for i, st := range steps {
-		f, m := s.next(st.seq)
+		began := t0.Add(time.Duration(i) * time.Second)
+		f, m, after := s.next(st.seq, began)
 		if f != st.fresh || m != st.missed {
 			t.Errorf("step %d seq %d: fresh %v missed %d", i, st.seq, f, m)
+		}
+		// A new edge came after the previous fetch began (it read the
+		// older count); the first fetch's edge may be of any age.
+		want := began.Add(-time.Second)
+		if i == 0 {
+			want = time.Time{}
+		}
+		if !after.Equal(want) {
+			t.Errorf("step %d: after %v, want %v", i, after, want)
 		}
 	}
 }
@@ -153,6 +165,56 @@ func TestPulseWidth(t *testing.T) {
 		w, ok := pulseWidth(c.a, c.c)
 		if ok != c.ok || (ok && w != c.w) {
 			t.Errorf("assert %v clear %v: %v %v", c.a, c.c, w, ok)
+		}
+	}
+}
+
+// The EXTTS reader knows since when an event can have been queued: events
+// waiting at the open may be of any age; once a look found the queue
+// empty, every later event came after that look (a pipe stands in for
+// the PHC's queue: both are read whole events at a time and polled).
+func TestQueueReaderKnowsWhenTheQueueWasEmpty(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	rc, err := r.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := queueReader{rc: rc}
+	ev := make([]byte, 16)
+	if _, err := w.Write(append(append([]byte{}, ev...), ev...)); err != nil { // two events before the first read
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		after, err := q.read(ev)
+		if err != nil || !after.IsZero() {
+			t.Fatalf("event %d queued before any look: after %v err %v", i, after, err)
+		}
+	}
+	// A look that finds the queue empty (the read then waits, here until
+	// a deadline: a look is what is wanted, not an event).
+	start := time.Now()
+	for q.empty.IsZero() {
+		r.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, err := q.read(ev); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("a read of an empty queue: %v", err)
+		}
+	}
+	looked := q.empty
+	if looked.Before(start) {
+		t.Fatalf("the empty look at %v, before the reads began at %v", looked, start)
+	}
+	r.SetReadDeadline(time.Time{})
+	for i := range 2 { // two events after the look: both came after it
+		if _, err := w.Write(ev); err != nil {
+			t.Fatal(err)
+		}
+		if after, err := q.read(ev); err != nil || !after.Equal(looked) {
+			t.Errorf("event %d after the look: after %v (the look %v) err %v", i, after, looked, err)
 		}
 	}
 }

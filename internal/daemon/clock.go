@@ -74,7 +74,7 @@ func (d *Daemon) apply(a discipline.Action) {
 	if a.Step != 0 {
 		ntpnet.Hold(&d.ntpView) // until the map is rebuilt for the stepped clock
 		defer d.publishNTP()
-		if err := clk.Step(a.Step); err != nil {
+		if err := d.tb.Step(a.Step); err != nil {
 			d.log.Error("clock step failed", "error", err, "step", a.Step.String())
 		}
 		// Offsets measured before a step are of another clock.

@@ -337,12 +337,15 @@ func (d *Daemon) tick(now time.Time) {
 func (d *Daemon) edge(e pps.Edge) {
 	d.ppsM.Edge(time.Now())
 	d.logEvents(d.ppsM.Events())
-	t, err := d.tb.FromClock(e.Clock, e.Time)
-	if errors.Is(err, timebase.ErrWrongClock) {
+	t, err := d.tb.FromClockAfter(e.Clock, e.Time, e.After)
+	switch {
+	case errors.Is(err, timebase.ErrWrongClock):
 		d.log.Error("PPS edge on the wrong clock", "error", err)
 		return
-	}
-	if err != nil {
+	case errors.Is(err, timebase.ErrBeforeStep):
+		d.src.Stats().BeforeStep.Add(1)
+		return
+	case err != nil:
 		return // the clock cannot be read (counted, reported once): no sample
 	}
 	d.logEvents(d.disc.Edge(t.Clock()))

@@ -20,6 +20,7 @@ func (d *Daemon) snapshot() *status.Status {
 	s.GNSS.RecentEdges = status.EdgesOf(st.Recent)
 	if d.src != nil {
 		s.GNSS.PPSWidthNS = d.src.Stats().Width.Load()
+		s.GNSS.PPSBeforeStep = d.src.Stats().BeforeStep.Load()
 	}
 	if d.cfg.GNSS.Device == "" {
 		s.GNSS.State = "none"

@@ -190,6 +190,10 @@ type GNSS struct {
 	// PPSWidthNS is the pulse's width as measured from its two edges (0:
 	// not measured: a SOCK source, or a device that captures one edge).
 	PPSWidthNS int64 `json:"pps_width_ns"`
+	// PPSBeforeStep counts pulses dropped because their clock was stepped
+	// while they were on their way to the discipline (one at most steps:
+	// timebase.ErrBeforeStep).
+	PPSBeforeStep uint64 `json:"pps_before_step"`
 	// RecentEdges are the last pulses paired with their seconds, oldest
 	// first (at most 8): what `sitegm commission` follows edge by edge.
 	RecentEdges []PPSEdge `json:"recent_edges,omitempty"`
