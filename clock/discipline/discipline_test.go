@@ -89,6 +89,44 @@ func TestInvalidLabelsAndPairingProblems(t *testing.T) {
 	}
 }
 
+// A pulse the caller dropped at a step (PulseDropped) costs its label, and
+// that label is no pairing problem; a second label without an edge is.
+func TestDroppedPulseIsNoPairingProblem(t *testing.T) {
+	d, table := newDisc(t)
+	u := utc0
+	for range 5 {
+		second(d, table, u, 0)
+		u = u.Add(time.Second)
+	}
+	label := func() []Event {
+		tai := table.UTCToTAI(u, false)
+		_, e := d.Label(Label{UTC: u, Valid: true, Arrival: tai.Add(150 * time.Millisecond), Now: tai.Add(160 * time.Millisecond)})
+		u = u.Add(time.Second)
+		return e
+	}
+	d.PulseDropped()
+	label() // its pulse dropped
+	if len(d.problems) != 0 {
+		t.Fatalf("a dropped pulse's label counted: %v", d.problems)
+	}
+	d.PulseDropped()
+	second(d, table, u, 0) // paired: the expectation ends
+	u = u.Add(time.Second)
+	label()
+	if d.problems["no_edge"] != 1 {
+		t.Fatalf("a label without an edge after a paired one: %v", d.problems)
+	}
+	var evs []Event
+	for range 70 {
+		_, e := second(d, table, u, 0)
+		evs = append(evs, e...)
+		u = u.Add(time.Second)
+	}
+	if !strings.Contains(names(evs), "pairing_problems") {
+		t.Errorf("the real problem was not said: %s", names(evs))
+	}
+}
+
 // A GNSS jump after lock: jump_alarm, holdover, then jump_over.
 func TestJumpEvents(t *testing.T) {
 	d, table := newDisc(t)

@@ -46,4 +46,17 @@ func (d *Discipline) watchSeconds(s refclock.Sample) {
 }
 
 // problem counts a pairing problem and warns at most once a minute.
-func (d *Discipline) problem(kind string) { d.problems[kind]++ }
+func (d *Discipline) problem(kind string) {
+	if kind == refclock.NoEdge.String() && d.pulseDropped {
+		// The label's own pulse was dropped at a step: expected, and
+		// counted where it was dropped.
+		d.pulseDropped = false
+		return
+	}
+	d.problems[kind]++
+}
+
+// PulseDropped tells the discipline that the caller dropped a pulse (one
+// stamped across a step of its clock, timebase.ErrBeforeStep): the next
+// label that finds no edge before another pairs is no pairing problem.
+func (d *Discipline) PulseDropped() { d.pulseDropped = true }

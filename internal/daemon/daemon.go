@@ -344,6 +344,7 @@ func (d *Daemon) edge(e pps.Edge) {
 		return
 	case errors.Is(err, timebase.ErrBeforeStep):
 		d.src.Stats().BeforeStep.Add(1)
+		d.disc.PulseDropped()
 		return
 	case err != nil:
 		return // the clock cannot be read (counted, reported once): no sample
