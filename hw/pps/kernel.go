@@ -66,6 +66,20 @@ func (t *seqTracker) next(seq uint32, began time.Time) (fresh bool, missed uint3
 	return true, d - 1, after
 }
 
+// waitedFor narrows the time a new edge came after (seqTracker.next's
+// after) for a fetch that began at began and waited: the kernel wakes it
+// for an event after it began (PPS_FETCH waits for its event counter to
+// move), and when no edge of the other kind came since the last read,
+// that event was the wanted edge, which the fetch returns the latest of.
+// With the other edge fresh too, it may have been the one that woke the
+// fetch, and the wanted edge older.
+func waitedFor(waited, otherFresh bool, began, after time.Time) time.Time {
+	if waited && !otherFresh {
+		return began
+	}
+	return after
+}
+
 // pulseWidth is assert to clear when the clear edge is the same pulse's
 // (less than a second after its assert).
 func pulseWidth(assert, clear unix.PPSKTime) (time.Duration, bool) {
@@ -130,6 +144,7 @@ func (k *KernelSource) Run(ctx context.Context, out chan<- Edge) error {
 		}
 		otherFresh, _, _ := other.next(cs, began)
 		fresh, missed, after := seq.next(s, began)
+		after = waitedFor(canWait, otherFresh, began, after)
 		k.stats.Missed.Add(uint64(missed))
 		if w, ok := pulseWidth(fd4.Info.Assert_tu, fd4.Info.Clear_tu); ok {
 			k.stats.Width.Store(int64(w))

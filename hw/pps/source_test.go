@@ -169,6 +169,20 @@ func TestPulseWidth(t *testing.T) {
 	}
 }
 
+// A fetch that waited returns an edge that came after the fetch began,
+// unless an edge of the other kind came too and may have woken it.
+func TestWaitedFor(t *testing.T) {
+	began, prev := time.Unix(1000, 0), time.Unix(999, 0)
+	for _, c := range []struct {
+		waited, otherFresh bool
+		want               time.Time
+	}{{true, false, began}, {true, true, prev}, {false, false, prev}, {false, true, prev}} {
+		if got := waitedFor(c.waited, c.otherFresh, began, prev); !got.Equal(c.want) {
+			t.Errorf("waited %v other fresh %v: %v, want %v", c.waited, c.otherFresh, got, c.want)
+		}
+	}
+}
+
 // The EXTTS reader knows since when an event can have been queued: events
 // waiting at the open may be of any age; once a look found the queue
 // empty, every later event came after that look (a pipe stands in for
