@@ -86,23 +86,36 @@ func (k kernelClock) setLeap(sign int) error {
 	if err := k.adjtime(&tx); err != nil {
 		return err
 	}
-	tx = unix.Timex{Modes: unix.ADJ_STATUS | unix.ADJ_MAXERROR, Status: leapStatus(tx.Status, sign), Maxerror: leapMarkUS}
-	return k.adjtime(&tx)
+	w := unix.Timex{Modes: unix.ADJ_STATUS, Status: leapStatus(tx.Status, sign)}
+	markTimex(&w, tx.Maxerror) // a reset before the arming is not one after it
+	return k.adjtime(&w)
 }
 
 // The kernel forgets a scheduled leap second whenever it resets its NTP
 // state (ntp_clear: at a step of the clock, at a change of clocksource),
 // and that shows nowhere but in the values ntp_clear sets: maxerror goes
 // to NTP_PHASE_LIMIT, 16 s. Between resets maxerror grows by 500 us a
-// second (MAXFREQ) and stops at the same limit, which it reaches from
-// leapMarkUS after 8.9 hours: writing the mark at every look (each second
-// or more often) keeps it far below, so a look that finds the limit saw a
-// reset. (1 ms is what sitegm claims for CLOCK_REALTIME at worst while it
-// disciplines it: the system clock carries millisecond NTP and logs.)
+// second (MAXFREQ) and stops at the same limit. The sync status sitegm
+// writes each tick keeps it at the clock's bound (syncCapUS at most), so
+// a look that finds the limit saw a reset. A look, and the arming, that
+// find maxerror past leapMarkUS (no status written for over two hours,
+// or a reset just seen) pull it down to the mark, so that the next reset
+// shows; never further: the mark is no bound on the clock, and a bound
+// is never made smaller than the one written (an earlier mark of 1 ms
+// at every look undercut the unsynchronized status's 8 s between ticks).
 const (
 	ntpPhaseLimitUS = 16_000_000
-	leapMarkUS      = 1000
+	leapMarkUS      = ntpPhaseLimitUS * 3 / 4
 )
+
+// markTimex adds the leap watch's mark to the write w, given the kernel's
+// maxerror now: only when maxerror is past the mark.
+func markTimex(w *unix.Timex, maxerror int64) {
+	if maxerror > leapMarkUS {
+		w.Modes |= unix.ADJ_MAXERROR
+		w.Maxerror = leapMarkUS
+	}
+}
 
 // kernelLeap reads a timex (modes 0) as a KernelLeap.
 func kernelLeap(tx *unix.Timex) KernelLeap {
@@ -121,15 +134,18 @@ func (k kernelClock) watchLeap() (KernelLeap, error) {
 	if err := k.adjtime(&tx); err != nil {
 		return KernelLeap{}, err
 	}
-	mark := unix.Timex{Modes: unix.ADJ_MAXERROR, Maxerror: leapMarkUS}
+	var mark unix.Timex
+	if markTimex(&mark, tx.Maxerror); mark.Modes == 0 {
+		return kernelLeap(&tx), nil
+	}
 	return kernelLeap(&tx), k.adjtime(&mark)
 }
 
 // syncCapUS bounds the maxerror and esterror sitegm writes: half the
 // kernel's NTP_PHASE_LIMIT, so that a bound, however large, never reads
-// as the reset the leap watch looks for (maxerror at the limit) and the
-// kernel's own growth (500 us a second) takes hours to reach the limit
-// after the last write. A clock whose bound is past it is not
+// as the reset the leap watch looks for (maxerror at the limit) nor meets
+// its mark, and the kernel's own growth (500 us a second) takes hours to
+// reach the limit after the last write. A clock whose bound is past it is not
 // synchronized for the kernel either.
 const syncCapUS = ntpPhaseLimitUS / 2
 
@@ -151,10 +167,23 @@ func syncTimex(cur int32, s KernelSync) unix.Timex {
 	return tx
 }
 
+// hidesReset reports whether a write of maxerror now would hide a reset of
+// the kernel's NTP state from the leap watch: a leap second is armed (the
+// watch looks while one is) and maxerror is at the limit ntp_clear sets.
+// The sync status then waits a tick, until the watch has seen the reset
+// and armed the leap again (a reset between the watch's look and the
+// status write of the same tick would otherwise lose the leap second).
+func hidesReset(cur *unix.Timex) bool {
+	return cur.Status&(unix.STA_INS|unix.STA_DEL) != 0 && cur.Maxerror >= ntpPhaseLimitUS
+}
+
 func (k kernelClock) reportSync(s KernelSync) error {
 	tx := unix.Timex{}
 	if err := k.adjtime(&tx); err != nil {
 		return err
+	}
+	if hidesReset(&tx) {
+		return nil
 	}
 	tx = syncTimex(tx.Status, s)
 	return k.adjtime(&tx)

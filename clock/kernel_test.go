@@ -99,7 +99,7 @@ func TestKernelLeapLook(t *testing.T) {
 	for _, c := range []struct {
 		maxerr int64
 		forgot bool
-	}{{leapMarkUS, false}, {leapMarkUS + 500*3600, false}, {ntpPhaseLimitUS, true}} {
+	}{{syncCapUS, false}, {leapMarkUS, false}, {leapMarkUS + 500*3600, false}, {ntpPhaseLimitUS, true}} {
 		tx := unix.Timex{Maxerror: c.maxerr, Tai: 37}
 		if k := kernelLeap(&tx); k.Forgot != c.forgot || k.TAI != 37 || k.Flag != 0 {
 			t.Errorf("maxerror %d: %+v", c.maxerr, k)
@@ -108,6 +108,44 @@ func TestKernelLeapLook(t *testing.T) {
 	for st, flag := range map[int32]int{unix.STA_INS | unix.STA_UNSYNC: 1, unix.STA_DEL: -1, unix.STA_PLL: 0} {
 		if k := kernelLeap(&unix.Timex{Status: st}); k.Flag != flag {
 			t.Errorf("status %#x: flag %d, want %d", st, k.Flag, flag)
+		}
+	}
+}
+
+// The leap watch's mark pulls a maxerror past it down to it, so that the
+// next reset shows, and leaves every smaller one (the sync status's bound,
+// the unsynchronized cap) as it is; it lies between the cap and the
+// kernel's limit.
+func TestLeapMark(t *testing.T) {
+	if !(syncCapUS < leapMarkUS && leapMarkUS < ntpPhaseLimitUS) {
+		t.Fatalf("cap %d, mark %d, limit %d", syncCapUS, leapMarkUS, ntpPhaseLimitUS)
+	}
+	for _, c := range []struct {
+		maxerr int64
+		write  bool
+	}{{1, false}, {syncCapUS + 500*3600, false}, {leapMarkUS, false}, {leapMarkUS + 1, true}, {ntpPhaseLimitUS, true}} {
+		w := unix.Timex{Modes: unix.ADJ_STATUS}
+		markTimex(&w, c.maxerr)
+		if got := w.Modes&unix.ADJ_MAXERROR != 0; got != c.write || (got && w.Maxerror != leapMarkUS) {
+			t.Errorf("maxerror %d: modes %#x maxerror %d", c.maxerr, w.Modes, w.Maxerror)
+		}
+		if w.Modes&unix.ADJ_STATUS == 0 {
+			t.Errorf("maxerror %d: the write's own modes lost", c.maxerr)
+		}
+	}
+}
+
+// The sync status is not written over a reset the leap watch has yet to
+// see (a leap armed, maxerror at the limit); otherwise it is.
+func TestSyncWaitsForTheLeapWatch(t *testing.T) {
+	for _, c := range []struct {
+		status int32
+		maxerr int64
+		hides  bool
+	}{{unix.STA_INS, ntpPhaseLimitUS, true}, {unix.STA_DEL | unix.STA_UNSYNC, ntpPhaseLimitUS, true},
+		{unix.STA_UNSYNC, ntpPhaseLimitUS, false}, {unix.STA_INS, leapMarkUS, false}, {unix.STA_INS, 2, false}} {
+		if got := hidesReset(&unix.Timex{Status: c.status, Maxerror: c.maxerr}); got != c.hides {
+			t.Errorf("status %#x maxerror %d: %v", c.status, c.maxerr, got)
 		}
 	}
 }
