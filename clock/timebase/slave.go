@@ -178,14 +178,20 @@ func (s *Slave) Steer(hold, done func(), phc clock.KernelSync) []event.Event {
 // readings it was measured with; bound -1 while unknown, ok false before
 // the first reading.
 func (s *Slave) Offset(now time.Time) (offset, bound time.Duration, ok bool) {
+	e, bound, ok := s.estimate(now)
+	return e.Offset, bound, ok
+}
+
+// estimate is the servo's estimate at now and the bound Offset gives.
+func (s *Slave) estimate(now time.Time) (e servo.Estimate, bound time.Duration, ok bool) {
 	if s == nil || s.servo == nil {
-		return 0, 0, false
+		return e, 0, false
 	}
-	e := s.servo.Estimate(now)
+	e = s.servo.Estimate(now)
 	if e.OffsetSigma == time.Duration(1<<63-1) {
-		return e.Offset, -1, true
+		return e, -1, true
 	}
-	return e.Offset, e.Offset.Abs() + 3*e.OffsetSigma + s.window/2, true
+	return e, e.Offset.Abs() + 3*e.OffsetSigma + s.window/2, true
 }
 
 // kernelSync is what the kernel is told of the system clock, given what
@@ -194,9 +200,9 @@ func (s *Slave) Offset(now time.Time) (offset, bound time.Duration, ok bool) {
 // threshold (1 ms: beyond, the servo is still on its way), with that
 // bound added to the PHC's and the servo's sigma to its estimate.
 func (s *Slave) kernelSync(phc clock.KernelSync) clock.KernelSync {
-	_, b, ok := s.Offset(s.read)
+	e, b, ok := s.estimate(s.read)
 	if !phc.Synced || !ok || b < 0 || b > time.Millisecond {
 		return clock.KernelSync{}
 	}
-	return clock.KernelSync{Synced: true, MaxError: phc.MaxError + b, EstError: phc.EstError + s.servo.Estimate(s.read).OffsetSigma}
+	return clock.KernelSync{Synced: true, MaxError: phc.MaxError + b, EstError: phc.EstError + e.OffsetSigma}
 }
