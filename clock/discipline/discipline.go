@@ -139,11 +139,11 @@ type Discipline struct {
 	latency    time.Duration
 	latencyOff bool
 	problems   map[string]uint64
-	// pulseDropped: a pulse was dropped at a step (PulseDropped); the
-	// label that misses it is not a problem.
-	pulseDropped bool
-	lastWarn     time.Time
-	outliers     uint64
+	// pulsesDropped: pulses dropped at a step (PulseDropped); the labels
+	// that miss them are not problems.
+	pulsesDropped int
+	lastWarn      time.Time
+	outliers      uint64
 	// rejectRow counts the samples in a row the servo rejected before the
 	// first lock (RestartAfter).
 	rejectRow int
@@ -360,7 +360,7 @@ func (d *Discipline) Label(l Label) (Action, []Event) {
 			d.problem(r.String())
 			return a, d.take()
 		}
-		d.pulseDropped = false
+		d.pulsesDropped = 0
 		d.watchLatency(s.Latency)
 		d.watchSeconds(s)
 	}

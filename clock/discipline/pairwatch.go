@@ -47,16 +47,21 @@ func (d *Discipline) watchSeconds(s refclock.Sample) {
 
 // problem counts a pairing problem and warns at most once a minute.
 func (d *Discipline) problem(kind string) {
-	if kind == refclock.NoEdge.String() && d.pulseDropped {
+	if kind == refclock.NoEdge.String() && d.pulsesDropped > 0 {
 		// The label's own pulse was dropped at a step: expected, and
 		// counted where it was dropped.
-		d.pulseDropped = false
+		d.pulsesDropped--
 		return
 	}
 	d.problems[kind]++
 }
 
 // PulseDropped tells the discipline that the caller dropped a pulse (one
-// stamped across a step of its clock, timebase.ErrBeforeStep): the next
-// label that finds no edge before another pairs is no pairing problem.
-func (d *Discipline) PulseDropped() { d.pulseDropped = true }
+// stamped across a step of its clock, timebase.ErrBeforeStep): as many
+// labels as pulses were dropped (a few at most: maxDropped) that find no
+// edge before another pairs are no pairing problem.
+func (d *Discipline) PulseDropped() { d.pulsesDropped = min(d.pulsesDropped+1, maxDropped) }
+
+// maxDropped bounds the labels PulseDropped excuses: a step costs one
+// pulse, a leap second three (timebase.FromClockAfter).
+const maxDropped = 3

@@ -80,8 +80,19 @@ func (l *stepLog) step(c interface{ Step(time.Duration) error }, clk string, d t
 // monotonic time after (pps.Edge.After; zero when the source cannot tell,
 // and the stamp is taken as it is): ErrBeforeStep when clk was stepped
 // since, so that the stamp may be on either side of the step.
+//
+// The kernel steps CLOCK_REALTIME itself at a leap second, at its first
+// tick after the midnight, which the pulse's own interrupt brings: the
+// pulse of the midnight is stamped on the day before's count and carried
+// onto a PHC by a comparison made after the step, a second off. A pulse
+// on CLOCK_REALTIME within a second of a leap second's midnight is not
+// carried onto a PHC (a UTC clock's discipline skips the leap's seconds
+// itself: discipline.Label).
 func (tb *Timebase) FromClockAfter(clk string, t, after time.Time) (Instant, error) {
 	if !after.IsZero() && tb.steps.since(clk, after) {
+		return Instant{}, ErrBeforeStep
+	}
+	if clk == Realtime && tb.cmp != nil && (tb.table.NearLeap(t, time.Second) || tb.table.NearLeap(t.Add(time.Second), time.Second)) {
 		return Instant{}, ErrBeforeStep
 	}
 	return tb.FromClock(clk, t)

@@ -87,3 +87,29 @@ func TestPulsesFromBeforeAStepAreDropped(t *testing.T) {
 		t.Error("the master's step noted by the slave")
 	}
 }
+
+// The kernel's own step of CLOCK_REALTIME at a leap second: a pulse within
+// a second of the leap's midnight is not carried onto a PHC (its stamp and
+// the comparison that carries it fall on either side of the step); away
+// from it, or onto the system clock itself, it is.
+func TestPulsesAtALeapSecondOntoAPHC(t *testing.T) {
+	mid := time.Date(2017, 1, 1, 0, 0, 0, 0, time.UTC) // a second was inserted before it
+	phc := &fakePHC{fakeClock{name: "/dev/ptp0", scale: clock.TAI, host: mid, phcOff: 37 * time.Second}}
+	tb := New(phc, leap.Builtin())
+	for _, c := range []struct {
+		at   time.Duration
+		drop bool
+	}{{-2 * time.Second, false}, {-time.Second, true}, {-time.Millisecond, true}, {time.Microsecond, true}, {time.Second, true}, {1001 * time.Millisecond, false}} {
+		_, err := tb.FromClockAfter(Realtime, mid.Add(c.at), time.Time{})
+		if errors.Is(err, ErrBeforeStep) != c.drop || (!c.drop && err != nil) {
+			t.Errorf("a pulse %v from the midnight: %v", c.at, err)
+		}
+	}
+	if _, err := tb.FromClockAfter(Realtime, mid.AddDate(0, 0, 1), time.Time{}); err != nil {
+		t.Errorf("a midnight without a leap second: %v", err)
+	}
+	sys := &stepClock{fakeClock: fakeClock{name: "system", scale: clock.UTC, host: mid}}
+	if _, err := New(sys, leap.Builtin()).FromClockAfter(Realtime, mid, time.Time{}); err != nil {
+		t.Errorf("onto the system clock: %v", err)
+	}
+}
