@@ -82,9 +82,10 @@ func (l *stepLog) step(c interface{ Step(time.Duration) error }, clk string, d t
 // since, so that the stamp may be on either side of the step.
 //
 // The kernel steps CLOCK_REALTIME itself at a leap second, at its first
-// tick after the midnight, which the pulse's own interrupt brings: the
-// pulse of the midnight is stamped on the day before's count and carried
-// onto a PHC by a comparison made after the step, a second off. A pulse
+// tick after the midnight (often the one the pulse's own interrupt
+// brings): the pulse of the midnight is stamped on the day before's count
+// and may be carried onto a PHC by a comparison made after the step, a
+// second off. A pulse
 // on CLOCK_REALTIME within a second of a leap second's midnight is not
 // carried onto a PHC (a UTC clock's discipline skips the leap's seconds
 // itself: discipline.Label).
