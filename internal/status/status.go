@@ -191,8 +191,9 @@ type GNSS struct {
 	// not measured: a SOCK source, or a device that captures one edge).
 	PPSWidthNS int64 `json:"pps_width_ns"`
 	// PPSBeforeStep counts pulses dropped because their clock was stepped
-	// while they were on their way to the discipline (one at most steps:
-	// timebase.ErrBeforeStep).
+	// while they were on their way to the discipline (about one a step;
+	// up to three at a leap second carried onto a PHC):
+	// timebase.ErrBeforeStep.
 	PPSBeforeStep uint64 `json:"pps_before_step"`
 	// RecentEdges are the last pulses paired with their seconds, oldest
 	// first (at most 8): what `sitegm commission` follows edge by edge.
