@@ -30,8 +30,10 @@ type ExttsSource struct {
 // queueReader reads a PHC's event queue and knows when it last found it
 // empty (Edge.After): the kernel queues an event when its pulse comes and
 // keeps it until it is read, so every event read after an empty look came
-// after that look. The time is taken before the look (a look that finds
-// an event may return one queued after the time).
+// after that look. The look is poll(2) (ptp_poll says whether the queue
+// holds an event; ptp_read ignores O_NONBLOCK and would wait in the kernel
+// instead of saying EAGAIN), its time taken before it (a look that finds
+// an event may find one queued after the time).
 type queueReader struct {
 	rc syscall.RawConn
 	// empty: the last look that found the queue empty began then; zero
@@ -45,17 +47,17 @@ func (q *queueReader) read(buf []byte) (time.Time, error) {
 	var n int
 	var rerr error
 	err := q.rc.Read(func(fd uintptr) bool {
+		tried := time.Now()
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if k, err := unix.Poll(pfd, 0); err == nil && k == 0 {
+			q.empty = tried
+			return false // wait until the queue is readable
+		}
 		for {
-			tried := time.Now()
 			n, rerr = unix.Read(int(fd), buf)
-			switch {
-			case rerr == unix.EINTR:
-				continue
-			case rerr == unix.EAGAIN:
-				q.empty = tried
-				return false // wait until the queue is readable
+			if rerr != unix.EINTR {
+				return rerr != unix.EAGAIN
 			}
-			return true
 		}
 	})
 	if err == nil {
