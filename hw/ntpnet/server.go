@@ -65,6 +65,9 @@ type Options struct {
 	// KE, when set (with NTS), serves NTS-KE on the interface beside
 	// NTP (ServeKE).
 	KE *KEOptions
+	// Workers is how many sockets (SO_REUSEPORT) and workers answer;
+	// 0: one per CPU.
+	Workers int
 }
 
 // Status is one NTP interface's counters for status output.
@@ -129,8 +132,12 @@ type Server struct {
 
 // NewServer prepares a server that answers from view.
 func NewServer(o Options, tb *timebase.Timebase, view *atomic.Pointer[View], log *slog.Logger) *Server {
+	n := o.Workers
+	if n <= 0 {
+		n = max(1, runtime.NumCPU())
+	}
 	return &Server{o: o, tb: tb, view: view, log: log.With("ntp_interface", o.Interface),
-		stats: make([]workerStats, max(1, runtime.NumCPU()))}
+		stats: make([]workerStats, n)}
 }
 
 // workerStats are one worker's counters: the responder's, then what the

@@ -178,6 +178,9 @@ type NTP struct {
 	// NTS: answer NTS requests (RFC 8915) on this interface and serve
 	// NTS-KE beside it ([nts]); plain requests are answered as ever.
 	NTS bool `toml:"nts"`
+	// Workers is how many sockets and workers answer on this interface
+	// (0: one per CPU).
+	Workers int `toml:"workers" check:"range=0..64"`
 }
 
 // NTS is Network Time Security (RFC 8915): the NTS-KE server's

@@ -89,7 +89,7 @@ func (c PTP) Net(seen func(v1 bool, id [10]byte, from netip.Addr, at time.Time))
 // NTS-KE beside it; seen learns each client.
 func (c Config) NTPNet(n NTP, keys *ntp.CookieKeys, seen func(netip.Addr, time.Time, int, int, bool)) ntpnet.Options {
 	o := ntpnet.Options{Interface: n.Interface, Port: n.Port, RateInterval: n.RateInterval.Duration,
-		RateBurst: n.RateBurst, SendBuffer: ptpnet.ReplySendBuffer, Seen: seen}
+		RateBurst: n.RateBurst, SendBuffer: ptpnet.ReplySendBuffer, Seen: seen, Workers: n.Workers}
 	if n.NTS && keys != nil {
 		o.NTS, o.KE = keys, &ntpnet.KEOptions{Port: c.NTS.KEPort, CertFile: c.NTS.Certificate, KeyFile: c.NTS.Key, NTPPort: n.Port}
 	}

@@ -108,3 +108,21 @@ func TestDSCPByProfile(t *testing.T) {
 		t.Error("slave_phcs accepted without a disciplined PHC")
 	}
 }
+
+// ntp.workers reaches the server (0: one per CPU, the server's choice);
+// past 64 it is refused with its key.
+func TestNTPWorkers(t *testing.T) {
+	cfg, err := Parse("t.toml", []byte("[[ntp]]\ninterface = \"lo\"\nworkers = 1\n[[ntp]]\ninterface = \"eth0\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := cfg.NTPNet(cfg.NTP[0], nil, nil).Workers; w != 1 {
+		t.Errorf("workers = 1 gave %d", w)
+	}
+	if w := cfg.NTPNet(cfg.NTP[1], nil, nil).Workers; w != 0 {
+		t.Errorf("the default gave %d", w)
+	}
+	if _, err := Parse("t.toml", []byte("[[ntp]]\ninterface = \"lo\"\nworkers = 65\n")); err == nil || !strings.Contains(err.Error(), "ntp[0].workers") {
+		t.Errorf("workers = 65: %v", err)
+	}
+}
