@@ -78,8 +78,9 @@ func exttsScenario(p params, r *lab.Result) {
 	defer s.stop()
 	st := s.waitState(120*time.Second, "LOCKED", 6)
 	r.Figures["locked_after_s"] = round(st.Uptime, 1)
-	r.Figures["pps_before_step"] = float64(st.GNSS.PPSBeforeStep) // as in kernel-pps
-	time.Sleep(5 * time.Second)                                   // the system clock's own servo settles
+	// As in kernel-pps: pulses dropped at the start's steps.
+	r.Figures["pps_before_step"] = float64(st.GNSS.PPSBeforeStep)
+	time.Sleep(5 * time.Second) // the system clock's own servo settles
 	e, sysBound := s.measureWithSystem(20)
 	r.Figures["phc_minus_truth_max_ns"] = maxAbs(e.phc)
 	r.Figures["phc_bound_ns"] = e.bound[len(e.bound)-1]
