@@ -118,7 +118,7 @@ func ntpPrecision(b *testing.B, run int) precisionRun {
 	gm := lab.Host("gm", "10.97.0.1/24")
 	ref := lab.Host("ref", "10.97.0.2/24")
 	dir := b.TempDir()
-	sg := gm.Start(b, Bin(b, "sitegm"), "run", "-c", SitegmConfig(b, dir, "[[ntp]]\ninterface = \"eth0\"\nrate_interval = \"0s\"\n"))
+	sg := gm.Start(b, Bin(b, "sitegm"), "run", "-c", SitegmConfig(b, dir, benchNTPTable(b)))
 	StartGNSSSim(b, dir)
 	sg.WaitEvent(b, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
 	sg.WaitEvent(b, 0, 20*time.Second, "ntp_up")
@@ -252,7 +252,7 @@ func newCapacityLab(b *testing.B) *capacityLab {
 	}
 	l.from = []string{"--sources", strings.Join(list, ","), "--sockets", strconv.Itoa(len(srcs))}
 	l.dir = b.TempDir()
-	l.sg = l.gm.Start(b, Bin(b, "sitegm"), "run", "-c", SitegmConfig(b, l.dir, "[[ntp]]\ninterface = \"eth0\"\nrate_interval = \"0s\"\n"))
+	l.sg = l.gm.Start(b, Bin(b, "sitegm"), "run", "-c", SitegmConfig(b, l.dir, benchNTPTable(b)))
 	StartGNSSSim(b, l.dir)
 	cdir := b.TempDir()
 	conf := WriteFile(b, cdir, "chrony.conf", fmt.Sprintf("allow all\nlocal stratum 1\npidfile %[1]s/pid\ncmdport 0\nbindcmdaddress /\n", cdir))
@@ -261,6 +261,21 @@ func newCapacityLab(b *testing.B) *capacityLab {
 	l.sg.WaitEvent(b, 0, 60*time.Second, "clock_state", "clock_state", "LOCKED")
 	l.sg.WaitEvent(b, 0, 20*time.Second, "ntp_up")
 	return l
+}
+
+// benchNTPTable is sitegm's [[ntp]] table in the NTP benchmarks: rate
+// limiting off; SITEGM_BENCH_NTP_WORKERS=N sets its workers (ntp.workers:
+// one worker against one per CPU, for the CPU a request costs).
+func benchNTPTable(b *testing.B) string {
+	t := "[[ntp]]\ninterface = \"eth0\"\nrate_interval = \"0s\"\n"
+	if w := os.Getenv("SITEGM_BENCH_NTP_WORKERS"); w != "" {
+		if _, err := strconv.Atoi(w); err != nil {
+			b.Fatalf("SITEGM_BENCH_NTP_WORKERS=%q: not a number", w)
+		}
+		t += "workers = " + w + "\n"
+		b.Logf("sitegm with workers = %s", w)
+	}
+	return t
 }
 
 // fixedRate has the generator send 20,000 requests a second for 5 s to
