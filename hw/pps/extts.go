@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -25,48 +24,6 @@ type ExttsSource struct {
 	Clear   bool          // keep the trailing edge instead of the leading one
 	Width   time.Duration // the pulse's width (EdgeFilter)
 	stats   Stats
-}
-
-// queueReader reads a PHC's event queue and knows when it last found it
-// empty (Edge.After): the kernel queues an event when its pulse comes and
-// keeps it until it is read, so every event read after an empty look came
-// after that look. The look is poll(2) (ptp_poll says whether the queue
-// holds an event; ptp_read ignores O_NONBLOCK and would wait in the kernel
-// instead of saying EAGAIN), its time taken before it (a look that finds
-// an event may find one queued after the time).
-type queueReader struct {
-	rc syscall.RawConn
-	// empty: the last look that found the queue empty began then; zero
-	// until one did (the queue may hold events from before the open).
-	empty time.Time
-}
-
-// read reads one event into buf, waiting for one, and returns the time
-// it cannot have come before.
-func (q *queueReader) read(buf []byte) (time.Time, error) {
-	var n int
-	var rerr error
-	err := q.rc.Read(func(fd uintptr) bool {
-		tried := time.Now()
-		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		if k, err := unix.Poll(pfd, 0); err == nil && k == 0 {
-			q.empty = tried
-			return false // wait until the queue is readable
-		}
-		for {
-			n, rerr = unix.Read(int(fd), buf)
-			if rerr != unix.EINTR {
-				return rerr != unix.EAGAIN
-			}
-		}
-	})
-	if err == nil {
-		err = rerr
-	}
-	if err == nil && n != len(buf) {
-		err = fmt.Errorf("short read: %d of %d bytes", n, len(buf))
-	}
-	return q.empty, err
 }
 
 // Name implements Source.
@@ -192,7 +149,10 @@ func (x *ExttsSource) Run(ctx context.Context, out chan<- Edge) error {
 	var ev unix.PtpExttsEvent
 	buf := make([]byte, unsafe.Sizeof(ev))
 	for {
-		after, err := q.read(buf)
+		n, after, err := q.read(buf)
+		if err == nil && n != len(buf) {
+			err = fmt.Errorf("short read: %d of %d bytes", n, len(buf))
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

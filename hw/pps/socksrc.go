@@ -56,9 +56,18 @@ func (s *SockSource) Serve(ctx context.Context, c *net.UnixConn, out chan<- Edge
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()) })
 	defer stop()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	// A sample read after the socket was found empty was sent after that
+	// (Edge.After). gpsd stamps the pulse a moment before it sends: a
+	// step in that moment is not seen (sitegm steps when a label comes,
+	// tens of ms or more after its pulse).
+	q := queueReader{rc: rc}
 	buf := make([]byte, 256)
 	for {
-		n, err := c.Read(buf)
+		n, after, err := q.read(buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -75,7 +84,7 @@ func (s *SockSource) Serve(ctx context.Context, c *net.UnixConn, out chan<- Edge
 			continue
 		}
 		s.stats.Edges.Add(1)
-		if !send(ctx, out, Edge{Time: smp.Edge(), Clock: Realtime, Leap: smp.Leap}) {
+		if !send(ctx, out, Edge{Time: smp.Edge(), Clock: Realtime, Leap: smp.Leap, After: after}) {
 			return nil
 		}
 	}

@@ -204,7 +204,7 @@ func TestQueueReaderKnowsWhenTheQueueWasEmpty(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		after, err := q.read(ev)
+		_, after, err := q.read(ev)
 		if err != nil || !after.IsZero() {
 			t.Fatalf("event %d queued before any look: after %v err %v", i, after, err)
 		}
@@ -214,7 +214,7 @@ func TestQueueReaderKnowsWhenTheQueueWasEmpty(t *testing.T) {
 	start := time.Now()
 	for q.empty.IsZero() {
 		r.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-		if _, err := q.read(ev); !errors.Is(err, os.ErrDeadlineExceeded) {
+		if _, _, err := q.read(ev); !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("a read of an empty queue: %v", err)
 		}
 	}
@@ -227,7 +227,7 @@ func TestQueueReaderKnowsWhenTheQueueWasEmpty(t *testing.T) {
 		if _, err := w.Write(ev); err != nil {
 			t.Fatal(err)
 		}
-		if after, err := q.read(ev); err != nil || !after.Equal(looked) {
+		if n, after, err := q.read(ev); err != nil || n != len(ev) || !after.Equal(looked) {
 			t.Errorf("event %d after the look: after %v (the look %v) err %v", i, after, looked, err)
 		}
 	}
