@@ -177,12 +177,32 @@ func hidesReset(cur *unix.Timex) bool {
 	return cur.Status&(unix.STA_INS|unix.STA_DEL) != 0 && cur.Maxerror >= ntpPhaseLimitUS
 }
 
-func (k kernelClock) reportSync(s KernelSync) error {
+// syncWaitsMax: the sync status waits for the leap watch (hidesReset) at
+// most this many writes in a row: a flag another program armed, with no
+// watch of sitegm's looking and pulling maxerror down, must not keep the
+// status from being written.
+const syncWaitsMax = 3
+
+// syncGate decides whether the sync status is written now.
+type syncGate struct{ waits int }
+
+// write reports whether to write, given whether the write would hide a
+// reset from the leap watch: not, syncWaitsMax times in a row at most.
+func (g *syncGate) write(hides bool) bool {
+	if hides && g.waits < syncWaitsMax {
+		g.waits++
+		return false
+	}
+	g.waits = 0
+	return true
+}
+
+func (k kernelClock) reportSync(s KernelSync, g *syncGate) error {
 	tx := unix.Timex{}
 	if err := k.adjtime(&tx); err != nil {
 		return err
 	}
-	if hidesReset(&tx) {
+	if !g.write(hidesReset(&tx)) {
 		return nil
 	}
 	tx = syncTimex(tx.Status, s)
@@ -196,6 +216,8 @@ type System struct {
 	// syncFailing: the last ReportSync failed (its error is returned
 	// once until one succeeds: it is called each second).
 	syncFailing bool
+	// sync: the writes waiting for the leap watch.
+	sync syncGate
 }
 
 // SystemMaxPPB is the kernel's frequency limit (MAXFREQ, 500 ppm).
@@ -249,7 +271,7 @@ func (s *System) WatchLeap() (KernelLeap, error) { return s.k.watchLeap() }
 // ReportSync implements SyncReporter. The error of a write that keeps
 // failing is returned once, until one succeeds.
 func (s *System) ReportSync(ks KernelSync) error {
-	err := s.k.reportSync(ks)
+	err := s.k.reportSync(ks, &s.sync)
 	if err != nil && s.syncFailing {
 		return nil
 	}

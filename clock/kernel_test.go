@@ -150,6 +150,20 @@ func TestSyncWaitsForTheLeapWatch(t *testing.T) {
 	}
 }
 
+// A write that would hide a reset waits, three times in a row at most
+// (a flag armed by another program, which no watch of sitegm's pulls
+// down from the limit, must not stop the status), and counts afresh
+// after a write.
+func TestSyncGate(t *testing.T) {
+	var g syncGate
+	for i, c := range []struct{ hides, write bool }{{false, true}, {true, false}, {true, false}, {true, false}, {true, true},
+		{true, false}, {false, true}, {true, false}} {
+		if got := g.write(c.hides); got != c.write {
+			t.Errorf("write %d (hides %v): %v", i, c.hides, got)
+		}
+	}
+}
+
 // What the kernel is told of the clock's synchronization: STA_UNSYNC
 // cleared only while synchronized with a bound under the cap, the leap
 // flag and every other bit kept; bounds in us rounded up, never below
