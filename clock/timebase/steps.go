@@ -21,8 +21,9 @@ import (
 // The source knows the other half: when it last saw that no newer pulse
 // was waiting (pps.Edge.After), on CLOCK_MONOTONIC, which no step moves.
 // A pulse that came after the end of its clock's last step is on the new
-// scale; one the source cannot place after it is dropped. That costs the
-// pulse in flight at each step (one, rarely two), never a wrong sample.
+// scale; one the source cannot place after it is dropped. That costs
+// about one pulse a step (the one the source was already waiting for),
+// never a wrong sample.
 
 // ErrBeforeStep: a timestamp that may have been taken before its clock's
 // last step (see FromClockAfter).
@@ -85,10 +86,9 @@ func (l *stepLog) step(c interface{ Step(time.Duration) error }, clk string, d t
 // tick after the midnight (often the one the pulse's own interrupt
 // brings): the pulse of the midnight is stamped on the day before's count
 // and may be carried onto a PHC by a comparison made after the step, a
-// second off. A pulse
-// on CLOCK_REALTIME within a second of a leap second's midnight is not
-// carried onto a PHC (a UTC clock's discipline skips the leap's seconds
-// itself: discipline.Label).
+// second off. A pulse on CLOCK_REALTIME within a second of a leap
+// second's midnight is not carried onto a PHC (a UTC clock's discipline
+// skips the leap's seconds itself: discipline.Label).
 func (tb *Timebase) FromClockAfter(clk string, t, after time.Time) (Instant, error) {
 	if !after.IsZero() && tb.steps.since(clk, after) {
 		return Instant{}, ErrBeforeStep
