@@ -27,15 +27,15 @@ type LeapWatch struct {
 	instant time.Time
 	tai     int  // the kernel's TAI-UTC offset seen while armed
 	seen    bool // tai holds a look
-	// lastRearm is when Look last said to arm again.
-	lastRearm time.Time
+	// rearmed: Look said to arm again, and no look since found the flag
+	// in place. A Rearm then is a Repeat: the arming did not take (a flag
+	// the kernel or another program keeps refusing is armed again every
+	// second and a half, told once). Whether it took, not how long ago it
+	// was said, tells a refusal from a new reset: two clocksource changes
+	// are both told however close (a time window of 5 s hid the second of
+	// two the kernel lab made 5 s apart).
+	rearmed bool
 }
-
-// rearmQuiet: a Rearm within this of the previous one is marked Repeat,
-// for the caller to keep quiet (a flag the kernel refuses is armed again
-// every second and a half; two clocksource changes ten seconds apart
-// are both told).
-const rearmQuiet = 5 * time.Second
 
 // LeapVerifyAfter is how long after the instant the check waits: the
 // kernel applies the leap at the tick that crosses it, a few ms late.
@@ -76,7 +76,7 @@ type LeapVerdict struct {
 	// Rearm: the kernel forgot the armed leap, or another program
 	// cleared or changed the flag; clear it and set it again once the
 	// kernel's once-a-second state machine has seen it cleared. Repeat:
-	// the previous Rearm was less than rearmQuiet before.
+	// no look found the flag in place since the previous Rearm.
 	Rearm, Repeat bool
 	// Step: the leap was missed; step the clock by this.
 	Step time.Duration
@@ -104,11 +104,10 @@ func (w *LeapWatch) Look(now time.Time, k KernelLeap, armed bool) LeapVerdict {
 		case !armed:
 			w.seen = false // the next look after the flag is set again counts
 		case k.Forgot || k.Flag != w.sign:
-			v.Rearm, w.seen = true, false
-			v.Repeat = !w.lastRearm.IsZero() && now.Sub(w.lastRearm) < rearmQuiet
-			w.lastRearm = now
+			v.Rearm, v.Repeat, w.seen = true, w.rearmed, false
+			w.rearmed = true
 		default:
-			w.tai, w.seen = k.TAI, true
+			w.tai, w.seen, w.rearmed = k.TAI, true, false
 		}
 	case now.Before(w.instant.Add(LeapVerifyAfter)):
 	default:

@@ -498,9 +498,20 @@ func (o *Options) boot(ctx context.Context, kernel, initrd string, only []string
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, qemu, "-accel", "tcg", "-cpu", "max", "-m", "768", "-smp", "1",
+	args := []string{qemu, "-accel", "tcg", "-cpu", "max", "-m", "768", "-smp", "1",
 		"-nographic", "-no-reboot", "-kernel", kernel, "-initrd", initrd, "-append", o.cmdline(only),
-		"-netdev", "user,id=n0,restrict=on", "-device", "e1000e,netdev=n0", "-rtc", "base=utc")
+		"-netdev", "user,id=n0,restrict=on", "-device", "e1000e,netdev=n0", "-rtc", "base=utc"}
+	if os.Geteuid() == 0 {
+		// The guest's vCPU is a host thread emulating every instruction:
+		// starved, the guest's whole kernel stops, timekeeping and all (a
+		// gate's compile burst beside the lab froze both guests for 6 s:
+		// holdover, status reads timing out). The guest's clocks are what
+		// the lab judges, so QEMU runs before the other jobs of the gate
+		// (nice -10; the thread idles while the guest does). Every thread
+		// QEMU makes inherits it; the guest's own load is one CPU at most.
+		args = append([]string{"nice", "-n", "-10"}, args...)
+	}
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -388,6 +388,22 @@ func TestSlaveLeapRearmed(t *testing.T) {
 	if fmt.Sprint(sys.flags) != "[1 0 1]" {
 		t.Errorf("1.6 s later: flags %v, want it set again", sys.flags)
 	}
+	// The kernel lab changes the clocksource twice; a lab run that set up
+	// late made the changes 5 s apart, and the second leap_rearmed went
+	// unsaid (a time window kept it quiet). A look found the flag in place
+	// between them: the second reset is a new one, told however soon.
+	steer(3600 * time.Millisecond)
+	sys.forget = true
+	if evs := steer(4600 * time.Millisecond); len(evs) != 1 || evs[0].Name != "leap_rearmed" {
+		t.Errorf("a second reset 3.6 s after the first: events %v, want leap_rearmed", evs)
+	}
+	// A flag that does not take (no look finds it in place between two
+	// armings) is armed again and again, told once.
+	steer(6200 * time.Millisecond) // set again
+	sys.forget = true
+	if evs := steer(7200 * time.Millisecond); len(evs) != 0 || fmt.Sprint(sys.flags) != "[1 0 1 0 1 0]" {
+		t.Errorf("refused again: events %v flags %v, want it cleared quietly", evs, sys.flags)
+	}
 }
 
 // The kernel does not insert the second (its TAI offset stays 37): half
