@@ -63,6 +63,7 @@ type options struct {
 	leapUnknown      bool
 	lsWrong          int
 	noPUBX           bool
+	missMonVer       int
 }
 
 // clockNow is the simulation's host clock: CLOCK_REALTIME, or with
@@ -134,6 +135,7 @@ func run(args []string) int {
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (default: run until SIGINT/SIGTERM)")
 	fs.StringVar(&o.talker, "talker", "GN", "talker ID of time sentences")
 	fs.StringVar(&o.sentences, "sentences", "RMC,GGA,GSA,GSV,ZDA", "sentences of each epoch, in order")
+	fs.IntVar(&o.missMonVer, "miss-monver", 0, "leave the first `N` UBX MON-VER polls unanswered, as a receiver still booting or busy when asked does")
 	fs.BoolVar(&o.noPUBX, "no-pubx", false, "ignore PUBX polls, as a receiver that is not a u-blox does (no leap second count in NMEA mode)")
 	fs.IntVar(&o.lsWrong, "report-gps-utc", 0, "report `N` as the GPS-UTC leap second count (NAV-TIMELS, PUBX,04) instead of the true one: a receiver that contradicts the leap second table")
 	fs.BoolVar(&o.leapUnknown, "leap-unknown", false, "the receiver has not read the leap second count yet: NAV-TIMELS says the firmware's default, PUBX,04 marks it D")
@@ -388,6 +390,7 @@ func simulate(ctx context.Context, o options, cfg sim.ReceiverConfig) error {
 	rx, err := newUblox(o.model, o.protocol, o.baud, o.ubx)
 	if rx != nil {
 		rx.leapUnknown, rx.lsWrong, rx.noPUBX = o.leapUnknown, o.lsWrong, o.noPUBX
+		rx.missMonVer = o.missMonVer
 	}
 	if err != nil {
 		return err

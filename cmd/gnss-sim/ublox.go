@@ -38,6 +38,8 @@ type ublox struct {
 	leapUnknown bool
 	// noPUBX: the receiver ignores PUBX polls (it is not a u-blox).
 	noPUBX bool
+	// missMonVer: MON-VER polls still to leave unanswered.
+	missMonVer int
 	// lsWrong, when not 0, is the GPS-UTC count the receiver reports
 	// (NAV-TIMELS, PUBX,04) instead of the true one: a receiver that
 	// contradicts the leap second table (its UTC output stays right).
@@ -123,6 +125,11 @@ func (u *ublox) handle(fr *gnss.Frame) []byte {
 	const cfg = 0x06
 	switch {
 	case fr.Class == 0x0A && fr.ID == 0x04 && len(fr.Data) == 0: // MON-VER poll
+		if u.missMonVer > 0 {
+			u.missMonVer--
+			fmt.Printf("gnss-sim: MON-VER poll left unanswered (--miss-monver)\n")
+			return nil
+		}
 		if !u.outUBX {
 			return nil
 		}

@@ -253,7 +253,9 @@ func readReceiver(ctx context.Context, cfg *config.Config, col *commission.Colle
 	mon := gnss.NewMonitor(g.Device, time.Now())
 	mon.SetHealth(gnss.HealthConfig{JammingThreshold: g.JammingThreshold})
 	chunks, links := make(chan serial.Chunk, 64), make(chan serial.Link, 4)
-	r := &serial.Reader{Device: g.Device, Baud: g.Baud, Greeting: ubx.Append(nil, ubx.ClassMON, ubx.MonVER, nil)}
+	// Asked what it is at the open, and every 5 s until it answers.
+	r := &serial.Reader{Device: g.Device, Baud: g.Baud, Greeting: ubx.Append(nil, ubx.ClassMON, ubx.MonVER, nil),
+		Greeted: mon.IdentifiedSince, PollEvery: 5 * time.Second}
 	go r.Run(ctx, chunks, links)
 	take := func(evs []gnss.Event, at time.Time) {
 		for _, ev := range evs {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"sitegm/event"
@@ -109,6 +110,9 @@ type Monitor struct {
 	jammed     bool
 	conflSeen  uint64
 	conflWhy   string
+	// said is when the receiver last said what it is (unix ns, 0:
+	// never), read by the serial reader's goroutine (IdentifiedSince).
+	said atomic.Int64
 }
 
 // SetHealth sets the interference threshold.
@@ -312,12 +316,21 @@ func (m *Monitor) Report(r Report, now time.Time) {
 // Version keeps what the receiver says it is, and logs it when it is new
 // (at start, and after a receiver was swapped).
 func (m *Monitor) Version(v Version, now time.Time) {
+	m.said.Store(now.UnixNano())
 	if m.s.Version != nil && m.s.Version.String() == v.String() {
 		return
 	}
 	m.s.Version = &v
 	m.events.Emit(slog.LevelInfo, "gnss_receiver", "GNSS receiver: "+v.String(), "gnss_module", v.Module, "gnss_firmware", v.Firmware,
 		"gnss_hardware", v.Hardware, "gnss_protocol", v.Protocol)
+}
+
+// IdentifiedSince reports whether the receiver said what it is at or
+// after since (serial.Reader.Greeted: until it has, it is asked again).
+// Safe from any goroutine.
+func (m *Monitor) IdentifiedSince(since time.Time) bool {
+	at := m.said.Load()
+	return at != 0 && at >= since.UnixNano()
 }
 
 // Text logs a receiver TXT message, each distinct text at most once a

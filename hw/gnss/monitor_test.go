@@ -106,3 +106,24 @@ func TestGNSSFixFlapping(t *testing.T) {
 		t.Errorf("implausible %d", m.Snapshot().Implausible)
 	}
 }
+
+// IdentifiedSince says whether the receiver said what it is at or after
+// a time (the serial reader asks again until it has, since its open).
+func TestIdentifiedSince(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	m := NewMonitor("/dev/ttyS0", t0)
+	if m.IdentifiedSince(t0) {
+		t.Fatal("identified before anything was said")
+	}
+	m.Version(Version{Module: "ZED-F9T"}, t0.Add(time.Second))
+	if !m.IdentifiedSince(t0) || !m.IdentifiedSince(t0.Add(time.Second)) {
+		t.Error("the answer a second after the open not seen")
+	}
+	if m.IdentifiedSince(t0.Add(2 * time.Second)) {
+		t.Error("an answer from before a later open counted for it")
+	}
+	m.Version(Version{Module: "ZED-F9T"}, t0.Add(3*time.Second)) // the same again: no event, still an answer
+	if !m.IdentifiedSince(t0.Add(2 * time.Second)) {
+		t.Error("a repeated answer not counted")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -177,5 +178,62 @@ func TestReaderPolls(t *testing.T) {
 	}
 	if !strings.HasPrefix(got, "HELLOPOLL") {
 		t.Errorf("on open: %q", got)
+	}
+}
+
+// A receiver that misses the greeting at open (booting, busy) is greeted
+// again with each poll until it has answered since the open; then only
+// the poll goes.
+func TestReaderGreetsUntilAnswered(t *testing.T) {
+	m, slave, err := OpenPTY()
+	if err != nil {
+		t.Skipf("no ptys here: %v", err)
+	}
+	defer m.Close()
+	var answered atomic.Int64 // when the receiver answered (unix ns); 0: not yet
+	var opened atomic.Int64   // the open the reader asked about
+	greeted := func(since time.Time) bool {
+		opened.Store(since.UnixNano())
+		a := answered.Load()
+		return a != 0 && a >= since.UnixNano()
+	}
+	r := &Reader{Device: slave, Baud: 115200, Greeting: []byte("HELLO"), Poll: []byte("POLL"), PollEvery: 50 * time.Millisecond,
+		Greeted: greeted}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out, links := make(chan Chunk, 16), make(chan Link, 16)
+	go r.Run(ctx, out, links)
+	recvLink(t, links, true)
+	m.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got := ""
+	buf := make([]byte, 64)
+	readUntil := func(what string, n int) {
+		t.Helper()
+		for strings.Count(got, what) < n {
+			k, err := m.Read(buf)
+			if err != nil {
+				t.Fatalf("read: %v (got %q)", err, got)
+			}
+			got += string(buf[:k])
+		}
+	}
+	// The greeting at open is lost (nothing answers): it goes again with
+	// the polls.
+	readUntil("HELLOPOLL", 3)
+	// The receiver answers: polls written before may still be on their
+	// way; the first poll alone marks the point after which no greeting
+	// may come.
+	answered.Store(time.Now().UnixNano())
+	got = ""
+	for !strings.Contains(strings.ReplaceAll(got, "HELLOPOLL", ""), "POLL") {
+		readUntil("POLL", strings.Count(got, "POLL")+1)
+	}
+	got = got[strings.LastIndex(got, "POLL")+4:]
+	readUntil("POLL", 2)
+	if strings.Contains(got, "HELLO") {
+		t.Errorf("after the answer: %q, want the poll alone", got)
+	}
+	if opened.Load() == 0 || opened.Load() > answered.Load() {
+		t.Errorf("asked about answers since %d, the answer came at %d", opened.Load(), answered.Load())
 	}
 }

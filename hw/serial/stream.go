@@ -37,6 +37,13 @@ type Reader struct {
 	// poll for the receiver's identity); a TCP feed is not written to,
 	// and a write that fails costs nothing but the answer.
 	Greeting []byte
+	// Greeted reports whether the receiver has answered the greeting
+	// since the time given (the open). Until it has, the greeting goes
+	// again with each Poll: a receiver booting, busy or still on its way
+	// when the port opened misses the one at open, and would otherwise
+	// never say what it is (a kernel lab run: the commissioning report
+	// then lacked the model). nil: the greeting is written at open only.
+	Greeted func(since time.Time) bool
 	// Poll is written to a serial device every PollEvery while it is open
 	// (a request for what the receiver does not send by itself: u-blox's
 	// PUBX,04, the leap second count in NMEA mode); not to a TCP feed.
@@ -86,8 +93,9 @@ func (r *Reader) Run(ctx context.Context, out chan<- Chunk, link chan<- Link) er
 		send(Link{Up: true})
 		stopPoll := func() {}
 		if w, ok := s.(io.Writer); ok && !strings.HasPrefix(r.Device, "tcp://") {
+			opened := now()
 			w.Write(append(append([]byte(nil), r.Greeting...), r.Poll...))
-			stopPoll = r.poll(ctx, w)
+			stopPoll = r.poll(ctx, w, opened)
 		}
 		err = r.read(ctx, s, out, now)
 		stopPoll()
@@ -104,10 +112,13 @@ func (r *Reader) Run(ctx context.Context, out chan<- Chunk, link chan<- Link) er
 }
 
 // poll writes r.Poll to w every r.PollEvery until the returned function
-// is called (the stream closed). A write that fails costs nothing but the
-// answer; the device's own error ends the stream in read.
-func (r *Reader) poll(ctx context.Context, w io.Writer) (stop func()) {
-	if len(r.Poll) == 0 || r.PollEvery <= 0 {
+// is called (the stream closed), with the greeting before it while the
+// receiver has not answered it since opened (r.Greeted). A write that
+// fails costs nothing but the answer; the device's own error ends the
+// stream in read.
+func (r *Reader) poll(ctx context.Context, w io.Writer, opened time.Time) (stop func()) {
+	regreet := r.Greeted != nil && len(r.Greeting) > 0
+	if (len(r.Poll) == 0 && !regreet) || r.PollEvery <= 0 {
 		return func() {}
 	}
 	done := make(chan struct{})
@@ -119,7 +130,11 @@ func (r *Reader) poll(ctx context.Context, w io.Writer) (stop func()) {
 		for {
 			select {
 			case <-t.C:
-				w.Write(r.Poll)
+				if regreet && !r.Greeted(opened) {
+					w.Write(append(append([]byte(nil), r.Greeting...), r.Poll...))
+				} else {
+					w.Write(r.Poll)
+				}
 			case <-done:
 				return
 			case <-ctx.Done():

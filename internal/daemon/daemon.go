@@ -285,8 +285,9 @@ func (d *Daemon) startInputs(ctx context.Context) (<-chan serial.Chunk, <-chan s
 	chunks, links := make(chan serial.Chunk, 64), make(chan serial.Link, 4)
 	// The greeting asks a u-blox what it is (UBX MON-VER poll: 8 bytes a
 	// receiver of another make ignores, as gpsd's probes are ignored).
+	// Asked again with the poll until it answers (Greeted).
 	reader := &serial.Reader{Device: d.cfg.GNSS.Device, Baud: d.cfg.GNSS.Baud, Greeting: ubx.Append(nil, ubx.ClassMON, ubx.MonVER, nil),
-		Poll: gnss.PUBX04Poll(), PollEvery: 10 * time.Second} // the leap second count from an NMEA-mode u-blox (clock/discipline LeapInfo)
+		Greeted: d.gnss.IdentifiedSince, Poll: gnss.PUBX04Poll(), PollEvery: 10 * time.Second} // the leap second count from an NMEA-mode u-blox (clock/discipline LeapInfo)
 	edges := make(chan pps.Edge, 16)
 	done := make(chan struct{}, 2)
 	go func() {
