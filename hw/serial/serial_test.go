@@ -152,32 +152,45 @@ func TestReaderTCP(t *testing.T) {
 	}
 }
 
-// The greeting and the poll reach a serial receiver when it is opened,
-// and the poll again every PollEvery while it stays open.
-func TestReaderPolls(t *testing.T) {
+// pollingReader runs a Reader with greeting HELLO and poll POLL every 50
+// ms (greeted: its Greeted) on a pty, and returns what reads the receiver's
+// side: until what occurs n times in got, which it appends to.
+func pollingReader(t *testing.T, greeted func(time.Time) bool) (got *string, readUntil func(what string, n int)) {
+	t.Helper()
 	m, slave, err := OpenPTY()
 	if err != nil {
 		t.Skipf("no ptys here: %v", err)
 	}
-	defer m.Close()
-	r := &Reader{Device: slave, Baud: 115200, Greeting: []byte("HELLO"), Poll: []byte("POLL"), PollEvery: 50 * time.Millisecond}
+	t.Cleanup(func() { m.Close() })
+	r := &Reader{Device: slave, Baud: 115200, Greeting: []byte("HELLO"), Poll: []byte("POLL"), PollEvery: 50 * time.Millisecond,
+		Greeted: greeted}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	out, links := make(chan Chunk, 16), make(chan Link, 16)
 	go r.Run(ctx, out, links)
 	recvLink(t, links, true)
 	m.SetReadDeadline(time.Now().Add(5 * time.Second))
-	got := ""
+	got = new(string)
 	buf := make([]byte, 64)
-	for strings.Count(got, "POLL") < 3 {
-		n, err := m.Read(buf)
-		if err != nil {
-			t.Fatalf("read: %v (got %q)", err, got)
+	return got, func(what string, n int) {
+		t.Helper()
+		for strings.Count(*got, what) < n {
+			k, err := m.Read(buf)
+			if err != nil {
+				t.Fatalf("read: %v (got %q)", err, *got)
+			}
+			*got += string(buf[:k])
 		}
-		got += string(buf[:n])
 	}
-	if !strings.HasPrefix(got, "HELLOPOLL") {
-		t.Errorf("on open: %q", got)
+}
+
+// The greeting and the poll reach a serial receiver when it is opened,
+// and the poll again every PollEvery while it stays open.
+func TestReaderPolls(t *testing.T) {
+	got, readUntil := pollingReader(t, nil)
+	readUntil("POLL", 3)
+	if !strings.HasPrefix(*got, "HELLOPOLL") || strings.Count(*got, "HELLO") != 1 {
+		t.Errorf("%q: want the greeting at the open only", *got)
 	}
 }
 
@@ -185,38 +198,13 @@ func TestReaderPolls(t *testing.T) {
 // again with each poll until it has answered since the open; then only
 // the poll goes.
 func TestReaderGreetsUntilAnswered(t *testing.T) {
-	m, slave, err := OpenPTY()
-	if err != nil {
-		t.Skipf("no ptys here: %v", err)
-	}
-	defer m.Close()
 	var answered atomic.Int64 // when the receiver answered (unix ns); 0: not yet
 	var opened atomic.Int64   // the open the reader asked about
-	greeted := func(since time.Time) bool {
+	got, readUntil := pollingReader(t, func(since time.Time) bool {
 		opened.Store(since.UnixNano())
 		a := answered.Load()
 		return a != 0 && a >= since.UnixNano()
-	}
-	r := &Reader{Device: slave, Baud: 115200, Greeting: []byte("HELLO"), Poll: []byte("POLL"), PollEvery: 50 * time.Millisecond,
-		Greeted: greeted}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	out, links := make(chan Chunk, 16), make(chan Link, 16)
-	go r.Run(ctx, out, links)
-	recvLink(t, links, true)
-	m.SetReadDeadline(time.Now().Add(5 * time.Second))
-	got := ""
-	buf := make([]byte, 64)
-	readUntil := func(what string, n int) {
-		t.Helper()
-		for strings.Count(got, what) < n {
-			k, err := m.Read(buf)
-			if err != nil {
-				t.Fatalf("read: %v (got %q)", err, got)
-			}
-			got += string(buf[:k])
-		}
-	}
+	})
 	// The greeting at open is lost (nothing answers): it goes again with
 	// the polls.
 	readUntil("HELLOPOLL", 3)
@@ -224,14 +212,14 @@ func TestReaderGreetsUntilAnswered(t *testing.T) {
 	// way; the first poll alone marks the point after which no greeting
 	// may come.
 	answered.Store(time.Now().UnixNano())
-	got = ""
-	for !strings.Contains(strings.ReplaceAll(got, "HELLOPOLL", ""), "POLL") {
-		readUntil("POLL", strings.Count(got, "POLL")+1)
+	*got = ""
+	for !strings.Contains(strings.ReplaceAll(*got, "HELLOPOLL", ""), "POLL") {
+		readUntil("POLL", strings.Count(*got, "POLL")+1)
 	}
-	got = got[strings.LastIndex(got, "POLL")+4:]
+	*got = (*got)[strings.LastIndex(*got, "POLL")+4:]
 	readUntil("POLL", 2)
-	if strings.Contains(got, "HELLO") {
-		t.Errorf("after the answer: %q, want the poll alone", got)
+	if strings.Contains(*got, "HELLO") {
+		t.Errorf("after the answer: %q, want the poll alone", *got)
 	}
 	if opened.Load() == 0 || opened.Load() > answered.Load() {
 		t.Errorf("asked about answers since %d, the answer came at %d", opened.Load(), answered.Load())
