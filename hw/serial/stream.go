@@ -94,7 +94,7 @@ func (r *Reader) Run(ctx context.Context, out chan<- Chunk, link chan<- Link) er
 		stopPoll := func() {}
 		if w, ok := s.(io.Writer); ok && !strings.HasPrefix(r.Device, "tcp://") {
 			opened := now()
-			w.Write(append(append([]byte(nil), r.Greeting...), r.Poll...))
+			w.Write(r.greetAndPoll())
 			stopPoll = r.poll(ctx, w, opened)
 		}
 		err = r.read(ctx, s, out, now)
@@ -111,6 +111,11 @@ func (r *Reader) Run(ctx context.Context, out chan<- Chunk, link chan<- Link) er
 	return ctx.Err()
 }
 
+// greetAndPoll is what an open writes: the greeting, then the poll.
+func (r *Reader) greetAndPoll() []byte {
+	return append(append([]byte(nil), r.Greeting...), r.Poll...)
+}
+
 // poll writes r.Poll to w every r.PollEvery until the returned function
 // is called (the stream closed), with the greeting before it while the
 // receiver has not answered it since opened (r.Greeted). A write that
@@ -121,6 +126,7 @@ func (r *Reader) poll(ctx context.Context, w io.Writer, opened time.Time) (stop 
 	if (len(r.Poll) == 0 && !regreet) || r.PollEvery <= 0 {
 		return func() {}
 	}
+	both := r.greetAndPoll()
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -131,7 +137,7 @@ func (r *Reader) poll(ctx context.Context, w io.Writer, opened time.Time) (stop 
 			select {
 			case <-t.C:
 				if regreet && !r.Greeted(opened) {
-					w.Write(append(append([]byte(nil), r.Greeting...), r.Poll...))
+					w.Write(both)
 				} else {
 					w.Write(r.Poll)
 				}
